@@ -1,0 +1,31 @@
+//! Linear assignment solvers.
+//!
+//! - [`exact`]: the shortest augmenting path method as SciPy runs it (NNSTD.md section 6), so it
+//!   picks the same optimal assignment as `scipy.optimize.linear_sum_assignment`.
+
+pub mod exact;
+
+/// Marks a row or column that has no partner.
+pub const UNMATCHED: usize = usize::MAX;
+
+/// A solved assignment in the orientation of the input matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// `col_of_row[i]` is the column matched to row `i`, or [`UNMATCHED`] (more rows than columns).
+    pub col_of_row: Vec<usize>,
+    /// The sum of the matched costs, added in row order.
+    pub cost: f64,
+}
+
+impl Assignment {
+    /// Sums the matched costs in row order.
+    pub fn from_matching(col_of_row: Vec<usize>, cost_of: impl Fn(usize, usize) -> f64) -> Self {
+        let cost = col_of_row
+            .iter()
+            .enumerate()
+            .filter(|&(_, &j)| j != UNMATCHED)
+            .map(|(i, &j)| cost_of(i, j))
+            .sum();
+        Assignment { col_of_row, cost }
+    }
+}

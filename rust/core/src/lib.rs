@@ -1,0 +1,19 @@
+//! # nnstd-core
+//!
+//! The Neural Network Sparse Topology Distance (Liu et al., ECML-PKDD 2020) in pure Rust:
+//! binary layer topologies ([`topology`]), neuron costs from sparse overlaps ([`similarity`]),
+//! SciPy-exact assignment ([`assign::exact`]), network distances with the matching carried
+//! forward ([`network`]) and parallel all-pairs matrices ([`pairwise`]). No Python here: the
+//! `nnstd-python` crate binds it.
+
+pub mod assign;
+pub mod error;
+pub mod network;
+pub mod pairwise;
+pub mod similarity;
+pub mod topology;
+
+pub use error::{Error, Result};
+pub use network::{distance, Cancel, LayerMatch, Solver};
+pub use pairwise::{pairwise, Pairs};
+pub use topology::{Idx, Layer, Network};

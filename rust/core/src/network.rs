@@ -1,0 +1,183 @@
+//! Network distance: match layer by layer, carrying each matching into the next layer
+//! (NNSTD.md sections 3 and 4).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::assign::{exact, Assignment, UNMATCHED};
+use crate::error::{Error, Result};
+use crate::similarity::layer_costs;
+use crate::topology::{Idx, Layer, Network};
+
+/// Which assignment the distance is built on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Solver {
+    /// SciPy's optimal assignment, reproduced (the paper's numbers).
+    #[default]
+    Exact,
+}
+
+/// One layer of a network distance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerMatch {
+    /// The assignment cost divided by A's neuron count; in [0, 1].
+    pub distance: f64,
+    /// The sum of the matched neuron costs.
+    pub cost: f64,
+    /// `matching[i]` is the neuron of B (B's own label) matched to neuron `i` of A, or
+    /// [`UNMATCHED`] when B's layer is narrower.
+    pub matching: Vec<usize>,
+}
+
+/// A flag the caller may raise to stop a long computation between units of work.
+#[derive(Debug, Default)]
+pub struct Cancel(AtomicBool);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Cancel(AtomicBool::new(false))
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.0.load(Ordering::Relaxed) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Checks that two networks can be compared: the same depth and the same input width.
+pub fn check_comparable(a: &Network, b: &Network) -> Result<()> {
+    if a.depth() != b.depth() {
+        return Err(Error::Mismatch(format!(
+            "networks of different depth: {} layers against {}",
+            a.depth(),
+            b.depth()
+        )));
+    }
+    let (na, nb) = (a.layers()[0].n_in(), b.layers()[0].n_in());
+    if na != nb {
+        return Err(Error::Mismatch(format!(
+            "networks of different input width: {na} inputs against {nb}"
+        )));
+    }
+    Ok(())
+}
+
+/// Solves one layer's assignment with the chosen solver.
+pub fn assign_layer(a: &Layer, b: &Layer, solver: Solver) -> Assignment {
+    match solver {
+        Solver::Exact => exact::solve(&layer_costs(a, b)),
+    }
+}
+
+/// B's labels for the next layer's inputs: the B neuron matched to A's neuron `i` becomes `i`;
+/// B neurons left unmatched (B wider than A) get fresh labels after A's, in index order, so they
+/// never coincide with an A input. Returns the labels and the size of the label space.
+pub fn carried_labels(matching: &[usize], n_b: usize) -> (Vec<Idx>, usize) {
+    let mut labels = vec![Idx::MAX; n_b];
+    for (i, &j) in matching.iter().enumerate() {
+        if j != UNMATCHED {
+            labels[j] = i as Idx;
+        }
+    }
+    let mut next = matching.len();
+    for label in labels.iter_mut().filter(|l| **l == Idx::MAX) {
+        *label = next as Idx;
+        next += 1;
+    }
+    (labels, next)
+}
+
+/// The distance of `b` from `a` over their first `depth` layers (all when `None`).
+pub fn distance(
+    a: &Network,
+    b: &Network,
+    depth: Option<usize>,
+    solver: Solver,
+    cancel: &Cancel,
+) -> Result<Vec<LayerMatch>> {
+    check_comparable(a, b)?;
+    let depth = depth.unwrap_or(a.depth());
+    if depth > a.depth() {
+        return Err(Error::InvalidArgument(format!(
+            "asked for {depth} layers of a {}-layer network",
+            a.depth()
+        )));
+    }
+    let mut result: Vec<LayerMatch> = Vec::with_capacity(depth);
+    let mut carried: Option<Layer> = None;
+    for k in 0..depth {
+        cancel.check()?;
+        let (la, lb) = (&a.layers()[k], &b.layers()[k]);
+        let lb = match (&carried, result.last()) {
+            (_, Some(prev)) => {
+                let (labels, n_in) = carried_labels(&prev.matching, lb.n_in());
+                carried = Some(lb.relabel_inputs(&labels, n_in));
+                carried.as_ref().expect("just set")
+            }
+            _ => lb,
+        };
+        let assignment = assign_layer(la, lb, solver);
+        let n = la.n_out();
+        let distance = if n == 0 {
+            0.0
+        } else {
+            assignment.cost / n as f64
+        };
+        result.push(LayerMatch {
+            distance,
+            cost: assignment.cost,
+            matching: assignment.col_of_row,
+        });
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(layers: &[(usize, Vec<Vec<Idx>>)]) -> Network {
+        Network::new(
+            layers
+                .iter()
+                .enumerate()
+                .map(|(k, (n_in, cols))| Layer::from_neuron_inputs(k, *n_in, cols).unwrap())
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn shuffled_hidden_neurons_with_distinct_inputs_give_zero() {
+        let a = net(&[
+            (3, vec![vec![0], vec![1, 2], vec![2]]),
+            (3, vec![vec![0, 1], vec![2]]),
+        ]);
+        // Hidden neurons renamed 0->2, 1->0, 2->1; layer 1's inputs renamed to match.
+        let b = net(&[
+            (3, vec![vec![1, 2], vec![2], vec![0]]),
+            (3, vec![vec![2, 0], vec![1]]),
+        ]);
+        let d = distance(&a, &b, None, Solver::Exact, &Cancel::new()).unwrap();
+        assert_eq!(d[0].matching, vec![2, 0, 1]);
+        assert_eq!((d[0].distance, d[1].distance), (0.0, 0.0));
+    }
+
+    #[test]
+    fn unmatched_b_neurons_get_fresh_labels() {
+        assert_eq!(carried_labels(&[2, UNMATCHED, 0], 4), (vec![2, 3, 0, 4], 5));
+    }
+
+    #[test]
+    fn mismatched_networks_are_rejected() {
+        let a = net(&[(3, vec![vec![0]])]);
+        let b = net(&[(4, vec![vec![0]])]);
+        assert!(distance(&a, &b, None, Solver::Exact, &Cancel::new()).is_err());
+    }
+}

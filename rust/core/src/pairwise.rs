@@ -1,0 +1,75 @@
+//! All-pairs distance matrices, computed in parallel over pairs.
+//!
+//! Each pair is computed sequentially and written to its own slot, so the result does not
+//! depend on the number of threads or on the order in which rayon runs the pairs.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::network::{check_comparable, distance, Cancel, Solver};
+use crate::topology::Network;
+
+/// Which (A, B) pairs a matrix holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pairs {
+    /// The paper's convention: each unordered pair once, the higher-indexed network as A;
+    /// `[i, j] = [j, i]`; the diagonal is 0.
+    #[default]
+    Paper,
+    /// Every ordered pair: `[i, j]` = distance with network `i` as A and `j` as B, diagonal included.
+    Ordered,
+}
+
+/// The (A, B) index pairs to compute, in a fixed order.
+fn pair_list(n: usize, pairs: Pairs) -> Vec<(usize, usize)> {
+    match pairs {
+        Pairs::Paper => (0..n).flat_map(|i| (0..i).map(move |j| (i, j))).collect(),
+        Pairs::Ordered => (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).collect(),
+    }
+}
+
+/// An `n x n x depth` row-major array of per-layer distances.
+pub fn pairwise(
+    networks: &[&Network],
+    depth: Option<usize>,
+    solver: Solver,
+    pairs: Pairs,
+    threads: Option<usize>,
+    cancel: &Cancel,
+) -> Result<Vec<f64>> {
+    let n = networks.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    for (k, net) in networks.iter().enumerate().skip(1) {
+        check_comparable(networks[0], net)
+            .map_err(|e| Error::Mismatch(format!("network {k} against network 0: {e}")))?;
+    }
+    let depth = depth.unwrap_or(networks[0].depth());
+    let list = pair_list(n, pairs);
+    let compute = || -> Result<Vec<Vec<f64>>> {
+        list.par_iter()
+            .map(|&(i, j)| {
+                cancel.check()?;
+                let d = distance(networks[i], networks[j], Some(depth), solver, cancel)?;
+                Ok(d.iter().map(|l| l.distance).collect())
+            })
+            .collect()
+    };
+    let rows = match threads {
+        None => compute()?,
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot start {t} threads: {e}")))?
+            .install(compute)?,
+    };
+    let mut out = vec![0.0; n * n * depth];
+    for (&(i, j), layers) in list.iter().zip(&rows) {
+        out[(i * n + j) * depth..][..depth].copy_from_slice(layers);
+        if pairs == Pairs::Paper {
+            out[(j * n + i) * depth..][..depth].copy_from_slice(layers);
+        }
+    }
+    Ok(out)
+}

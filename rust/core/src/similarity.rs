@@ -1,0 +1,216 @@
+//! Neuron-to-neuron costs (NNSTD.md section 2) as a sparse matrix whose absent entries are 1.
+//!
+//! Two neurons that share no input have cost exactly 1, so only pairs that share an input (and
+//! pairs of empty neurons, whose cost is 0) are ever stored. Overlaps are counted by walking the
+//! inputs of each neuron of A through the input-to-neuron lists of B.
+
+use crate::topology::{Idx, Layer};
+
+/// The normalised edit distance of two input sets from their sizes and overlap:
+/// `(union - shared) / union`, one float64 division, 0 for two empty sets.
+///
+/// Written as a single division on purpose: `1 - shared / union` rounds differently for many
+/// pairs, and that is enough to change which optimal assignment a solver picks.
+pub fn set_distance(len_a: usize, len_b: usize, shared: usize) -> f64 {
+    let union = len_a + len_b - shared;
+    if union == 0 {
+        0.0
+    } else {
+        (union - shared) as f64 / union as f64
+    }
+}
+
+/// The distance between two sorted input sets.
+pub fn neuron_distance(a: &[Idx], b: &[Idx]) -> f64 {
+    let (mut i, mut j, mut shared) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    set_distance(a.len(), b.len(), shared)
+}
+
+/// A cost matrix in compressed sparse row form whose missing entries equal 1.0.
+/// Within a row, columns are strictly increasing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseCost {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub rowptr: Vec<usize>,
+    pub cols: Vec<Idx>,
+    pub vals: Vec<f64>,
+}
+
+impl SparseCost {
+    /// The stored (column, cost) entries of row `i`.
+    pub fn row(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let span = self.rowptr[i]..self.rowptr[i + 1];
+        self.cols[span.clone()]
+            .iter()
+            .map(|&c| c as usize)
+            .zip(self.vals[span].iter().copied())
+    }
+
+    /// The cost of entry (i, j).
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        let span = self.rowptr[i]..self.rowptr[i + 1];
+        match self.cols[span.clone()].binary_search(&(j as Idx)) {
+            Ok(k) => self.vals[span.start + k],
+            Err(_) => 1.0,
+        }
+    }
+
+    /// The dense matrix, row-major (for tests and small inputs).
+    pub fn to_dense(&self) -> Vec<f64> {
+        let mut dense = vec![1.0; self.n_rows * self.n_cols];
+        for i in 0..self.n_rows {
+            for (j, c) in self.row(i) {
+                dense[i * self.n_cols + j] = c;
+            }
+        }
+        dense
+    }
+
+    /// Builds a sparse cost from a dense row-major matrix, storing every entry that is not 1.
+    pub fn from_dense(n_rows: usize, n_cols: usize, dense: &[f64]) -> SparseCost {
+        let mut rowptr = vec![0];
+        let (mut cols, mut vals) = (Vec::new(), Vec::new());
+        for i in 0..n_rows {
+            for j in 0..n_cols {
+                let c = dense[i * n_cols + j];
+                if c != 1.0 {
+                    cols.push(j as Idx);
+                    vals.push(c);
+                }
+            }
+            rowptr.push(cols.len());
+        }
+        SparseCost {
+            n_rows,
+            n_cols,
+            rowptr,
+            cols,
+            vals,
+        }
+    }
+
+    /// The transposed matrix (rows become columns).
+    pub fn transpose(&self) -> SparseCost {
+        let mut rowptr = vec![0usize; self.n_cols + 1];
+        for &c in &self.cols {
+            rowptr[c as usize + 1] += 1;
+        }
+        for j in 0..self.n_cols {
+            rowptr[j + 1] += rowptr[j];
+        }
+        let mut fill = rowptr.clone();
+        let mut cols = vec![0 as Idx; self.cols.len()];
+        let mut vals = vec![0.0; self.vals.len()];
+        for i in 0..self.n_rows {
+            for (j, c) in self.row(i) {
+                cols[fill[j]] = i as Idx;
+                vals[fill[j]] = c;
+                fill[j] += 1;
+            }
+        }
+        SparseCost {
+            n_rows: self.n_cols,
+            n_cols: self.n_rows,
+            rowptr,
+            cols,
+            vals,
+        }
+    }
+
+    /// The number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.cols.len()
+    }
+}
+
+/// The cost matrix between the neurons of `a` (rows) and of `b` (columns). Both layers must use
+/// the same input labels (B's inputs already renamed through the carried matching).
+pub fn layer_costs(a: &Layer, b: &Layer) -> SparseCost {
+    let (n1, n2) = (a.n_out(), b.n_out());
+    let (b_rowptr, b_cols) = b.neurons_by_input();
+    let empty_b: Vec<Idx> = (0..n2)
+        .filter(|&j| b.inputs(j).is_empty())
+        .map(|j| j as Idx)
+        .collect();
+    let mut shared = vec![0u32; n2];
+    let mut touched: Vec<Idx> = Vec::new();
+    let mut rowptr = Vec::with_capacity(n1 + 1);
+    let (mut cols, mut vals) = (Vec::new(), Vec::new());
+    rowptr.push(0);
+    for i in 0..n1 {
+        let inputs = a.inputs(i);
+        if inputs.is_empty() {
+            cols.extend_from_slice(&empty_b);
+            vals.extend(std::iter::repeat_n(0.0, empty_b.len()));
+        } else {
+            for &r in inputs.iter().filter(|&&r| (r as usize) < b.n_in()) {
+                for &j in &b_cols[b_rowptr[r as usize]..b_rowptr[r as usize + 1]] {
+                    if shared[j as usize] == 0 {
+                        touched.push(j);
+                    }
+                    shared[j as usize] += 1;
+                }
+            }
+            touched.sort_unstable();
+            for &j in &touched {
+                let s = std::mem::take(&mut shared[j as usize]) as usize;
+                cols.push(j);
+                vals.push(set_distance(inputs.len(), b.inputs(j as usize).len(), s));
+            }
+            touched.clear();
+        }
+        rowptr.push(cols.len());
+    }
+    SparseCost {
+        n_rows: n1,
+        n_cols: n2,
+        rowptr,
+        cols,
+        vals,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_is_one_division() {
+        assert_eq!(set_distance(0, 0, 0), 0.0);
+        assert_eq!(set_distance(0, 3, 0), 1.0);
+        assert_eq!(set_distance(3, 3, 3), 0.0);
+        assert_eq!(set_distance(3, 4, 2), 3.0 / 5.0);
+        assert_eq!(neuron_distance(&[1, 2, 5], &[2, 5, 7, 9]), 3.0 / 5.0);
+    }
+
+    #[test]
+    fn sparse_costs_match_the_pairwise_definition() {
+        let a =
+            Layer::from_neuron_inputs(0, 5, &[vec![0, 1], vec![], vec![2, 3, 4], vec![4]]).unwrap();
+        let b =
+            Layer::from_neuron_inputs(0, 5, &[vec![], vec![1, 4], vec![3], vec![0, 1, 2]]).unwrap();
+        let c = layer_costs(&a, &b);
+        for i in 0..a.n_out() {
+            for j in 0..b.n_out() {
+                assert_eq!(
+                    c.get(i, j),
+                    neuron_distance(a.inputs(i), b.inputs(j)),
+                    "({i}, {j})"
+                );
+            }
+        }
+        assert_eq!(c.transpose().transpose(), c);
+    }
+}

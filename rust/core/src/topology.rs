@@ -1,0 +1,213 @@
+//! Binary sparse topologies: for each neuron of a layer, the sorted set of its inputs.
+
+use crate::error::{Error, Result};
+
+/// Index type of neurons and inputs. `u32` halves the memory of the index buffers; layers are
+/// limited to `u32::MAX` neurons, inputs and connections.
+pub type Idx = u32;
+
+/// One layer in compressed sparse column form: column `c` (a neuron) holds the rows (inputs)
+/// `indices[indptr[c]..indptr[c + 1]]`, strictly increasing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    n_in: usize,
+    indptr: Vec<usize>,
+    indices: Vec<Idx>,
+}
+
+impl Layer {
+    /// Builds a layer from CSC buffers, checking every invariant. `layer` only labels errors.
+    pub fn from_csc(
+        layer: usize,
+        n_in: usize,
+        n_out: usize,
+        indptr: Vec<usize>,
+        indices: Vec<Idx>,
+    ) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidLayer { layer, reason };
+        if n_in > Idx::MAX as usize
+            || n_out > Idx::MAX as usize
+            || indices.len() > Idx::MAX as usize
+        {
+            return Err(bad(format!(
+                "shape ({n_in}, {n_out}) with {} connections exceeds the limit of {} per dimension",
+                indices.len(),
+                Idx::MAX
+            )));
+        }
+        if indptr.len() != n_out + 1 {
+            return Err(bad(format!(
+                "indptr has {} entries, expected n_out + 1 = {}",
+                indptr.len(),
+                n_out + 1
+            )));
+        }
+        if indptr[0] != 0 || indptr[n_out] != indices.len() {
+            return Err(bad(format!(
+                "indptr must run from 0 to the number of connections ({}), got {}..{}",
+                indices.len(),
+                indptr[0],
+                indptr[n_out]
+            )));
+        }
+        for c in 0..n_out {
+            let (lo, hi) = (indptr[c], indptr[c + 1]);
+            if lo > hi {
+                return Err(bad(format!("indptr decreases at neuron {c}")));
+            }
+            let col = &indices[lo..hi];
+            if let Some(&r) = col.iter().find(|&&r| r as usize >= n_in) {
+                return Err(bad(format!(
+                    "neuron {c} has input {r}, but the layer has {n_in} inputs"
+                )));
+            }
+            if col.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(bad(format!(
+                    "inputs of neuron {c} are not strictly increasing"
+                )));
+            }
+        }
+        Ok(Layer {
+            n_in,
+            indptr,
+            indices,
+        })
+    }
+
+    /// Builds a layer from per-neuron input lists (sorted and deduplicated here).
+    pub fn from_neuron_inputs(layer: usize, n_in: usize, neurons: &[Vec<Idx>]) -> Result<Self> {
+        let mut indptr = Vec::with_capacity(neurons.len() + 1);
+        let mut indices = Vec::new();
+        indptr.push(0);
+        for inputs in neurons {
+            let mut sorted = inputs.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            indices.extend_from_slice(&sorted);
+            indptr.push(indices.len());
+        }
+        Layer::from_csc(layer, n_in, neurons.len(), indptr, indices)
+    }
+
+    pub fn n_in(&self) -> usize {
+        self.n_in
+    }
+
+    pub fn n_out(&self) -> usize {
+        self.indptr.len() - 1
+    }
+
+    pub fn n_connections(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// The sorted inputs of neuron `c`.
+    pub fn inputs(&self, c: usize) -> &[Idx] {
+        &self.indices[self.indptr[c]..self.indptr[c + 1]]
+    }
+
+    /// The same layer with input `r` renamed to `labels[r]`; the result has `n_in` inputs.
+    /// `labels` must be injective with values below `n_in` (callers build it from a matching).
+    pub fn relabel_inputs(&self, labels: &[Idx], n_in: usize) -> Layer {
+        debug_assert_eq!(labels.len(), self.n_in);
+        let mut indices: Vec<Idx> = self.indices.iter().map(|&r| labels[r as usize]).collect();
+        for c in 0..self.n_out() {
+            indices[self.indptr[c]..self.indptr[c + 1]].sort_unstable();
+        }
+        Layer {
+            n_in,
+            indptr: self.indptr.clone(),
+            indices,
+        }
+    }
+
+    /// Row-major view: for each input, the neurons it feeds (sorted).
+    pub fn neurons_by_input(&self) -> (Vec<usize>, Vec<Idx>) {
+        let mut rowptr = vec![0usize; self.n_in + 1];
+        for &r in &self.indices {
+            rowptr[r as usize + 1] += 1;
+        }
+        for r in 0..self.n_in {
+            rowptr[r + 1] += rowptr[r];
+        }
+        let mut fill = rowptr.clone();
+        let mut cols = vec![0 as Idx; self.indices.len()];
+        for c in 0..self.n_out() {
+            for &r in self.inputs(c) {
+                cols[fill[r as usize]] = c as Idx;
+                fill[r as usize] += 1;
+            }
+        }
+        (rowptr, cols)
+    }
+}
+
+/// A network: layers whose neuron counts chain into the next layer's input counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    layers: Vec<Layer>,
+}
+
+impl Network {
+    pub fn new(layers: Vec<Layer>) -> Result<Self> {
+        if layers.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a network needs at least one layer".into(),
+            ));
+        }
+        for (k, pair) in layers.windows(2).enumerate() {
+            if pair[0].n_out() != pair[1].n_in() {
+                return Err(Error::Mismatch(format!(
+                    "layer {k} has {} neurons but layer {} has {} inputs; in (inputs, neurons) \
+                     orientation layer k's neuron count must equal layer k+1's input count",
+                    pair[0].n_out(),
+                    k + 1,
+                    pair[1].n_in()
+                )));
+            }
+        }
+        Ok(Network { layers })
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_unsorted_and_out_of_range_inputs() {
+        assert!(Layer::from_csc(0, 3, 1, vec![0, 2], vec![2, 1]).is_err());
+        assert!(Layer::from_csc(0, 3, 1, vec![0, 1], vec![3]).is_err());
+        assert!(Layer::from_csc(0, 3, 2, vec![0, 1], vec![0]).is_err());
+        assert!(Layer::from_csc(0, 3, 1, vec![0, 1], vec![2]).is_ok());
+    }
+
+    #[test]
+    fn network_checks_the_chain_of_shapes() {
+        let l0 = Layer::from_neuron_inputs(0, 4, &[vec![0], vec![1, 3]]).unwrap();
+        let l1 = Layer::from_neuron_inputs(1, 3, &[vec![0]]).unwrap();
+        let err = Network::new(vec![l0.clone(), l1]).unwrap_err();
+        assert!(err.to_string().contains("layer 0 has 2 neurons"));
+        let l1 = Layer::from_neuron_inputs(1, 2, &[vec![0, 1]]).unwrap();
+        assert_eq!(Network::new(vec![l0, l1]).unwrap().depth(), 2);
+    }
+
+    #[test]
+    fn relabel_and_transpose() {
+        let l = Layer::from_neuron_inputs(0, 3, &[vec![0, 2], vec![1]]).unwrap();
+        let r = l.relabel_inputs(&[2, 0, 1], 3);
+        assert_eq!(r.inputs(0), &[1, 2]);
+        assert_eq!(r.inputs(1), &[0]);
+        let (ptr, cols) = l.neurons_by_input();
+        assert_eq!(ptr, vec![0, 1, 2, 3]);
+        assert_eq!(cols, vec![0, 1, 0]);
+    }
+}

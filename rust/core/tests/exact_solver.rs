@@ -1,0 +1,112 @@
+//! The structured exact solver against the plain dense port, and both against brute force.
+
+use nnstd_core::assign::exact::{solve, solve_dense};
+use nnstd_core::assign::UNMATCHED;
+use nnstd_core::similarity::SparseCost;
+use proptest::prelude::*;
+
+/// Tie-heavy matrices: mostly 1, entries from a handful of values, repeated rows and columns.
+fn tie_heavy() -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
+    (1usize..9, 1usize..9).prop_flat_map(|(r, c)| {
+        let values = prop_oneof![
+            6 => Just(1.0),
+            1 => Just(0.0),
+            1 => Just(0.5),
+            1 => Just(2.0 / 3.0),
+            1 => Just(0.75),
+            1 => Just(0.25),
+        ];
+        (
+            Just(r),
+            Just(c),
+            prop::collection::vec(values, r * c),
+            prop::collection::vec(0usize..3, r),
+        )
+            .prop_map(|(r, c, mut m, dup)| {
+                // Copy some rows onto their predecessor to create identical neurons.
+                for i in 1..r {
+                    if dup[i] == 0 {
+                        let prev: Vec<f64> = m[(i - 1) * c..i * c].to_vec();
+                        m[i * c..(i + 1) * c].copy_from_slice(&prev);
+                    }
+                }
+                (r, c, m)
+            })
+    })
+}
+
+fn brute_force_optimum(r: usize, c: usize, m: &[f64]) -> f64 {
+    // Assign the smaller side to distinct members of the larger, recursively.
+    fn go(i: usize, r: usize, c: usize, m: &[f64], used: &mut Vec<bool>, tall: bool) -> f64 {
+        let (rows, cols) = if tall { (c, r) } else { (r, c) };
+        if i == rows {
+            return 0.0;
+        }
+        let mut best = f64::INFINITY;
+        for j in 0..cols {
+            if !used[j] {
+                used[j] = true;
+                let v = if tall { m[j * c + i] } else { m[i * c + j] };
+                best = best.min(v + go(i + 1, r, c, m, used, tall));
+                used[j] = false;
+            }
+        }
+        best
+    }
+    let tall = r > c;
+    go(0, r, c, m, &mut vec![false; r.max(c)], tall)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn structured_equals_dense((r, c, m) in tie_heavy()) {
+        let dense = solve_dense(r, c, &m);
+        let sparse = solve(&SparseCost::from_dense(r, c, &m));
+        prop_assert_eq!(&sparse.col_of_row, &dense.col_of_row);
+        prop_assert_eq!(sparse.cost.to_bits(), dense.cost.to_bits());
+    }
+
+    #[test]
+    fn dense_is_optimal((r, c, m) in tie_heavy()) {
+        let dense = solve_dense(r, c, &m);
+        let matched = dense.col_of_row.iter().filter(|&&j| j != UNMATCHED).count();
+        prop_assert_eq!(matched, r.min(c));
+        prop_assert!((dense.cost - brute_force_optimum(r, c, &m)).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn constant_matrix_gives_identity_like_scipy() {
+    let a = solve_dense(4, 4, &[1.0; 16]);
+    assert_eq!(a.col_of_row, vec![0, 1, 2, 3]);
+    assert_eq!(
+        solve(&SparseCost::from_dense(4, 4, &[1.0; 16])).col_of_row,
+        vec![0, 1, 2, 3]
+    );
+}
+
+#[test]
+fn larger_random_sparse_matrices_agree() {
+    // A deterministic LCG keeps this independent of proptest's shrinking for big shapes.
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    for &(r, c) in &[(60, 60), (40, 70), (70, 40), (150, 150)] {
+        for _ in 0..20 {
+            let mut m = vec![1.0; r * c];
+            for _ in 0..(r * 4) {
+                let (i, j) = (next() % r, next() % c);
+                m[i * c + j] = [0.0, 0.5, 0.75, 0.8, 0.875][next() % 5];
+            }
+            let dense = solve_dense(r, c, &m);
+            let sparse = solve(&SparseCost::from_dense(r, c, &m));
+            assert_eq!(sparse.col_of_row, dense.col_of_row, "{r}x{c}");
+        }
+    }
+}
