@@ -15,5 +15,5 @@ pub mod topology;
 
 pub use error::{Error, Result};
 pub use network::{distance, Cancel, LayerMatch, Solver};
-pub use pairwise::{pairwise, Pairs};
+pub use pairwise::{pair_count, pairwise, Pairs};
 pub use topology::{Idx, Layer, Network};

@@ -1,7 +1,7 @@
 //! Network distance: match layer by layer, carrying each matching into the next layer
 //! (NNSTD.md sections 3 and 4).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::assign::{exact, Assignment, UNMATCHED};
 use crate::error::{Error, Result};
@@ -28,21 +28,35 @@ pub struct LayerMatch {
     pub matching: Vec<usize>,
 }
 
-/// A flag the caller may raise to stop a long computation between units of work.
+/// Shared with the caller while work runs: a flag the caller raises to stop between units of
+/// work, and a count of finished units (pairs) the caller may read to show progress.
 #[derive(Debug, Default)]
-pub struct Cancel(AtomicBool);
+pub struct Cancel {
+    stop: AtomicBool,
+    done: AtomicUsize,
+}
 
 impl Cancel {
     pub fn new() -> Self {
-        Cancel(AtomicBool::new(false))
+        Cancel::default()
     }
 
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts one finished unit of work.
+    pub fn tick(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The number of finished units so far.
+    pub fn done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
     }
 
     pub fn check(&self) -> Result<()> {
-        if self.0.load(Ordering::Relaxed) {
+        if self.stop.load(Ordering::Relaxed) {
             Err(Error::Interrupted)
         } else {
             Ok(())

@@ -28,7 +28,15 @@ fn pair_list(n: usize, pairs: Pairs) -> Vec<(usize, usize)> {
     }
 }
 
-/// An `n x n x depth` row-major array of per-layer distances.
+/// The number of pairs [`pairwise`] computes for `n` networks.
+pub fn pair_count(n: usize, pairs: Pairs) -> usize {
+    match pairs {
+        Pairs::Paper => n * n.saturating_sub(1) / 2,
+        Pairs::Ordered => n * n,
+    }
+}
+
+/// An `n x n x depth` row-major array of per-layer distances. `cancel` counts finished pairs.
 pub fn pairwise(
     networks: &[&Network],
     depth: Option<usize>,
@@ -52,6 +60,7 @@ pub fn pairwise(
             .map(|&(i, j)| {
                 cancel.check()?;
                 let d = distance(networks[i], networks[j], Some(depth), solver, cancel)?;
+                cancel.tick();
                 Ok(d.iter().map(|l| l.distance).collect())
             })
             .collect()

@@ -1,6 +1,6 @@
 //! The structured exact solver against the plain dense port, and both against brute force.
 
-use nnstd_core::assign::exact::{solve, solve_dense};
+use nnstd_core::assign::exact::{solve, solve_dense, solve_with, Method};
 use nnstd_core::assign::UNMATCHED;
 use nnstd_core::similarity::SparseCost;
 use proptest::prelude::*;
@@ -63,9 +63,12 @@ proptest! {
     #[test]
     fn structured_equals_dense((r, c, m) in tie_heavy()) {
         let dense = solve_dense(r, c, &m);
-        let sparse = solve(&SparseCost::from_dense(r, c, &m));
-        prop_assert_eq!(&sparse.col_of_row, &dense.col_of_row);
-        prop_assert_eq!(sparse.cost.to_bits(), dense.cost.to_bits());
+        let sparse = SparseCost::from_dense(r, c, &m);
+        for method in [Method::Scan, Method::Grouped, Method::Adaptive] {
+            let solved = solve_with(&sparse, method);
+            prop_assert_eq!(&solved.col_of_row, &dense.col_of_row, "{:?}", method);
+            prop_assert_eq!(solved.cost.to_bits(), dense.cost.to_bits());
+        }
     }
 
     #[test]
@@ -105,8 +108,14 @@ fn larger_random_sparse_matrices_agree() {
                 m[i * c + j] = [0.0, 0.5, 0.75, 0.8, 0.875][next() % 5];
             }
             let dense = solve_dense(r, c, &m);
-            let sparse = solve(&SparseCost::from_dense(r, c, &m));
-            assert_eq!(sparse.col_of_row, dense.col_of_row, "{r}x{c}");
+            let sparse = SparseCost::from_dense(r, c, &m);
+            for method in [Method::Scan, Method::Grouped, Method::Adaptive] {
+                assert_eq!(
+                    solve_with(&sparse, method).col_of_row,
+                    dense.col_of_row,
+                    "{r}x{c} {method:?}"
+                );
+            }
         }
     }
 }

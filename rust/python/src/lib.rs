@@ -1,1 +1,309 @@
-// placeholder
+//! Python bindings of `nnstd-core`: array conversion, error mapping, GIL release. No algorithm
+//! code lives here.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use nnstd_core::assign::{exact, UNMATCHED};
+use nnstd_core::similarity::SparseCost;
+use nnstd_core::{self as core, Cancel, Layer, Network, Pairs, Solver};
+use numpy::ndarray::Array3;
+use numpy::{IntoPyArray, PyArray1, PyArray3, PyReadonlyArray1};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+create_exception!(
+    _core,
+    TopologyError,
+    PyValueError,
+    "A topology that cannot be read or compared; the message names the layer and the problem."
+);
+
+/// The one place where core errors become Python exceptions.
+fn to_py_err(err: core::Error) -> PyErr {
+    match err {
+        core::Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
+        other => TopologyError::new_err(other.to_string()),
+    }
+}
+
+/// Runs `work` without the GIL on a helper thread while this (the calling) thread watches for
+/// Ctrl-C and reports progress; a signal raises the cancel flag and its exception is re-raised
+/// once `work` stops. A panic in `work` becomes a `RuntimeError` instead of crossing into Python.
+/// `progress`, when given, is called with the number of finished units about every 0.2 s; an
+/// exception it raises stops the work like Ctrl-C.
+fn run_interruptibly<T, F>(py: Python<'_>, progress: Option<&Py<PyAny>>, work: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce(&Cancel) -> core::Result<T> + Send,
+{
+    let cancel = Cancel::new();
+    let (outcome, signal) = py.detach(|| {
+        thread::scope(|scope| {
+            let watcher = thread::current();
+            let cancel = &cancel;
+            let handle = scope.spawn(move || {
+                let out = work(cancel);
+                watcher.unpark();
+                out
+            });
+            let mut signal = None;
+            while !handle.is_finished() {
+                thread::park_timeout(Duration::from_millis(200));
+                if signal.is_none() {
+                    let checked = Python::attach(|py| {
+                        py.check_signals()?;
+                        match progress {
+                            Some(callback) if !handle.is_finished() => {
+                                callback.call1(py, (cancel.done(),)).map(drop)
+                            }
+                            _ => Ok(()),
+                        }
+                    });
+                    if let Err(err) = checked {
+                        cancel.cancel();
+                        signal = Some(err);
+                    }
+                }
+            }
+            (handle.join(), signal)
+        })
+    });
+    if let Some(err) = signal {
+        return Err(err);
+    }
+    match outcome {
+        Ok(result) => result.map_err(to_py_err),
+        Err(_) => Err(PyRuntimeError::new_err(
+            "nnstd internal error (a bug: please report it)",
+        )),
+    }
+}
+
+fn parse_solver(name: &str) -> PyResult<Solver> {
+    match name {
+        "exact" => Ok(Solver::Exact),
+        other => Err(PyValueError::new_err(format!(
+            "unknown solver {other:?}; expected \"exact\""
+        ))),
+    }
+}
+
+fn to_usize(k: usize, what: &str, values: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<usize>> {
+    values
+        .as_array()
+        .iter()
+        .map(|&x| {
+            usize::try_from(x)
+                .map_err(|_| TopologyError::new_err(format!("layer {k}: negative {what} {x}")))
+        })
+        .collect()
+}
+
+/// The binary topology of a network, layer by layer, in compressed sparse column form.
+#[pyclass(frozen, module = "nnstd._core")]
+struct Topology {
+    inner: Arc<Network>,
+}
+
+#[pymethods]
+impl Topology {
+    /// `layers`: one `(n_in, n_out, indptr, indices)` tuple a layer, CSC of the connection pattern.
+    #[new]
+    fn new(
+        layers: Vec<(
+            usize,
+            usize,
+            PyReadonlyArray1<'_, i64>,
+            PyReadonlyArray1<'_, i64>,
+        )>,
+    ) -> PyResult<Self> {
+        let mut built = Vec::with_capacity(layers.len());
+        for (k, (n_in, n_out, indptr, indices)) in layers.iter().enumerate() {
+            let indptr = to_usize(k, "indptr entry", indptr)?;
+            let indices = to_usize(k, "input index", indices)?
+                .into_iter()
+                .map(|r| core::Idx::try_from(r).unwrap_or(core::Idx::MAX))
+                .collect();
+            built.push(Layer::from_csc(k, *n_in, *n_out, indptr, indices).map_err(to_py_err)?);
+        }
+        let inner = Network::new(built).map_err(to_py_err)?;
+        Ok(Topology {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// `(n_in, n_out)` of every layer.
+    #[getter]
+    fn shapes(&self) -> Vec<(usize, usize)> {
+        self.inner
+            .layers()
+            .iter()
+            .map(|l| (l.n_in(), l.n_out()))
+            .collect()
+    }
+
+    /// The number of connections of every layer.
+    #[getter]
+    fn connections(&self) -> Vec<usize> {
+        self.inner
+            .layers()
+            .iter()
+            .map(|l| l.n_connections())
+            .collect()
+    }
+}
+
+type DistanceArrays<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Vec<Bound<'py, PyArray1<i64>>>,
+);
+
+/// Per-layer distances, costs and matchings (-1 where a neuron of A has no partner).
+#[pyfunction]
+#[pyo3(signature = (a, b, depth=None, solver="exact"))]
+fn distance<'py>(
+    py: Python<'py>,
+    a: &Topology,
+    b: &Topology,
+    depth: Option<usize>,
+    solver: &str,
+) -> PyResult<DistanceArrays<'py>> {
+    let solver = parse_solver(solver)?;
+    let (na, nb) = (a.inner.clone(), b.inner.clone());
+    let layers = run_interruptibly(py, None, move |cancel| {
+        core::distance(&na, &nb, depth, solver, cancel)
+    })?;
+    let distances: Vec<f64> = layers.iter().map(|l| l.distance).collect();
+    let costs: Vec<f64> = layers.iter().map(|l| l.cost).collect();
+    let matchings = layers
+        .into_iter()
+        .map(|l| matching_array(py, &l.matching))
+        .collect();
+    Ok((
+        distances.into_pyarray(py),
+        costs.into_pyarray(py),
+        matchings,
+    ))
+}
+
+/// An `(n, n, depth)` array of per-layer distances over all pairs of networks.
+#[pyfunction]
+#[pyo3(signature = (networks, depth=None, solver="exact", ordered=false, threads=None, progress=None))]
+fn pairwise<'py>(
+    py: Python<'py>,
+    networks: Vec<PyRef<'py, Topology>>,
+    depth: Option<usize>,
+    solver: &str,
+    ordered: bool,
+    threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyArray3<f64>>> {
+    let solver = parse_solver(solver)?;
+    let pairs = if ordered {
+        Pairs::Ordered
+    } else {
+        Pairs::Paper
+    };
+    let nets: Vec<Arc<Network>> = networks.iter().map(|t| t.inner.clone()).collect();
+    let n = nets.len();
+    let depth = depth.unwrap_or_else(|| nets.first().map_or(0, |net| net.depth()));
+    let flat = run_interruptibly(py, progress.as_ref(), move |cancel| {
+        let refs: Vec<&Network> = nets.iter().map(|n| n.as_ref()).collect();
+        core::pairwise(&refs, Some(depth), solver, pairs, threads, cancel)
+    })?;
+    let array = Array3::from_shape_vec((n, n, depth), flat)
+        .map_err(|e| PyRuntimeError::new_err(format!("nnstd internal error: {e}")))?;
+    Ok(array.into_pyarray(py))
+}
+
+/// SciPy's optimal assignment of a cost matrix given as CSR buffers whose absent entries are 1.
+/// Returns the column of each row (-1 where none). `dense=True` runs the plain dense port.
+#[pyfunction]
+#[pyo3(signature = (n_rows, n_cols, indptr, indices, data, dense=false))]
+fn assign_exact<'py>(
+    py: Python<'py>,
+    n_rows: usize,
+    n_cols: usize,
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i64>,
+    data: PyReadonlyArray1<'py, f64>,
+    dense: bool,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let cost = sparse_cost(n_rows, n_cols, &indptr, &indices, &data)?;
+    let assignment = py.detach(|| {
+        if dense {
+            exact::solve_dense(n_rows, n_cols, &cost.to_dense())
+        } else {
+            exact::solve(&cost)
+        }
+    });
+    Ok(matching_array(py, &assignment.col_of_row))
+}
+
+/// Validated CSR buffers of a cost matrix (finite values; rows with strictly increasing columns).
+fn sparse_cost(
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &PyReadonlyArray1<'_, i64>,
+    indices: &PyReadonlyArray1<'_, i64>,
+    data: &PyReadonlyArray1<'_, f64>,
+) -> PyResult<SparseCost> {
+    // A CSR matrix is the CSC layout of its transpose: reuse the layer validation for structure.
+    let rowptr = to_usize(0, "indptr entry", indptr)?;
+    let cols: Vec<core::Idx> = to_usize(0, "column index", indices)?
+        .into_iter()
+        .map(|c| core::Idx::try_from(c).unwrap_or(core::Idx::MAX))
+        .collect();
+    let vals: Vec<f64> = data.as_array().iter().copied().collect();
+    Layer::from_csc(0, n_cols, n_rows, rowptr.clone(), cols.clone())
+        .map_err(|e| TopologyError::new_err(format!("cost matrix: {e}")))?;
+    if vals.len() != cols.len() || vals.iter().any(|v| !v.is_finite()) {
+        return Err(TopologyError::new_err(
+            "cost matrix: data must be finite and match indices in length",
+        ));
+    }
+    Ok(SparseCost {
+        n_rows,
+        n_cols,
+        rowptr,
+        cols,
+        vals,
+    })
+}
+
+fn matching_array<'py>(py: Python<'py>, col_of_row: &[usize]) -> Bound<'py, PyArray1<i64>> {
+    let m: Vec<i64> = col_of_row
+        .iter()
+        .map(|&j| if j == UNMATCHED { -1 } else { j as i64 })
+        .collect();
+    m.into_pyarray(py)
+}
+
+/// The number of pairs `pairwise` computes for `n` networks.
+#[pyfunction]
+#[pyo3(signature = (n, ordered=false))]
+fn pair_count(n: usize, ordered: bool) -> usize {
+    core::pair_count(
+        n,
+        if ordered {
+            Pairs::Ordered
+        } else {
+            Pairs::Paper
+        },
+    )
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("TopologyError", m.py().get_type::<TopologyError>())?;
+    m.add_class::<Topology>()?;
+    m.add_function(wrap_pyfunction!(distance, m)?)?;
+    m.add_function(wrap_pyfunction!(pairwise, m)?)?;
+    m.add_function(wrap_pyfunction!(pair_count, m)?)?;
+    m.add_function(wrap_pyfunction!(assign_exact, m)?)?;
+    Ok(())
+}

@@ -12,7 +12,8 @@
 //!   off ordered sets. Every float is computed by the same expression, in the same order, as in the
 //!   dense scan, so the result is identical, element for element.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use super::{Assignment, UNMATCHED};
 use crate::similarity::SparseCost;
@@ -137,7 +138,55 @@ fn flip_path(
 }
 
 /// Solves a sparse cost matrix (absent entries are 1) exactly as SciPy would solve its dense form.
+///
+/// Matrices with a stored entry above 1 (never the case for NNSTD costs) go to [`solve_dense`].
 pub fn solve(cost: &SparseCost) -> Assignment {
+    solve_with(cost, Method::Adaptive)
+}
+
+/// One default pass of SciPy's scan over the first `n` list positions: lowers each path cost to
+/// `base - v`, recording `row`, and picks the lowest with SciPy's tie rule (the latest free
+/// position among equals, else the earliest). Returns (lowest cost, its position).
+fn scan_step(
+    base: f64,
+    row: usize,
+    n: usize,
+    v: &[f64],
+    free: &[bool],
+    spc: &mut [f64],
+    path: &mut [usize],
+) -> (f64, usize) {
+    let (v, free, spc, path) = (&v[..n], &free[..n], &mut spc[..n], &mut path[..n]);
+    let mut lowest = f64::INFINITY;
+    let mut index = 0;
+    for p in 0..n {
+        let r = base - v[p];
+        if r < spc[p] {
+            spc[p] = r;
+            path[p] = row;
+        }
+        let s = spc[p];
+        if s < lowest || (s == lowest && free[p]) {
+            lowest = s;
+            index = p;
+        }
+    }
+    (lowest, index)
+}
+
+/// How [`solve_with`] runs each augmentation (all give the same assignment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Per-column state in scan-list order; one sequential pass over the list per step.
+    Scan,
+    /// Columns grouped by dual value; work per step proportional to the stored entries.
+    Grouped,
+    /// Per augmentation, whichever the previous augmentation's path length predicts is cheaper.
+    Adaptive,
+}
+
+/// [`solve`] with a chosen implementation.
+pub fn solve_with(cost: &SparseCost, method: Method) -> Assignment {
     let (n_rows, n_cols) = (cost.n_rows, cost.n_cols);
     if n_rows == 0 || n_cols == 0 {
         return Assignment {
@@ -145,81 +194,94 @@ pub fn solve(cost: &SparseCost) -> Assignment {
             cost: 0.0,
         };
     }
+    if cost.vals.iter().any(|&c| c.is_nan() || c > 1.0) {
+        return solve_dense(n_rows, n_cols, &cost.to_dense());
+    }
     let transpose = n_rows > n_cols;
-    let col4row = if transpose {
-        SparseSolver::new(&cost.transpose()).run()
+    let transposed;
+    let wide = if transpose {
+        transposed = cost.transpose();
+        &transposed
     } else {
-        SparseSolver::new(cost).run()
+        cost
     };
+    let col4row = SparseSolver::new(wide).run(method);
     let col_of_row = untranspose(col4row, n_rows, transpose);
     Assignment::from_matching(col_of_row, |i, j| cost.get(i, j))
 }
 
-/// A float key with a total order, for grouping columns by dual value.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-struct Dual(f64);
-impl Eq for Dual {}
-impl Ord for Dual {
+/// A float key with a total order (`f64::total_cmp`) for ordered sets and heaps.
+#[derive(Debug, Clone, Copy)]
+struct Key(f64);
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
     }
 }
-impl Dual {
-    /// `+0.0` and `-0.0` subtract identically, so they share a group.
-    fn key(v: f64) -> Dual {
-        Dual(v + 0.0)
+impl Key {
+    /// `+0.0` and `-0.0` subtract and compare identically, so they must share a key.
+    fn of(v: f64) -> Key {
+        Key(v + 0.0)
     }
 }
 
-/// Columns that share a dual value: all of them, and those no row holds yet.
+/// Remaining columns that share a dual value, by scan-list position: all, and the free ones.
 #[derive(Debug, Default)]
 struct Group {
     all: BTreeSet<u32>,
     free: BTreeSet<u32>,
 }
 
-/// The best column of a set of candidates under SciPy's tie rule: the lowest path cost; among
-/// equals, the free column latest in scan order, else the earliest column in scan order.
+/// SciPy's choice among candidates: the lowest path cost; among equals the free column latest in
+/// scan order, else the earliest column in scan order.
 #[derive(Debug, Clone, Copy)]
 struct Pick {
-    value: f64,
-    first: Option<(usize, usize)>, // (position, column): earliest position at `value`
-    last_free: Option<(usize, usize)>, // (position, column): latest free position at `value`
+    first: Option<u32>,     // earliest position at `value`
+    last_free: Option<u32>, // latest free position at `value`
 }
 
 impl Pick {
-    fn new() -> Self {
-        Pick {
-            value: f64::INFINITY,
-            first: None,
-            last_free: None,
+    fn earliest(&mut self, pos: u32) {
+        if self.first.is_none_or(|p| pos < p) {
+            self.first = Some(pos);
         }
     }
 
-    fn offer(&mut self, value: f64, pos: usize, col: usize, free: bool) {
-        if value < self.value {
-            *self = Pick {
-                value,
-                first: None,
-                last_free: None,
-            };
-        }
-        if value == self.value {
-            if self.first.is_none_or(|(p, _)| pos < p) {
-                self.first = Some((pos, col));
-            }
-            if free && self.last_free.is_none_or(|(p, _)| pos > p) {
-                self.last_free = Some((pos, col));
-            }
+    fn latest_free(&mut self, pos: u32) {
+        if self.last_free.is_none_or(|p| pos > p) {
+            self.last_free = Some(pos);
         }
     }
 
-    fn winner(&self) -> Option<usize> {
-        self.last_free.or(self.first).map(|(_, col)| col)
+    fn winner(&self) -> u32 {
+        self.last_free
+            .or(self.first)
+            .expect("a wide matrix always has a remaining column")
     }
 }
 
-/// State of the structured solver on a wide matrix (`n_rows <= n_cols`).
+/// The structured solver on a wide matrix (`n_rows <= n_cols`) whose stored entries are <= 1.
+///
+/// Why it can skip columns: in SciPy's scan a column's path cost is the minimum over the visited
+/// rows of `min_val + c - u[i] - v[j]`. For an absent entry (c = 1) that is `base_i - v[j]` with
+/// `base_i = min_val + 1 - u[i]`, evaluated in that order, so it equals `base_min - v[j]` after
+/// rounding too (subtraction rounds monotonically). A stored entry c <= 1 can only lower a row's
+/// value below its default, so a column's path cost is `min(base_min - v[j], s[j])`, where `s[j]`
+/// is the lowest value its stored entries gave. The first part is shared by every column with the
+/// same dual: columns are grouped by dual, and only columns with stored entries in visited rows
+/// carry an `s` of their own. Both are kept in ordered sets keyed by scan-list position, which is
+/// what SciPy's tie-break reads.
 struct SparseSolver<'a> {
     cost: &'a SparseCost,
     nr: usize,
@@ -228,39 +290,48 @@ struct SparseSolver<'a> {
     v: Vec<f64>,
     col4row: Vec<usize>,
     row4col: Vec<usize>,
-    groups: BTreeMap<Dual, Group>,
-    // Per augmentation, reset by bumping `stamp`: a column whose `explicit_at` equals the stamp
-    // is scanned one by one; a position whose `moved_at` equals it holds `col_at[pos]` instead of
-    // column `nc - 1 - pos` (the initial descending list).
+    groups: BTreeMap<Key, Group>,
+    // Per augmentation; an entry counts only when its stamp equals `stamp`, so nothing is reset.
     stamp: u32,
-    explicit_at: Vec<u32>,
+    s_at: Vec<u32>,
+    s_val: Vec<f64>,
+    s_step: Vec<usize>,
+    // Stored values as (value, position, column), lowest first; an entry whose column has since
+    // been removed, moved or lowered is stale and dropped when it surfaces.
+    s_heap: BinaryHeap<Reverse<(Key, u32, u32)>>,
+    ties: Vec<Reverse<(Key, u32, u32)>>,
+    removed_at: Vec<u32>,
+    pos_at: Vec<u32>,
+    pos_now: Vec<u32>,
+    slot_at: Vec<u32>,
+    slot_col: Vec<usize>,
+    moved: Vec<usize>,
     spc: Vec<f64>,
     path: Vec<usize>,
-    pos: Vec<usize>,
-    removed: Vec<bool>,
-    touched_at: Vec<u64>,
-    tick: u64,
-    all_explicit: bool,
-    moved_at: Vec<u32>,
-    col_at: Vec<usize>,
-    explicit: Vec<usize>,
     visited_rows: Vec<usize>,
     visited_cols: Vec<usize>,
     bases: Vec<(f64, usize)>,
-    base_min: f64,
+    prefix_min_steps: Vec<usize>,
+    // Scan mode, by list position:
+    col_p: Vec<usize>,
+    v_p: Vec<f64>,
+    spc_p: Vec<f64>,
+    path_p: Vec<usize>,
+    free_p: Vec<bool>,
+    pos_of: Vec<usize>,
 }
 
 impl<'a> SparseSolver<'a> {
     fn new(cost: &'a SparseCost) -> Self {
         let (nr, nc) = (cost.n_rows, cost.n_cols);
         debug_assert!(nr <= nc);
-        let everyone: BTreeSet<u32> = (0..nc as u32).collect();
+        let positions: BTreeSet<u32> = (0..nc as u32).collect();
         let mut groups = BTreeMap::new();
         groups.insert(
-            Dual::key(0.0),
+            Key::of(0.0),
             Group {
-                all: everyone.clone(),
-                free: everyone,
+                all: positions.clone(),
+                free: positions,
             },
         );
         SparseSolver {
@@ -273,210 +344,355 @@ impl<'a> SparseSolver<'a> {
             row4col: vec![UNMATCHED; nc],
             groups,
             stamp: 0,
-            explicit_at: vec![0; nc],
+            s_at: vec![0; nc],
+            s_val: vec![f64::INFINITY; nc],
+            s_step: vec![0; nc],
+            s_heap: BinaryHeap::new(),
+            ties: Vec::new(),
+            removed_at: vec![0; nc],
+            pos_at: vec![0; nc],
+            pos_now: vec![0; nc],
+            slot_at: vec![0; nc],
+            slot_col: vec![0; nc],
+            moved: Vec::new(),
             spc: vec![f64::INFINITY; nc],
             path: vec![UNMATCHED; nc],
-            pos: vec![0; nc],
-            removed: vec![false; nc],
-            touched_at: vec![u64::MAX; nc],
-            tick: 0,
-            all_explicit: false,
-            moved_at: vec![0; nc],
-            col_at: vec![0; nc],
-            explicit: Vec::new(),
             visited_rows: Vec::new(),
             visited_cols: Vec::new(),
             bases: Vec::new(),
-            base_min: f64::INFINITY,
+            prefix_min_steps: Vec::new(),
+            col_p: vec![0; nc],
+            v_p: vec![0.0; nc],
+            spc_p: vec![f64::INFINITY; nc],
+            path_p: vec![0; nc],
+            free_p: vec![false; nc],
+            pos_of: vec![UNMATCHED; nc],
         }
     }
 
-    fn run(mut self) -> Vec<usize> {
+    fn run(mut self, method: Method) -> Vec<usize> {
+        let mut last_steps = 0usize;
         for cur_row in 0..self.nr {
-            let (sink, min_val) = self.augmenting_path(cur_row);
-            self.update_duals(cur_row, min_val);
-            let sink_dual = Dual::key(self.v[sink]);
-            self.groups
-                .get_mut(&sink_dual)
-                .expect("sink column has a group")
-                .free
-                .remove(&(sink as u32));
-            flip_path(
-                sink,
-                cur_row,
-                &self.path,
-                &mut self.row4col,
-                &mut self.col4row,
-            );
+            let scan = match method {
+                Method::Scan => true,
+                Method::Grouped => false,
+                // Measured on NNSTD layers: a grouped step costs about as much as scanning a
+                // thousand list entries, and a scan augmentation pays two extra passes to set up.
+                Method::Adaptive => (last_steps + 2) * self.nc < last_steps * 1000,
+            };
+            let old_duals = if scan {
+                self.scan_augmentation(cur_row)
+            } else {
+                let (sink, min_val) = self.augmenting_path(cur_row);
+                let old_duals: Vec<f64> = self.visited_cols.iter().map(|&j| self.v[j]).collect();
+                self.update_duals(cur_row, min_val);
+                self.flip(sink, cur_row);
+                old_duals
+            };
+            self.restore_columns(&old_duals);
+            last_steps = self.visited_cols.len();
         }
         self.col4row
     }
 
-    fn is_explicit(&self, j: usize) -> bool {
-        self.explicit_at[j] == self.stamp
-    }
-
-    /// Scans column `j` one by one from now on. Its path cost so far is what the default cost 1
-    /// gave in every visited row: `base_s - v[j]`, lowest first reached at the earliest such row.
-    fn make_explicit(&mut self, j: usize, pos: usize) {
-        self.explicit_at[j] = self.stamp;
-        self.removed[j] = false;
-        self.pos[j] = pos;
-        self.spc[j] = f64::INFINITY;
-        self.path[j] = UNMATCHED;
-        if !self.bases.is_empty() {
-            let best = self.base_min - self.v[j];
-            let &(_, row) = self
-                .bases
-                .iter()
-                .find(|&&(base, _)| base - self.v[j] == best)
-                .expect("the lowest base reaches the lowest path cost");
-            self.spc[j] = best;
-            self.path[j] = row;
+    /// One augmentation with SciPy's full scan, every per-column array kept by list position so
+    /// that the scan is a sequential pass and SciPy's swap-removal a swap of slots. Leaves the
+    /// duals updated and the path flipped, and the visited columns out of their dual groups (as
+    /// a grouped augmentation does); returns their previous duals.
+    ///
+    /// A row's stored entries are applied before its default pass: a stored c <= 1 gives a value
+    /// no higher than the default 1, so the default pass changes neither their path cost nor the
+    /// row recorded with it.
+    fn scan_augmentation(&mut self, cur_row: usize) -> Vec<f64> {
+        self.stamp += 1;
+        let nc = self.nc;
+        for p in 0..nc {
+            let j = nc - 1 - p;
+            self.col_p[p] = j;
+            self.v_p[p] = self.v[j];
+            self.spc_p[p] = f64::INFINITY;
+            self.free_p[p] = self.row4col[j] == UNMATCHED;
+            self.pos_of[j] = p;
         }
-        self.explicit.push(j);
+        self.visited_rows.clear();
+        self.visited_cols.clear();
+        self.moved.clear();
+        let mut num_remaining = nc;
+        let mut min_val = 0.0f64;
+        let mut i = cur_row;
+        let sink = loop {
+            self.visited_rows.push(i);
+            let ui = self.u[i];
+            for (j, c) in self.cost.row(i) {
+                let p = self.pos_of[j];
+                if p != UNMATCHED {
+                    let r = min_val + c - ui - self.v_p[p];
+                    if r < self.spc_p[p] {
+                        self.spc_p[p] = r;
+                        self.path_p[p] = i;
+                    }
+                }
+            }
+            let base = min_val + 1.0 - ui;
+            let (lowest, index) = scan_step(
+                base,
+                i,
+                num_remaining,
+                &self.v_p,
+                &self.free_p,
+                &mut self.spc_p,
+                &mut self.path_p,
+            );
+            min_val = lowest;
+            let j = self.col_p[index];
+            self.spc[j] = self.spc_p[index];
+            self.path[j] = self.path_p[index];
+            self.visited_cols.push(j);
+            self.pos_of[j] = UNMATCHED;
+            num_remaining -= 1;
+            let last = num_remaining;
+            if index != last {
+                self.col_p[index] = self.col_p[last];
+                self.v_p[index] = self.v_p[last];
+                self.spc_p[index] = self.spc_p[last];
+                self.path_p[index] = self.path_p[last];
+                self.free_p[index] = self.free_p[last];
+                self.pos_of[self.col_p[index]] = index;
+            }
+            if self.row4col[j] == UNMATCHED {
+                break j;
+            }
+            i = self.row4col[j];
+        };
+        let old_duals: Vec<f64> = self.visited_cols.iter().map(|&j| self.v[j]).collect();
+        for k in 0..self.visited_cols.len() {
+            let j = self.visited_cols[k];
+            self.index_column(j, (nc - 1 - j) as u32, false);
+            self.removed_at[j] = self.stamp;
+        }
+        self.update_duals(cur_row, min_val);
+        self.flip(sink, cur_row);
+        old_duals
     }
 
-    fn column_at(&self, pos: usize) -> usize {
-        if self.moved_at[pos] == self.stamp {
-            self.col_at[pos]
+    fn flip(&mut self, sink: usize, cur_row: usize) {
+        flip_path(
+            sink,
+            cur_row,
+            &self.path,
+            &mut self.row4col,
+            &mut self.col4row,
+        );
+    }
+
+    /// The column's position in SciPy's scan list (initially descending: column j at nc-1-j).
+    fn position(&self, j: usize) -> u32 {
+        if self.pos_at[j] == self.stamp {
+            self.pos_now[j]
         } else {
-            self.nc - 1 - pos
+            (self.nc - 1 - j) as u32
         }
     }
 
-    /// Lowers the path costs through row `i` reached at cost `min_val`.
+    fn column_at(&self, pos: u32) -> usize {
+        if self.slot_at[pos as usize] == self.stamp {
+            self.slot_col[pos as usize]
+        } else {
+            self.nc - 1 - pos as usize
+        }
+    }
+
+    fn is_free(&self, j: usize) -> bool {
+        self.row4col[j] == UNMATCHED
+    }
+
+    fn has_s(&self, j: usize) -> bool {
+        self.s_at[j] == self.stamp
+    }
+
+    fn base_min(&self) -> f64 {
+        self.prefix_min_steps
+            .last()
+            .map_or(f64::INFINITY, |&t| self.bases[t].0)
+    }
+
+    /// Inserts or removes column `j` (at `pos`) in its dual group.
+    fn index_column(&mut self, j: usize, pos: u32, insert: bool) {
+        let free = self.is_free(j);
+        let group = self
+            .groups
+            .get_mut(&Key::of(self.v[j]))
+            .expect("every column has a group");
+        if insert {
+            group.all.insert(pos);
+            if free {
+                group.free.insert(pos);
+            }
+        } else {
+            group.all.remove(&pos);
+            group.free.remove(&pos);
+        }
+        if insert && self.has_s(j) {
+            self.s_heap
+                .push(Reverse((Key::of(self.s_val[j]), pos, j as u32)));
+        }
+    }
+
+    fn is_current(&self, entry: &(Key, u32, u32)) -> bool {
+        let j = entry.2 as usize;
+        self.removed_at[j] != self.stamp
+            && self.has_s(j)
+            && self.s_val[j] == entry.0 .0
+            && self.position(j) == entry.1
+    }
+
+    /// The lowest current stored value, after dropping stale entries from the top.
+    fn stored_min(&mut self) -> f64 {
+        while let Some(Reverse(top)) = self.s_heap.peek() {
+            if self.is_current(top) {
+                return top.0 .0;
+            }
+            self.s_heap.pop();
+        }
+        f64::INFINITY
+    }
+
+    /// Applies row `i`'s stored entries (reached at `min_val`) and records its default base.
     fn scan_row(&mut self, i: usize, min_val: f64) {
-        self.tick += 1;
-        let step = self.tick;
+        let step = self.bases.len();
+        let base = min_val + 1.0 - self.u[i];
+        // A stored value above the column's default path cost can never be its minimum: the
+        // default only falls as more rows are visited.
+        let base_min = self.base_min().min(base);
         let cost = self.cost;
         for (j, c) in cost.row(i) {
-            if self.is_explicit(j) && self.removed[j] {
+            if self.removed_at[j] == self.stamp {
                 continue;
             }
-            if !self.is_explicit(j) {
-                self.make_explicit(j, self.nc - 1 - j);
-            }
             let r = min_val + c - self.u[i] - self.v[j];
-            if r < self.spc[j] {
-                self.spc[j] = r;
-                self.path[j] = i;
-            }
-            self.touched_at[j] = step;
-        }
-        let base = min_val + 1.0 - self.u[i];
-        for &j in &self.explicit {
-            if self.touched_at[j] != step {
-                let r = base - self.v[j];
-                if r < self.spc[j] {
-                    self.spc[j] = r;
-                    self.path[j] = i;
-                }
+            let old = if self.has_s(j) {
+                self.s_val[j]
+            } else {
+                f64::INFINITY
+            };
+            if r < old && r <= base_min - self.v[j] {
+                self.s_at[j] = self.stamp;
+                self.s_val[j] = r;
+                self.s_step[j] = step;
+                self.s_heap
+                    .push(Reverse((Key::of(r), self.position(j), j as u32)));
             }
         }
         self.bases.push((base, i));
-        self.base_min = self.base_min.min(base);
+        if base < self.base_min() {
+            self.prefix_min_steps.push(step);
+        }
     }
 
-    /// SciPy's choice among the remaining columns.
-    fn pick_column(&self) -> (usize, f64) {
-        let mut pick = Pick::new();
-        for &j in &self.explicit {
-            pick.offer(self.spc[j], self.pos[j], j, self.row4col[j] == UNMATCHED);
+    /// SciPy's pick among the remaining columns: (column, its path cost).
+    fn pick_column(&mut self) -> (usize, f64) {
+        let base_min = self.base_min();
+        let stored_min = self.stored_min();
+        let default_min = self
+            .groups
+            .iter()
+            .rev()
+            .find(|(_, g)| !g.all.is_empty())
+            .map_or(f64::INFINITY, |(v, _)| base_min - v.0);
+        let value = default_min.min(stored_min);
+        let mut pick = Pick {
+            first: None,
+            last_free: None,
+        };
+        if stored_min == value {
+            while let Some(Reverse(top)) = self.s_heap.peek() {
+                if top.0 .0 != value {
+                    break;
+                }
+                let entry = self.s_heap.pop().expect("peeked");
+                if self.is_current(&entry.0) {
+                    pick.earliest(entry.0 .1);
+                    if self.is_free(entry.0 .2 as usize) {
+                        pick.latest_free(entry.0 .1);
+                    }
+                    self.ties.push(entry);
+                }
+            }
+            self.s_heap.extend(self.ties.drain(..));
         }
-        if self.all_explicit {
-            return (pick.winner().expect("a remaining column"), pick.value);
-        }
-        // Implicit columns sit at their initial positions nc-1-j: the latest position is the
-        // smallest column index, the earliest the largest.
-        for (dual, group) in self.groups.iter().rev() {
-            let value = self.base_min - dual.0;
-            if value > pick.value {
+        for (dual, group) in self.groups.iter().rev().filter(|(_, g)| !g.all.is_empty()) {
+            if base_min - dual.0 != value {
                 break;
             }
-            let implicit = |set: &BTreeSet<u32>, smallest: bool| -> Option<usize> {
-                let not_explicit = |&&j: &&u32| !self.is_explicit(j as usize);
-                if smallest {
-                    set.iter().find(not_explicit).map(|&j| j as usize)
-                } else {
-                    set.iter().rev().find(not_explicit).map(|&j| j as usize)
-                }
-            };
-            if let Some(j) = implicit(&group.all, false) {
-                pick.offer(value, self.nc - 1 - j, j, self.row4col[j] == UNMATCHED);
-            }
-            if let Some(j) = implicit(&group.free, true) {
-                pick.offer(value, self.nc - 1 - j, j, true);
+            pick.earliest(*group.all.first().expect("non-empty group"));
+            if let Some(&pos) = group.free.last() {
+                pick.latest_free(pos);
             }
         }
-        let j = pick
-            .winner()
-            .expect("a wide matrix always has a remaining column");
-        (j, pick.value)
+        (self.column_at(pick.winner()), value)
+    }
+
+    /// The first visited row at which column `j` reached its path cost `value`.
+    fn first_row_reaching(&self, j: usize, value: f64) -> usize {
+        // A default value first reaches the minimum at a row whose base is a new running minimum.
+        let default_step = self
+            .prefix_min_steps
+            .iter()
+            .copied()
+            .find(|&t| self.bases[t].0 - self.v[j] == value);
+        let stored_step = (self.has_s(j) && self.s_val[j] == value).then(|| self.s_step[j]);
+        let step = match (default_step, stored_step) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).expect("the picked value was reached by some row"),
+        };
+        self.bases[step].1
     }
 
     /// Removes column `j` from the scan list the way SciPy does: the last entry takes its slot.
-    fn remove_column(&mut self, j: usize, num_remaining: usize) {
-        self.removed[j] = true;
+    fn remove_column(&mut self, j: usize, value: f64, num_remaining: usize) {
+        self.spc[j] = value;
+        self.path[j] = self.first_row_reaching(j, value);
+        let index = self.position(j);
+        self.index_column(j, index, false);
+        self.removed_at[j] = self.stamp;
         self.visited_cols.push(j);
-        if let Some(k) = self.explicit.iter().position(|&e| e == j) {
-            self.explicit.swap_remove(k);
-        }
-        let index = self.pos[j];
-        let last = num_remaining - 1;
+        let last = (num_remaining - 1) as u32;
         if index != last {
-            let moved = self.column_at(last);
-            if !self.is_explicit(moved) {
-                self.make_explicit(moved, index);
+            let k = self.column_at(last);
+            self.index_column(k, last, false);
+            // index_column re-adds k's stored value under its new position below
+            if self.pos_at[k] != self.stamp {
+                self.moved.push(k);
             }
-            self.pos[moved] = index;
-            self.moved_at[index] = self.stamp;
-            self.col_at[index] = moved;
+            self.pos_at[k] = self.stamp;
+            self.pos_now[k] = index;
+            self.slot_at[index as usize] = self.stamp;
+            self.slot_col[index as usize] = k;
+            self.index_column(k, index, true);
         }
-    }
-
-    /// Once most remaining columns are scanned one by one, grouping no longer pays: scan all.
-    fn make_all_explicit(&mut self) {
-        let implicit: Vec<usize> = self
-            .groups
-            .values()
-            .flat_map(|g| g.all.iter().map(|&j| j as usize))
-            .filter(|&j| !self.is_explicit(j))
-            .collect();
-        for j in implicit {
-            self.make_explicit(j, self.nc - 1 - j);
-        }
-        self.all_explicit = true;
     }
 
     fn augmenting_path(&mut self, cur_row: usize) -> (usize, f64) {
         self.stamp += 1;
-        self.explicit.clear();
         self.visited_rows.clear();
         self.visited_cols.clear();
+        self.moved.clear();
         self.bases.clear();
-        self.base_min = f64::INFINITY;
-        self.all_explicit = false;
+        self.prefix_min_steps.clear();
         let mut num_remaining = self.nc;
-        let mut min_val = 0.0f64;
         let mut i = cur_row;
+        let mut min_val = 0.0f64;
         loop {
             self.visited_rows.push(i);
             self.scan_row(i, min_val);
             let (j, lowest) = self.pick_column();
-            if !self.is_explicit(j) {
-                self.make_explicit(j, self.nc - 1 - j);
-            }
             min_val = lowest;
-            self.remove_column(j, num_remaining);
+            self.remove_column(j, min_val, num_remaining);
             num_remaining -= 1;
-            if self.row4col[j] == UNMATCHED {
+            if self.is_free(j) {
                 return (j, min_val);
             }
             i = self.row4col[j];
-            if !self.all_explicit && 3 * self.explicit.len() > num_remaining {
-                self.make_all_explicit();
-            }
         }
     }
 
@@ -487,30 +703,36 @@ impl<'a> SparseSolver<'a> {
                 self.u[i] += min_val - self.spc[self.col4row[i]];
             }
         }
-        for k in 0..self.visited_cols.len() {
-            let j = self.visited_cols[k];
-            let old = self.v[j];
-            let new = old - (min_val - self.spc[j]);
-            if Dual::key(new) != Dual::key(old) {
-                self.move_to_group(j, old, new);
-            }
-            self.v[j] = new;
+        for &j in &self.visited_cols {
+            self.v[j] -= min_val - self.spc[j];
         }
     }
 
-    fn move_to_group(&mut self, j: usize, old: f64, new: f64) {
-        let free = self.row4col[j] == UNMATCHED;
-        let key = Dual::key(old);
-        let group = self.groups.get_mut(&key).expect("column has a group");
-        group.all.remove(&(j as u32));
-        group.free.remove(&(j as u32));
-        if group.all.is_empty() {
-            self.groups.remove(&key);
+    /// Puts every column back at its initial position for the next augmentation: moved ones
+    /// leave their slots, visited ones rejoin the group of their new dual, free or not.
+    fn restore_columns(&mut self, old_duals: &[f64]) {
+        let old_stamp = self.stamp;
+        self.stamp += 1; // from here on, positions and stored values read as initial
+        self.s_heap.clear();
+        for k in 0..self.moved.len() {
+            let j = self.moved[k];
+            if self.removed_at[j] != old_stamp {
+                let group = self.groups.get_mut(&Key::of(self.v[j])).expect("group");
+                group.all.remove(&self.pos_now[j]);
+                group.free.remove(&self.pos_now[j]);
+                let pos = self.position(j);
+                self.index_column(j, pos, true);
+            }
         }
-        let group = self.groups.entry(Dual::key(new)).or_default();
-        group.all.insert(j as u32);
-        if free {
-            group.free.insert(j as u32);
+        for (k, &old) in old_duals.iter().enumerate() {
+            let j = self.visited_cols[k];
+            let old = Key::of(old);
+            if self.groups.get(&old).is_some_and(|g| g.all.is_empty()) {
+                self.groups.remove(&old);
+            }
+            self.groups.entry(Key::of(self.v[j])).or_default();
+            let pos = self.position(j);
+            self.index_column(j, pos, true);
         }
     }
 }

@@ -1,0 +1,18 @@
+"""nnstd: the Neural Network Sparse Topology Distance, exact and fast.
+
+How different are two sparse topologies, layer by layer, up to renaming of hidden neurons?
+NNSTD (Liu et al., "Topological Insights into Sparse Neural Networks", ECML-PKDD 2020) matches
+the neurons of each layer by their input sets and carries the matching forward.
+
+>>> import numpy as np, nnstd
+>>> a = nnstd.Network([np.eye(3)])
+>>> nnstd.distance(a, a).value
+0.0
+"""
+
+from nnstd._api import Distance, distance, pairwise
+from nnstd._errors import TopologyError
+from nnstd._network import Network, load_network
+
+__all__ = ["Distance", "Network", "TopologyError", "distance", "load_network", "pairwise"]
+__version__ = "0.1.0"

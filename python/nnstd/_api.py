@@ -1,0 +1,206 @@
+"""The distance functions of the public API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from nnstd import _core
+from nnstd._errors import TopologyError
+from nnstd._network import Network, PathLike, as_network
+
+Solver = Literal["exact"]
+SOLVERS: tuple[str, ...] = ("exact",)
+Layers = Union[int, Sequence[int], None]
+
+
+@dataclass(frozen=True)
+class Distance:
+    """The NNSTD of network B from network A, layer by layer.
+
+    Attributes
+    ----------
+    layer_indices
+        The layers reported, in order.
+    layers
+        The layer distances (assignment cost / A's neuron count), each in [0, 1].
+    costs
+        The layer assignment costs (sums of matched neuron distances).
+    matchings
+        ``matchings[k][i]`` is the neuron of B, in B's own labels, matched to neuron ``i`` of A
+        in layer ``layer_indices[k]``; -1 where B's layer is narrower and ``i`` has no partner.
+    """
+
+    layer_indices: tuple[int, ...]
+    layers: npt.NDArray[np.float64]
+    costs: npt.NDArray[np.float64]
+    matchings: tuple[npt.NDArray[np.int64], ...]
+
+    @property
+    def value(self) -> float:
+        """The mean of the reported layer distances (the paper code's summary)."""
+        return float(np.mean(self.layers)) if len(self.layers) else 0.0
+
+
+def _check_solver(solver: str) -> None:
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+
+
+def _layer_selection(layers: Layers, depth: int) -> tuple[int, ...]:
+    """The requested layer indices, validated against the network depth."""
+    if layers is None:
+        return tuple(range(depth))
+    chosen = (layers,) if isinstance(layers, (int, np.integer)) else tuple(layers)
+    for k in chosen:
+        if not isinstance(k, (int, np.integer)) or not 0 <= k < depth:
+            raise TopologyError(f"layer {k} does not exist: the networks have layers 0..{depth - 1}")
+    if not chosen:
+        raise ValueError("layers must name at least one layer")
+    return tuple(int(k) for k in chosen)
+
+
+def _check_comparable(a: Network, b: Network, what: str) -> None:
+    if a.depth != b.depth:
+        raise TopologyError(
+            f"{what}: networks of different depth ({a.name or 'A'}: {a.depth} layers, "
+            f"{b.name or 'B'}: {b.depth} layers)"
+        )
+    if a.shapes[0][0] != b.shapes[0][0]:
+        raise TopologyError(
+            f"{what}: networks of different input width ({a.name or 'A'}: {a.shapes[0][0]}, "
+            f"{b.name or 'B'}: {b.shapes[0][0]})"
+        )
+
+
+def distance(
+    a: Network | PathLike,
+    b: Network | PathLike,
+    *,
+    layers: Layers = None,
+    solver: Solver = "exact",
+) -> Distance:
+    """The NNSTD of network ``b`` from network ``a``, layer by layer.
+
+    Each layer's neurons are matched by a minimum-cost assignment of their input-set Jaccard
+    distances; B's hidden neurons are renamed through the matching before the next layer
+    (``../shared/NNSTD.md`` sections 2-4 in the source tree). ``solver="exact"`` reproduces
+    ``scipy.optimize.linear_sum_assignment``'s choice among optimal assignments, so the numbers
+    equal the paper code's (run with SciPy >= 1.5).
+
+    Parameters
+    ----------
+    a, b
+        Networks, or paths that `load_network` reads. ``a`` is the reference: layer distances
+        are divided by ``a``'s widths.
+    layers
+        A layer index or a list of them (default: all). Later layers need all earlier ones
+        matched, so asking for layer 2 alone still matches layers 0 and 1.
+    solver
+        ``"exact"``: SciPy's optimal assignment, reproduced.
+
+    Returns
+    -------
+    Distance
+
+    Raises
+    ------
+    TopologyError
+        If the networks differ in depth or input width, or a layer does not exist.
+
+    Examples
+    --------
+    >>> import numpy as np, nnstd
+    >>> a = nnstd.Network([np.array([[1, 0], [0, 1], [1, 1]])])
+    >>> b = nnstd.Network([np.array([[0, 1], [1, 0], [1, 0]])])
+    >>> d = nnstd.distance(a, b)
+    >>> d.layers
+    array([0.25])
+    >>> d.matchings[0]
+    array([1, 0])
+    """
+    _check_solver(solver)
+    net_a, net_b = as_network(a), as_network(b)
+    _check_comparable(net_a, net_b, "distance")
+    chosen = _layer_selection(layers, net_a.depth)
+    dists, costs, matchings = _core.distance(
+        net_a._topology, net_b._topology, depth=max(chosen) + 1, solver=solver
+    )
+    pick = list(chosen)
+    return Distance(
+        layer_indices=chosen,
+        layers=dists[pick],
+        costs=costs[pick],
+        matchings=tuple(matchings[k] for k in chosen),
+    )
+
+
+def pairwise(
+    networks: Sequence[Network | PathLike],
+    *,
+    layers: Layers = None,
+    solver: Solver = "exact",
+    ordered: bool = False,
+    threads: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
+) -> npt.NDArray[np.float64]:
+    """Layer distances between all pairs of networks, computed in parallel.
+
+    Parameters
+    ----------
+    networks
+        Networks (or paths) of equal depth and input width.
+    layers
+        A layer index or a list of them (default: all).
+    solver
+        As in `distance`.
+    ordered
+        ``False`` (default): the paper's convention, each unordered pair once with the
+        higher-indexed network as A, ``[i, j] = [j, i]`` and a zero diagonal. ``True``: every
+        ordered pair, ``[i, j]`` with network ``i`` as A (the diagonal is computed too).
+    threads
+        Worker threads (default: all cores). The result is the same for any number.
+    progress
+        Called as ``progress(done, total)`` with the number of finished pairs, about five times a
+        second while the work runs, and once at the end. Ctrl-C stops the work.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n, n, len(layers))``, float64.
+
+    Examples
+    --------
+    >>> import numpy as np, nnstd
+    >>> nets = [nnstd.Network([np.eye(4)[:, p]]) for p in ([0, 1, 2, 3], [1, 0, 2, 3], [0, 1, 2, 2])]
+    >>> nnstd.pairwise(nets)[:, :, 0]
+    array([[0.  , 0.  , 0.25],
+           [0.  , 0.  , 0.25],
+           [0.25, 0.25, 0.  ]])
+    """
+    _check_solver(solver)
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be a positive number, got {threads}")
+    nets = [as_network(n) for n in networks]
+    if not nets:
+        raise ValueError("pairwise needs at least one network")
+    for k, net in enumerate(nets[1:], start=1):
+        _check_comparable(nets[0], net, f"network {k} against network 0")
+    chosen = _layer_selection(layers, nets[0].depth)
+    total = _core.pair_count(len(nets), ordered)
+    report = None if progress is None else (lambda done: progress(done, total))
+    result = _core.pairwise(
+        [n._topology for n in nets],
+        depth=max(chosen) + 1,
+        solver=solver,
+        ordered=ordered,
+        threads=threads,
+        progress=report,
+    )
+    if progress is not None:
+        progress(total, total)
+    return np.ascontiguousarray(result[:, :, list(chosen)])

@@ -1,0 +1,43 @@
+# Hand-written stubs of the native module, checked with `python -m mypy.stubtest nnstd._core`.
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+class TopologyError(ValueError):
+    """A topology that cannot be read or compared; the message names the layer and the problem."""
+
+class Topology:
+    """The binary topology of a network, layer by layer, in compressed sparse column form."""
+
+    def __new__(
+        cls,
+        layers: Sequence[tuple[int, int, npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+    ) -> Topology: ...
+    @property
+    def shapes(self) -> list[tuple[int, int]]: ...
+    @property
+    def connections(self) -> list[int]: ...
+
+def distance(
+    a: Topology, b: Topology, depth: int | None = None, solver: str = "exact"
+) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64], list[npt.NDArray[np.int64]]
+]: ...
+def pairwise(
+    networks: Sequence[Topology],
+    depth: int | None = None,
+    solver: str = "exact",
+    ordered: bool = False,
+    threads: int | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> npt.NDArray[np.float64]: ...
+def pair_count(n: int, ordered: bool = False) -> int: ...
+def assign_exact(
+    n_rows: int,
+    n_cols: int,
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    data: npt.NDArray[np.float64],
+    dense: bool = False,
+) -> npt.NDArray[np.int64]: ...
