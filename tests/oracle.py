@@ -59,15 +59,14 @@ def scipy_cost_matrix(a: sp.csc_array, b: sp.csc_array) -> np.ndarray:
 def carry(next_b: object, matching: np.ndarray, n_b: int) -> sp.csc_array:
     """B's next layer with its rows renamed: new row i = old row matching[i] (A's neuron i's
     partner); rows of B neurons without a partner follow, in index order; A neurons without a
-    partner get empty rows."""
-    m = sp.csr_array(next_b)
+    partner get empty rows. Built as a 0/1 selection matrix times the layer."""
     unmatched = np.setdiff1d(np.arange(n_b), matching[matching >= 0])
     order = np.concatenate([matching, unmatched])
-    out = sp.lil_array((len(order), m.shape[1]))
-    for new, old in enumerate(order):
-        if old >= 0:
-            out[new] = m[[old]].toarray()
-    return sp.csc_array(out)
+    new_rows = np.flatnonzero(order >= 0)
+    select = sp.csr_array(
+        (np.ones(len(new_rows)), (new_rows, order[new_rows])), shape=(len(order), n_b)
+    )
+    return sp.csc_array(select @ sp.csr_array(next_b))
 
 
 def scipy_distance(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +15,7 @@ from nnstd._network import Network, PathLike, as_network
 
 Solver = Literal["exact"]
 SOLVERS: tuple[str, ...] = ("exact",)
-Layers = Union[int, Sequence[int], None]
+Layers: TypeAlias = int | Sequence[int] | None
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ def _layer_selection(layers: Layers, depth: int) -> tuple[int, ...]:
     chosen = (layers,) if isinstance(layers, (int, np.integer)) else tuple(layers)
     for k in chosen:
         if not isinstance(k, (int, np.integer)) or not 0 <= k < depth:
-            raise TopologyError(f"layer {k} does not exist: the networks have layers 0..{depth - 1}")
+            raise TopologyError(
+                f"layer {k} does not exist: the networks have layers 0..{depth - 1}"
+            )
     if not chosen:
         raise ValueError("layers must name at least one layer")
     return tuple(int(k) for k in chosen)
@@ -176,7 +178,8 @@ def pairwise(
     Examples
     --------
     >>> import numpy as np, nnstd
-    >>> nets = [nnstd.Network([np.eye(4)[:, p]]) for p in ([0, 1, 2, 3], [1, 0, 2, 3], [0, 1, 2, 2])]
+    >>> orders = ([0, 1, 2, 3], [1, 0, 2, 3], [0, 1, 2, 2])
+    >>> nets = [nnstd.Network([np.eye(4)[:, order]]) for order in orders]
     >>> nnstd.pairwise(nets)[:, :, 0]
     array([[0.  , 0.  , 0.25],
            [0.  , 0.  , 0.25],

@@ -1,12 +1,16 @@
 # Hand-written stubs of the native module, checked with `python -m mypy.stubtest nnstd._core`.
 from collections.abc import Callable, Sequence
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["TopologyError", "Topology", "distance", "pairwise", "pair_count", "assign_exact"]
+
 class TopologyError(ValueError):
     """A topology that cannot be read or compared; the message names the layer and the problem."""
 
+@final
 class Topology:
     """The binary topology of a network, layer by layer, in compressed sparse column form."""
 
@@ -21,9 +25,7 @@ class Topology:
 
 def distance(
     a: Topology, b: Topology, depth: int | None = None, solver: str = "exact"
-) -> tuple[
-    npt.NDArray[np.float64], npt.NDArray[np.float64], list[npt.NDArray[np.int64]]
-]: ...
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], list[npt.NDArray[np.int64]]]: ...
 def pairwise(
     networks: Sequence[Topology],
     depth: int | None = None,

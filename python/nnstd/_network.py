@@ -7,7 +7,7 @@ import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -16,8 +16,8 @@ import scipy.sparse as sp
 from nnstd import _core
 from nnstd._errors import TopologyError
 
-LayerLike = Union[npt.ArrayLike, sp.spmatrix, sp.sparray]
-PathLike = Union[str, "os.PathLike[str]"]
+LayerLike: TypeAlias = npt.ArrayLike | sp.spmatrix | sp.sparray
+PathLike: TypeAlias = str | os.PathLike[str]
 
 _PAPER_LAYER = re.compile(r"^weight_l(\d+)\.npz$")
 
@@ -139,7 +139,9 @@ class Network:
 
 
 def _paper_layer_files(folder: Path) -> list[Path]:
-    found = {int(m.group(1)): folder / f for f in os.listdir(folder) if (m := _PAPER_LAYER.match(f))}
+    found = {
+        int(m.group(1)): folder / f for f in os.listdir(folder) if (m := _PAPER_LAYER.match(f))
+    }
     if not found:
         raise TopologyError(f"{folder}: no weight_l0.npz, weight_l1.npz, ... files found")
     missing = sorted(set(range(max(found) + 1)) - set(found))
@@ -151,11 +153,34 @@ def _paper_layer_files(folder: Path) -> list[Path]:
     return [found[k] for k in range(len(found))]
 
 
+_SPARSE_FORMATS = {"csr": sp.csr_array, "csc": sp.csc_array}
+
+
 def _read_sparse_npz(path: Path) -> sp.csr_array:
-    """One ``scipy.sparse.save_npz`` file; never unpickles (``allow_pickle=False``)."""
+    """One ``scipy.sparse.save_npz`` file, read from its arrays; never unpickles."""
     try:
-        return sp.csr_array(sp.load_npz(path))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            fmt = archive["format"].item()
+            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+            shape = tuple(int(n) for n in archive["shape"])
+            if fmt in _SPARSE_FORMATS:
+                parts = (archive["data"], archive["indices"], archive["indptr"])
+                return sp.csr_array(_SPARSE_FORMATS[fmt](parts, shape=shape))
+            if fmt == "coo":
+                coords = (archive["row"], archive["col"])
+                return sp.csr_array(sp.coo_array((archive["data"], coords), shape=shape))
+            raise TopologyError(f"{path}: unsupported sparse format {fmt!r}")
+    except TopologyError:
+        raise
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        TypeError,
+        AttributeError,
+        zipfile.BadZipFile,
+    ) as exc:
         raise TopologyError(f"{path}: not a readable scipy.sparse .npz file ({exc})") from None
 
 

@@ -82,3 +82,49 @@ pub fn pairwise(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Layer;
+
+    fn net(seed: u32) -> Network {
+        let cols: Vec<Vec<u32>> = (0..6)
+            .map(|c| vec![(c * seed) % 5, (c + seed) % 5])
+            .collect();
+        Network::new(vec![Layer::from_neuron_inputs(0, 5, &cols).unwrap()]).unwrap()
+    }
+
+    #[test]
+    fn paper_convention_is_symmetric_with_zero_diagonal() {
+        let nets = [net(1), net(2), net(3)];
+        let refs: Vec<&Network> = nets.iter().collect();
+        let m = pairwise(
+            &refs,
+            None,
+            Solver::Exact,
+            Pairs::Paper,
+            Some(2),
+            &Cancel::new(),
+        )
+        .unwrap();
+        for i in 0..3 {
+            assert_eq!(m[i * 3 + i], 0.0);
+            for j in 0..3 {
+                assert_eq!(m[i * 3 + j], m[j * 3 + i]);
+            }
+        }
+        assert_eq!(pair_count(3, Pairs::Paper), 3);
+        assert_eq!(pair_count(3, Pairs::Ordered), 9);
+    }
+
+    #[test]
+    fn a_raised_cancel_flag_stops_the_work() {
+        let nets = [net(1), net(2)];
+        let refs: Vec<&Network> = nets.iter().collect();
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let err = pairwise(&refs, None, Solver::Exact, Pairs::Paper, None, &cancel).unwrap_err();
+        assert_eq!(err, Error::Interrupted);
+    }
+}

@@ -1,6 +1,8 @@
 //! Python bindings of `nnstd-core`: array conversion, error mapping, GIL release. No algorithm
 //! code lives here.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -40,23 +42,27 @@ where
     F: FnOnce(&Cancel) -> core::Result<T> + Send,
 {
     let cancel = Cancel::new();
+    let done = AtomicBool::new(false);
     let (outcome, signal) = py.detach(|| {
         thread::scope(|scope| {
             let watcher = thread::current();
             let cancel = &cancel;
+            let done = &done;
             let handle = scope.spawn(move || {
-                let out = work(cancel);
+                // Set before waking the watcher, so that it never parks again once work is over.
+                let out = catch_unwind(AssertUnwindSafe(|| work(cancel)));
+                done.store(true, Ordering::Release);
                 watcher.unpark();
                 out
             });
             let mut signal = None;
-            while !handle.is_finished() {
+            while !done.load(Ordering::Acquire) {
                 thread::park_timeout(Duration::from_millis(200));
                 if signal.is_none() {
                     let checked = Python::attach(|py| {
                         py.check_signals()?;
                         match progress {
-                            Some(callback) if !handle.is_finished() => {
+                            Some(callback) if !done.load(Ordering::Acquire) => {
                                 callback.call1(py, (cancel.done(),)).map(drop)
                             }
                             _ => Ok(()),
@@ -68,7 +74,8 @@ where
                     }
                 }
             }
-            (handle.join(), signal)
+            let outcome = handle.join().unwrap_or_else(Err);
+            (outcome, signal)
         })
     });
     if let Some(err) = signal {

@@ -1,0 +1,51 @@
+"""Shared fixtures: where the paper's topologies are, and small random networks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the oracle module
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER_TOPO_ENV = "NNSTD_PAPER_TOPO"
+
+
+def paper_topo_root() -> Path:
+    """`$NNSTD_PAPER_TOPO`, else `../shared/paper-topo` beside the checkout."""
+    return Path(os.environ.get(PAPER_TOPO_ENV, ROOT.parent / "shared" / "paper-topo"))
+
+
+@pytest.fixture(scope="session")
+def paper_topo() -> Path:
+    """The paper's topologies. Missing data fails on CI (CI=true) and skips, loudly, elsewhere."""
+    root = paper_topo_root()
+    if not (root / "e5_s0_w0").is_dir():
+        message = (
+            f"the paper's topologies are not at {root}; set {PAPER_TOPO_ENV} to the folder "
+            f"holding e5_s0_w0 ... e5_s0_w9"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+def paper_networks(root: Path, epoch: str) -> list[Path]:
+    return [root / f"e5_s0_w{k}" / epoch for k in range(10)]
+
+
+PAPER_EPOCHS = [
+    "epoch_000",
+    "epoch_010",
+    "epoch_020",
+    "epoch_030",
+    "epoch_040",
+    "epoch_050",
+    "epoch_100",
+    "epoch_150",
+    "epoch_190",
+]

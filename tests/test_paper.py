@@ -1,0 +1,57 @@
+"""nnstd on the paper's published topologies against the SciPy oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nnstd
+import numpy as np
+import pytest
+from conftest import PAPER_EPOCHS, paper_networks
+from oracle import paper_layers, scipy_distance
+
+
+@pytest.mark.parametrize("epoch", PAPER_EPOCHS)
+def test_pairwise_equals_scipy_oracle_on_every_pair_and_layer(paper_topo: Path, epoch: str) -> None:
+    folders = paper_networks(paper_topo, epoch)
+    result = nnstd.pairwise(folders)
+    assert result.shape == (10, 10, 4)
+    layers = [paper_layers(str(f)) for f in folders]
+    for i in range(10):
+        assert np.all(result[i, i] == 0.0)
+        for j in range(i):
+            expected, _ = scipy_distance(layers[i], layers[j])  # the paper: higher index is A
+            np.testing.assert_allclose(result[i, j], expected, rtol=0, atol=1e-12)
+            np.testing.assert_array_equal(result[j, i], result[i, j])
+
+
+@pytest.mark.parametrize("epoch", ["epoch_000", "epoch_100", "epoch_190"])
+def test_matchings_are_scipys_assignments(paper_topo: Path, epoch: str) -> None:
+    a, b = paper_topo / "e5_s0_w7" / epoch, paper_topo / "e5_s0_w2" / epoch
+    d = nnstd.distance(a, b)
+    _, matchings = scipy_distance(paper_layers(str(a)), paper_layers(str(b)))
+    for mine, theirs in zip(d.matchings, matchings, strict=False):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_self_distance_is_zero_and_values_in_unit_interval(paper_topo: Path) -> None:
+    for epoch in ("epoch_000", "epoch_190"):
+        net = nnstd.load_network(paper_topo / "e5_s0_w4" / epoch)
+        assert np.all(nnstd.distance(net, net).layers == 0.0)
+        ordered = nnstd.pairwise(paper_networks(paper_topo, epoch)[:4], ordered=True)
+        assert np.all((ordered >= 0) & (ordered <= 1))
+        assert np.all(np.diagonal(ordered, axis1=0, axis2=1) == 0.0)
+
+
+def test_results_do_not_depend_on_thread_count(paper_topo: Path) -> None:
+    folders = paper_networks(paper_topo, "epoch_100")[:5]
+    one = nnstd.pairwise(folders, threads=1, ordered=True)
+    two = nnstd.pairwise(folders, threads=2, ordered=True)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_loader_reads_the_paper_layout(paper_topo: Path) -> None:
+    net = nnstd.load_network(paper_topo / "e5_s0_w0" / "epoch_000")
+    assert net.shapes == [(784, 784), (784, 784), (784, 784), (784, 10)]
+    assert net.connections[3] == 7840
+    assert 3000 < net.connections[0] < 4500
