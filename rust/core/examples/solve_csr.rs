@@ -27,6 +27,7 @@ fn main() {
     for method in [
         exact::Method::Scan,
         exact::Method::Grouped,
+        exact::Method::Blocked,
         exact::Method::Adaptive,
     ] {
         let t = std::time::Instant::now();

@@ -64,7 +64,7 @@ proptest! {
     fn structured_equals_dense((r, c, m) in tie_heavy()) {
         let dense = solve_dense(r, c, &m);
         let sparse = SparseCost::from_dense(r, c, &m);
-        for method in [Method::Scan, Method::Grouped, Method::Adaptive] {
+        for method in [Method::Scan, Method::Grouped, Method::Blocked, Method::Adaptive] {
             let solved = solve_with(&sparse, method);
             prop_assert_eq!(&solved.col_of_row, &dense.col_of_row, "{:?}", method);
             prop_assert_eq!(solved.cost.to_bits(), dense.cost.to_bits());
@@ -109,7 +109,12 @@ fn larger_random_sparse_matrices_agree() {
             }
             let dense = solve_dense(r, c, &m);
             let sparse = SparseCost::from_dense(r, c, &m);
-            for method in [Method::Scan, Method::Grouped, Method::Adaptive] {
+            for method in [
+                Method::Scan,
+                Method::Grouped,
+                Method::Blocked,
+                Method::Adaptive,
+            ] {
                 assert_eq!(
                     solve_with(&sparse, method).col_of_row,
                     dense.col_of_row,
