@@ -21,21 +21,34 @@ from scipy.optimize import linear_sum_assignment
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from oracle import carry, paper_layers, scipy_cost_matrix  # noqa: E402
-
 import nnstd  # noqa: E402
 from nnstd import _core  # noqa: E402
+from oracle import carry, paper_layers, scipy_cost_matrix  # noqa: E402
 
-EPOCHS = ["epoch_000", "epoch_010", "epoch_020", "epoch_030", "epoch_040",
-          "epoch_050", "epoch_100", "epoch_150", "epoch_190"]
+EPOCHS = [
+    "epoch_000",
+    "epoch_010",
+    "epoch_020",
+    "epoch_030",
+    "epoch_040",
+    "epoch_050",
+    "epoch_100",
+    "epoch_150",
+    "epoch_190",
+]
 
 
 def as_sparse_cost(cost: np.ndarray) -> tuple:
     r, c = np.nonzero(cost != 1.0)
     s = sp.csr_array((cost[r, c], (r, c)), shape=cost.shape)
     s.sort_indices()
-    return (cost.shape[0], cost.shape[1], s.indptr.astype(np.int64),
-            s.indices.astype(np.int64), s.data.astype(np.float64))
+    return (
+        cost.shape[0],
+        cost.shape[1],
+        s.indptr.astype(np.int64),
+        s.indices.astype(np.int64),
+        s.data.astype(np.float64),
+    )
 
 
 class SolverClock:
@@ -98,13 +111,17 @@ def main() -> None:
         t_nnstd += e_nnstd
         t_scipy += e_scipy
         print(f"{epoch:<10} {e_nnstd:9.3f} {e_scipy:9.3f} {e_scipy / e_nnstd:6.1f}x")
-    print(f"{'total':<10} {t_nnstd:9.3f} {t_scipy:9.3f} {t_scipy / t_nnstd:6.1f}x"
-          f"   (nnstd.pairwise, solver={args.solver!r}, all cores, vs SciPy pipeline)")
+    print(
+        f"{'total':<10} {t_nnstd:9.3f} {t_scipy:9.3f} {t_scipy / t_nnstd:6.1f}x"
+        f"   (nnstd.pairwise, solver={args.solver!r}, all cores, vs SciPy pipeline)"
+    )
     print(f"largest |nnstd - scipy| over all pairs and layers: {worst:.3g}")
-    print(f"solver alone, one thread, {clock.matrices} cost matrices: "
-          f"nnstd {clock.nnstd:.3f} s, scipy {clock.scipy:.3f} s, "
-          f"ratio {clock.scipy / clock.nnstd:.2f}x; identical assignments: "
-          f"{clock.identical}/{clock.matrices}")
+    print(
+        f"solver alone, one thread, {clock.matrices} cost matrices: "
+        f"nnstd {clock.nnstd:.3f} s, scipy {clock.scipy:.3f} s, "
+        f"ratio {clock.scipy / clock.nnstd:.2f}x; identical assignments: "
+        f"{clock.identical}/{clock.matrices}"
+    )
 
 
 if __name__ == "__main__":
