@@ -9,7 +9,7 @@ import nnstd
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from nnstd import _api, _network
+from nnstd import _api, _network, plot, topology_set
 
 
 def small_net(seed: int = 0, widths: tuple[int, ...] = (6, 5, 4)) -> nnstd.Network:
@@ -27,7 +27,7 @@ def write_paper_folder(folder: Path, layers: list[np.ndarray]) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("module", [nnstd, _api, _network])
+@pytest.mark.parametrize("module", [nnstd, _api, _network, plot, topology_set])
 def test_docstring_examples_run(module: object) -> None:
     failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried > 0 and failures == 0

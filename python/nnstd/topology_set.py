@@ -1,0 +1,173 @@
+"""Sets of networks saved at several epochs, in the paper's layout: ``ROOT/<network>/<epoch>/``.
+
+A topology root holds one folder per network (``e5_s0_w0``, ..., or any names); each holds one
+folder per snapshot: ``epoch_000``, ``epoch_010``, ... (the paper's names) and optionally
+``init``, the untrained network before the first epoch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from nnstd._api import Layers, pairwise
+from nnstd._errors import TopologyError
+from nnstd._network import Network, PathLike, load_network
+
+INIT = "init"
+_EPOCH = re.compile(r"^epoch_(\d+)$")
+
+__all__ = ["INIT", "TopologySet", "cumulative_layers", "default_topo_root"]
+
+
+def _natural_key(name: str) -> list[object]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def epoch_label(epoch: str) -> str:
+    """``epoch_010`` -> ``epoch 10``; ``init`` -> ``initial``."""
+    match = _EPOCH.match(epoch)
+    return f"epoch {int(match.group(1))}" if match else ("initial" if epoch == INIT else epoch)
+
+
+def parse_epoch(text: str | int) -> str:
+    """``10``, ``"10"`` or ``"epoch_010"`` -> ``"epoch_010"``; ``"init"`` stays."""
+    text = str(text)
+    if text == INIT or _EPOCH.match(text):
+        return text
+    if text.isdigit():
+        return f"epoch_{int(text):03d}"
+    raise TopologyError(f"not an epoch: {text!r} (expected a number, epoch_NNN or {INIT!r})")
+
+
+def default_topo_root() -> Path:
+    """``./topo`` if present, else the ``topo/`` of the source checkout this package runs from."""
+    here = Path.cwd() / "topo"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[2] / "topo"
+
+
+@dataclass(frozen=True)
+class TopologySet:
+    """The networks and snapshots under a topology root.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for net in ("w0", "w1"):
+    ...     for epoch in ("init", "epoch_000"):
+    ...         (root / net / epoch).mkdir(parents=True)
+    ...         sp.save_npz(root / net / epoch / "weight_l0.npz", sp.csr_matrix(np.eye(4)))
+    >>> ts = TopologySet.open(root)
+    >>> ts.networks, ts.epochs
+    (('w0', 'w1'), ('init', 'epoch_000'))
+    >>> ts.matrix("epoch_000")[:, :, 0]
+    array([[0., 0.],
+           [0., 0.]])
+    """
+
+    root: Path
+    networks: tuple[str, ...]
+    epochs: tuple[str, ...]
+
+    @classmethod
+    def open(cls, root: PathLike) -> TopologySet:
+        """Scans ``root``; raises `TopologyError` if it holds no network folders."""
+        path = Path(root)
+        if not path.is_dir():
+            raise TopologyError(f"{path}: no such topology folder")
+        networks = sorted((d.name for d in path.iterdir() if d.is_dir()), key=_natural_key)
+        snapshots = {
+            s.name
+            for n in networks
+            for s in (path / n).iterdir()
+            if s.is_dir() and (s.name == INIT or _EPOCH.match(s.name))
+        }
+        networks = [n for n in networks if any((path / n / s).is_dir() for s in snapshots)]
+        if not networks:
+            raise TopologyError(
+                f"{path}: no networks found (expected {path}/<network>/epoch_NNN/weight_l0.npz)"
+            )
+        order = sorted(snapshots - {INIT}, key=_natural_key)
+        epochs = ([INIT] if INIT in snapshots else []) + order
+        return cls(path, tuple(networks), tuple(epochs))
+
+    def check_epoch(self, epoch: str) -> str:
+        if epoch not in self.epochs:
+            raise TopologyError(
+                f"{self.root}: no snapshot {epoch!r}; available: {', '.join(self.epochs)}"
+            )
+        return epoch
+
+    def load(self, epoch: str) -> list[Network]:
+        """Every network at ``epoch``, in network order."""
+        self.check_epoch(epoch)
+        return [load_network(self.root / n / epoch) for n in self.networks]
+
+    def short_names(self) -> list[str]:
+        """Network names without the prefix they all share (``e5_s0_w3`` -> ``w3``)."""
+        names = list(self.networks)
+        if len(names) < 2:
+            return names
+        prefix = names[0]
+        for n in names[1:]:
+            while not n.startswith(prefix):
+                prefix = prefix[:-1]
+        cut = prefix.rfind("_") + 1  # whole "_"-separated parts only; 0 when there is none
+        return [n[cut:] or n for n in names]
+
+    def matrix(
+        self,
+        epoch: str,
+        *,
+        layers: Layers = None,
+        solver: str = "exact",
+        threads: int | None = None,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """``nnstd.pairwise`` over all networks at ``epoch``: shape (n, n, layers)."""
+        return pairwise(
+            self.load(epoch),
+            layers=layers,
+            solver=solver,  # type: ignore[arg-type]
+            threads=threads,
+            progress=progress,
+        )
+
+
+def cumulative_layers(matrix: npt.NDArray[np.float64], layer: int) -> npt.NDArray[np.float64]:
+    """The paper's heat-map value for "layer L": the mean of layers 0..L (last axis)."""
+    if not 0 <= layer < matrix.shape[-1]:
+        raise TopologyError(f"layer {layer} does not exist: layers 0..{matrix.shape[-1] - 1}")
+    return np.asarray(matrix[..., : layer + 1].mean(axis=-1))
+
+
+def select_layer(
+    matrix: npt.NDArray[np.float64], layer: int, cumulative: bool
+) -> npt.NDArray[np.float64]:
+    """Layer ``layer`` alone, or the paper's cumulative value."""
+    if cumulative:
+        return cumulative_layers(matrix, layer)
+    if not 0 <= layer < matrix.shape[-1]:
+        raise TopologyError(f"layer {layer} does not exist: layers 0..{matrix.shape[-1] - 1}")
+    return np.asarray(matrix[..., layer])
+
+
+def save_matrix(path: Path, matrix: npt.NDArray[np.float64], names: Sequence[str]) -> None:
+    """``.npy`` (the array) or ``.csv`` (with the network names as header and first column)."""
+    if path.suffix == ".npy":
+        np.save(path, matrix, allow_pickle=False)
+    elif path.suffix == ".csv":
+        with open(path, "w", encoding="utf-8") as out:
+            out.write("network," + ",".join(names) + "\n")
+            for name, row in zip(names, matrix, strict=True):
+                out.write(name + "," + ",".join(f"{x:.17g}" for x in row) + "\n")
+    else:
+        raise TopologyError(f"{path}: unsupported matrix format (use .npy or .csv)")
