@@ -288,6 +288,40 @@ def cmd_evolution(args: argparse.Namespace) -> None:
             print(f"wrote {args.out}")
 
 
+def cmd_generate(args: argparse.Namespace) -> None:
+    from nnstd.generate import SetConfig, generate
+
+    try:
+        config = SetConfig(
+            widths=tuple(args.widths),
+            density=args.density,
+            networks=args.networks,
+            rewire=args.rewire,
+            epochs=args.epochs,
+            zeta=args.zeta,
+            seed=args.seed,
+            snapshots=tuple(e for e in args.snapshots if e < args.epochs),
+        )
+    except ValueError as exc:
+        raise CommandError(f"generate: {exc}") from None
+    start = time.perf_counter()
+    log = (
+        (lambda message: None)
+        if args.quiet
+        else (lambda message: print(message, file=sys.stderr, flush=True))
+    )
+    try:
+        accuracies = generate(args.out, config, log=log)
+    except (ImportError, ValueError) as exc:
+        raise CommandError(f"generate: {exc}") from None
+    if not args.quiet:
+        summary = ", ".join(f"{name} {acc:.4f}" for name, acc in accuracies.items())
+        print(
+            f"wrote {args.out} in {time.perf_counter() - start:.0f} s; final test accuracy: "
+            f"{summary}"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnstd",
@@ -384,6 +418,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evo.add_argument("--out", type=_figure_path, help="plot file (.png, .pdf, .svg)")
     evo.set_defaults(run=cmd_evolution)
+
+    from nnstd.generate import PAPER_SNAPSHOTS, SetConfig
+
+    defaults = SetConfig()
+    gen = sub.add_parser(
+        "generate",
+        help="generate topologies like the paper's (rewired chain + SET training)",
+        description="Generate an initial sparse network, a chain of networks each rewiring a "
+        "fraction of the previous one's connections, and train every network with SET on "
+        "scikit-learn's digits (upsampled to 28x28); write snapshots in the paper's layout, "
+        "with the untrained networks as 'init'. Needs nnstd[generate].",
+        epilog="Example: nnstd generate --out topo",
+    )
+    gen.add_argument("--out", type=Path, required=True, help="output folder")
+    gen.add_argument(
+        "--widths",
+        type=int,
+        nargs="+",
+        default=list(defaults.widths),
+        help="layer widths, inputs first (default: %(default)s)",
+    )
+    gen.add_argument(
+        "--density",
+        type=float,
+        default=defaults.density,
+        help="density of the sparse layers (default: %(default)s)",
+    )
+    gen.add_argument(
+        "--networks",
+        type=int,
+        default=defaults.networks,
+        help="networks in the chain (default: %(default)s)",
+    )
+    gen.add_argument(
+        "--rewire",
+        type=float,
+        default=defaults.rewire,
+        help="fraction of connections moved between networks (default: %(default)s)",
+    )
+    gen.add_argument(
+        "--epochs",
+        type=int,
+        default=defaults.epochs,
+        help="training epochs (default: %(default)s, i.e. epochs 0..190)",
+    )
+    gen.add_argument(
+        "--snapshots",
+        type=int,
+        nargs="+",
+        default=list(PAPER_SNAPSHOTS),
+        help="epochs to save (default: the paper's, %(default)s)",
+    )
+    gen.add_argument(
+        "--zeta",
+        type=float,
+        default=defaults.zeta,
+        help="SET's fraction of weights replaced per epoch (default: %(default)s)",
+    )
+    gen.add_argument("--seed", type=int, default=defaults.seed, help="(default: %(default)s)")
+    gen.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
+    gen.set_defaults(run=cmd_generate)
     return parser
 
 

@@ -1,0 +1,149 @@
+"""The topology generator (tiny configurations) and the committed topo/ set."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nnstd
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from nnstd.generate import SetConfig, generate
+from nnstd.topology_set import TopologySet
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = SetConfig(
+    widths=(784, 48, 32, 10), density=0.05, networks=3, epochs=3, snapshots=(0, 2), seed=3
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gen")
+    generate(out, TINY, log=lambda message: None)
+    return out
+
+
+def test_tiny_generation_end_to_end(tiny_set: Path, tmp_path: Path) -> None:
+    ts = TopologySet.open(tiny_set)
+    assert ts.networks == ("w0", "w1", "w2")
+    assert ts.epochs == ("init", "epoch_000", "epoch_002")
+    net = nnstd.load_network(tiny_set / "w1" / "epoch_002")
+    assert net.shapes == [(784, 48), (48, 32), (32, 10)]
+    raw = sp.load_npz(tiny_set / "w1" / "epoch_002" / "weight_l0.npz")
+    assert raw.shape == (785, 48) and raw.dtype == np.float32  # bias row last
+    accuracy = (tiny_set / "w0" / "testacc.txt").read_text().split()
+    assert len(accuracy) == 3 and all(0.0 <= float(a) <= 1.0 for a in accuracy)
+    assert json.loads((tiny_set / "config.json").read_text())["networks"] == 3
+    out = tmp_path / "fig.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nnstd.cli",
+            "figure4",
+            "--topo-root",
+            str(tiny_set),
+            "--out",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size > 10_000
+
+
+def test_generation_is_deterministic(tiny_set: Path, tmp_path: Path) -> None:
+    generate(tmp_path, TINY, log=lambda message: None)
+    for name in ("w2/init/weight_l0.npz", "w2/epoch_002/weight_l1.npz"):
+        a, b = sp.load_npz(tiny_set / name), sp.load_npz(tmp_path / name)
+        assert (a != b).nnz == 0
+
+
+def test_rewiring_and_set_keep_the_connection_count(tiny_set: Path) -> None:
+    counts = {
+        (n, e): nnstd.load_network(tiny_set / n / e).connections
+        for n in ("w0", "w1", "w2")
+        for e in ("init", "epoch_000", "epoch_002")
+    }
+    assert len(set(map(tuple, counts.values()))) == 1
+    init = [nnstd.load_network(tiny_set / n / "init") for n in ("w0", "w1", "w2")]
+    d = nnstd.pairwise(init, layers=0)[:, :, 0]
+    assert 0 < d[1, 0] < d[2, 0]  # two rewiring steps apart is farther than one
+
+
+def test_generate_command_reports_missing_outputs_cleanly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nnstd.cli",
+            "generate",
+            "--out",
+            str(tmp_path / "g"),
+            "--widths",
+            "100",
+            "10",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "784 inputs" in result.stderr
+
+
+# The committed set (generated once with `nnstd generate --out topo`, see topo/README.md).
+
+COMMITTED = ROOT / "topo"
+
+
+@pytest.fixture(scope="module")
+def committed() -> TopologySet:
+    if not (COMMITTED / "w0").is_dir():
+        pytest.fail(f"{COMMITTED} is missing: the project ships its generated topologies")
+    return TopologySet.open(COMMITTED)
+
+
+def test_committed_set_has_the_figure4_snapshots(committed: TopologySet) -> None:
+    assert len(committed.networks) == 10
+    for epoch in (
+        "init",
+        "epoch_000",
+        "epoch_010",
+        "epoch_030",
+        "epoch_050",
+        "epoch_100",
+        "epoch_190",
+    ):
+        assert epoch in committed.epochs
+
+
+def test_initial_distances_grow_with_rewiring_steps(committed: TopologySet) -> None:
+    d = committed.matrix("init", layers=0)[:, :, 0]
+    by_steps = [np.mean([d[i, i + s] for i in range(10 - s)]) for s in range(1, 10)]
+    assert all(a < b for a, b in zip(by_steps, by_steps[1:], strict=False))
+    assert np.all(d[np.triu_indices(10, 1)] > 0)
+
+
+def test_networks_drift_apart_during_training(committed: TopologySet) -> None:
+    off = ~np.eye(10, dtype=bool)
+    first = committed.matrix("init", layers=0)[:, :, 0][off].mean()
+    last = committed.matrix(committed.epochs[-1], layers=0)[:, :, 0][off].mean()
+    assert last > first + 0.2
+
+
+def test_density_is_constant_through_set(committed: TopologySet) -> None:
+    counts = {
+        tuple(nnstd.load_network(committed.root / n / e).connections)
+        for n in committed.networks
+        for e in committed.epochs
+    }
+    assert len(counts) == 1
