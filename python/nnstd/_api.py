@@ -13,8 +13,9 @@ from nnstd import _core
 from nnstd._errors import TopologyError
 from nnstd._network import Network, PathLike, as_network
 
-Solver = Literal["exact"]
-SOLVERS: tuple[str, ...] = ("exact",)
+Solver = Literal["exact", "sparse", "auto"]
+SOLVERS: tuple[str, ...] = ("exact", "sparse", "auto")
+DEFAULT_MEMORY_BUDGET = 1 << 30
 Layers: TypeAlias = int | Sequence[int] | None
 
 
@@ -33,12 +34,15 @@ class Distance:
     matchings
         ``matchings[k][i]`` is the neuron of B, in B's own labels, matched to neuron ``i`` of A
         in layer ``layer_indices[k]``; -1 where B's layer is narrower and ``i`` has no partner.
+    solvers
+        The solver that matched each reported layer: ``"exact"`` or ``"sparse"``.
     """
 
     layer_indices: tuple[int, ...]
     layers: npt.NDArray[np.float64]
     costs: npt.NDArray[np.float64]
     matchings: tuple[npt.NDArray[np.int64], ...]
+    solvers: tuple[str, ...]
 
     @property
     def value(self) -> float:
@@ -46,9 +50,11 @@ class Distance:
         return float(np.mean(self.layers)) if len(self.layers) else 0.0
 
 
-def _check_solver(solver: str) -> None:
+def _check_solver(solver: str, memory_budget: int | None) -> None:
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+    if memory_budget is not None and memory_budget < 0:
+        raise ValueError(f"memory_budget must be a number of bytes >= 0, got {memory_budget}")
 
 
 def _layer_selection(layers: Layers, depth: int) -> tuple[int, ...]:
@@ -85,6 +91,7 @@ def distance(
     *,
     layers: Layers = None,
     solver: Solver = "exact",
+    memory_budget: int | None = None,
 ) -> Distance:
     """The NNSTD of network ``b`` from network ``a``, layer by layer.
 
@@ -103,7 +110,15 @@ def distance(
         A layer index or a list of them (default: all). Later layers need all earlier ones
         matched, so asking for layer 2 alone still matches layers 0 and 1.
     solver
-        ``"exact"``: SciPy's optimal assignment, reproduced.
+        ``"exact"`` (default): SciPy's optimal assignment, reproduced, so the numbers equal the
+        paper algorithm's; refuses a layer whose dense cost matrix exceeds ``memory_budget``.
+        ``"sparse"``: an optimal assignment found from the neuron pairs that share an input, in
+        memory proportional to them; every layer's assignment cost is optimal given the
+        alignment carried into it, but ties may be broken differently from SciPy, so layers
+        after the first can differ from ``"exact"``. ``"auto"``: ``"exact"`` for layers whose
+        dense matrix fits ``memory_budget``, ``"sparse"`` beyond.
+    memory_budget
+        Bytes one layer's dense float64 cost matrix may take (default 1 GiB).
 
     Returns
     -------
@@ -125,12 +140,16 @@ def distance(
     >>> d.matchings[0]
     array([1, 0])
     """
-    _check_solver(solver)
+    _check_solver(solver, memory_budget)
     net_a, net_b = as_network(a), as_network(b)
     _check_comparable(net_a, net_b, "distance")
     chosen = _layer_selection(layers, net_a.depth)
-    dists, costs, matchings = _core.distance(
-        net_a._topology, net_b._topology, depth=max(chosen) + 1, solver=solver
+    dists, costs, matchings, solvers = _core.distance(
+        net_a._topology,
+        net_b._topology,
+        depth=max(chosen) + 1,
+        solver=solver,
+        memory_budget=memory_budget,
     )
     pick = list(chosen)
     return Distance(
@@ -138,6 +157,7 @@ def distance(
         layers=dists[pick],
         costs=costs[pick],
         matchings=tuple(matchings[k] for k in chosen),
+        solvers=tuple(solvers[k] for k in chosen),
     )
 
 
@@ -149,6 +169,7 @@ def pairwise(
     ordered: bool = False,
     threads: int | None = None,
     progress: Callable[[int, int], object] | None = None,
+    memory_budget: int | None = None,
 ) -> npt.NDArray[np.float64]:
     """Layer distances between all pairs of networks, computed in parallel.
 
@@ -158,7 +179,7 @@ def pairwise(
         Networks (or paths) of equal depth and input width.
     layers
         A layer index or a list of them (default: all).
-    solver
+    solver, memory_budget
         As in `distance`.
     ordered
         ``False`` (default): the paper's convention, each unordered pair once with the
@@ -185,7 +206,7 @@ def pairwise(
            [0.  , 0.  , 0.25],
            [0.25, 0.25, 0.  ]])
     """
-    _check_solver(solver)
+    _check_solver(solver, memory_budget)
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be a positive number, got {threads}")
     nets = [as_network(n) for n in networks]
@@ -203,6 +224,7 @@ def pairwise(
         ordered=ordered,
         threads=threads,
         progress=report,
+        memory_budget=memory_budget,
     )
     if progress is not None:
         progress(total, total)

@@ -24,8 +24,17 @@ class Topology:
     def connections(self) -> list[int]: ...
 
 def distance(
-    a: Topology, b: Topology, depth: int | None = None, solver: str = "exact"
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], list[npt.NDArray[np.int64]]]: ...
+    a: Topology,
+    b: Topology,
+    depth: int | None = None,
+    solver: str = "exact",
+    memory_budget: int | None = None,
+) -> tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    list[npt.NDArray[np.int64]],
+    list[str],
+]: ...
 def pairwise(
     networks: Sequence[Topology],
     depth: int | None = None,
@@ -33,6 +42,7 @@ def pairwise(
     ordered: bool = False,
     threads: int | None = None,
     progress: Callable[[int], object] | None = None,
+    memory_budget: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
 def pair_count(n: int, ordered: bool = False) -> int: ...
 def assign_exact(

@@ -14,6 +14,6 @@ pub mod similarity;
 pub mod topology;
 
 pub use error::{Error, Result};
-pub use network::{distance, Cancel, LayerMatch, Solver};
+pub use network::{distance, Cancel, LayerMatch, Options, Solver, DEFAULT_MEMORY_BUDGET};
 pub use pairwise::{pair_count, pairwise, Pairs};
 pub use topology::{Idx, Layer, Network};

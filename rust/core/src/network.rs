@@ -3,9 +3,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::assign::{exact, Assignment, UNMATCHED};
+use crate::assign::{exact, sparse, Assignment, UNMATCHED};
 use crate::error::{Error, Result};
-use crate::similarity::layer_costs;
+use crate::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
 use crate::topology::{Idx, Layer, Network};
 
 /// Which assignment the distance is built on.
@@ -14,6 +14,61 @@ pub enum Solver {
     /// SciPy's optimal assignment, reproduced (the paper's numbers).
     #[default]
     Exact,
+    /// An optimal assignment from the similarity graph alone; same layer cost as `Exact`, but
+    /// ties may be broken differently, so later layers can differ.
+    Sparse,
+    /// `Exact` while a layer's dense cost matrix fits the memory budget, `Sparse` beyond.
+    Auto,
+}
+
+/// The default memory budget for one layer's dense cost matrix: 1 GiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
+
+/// How layers are solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub solver: Solver,
+    /// Bytes a layer's dense float64 cost matrix may take for the exact solver.
+    pub memory_budget: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            solver: Solver::Exact,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+        }
+    }
+}
+
+impl Options {
+    pub fn new(solver: Solver) -> Self {
+        Options {
+            solver,
+            ..Options::default()
+        }
+    }
+}
+
+/// Bytes of an `n1 x n2` float64 matrix.
+fn dense_bytes(n1: usize, n2: usize) -> u64 {
+    (n1 as u64).saturating_mul(n2 as u64).saturating_mul(8)
+}
+
+/// A byte count in binary units, for messages.
+fn human_bytes(bytes: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
 }
 
 /// One layer of a network distance.
@@ -26,6 +81,8 @@ pub struct LayerMatch {
     /// `matching[i]` is the neuron of B (B's own label) matched to neuron `i` of A, or
     /// [`UNMATCHED`] when B's layer is narrower.
     pub matching: Vec<usize>,
+    /// The solver that matched this layer (`Exact` or `Sparse`).
+    pub solver: Solver,
 }
 
 /// Shared with the caller while work runs: a flag the caller raises to stop between units of
@@ -82,10 +139,31 @@ pub fn check_comparable(a: &Network, b: &Network) -> Result<()> {
     Ok(())
 }
 
-/// Solves one layer's assignment with the chosen solver.
-pub fn assign_layer(a: &Layer, b: &Layer, solver: Solver) -> Assignment {
+/// The solver a layer gets: `Auto` resolved by the budget; `Exact` over budget is an error.
+pub fn resolve_solver(k: usize, n1: usize, n2: usize, options: &Options) -> Result<Solver> {
+    let bytes = dense_bytes(n1, n2);
+    let fits = bytes <= options.memory_budget;
+    match options.solver {
+        Solver::Auto => Ok(if fits { Solver::Exact } else { Solver::Sparse }),
+        Solver::Exact if !fits => Err(Error::InvalidArgument(format!(
+            "layer {k}: the exact solver works on the dense {n1} x {n2} cost matrix ({}), \
+             over the memory budget of {}; use solver=\"sparse\" (same layer cost, in \
+             memory proportional to the overlaps) or raise the budget",
+            human_bytes(bytes),
+            human_bytes(options.memory_budget)
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// Solves one layer's assignment with a resolved solver (`Exact` or `Sparse`).
+pub fn assign_layer(a: &Layer, b: &Layer, solver: Solver, cancel: &Cancel) -> Result<Assignment> {
     match solver {
-        Solver::Exact => exact::solve(&layer_costs(a, b)),
+        Solver::Sparse => {
+            let costs = layer_costs_with(a, b, EmptyPairs::Skip);
+            sparse::solve(&costs, &empty_neurons(a), &empty_neurons(b), cancel)
+        }
+        _ => Ok(exact::solve(&layer_costs(a, b))),
     }
 }
 
@@ -112,7 +190,7 @@ pub fn distance(
     a: &Network,
     b: &Network,
     depth: Option<usize>,
-    solver: Solver,
+    options: &Options,
     cancel: &Cancel,
 ) -> Result<Vec<LayerMatch>> {
     check_comparable(a, b)?;
@@ -136,7 +214,8 @@ pub fn distance(
             }
             _ => lb,
         };
-        let assignment = assign_layer(la, lb, solver);
+        let solver = resolve_solver(k, la.n_out(), lb.n_out(), options)?;
+        let assignment = assign_layer(la, lb, solver, cancel)?;
         let n = la.n_out();
         let distance = if n == 0 {
             0.0
@@ -147,6 +226,7 @@ pub fn distance(
             distance,
             cost: assignment.cost,
             matching: assignment.col_of_row,
+            solver,
         });
     }
     Ok(result)
@@ -178,9 +258,16 @@ mod tests {
             (3, vec![vec![1, 2], vec![2], vec![0]]),
             (3, vec![vec![2, 0], vec![1]]),
         ]);
-        let d = distance(&a, &b, None, Solver::Exact, &Cancel::new()).unwrap();
+        let d = distance(&a, &b, None, &Options::default(), &Cancel::new()).unwrap();
         assert_eq!(d[0].matching, vec![2, 0, 1]);
         assert_eq!((d[0].distance, d[1].distance), (0.0, 0.0));
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(1000), "1000 bytes");
+        assert_eq!(human_bytes(4_917_248), "4.7 MiB");
+        assert_eq!(human_bytes(34_359_738_368), "32.0 GiB");
     }
 
     #[test]
@@ -192,6 +279,6 @@ mod tests {
     fn mismatched_networks_are_rejected() {
         let a = net(&[(3, vec![vec![0]])]);
         let b = net(&[(4, vec![vec![0]])]);
-        assert!(distance(&a, &b, None, Solver::Exact, &Cancel::new()).is_err());
+        assert!(distance(&a, &b, None, &Options::default(), &Cancel::new()).is_err());
     }
 }

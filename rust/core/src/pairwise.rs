@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::network::{check_comparable, distance, Cancel, Solver};
+use crate::network::{check_comparable, distance, Cancel, Options};
 use crate::topology::Network;
 
 /// Which (A, B) pairs a matrix holds.
@@ -40,7 +40,7 @@ pub fn pair_count(n: usize, pairs: Pairs) -> usize {
 pub fn pairwise(
     networks: &[&Network],
     depth: Option<usize>,
-    solver: Solver,
+    options: &Options,
     pairs: Pairs,
     threads: Option<usize>,
     cancel: &Cancel,
@@ -59,7 +59,7 @@ pub fn pairwise(
         list.par_iter()
             .map(|&(i, j)| {
                 cancel.check()?;
-                let d = distance(networks[i], networks[j], Some(depth), solver, cancel)?;
+                let d = distance(networks[i], networks[j], Some(depth), options, cancel)?;
                 cancel.tick();
                 Ok(d.iter().map(|l| l.distance).collect())
             })
@@ -102,7 +102,7 @@ mod tests {
         let m = pairwise(
             &refs,
             None,
-            Solver::Exact,
+            &Options::default(),
             Pairs::Paper,
             Some(2),
             &Cancel::new(),
@@ -124,7 +124,15 @@ mod tests {
         let refs: Vec<&Network> = nets.iter().collect();
         let cancel = Cancel::new();
         cancel.cancel();
-        let err = pairwise(&refs, None, Solver::Exact, Pairs::Paper, None, &cancel).unwrap_err();
+        let err = pairwise(
+            &refs,
+            None,
+            &Options::default(),
+            Pairs::Paper,
+            None,
+            &cancel,
+        )
+        .unwrap_err();
         assert_eq!(err, Error::Interrupted);
     }
 }

@@ -4,6 +4,8 @@
 //! pairs of empty neurons, whose cost is 0) are ever stored. Overlaps are counted by walking the
 //! inputs of each neuron of A through the input-to-neuron lists of B.
 
+use rayon::prelude::*;
+
 use crate::topology::{Idx, Layer};
 
 /// The normalised edit distance of two input sets from their sizes and overlap:
@@ -135,43 +137,76 @@ impl SparseCost {
     }
 }
 
-/// The cost matrix between the neurons of `a` (rows) and of `b` (columns). Both layers must use
-/// the same input labels (B's inputs already renamed through the carried matching).
+/// Whether [`layer_costs_with`] stores the zero cost between two empty neurons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyPairs {
+    Store,
+    Skip,
+}
+
+/// The cost matrix between the neurons of `a` (rows) and of `b` (columns), empty pairs stored.
+/// Both layers must use the same input labels (B's inputs already renamed through the carried
+/// matching).
 pub fn layer_costs(a: &Layer, b: &Layer) -> SparseCost {
+    layer_costs_with(a, b, EmptyPairs::Store)
+}
+
+/// Rows per parallel task when building costs.
+const ROWS_PER_TASK: usize = 2048;
+
+/// [`layer_costs`], built in parallel over blocks of rows; the result does not depend on the
+/// number of threads.
+pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> SparseCost {
     let (n1, n2) = (a.n_out(), b.n_out());
     let (b_rowptr, b_cols) = b.neurons_by_input();
-    let empty_b: Vec<Idx> = (0..n2)
-        .filter(|&j| b.inputs(j).is_empty())
-        .map(|j| j as Idx)
-        .collect();
-    let mut shared = vec![0u32; n2];
-    let mut touched: Vec<Idx> = Vec::new();
-    let mut rowptr = Vec::with_capacity(n1 + 1);
-    let (mut cols, mut vals) = (Vec::new(), Vec::new());
-    rowptr.push(0);
-    for i in 0..n1 {
-        let inputs = a.inputs(i);
-        if inputs.is_empty() {
-            cols.extend_from_slice(&empty_b);
-            vals.extend(std::iter::repeat_n(0.0, empty_b.len()));
-        } else {
-            for &r in inputs.iter().filter(|&&r| (r as usize) < b.n_in()) {
-                for &j in &b_cols[b_rowptr[r as usize]..b_rowptr[r as usize + 1]] {
-                    if shared[j as usize] == 0 {
-                        touched.push(j);
-                    }
-                    shared[j as usize] += 1;
+    let empty_b: Vec<Idx> = match empty {
+        EmptyPairs::Store => empty_neurons(b).into_iter().map(|j| j as Idx).collect(),
+        EmptyPairs::Skip => Vec::new(),
+    };
+    let blocks: Vec<(Vec<usize>, Vec<Idx>, Vec<f64>)> = (0..n1.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|block| {
+            let rows = block * ROWS_PER_TASK..((block + 1) * ROWS_PER_TASK).min(n1);
+            let mut shared = vec![0u32; n2];
+            let mut touched: Vec<Idx> = Vec::new();
+            let (mut lens, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+            for i in rows {
+                let before = cols.len();
+                let inputs = a.inputs(i);
+                if inputs.is_empty() {
+                    cols.extend_from_slice(&empty_b);
+                    vals.extend(std::iter::repeat_n(0.0, empty_b.len()));
                 }
+                for &r in inputs.iter().filter(|&&r| (r as usize) < b.n_in()) {
+                    for &j in &b_cols[b_rowptr[r as usize]..b_rowptr[r as usize + 1]] {
+                        if shared[j as usize] == 0 {
+                            touched.push(j);
+                        }
+                        shared[j as usize] += 1;
+                    }
+                }
+                touched.sort_unstable();
+                for &j in &touched {
+                    let s = std::mem::take(&mut shared[j as usize]) as usize;
+                    cols.push(j);
+                    vals.push(set_distance(inputs.len(), b.inputs(j as usize).len(), s));
+                }
+                touched.clear();
+                lens.push(cols.len() - before);
             }
-            touched.sort_unstable();
-            for &j in &touched {
-                let s = std::mem::take(&mut shared[j as usize]) as usize;
-                cols.push(j);
-                vals.push(set_distance(inputs.len(), b.inputs(j as usize).len(), s));
-            }
-            touched.clear();
+            (lens, cols, vals)
+        })
+        .collect();
+    let nnz = blocks.iter().map(|(_, c, _)| c.len()).sum();
+    let mut rowptr = Vec::with_capacity(n1 + 1);
+    let (mut cols, mut vals) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+    rowptr.push(0);
+    for (lens, block_cols, block_vals) in blocks {
+        for len in lens {
+            rowptr.push(rowptr.last().expect("non-empty") + len);
         }
-        rowptr.push(cols.len());
+        cols.extend_from_slice(&block_cols);
+        vals.extend_from_slice(&block_vals);
     }
     SparseCost {
         n_rows: n1,
@@ -180,6 +215,13 @@ pub fn layer_costs(a: &Layer, b: &Layer) -> SparseCost {
         cols,
         vals,
     }
+}
+
+/// The neurons of `layer` that have no input, in increasing order.
+pub fn empty_neurons(layer: &Layer) -> Vec<usize> {
+    (0..layer.n_out())
+        .filter(|&j| layer.inputs(j).is_empty())
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use nnstd_core::assign::{exact, UNMATCHED};
 use nnstd_core::similarity::SparseCost;
-use nnstd_core::{self as core, Cancel, Layer, Network, Pairs, Solver};
+use nnstd_core::{self as core, Cancel, Layer, Network, Options, Pairs, Solver};
 use numpy::ndarray::Array3;
 use numpy::{IntoPyArray, PyArray1, PyArray3, PyReadonlyArray1};
 use pyo3::create_exception;
@@ -89,12 +89,29 @@ where
     }
 }
 
-fn parse_solver(name: &str) -> PyResult<Solver> {
-    match name {
-        "exact" => Ok(Solver::Exact),
-        other => Err(PyValueError::new_err(format!(
-            "unknown solver {other:?}; expected \"exact\""
-        ))),
+fn parse_options(solver: &str, memory_budget: Option<u64>) -> PyResult<Options> {
+    let solver = match solver {
+        "exact" => Solver::Exact,
+        "sparse" => Solver::Sparse,
+        "auto" => Solver::Auto,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown solver {other:?}; expected \"exact\", \"sparse\" or \"auto\""
+            )))
+        }
+    };
+    let memory_budget = memory_budget.unwrap_or(core::DEFAULT_MEMORY_BUDGET);
+    Ok(Options {
+        solver,
+        memory_budget,
+    })
+}
+
+fn solver_name(solver: Solver) -> &'static str {
+    match solver {
+        Solver::Exact => "exact",
+        Solver::Sparse => "sparse",
+        Solver::Auto => "auto",
     }
 }
 
@@ -167,23 +184,26 @@ type DistanceArrays<'py> = (
     Bound<'py, PyArray1<f64>>,
     Bound<'py, PyArray1<f64>>,
     Vec<Bound<'py, PyArray1<i64>>>,
+    Vec<&'static str>,
 );
 
-/// Per-layer distances, costs and matchings (-1 where a neuron of A has no partner).
+/// Per-layer distances, costs, matchings (-1 where a neuron of A has no partner) and solvers used.
 #[pyfunction]
-#[pyo3(signature = (a, b, depth=None, solver="exact"))]
+#[pyo3(signature = (a, b, depth=None, solver="exact", memory_budget=None))]
 fn distance<'py>(
     py: Python<'py>,
     a: &Topology,
     b: &Topology,
     depth: Option<usize>,
     solver: &str,
+    memory_budget: Option<u64>,
 ) -> PyResult<DistanceArrays<'py>> {
-    let solver = parse_solver(solver)?;
+    let options = parse_options(solver, memory_budget)?;
     let (na, nb) = (a.inner.clone(), b.inner.clone());
     let layers = run_interruptibly(py, None, move |cancel| {
-        core::distance(&na, &nb, depth, solver, cancel)
+        core::distance(&na, &nb, depth, &options, cancel)
     })?;
+    let solvers: Vec<&'static str> = layers.iter().map(|l| solver_name(l.solver)).collect();
     let distances: Vec<f64> = layers.iter().map(|l| l.distance).collect();
     let costs: Vec<f64> = layers.iter().map(|l| l.cost).collect();
     let matchings = layers
@@ -194,12 +214,14 @@ fn distance<'py>(
         distances.into_pyarray(py),
         costs.into_pyarray(py),
         matchings,
+        solvers,
     ))
 }
 
 /// An `(n, n, depth)` array of per-layer distances over all pairs of networks.
 #[pyfunction]
-#[pyo3(signature = (networks, depth=None, solver="exact", ordered=false, threads=None, progress=None))]
+#[pyo3(signature = (networks, depth=None, solver="exact", ordered=false, threads=None, progress=None, memory_budget=None))]
+#[allow(clippy::too_many_arguments)] // one argument per Python keyword
 fn pairwise<'py>(
     py: Python<'py>,
     networks: Vec<PyRef<'py, Topology>>,
@@ -208,8 +230,9 @@ fn pairwise<'py>(
     ordered: bool,
     threads: Option<usize>,
     progress: Option<Py<PyAny>>,
+    memory_budget: Option<u64>,
 ) -> PyResult<Bound<'py, PyArray3<f64>>> {
-    let solver = parse_solver(solver)?;
+    let options = parse_options(solver, memory_budget)?;
     let pairs = if ordered {
         Pairs::Ordered
     } else {
@@ -220,7 +243,7 @@ fn pairwise<'py>(
     let depth = depth.unwrap_or_else(|| nets.first().map_or(0, |net| net.depth()));
     let flat = run_interruptibly(py, progress.as_ref(), move |cancel| {
         let refs: Vec<&Network> = nets.iter().map(|n| n.as_ref()).collect();
-        core::pairwise(&refs, Some(depth), solver, pairs, threads, cancel)
+        core::pairwise(&refs, Some(depth), &options, pairs, threads, cancel)
     })?;
     let array = Array3::from_shape_vec((n, n, depth), flat)
         .map_err(|e| PyRuntimeError::new_err(format!("nnstd internal error: {e}")))?;

@@ -2,8 +2,11 @@
 //!
 //! - [`exact`]: the shortest augmenting path method as SciPy runs it (NNSTD.md section 6), so it
 //!   picks the same optimal assignment as `scipy.optimize.linear_sum_assignment`.
+//! - [`sparse`]: an optimal assignment from the stored entries alone, in memory proportional to
+//!   them, for layers too wide for a dense matrix.
 
 pub mod exact;
+pub mod sparse;
 
 /// Marks a row or column that has no partner.
 pub const UNMATCHED: usize = usize::MAX;

@@ -1,0 +1,73 @@
+//! The sparse solver's cost against the exact solver's on random layers, and its matchings.
+
+use nnstd_core::assign::{exact, sparse, UNMATCHED};
+use nnstd_core::network::Cancel;
+use nnstd_core::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
+use nnstd_core::topology::Layer;
+use proptest::prelude::*;
+
+/// A random layer: each neuron draws a few inputs; some neurons are empty or copies.
+fn layer() -> impl Strategy<Value = (usize, Vec<Vec<u32>>)> {
+    (1usize..12, 1usize..12).prop_flat_map(|(n_in, n_out)| {
+        let neuron = prop::collection::vec(0..n_in as u32, 0..4);
+        (Just(n_in), prop::collection::vec(neuron, n_out))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    #[test]
+    fn sparse_cost_equals_exact_cost((n_in, cols_a) in layer(), seed in 0u64..1000, extra in 0usize..4) {
+        let a = Layer::from_neuron_inputs(0, n_in, &cols_a).unwrap();
+        // B: A's neurons shuffled and partly rewired, plus a few more or fewer neurons.
+        let mut cols_b: Vec<Vec<u32>> = cols_a.iter().rev().cloned().collect();
+        for (k, col) in cols_b.iter_mut().enumerate() {
+            if (seed as usize + k) % 3 == 0 {
+                col.push(((seed as usize * 7 + k) % n_in) as u32);
+            }
+        }
+        cols_b.truncate(cols_b.len().saturating_sub(extra % 2));
+        for k in 0..extra {
+            cols_b.push(if k % 2 == 0 { vec![] } else { vec![(k % n_in) as u32] });
+        }
+        let b = Layer::from_neuron_inputs(0, n_in, &cols_b).unwrap();
+        let dense = exact::solve(&layer_costs(&a, &b));
+        let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+        let solved = sparse::solve(&costs, &empty_neurons(&a), &empty_neurons(&b), &Cancel::new()).unwrap();
+        prop_assert!((solved.cost - dense.cost).abs() < 1e-9, "sparse {} exact {}", solved.cost, dense.cost);
+        // A complete matching: min(n1, n2) distinct partners.
+        let mut used: Vec<usize> = solved.col_of_row.iter().copied().filter(|&j| j != UNMATCHED).collect();
+        prop_assert_eq!(used.len(), a.n_out().min(b.n_out()));
+        used.sort_unstable();
+        used.dedup();
+        prop_assert_eq!(used.len(), a.n_out().min(b.n_out()));
+    }
+}
+
+#[test]
+fn layers_with_no_overlap_cost_one_per_neuron() {
+    let a = Layer::from_neuron_inputs(0, 6, &[vec![0], vec![1], vec![2]]).unwrap();
+    let b = Layer::from_neuron_inputs(0, 6, &[vec![3], vec![4], vec![5]]).unwrap();
+    let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+    assert_eq!(costs.nnz(), 0);
+    let solved = sparse::solve(&costs, &[], &[], &Cancel::new()).unwrap();
+    assert_eq!(solved.cost, 3.0);
+    assert_eq!(solved.col_of_row, vec![0, 1, 2]);
+}
+
+#[test]
+fn empty_neurons_pair_with_empty_neurons() {
+    let a = Layer::from_neuron_inputs(0, 3, &[vec![], vec![0], vec![]]).unwrap();
+    let b = Layer::from_neuron_inputs(0, 3, &[vec![0], vec![], vec![1], vec![]]).unwrap();
+    let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+    let solved = sparse::solve(
+        &costs,
+        &empty_neurons(&a),
+        &empty_neurons(&b),
+        &Cancel::new(),
+    )
+    .unwrap();
+    assert_eq!(solved.col_of_row, vec![1, 0, 3]);
+    assert_eq!(solved.cost, 0.0);
+}
