@@ -444,42 +444,44 @@ impl<'a> SparseSolver<'a> {
     }
 
     fn run(mut self, method: Method) -> Vec<usize> {
-        let mut last_steps = 0usize;
+        let mut mean_steps = 0.0f64;
+        // Adaptive: augmenting paths lengthen as the matching fills up, so once blocked
+        // augmentations pay off (judged on a moving average of path lengths, so that one long
+        // path early on does not decide), the rest are blocked too and the dual groups need no
+        // upkeep.
+        let mut list_only = matches!(method, Method::Scan | Method::Blocked);
         for cur_row in 0..self.nr {
-            let scan = match method {
-                Method::Scan => true,
-                Method::Grouped => false,
-                Method::Blocked => true,
+            if method == Method::Adaptive && !list_only {
                 // Measured on NNSTD layers (n = 784): a grouped step costs about 1 us, a
                 // blocked step about 0.25 us after setting up the list in about 2 ns per column.
-                Method::Adaptive => 2 * self.nc < 750 * last_steps,
-            };
-            let old_duals = if scan && method == Method::Scan {
-                self.scan_augmentation(cur_row)
-            } else if scan {
-                self.block_augmentation(cur_row)
+                list_only = 2.0 * self.nc as f64 <= 750.0 * mean_steps;
+            }
+            if list_only {
+                if method == Method::Scan {
+                    self.scan_augmentation(cur_row);
+                } else {
+                    self.block_augmentation(cur_row);
+                }
             } else {
                 let (sink, min_val) = self.augmenting_path(cur_row);
                 let old_duals: Vec<f64> = self.visited_cols.iter().map(|&j| self.v[j]).collect();
                 self.update_duals(cur_row, min_val);
                 self.flip(sink, cur_row);
-                old_duals
-            };
-            self.restore_columns(&old_duals);
-            last_steps = self.visited_cols.len();
+                self.restore_columns(&old_duals);
+            }
+            mean_steps = 0.9 * mean_steps + 0.1 * self.visited_cols.len() as f64;
         }
         self.col4row
     }
 
     /// One augmentation with SciPy's full scan, every per-column array kept by list position so
     /// that the scan is a sequential pass and SciPy's swap-removal a swap of slots. Leaves the
-    /// duals updated and the path flipped, and the visited columns out of their dual groups (as
-    /// a grouped augmentation does); returns their previous duals.
+    /// duals updated and the path flipped; the dual groups are not kept up to date.
     ///
     /// A row's stored entries are applied before its default pass: a stored c <= 1 gives a value
     /// no higher than the default 1, so the default pass changes neither their path cost nor the
     /// row recorded with it.
-    fn scan_augmentation(&mut self, cur_row: usize) -> Vec<f64> {
+    fn scan_augmentation(&mut self, cur_row: usize) {
         self.stamp += 1;
         let nc = self.nc;
         for p in 0..nc {
@@ -543,20 +545,10 @@ impl<'a> SparseSolver<'a> {
         self.finish_list_augmentation(cur_row, sink, min_val)
     }
 
-    /// After a scan or blocked augmentation: takes the visited columns out of their dual groups
-    /// (as a grouped augmentation does), updates the duals and flips the path. Returns the
-    /// visited columns' previous duals.
-    fn finish_list_augmentation(&mut self, cur_row: usize, sink: usize, min_val: f64) -> Vec<f64> {
-        let nc = self.nc;
-        let old_duals: Vec<f64> = self.visited_cols.iter().map(|&j| self.v[j]).collect();
-        for k in 0..self.visited_cols.len() {
-            let j = self.visited_cols[k];
-            self.index_column(j, (nc - 1 - j) as u32, false);
-            self.removed_at[j] = self.stamp;
-        }
+    /// After a scan or blocked augmentation: updates the duals and flips the path.
+    fn finish_list_augmentation(&mut self, cur_row: usize, sink: usize, min_val: f64) {
         self.update_duals(cur_row, min_val);
         self.flip(sink, cur_row);
-        old_duals
     }
 
     /// Sets up the scan list in its initial order (column j at position nc-1-j).
@@ -603,7 +595,7 @@ impl<'a> SparseSolver<'a> {
     /// positions keep the lowest stored value and highest dual of their entries, all and free.
     /// A block's lowest cost is then `min(lowest stored, base_min - highest dual)`, exactly, so
     /// a step reads the blocks and rescans only the block it picks from.
-    fn block_augmentation(&mut self, cur_row: usize) -> Vec<f64> {
+    fn block_augmentation(&mut self, cur_row: usize) {
         self.stamp += 1;
         self.reset_list();
         let n_blocks = self.nc.div_ceil(BLOCK);
