@@ -16,7 +16,7 @@ class Topology:
 
     def __new__(
         cls,
-        layers: Sequence[tuple[int, int, npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+        layers: Sequence[tuple[int, int, npt.NDArray[np.int64], npt.NDArray[np.int64], int]],
     ) -> Topology: ...
     @property
     def shapes(self) -> list[tuple[int, int]]: ...

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -15,6 +14,19 @@ import scipy.sparse as sp
 
 from nnstd import _core
 from nnstd._errors import TopologyError
+from nnstd._loaders import (
+    TORCH_SUFFIXES,
+    Orientation,
+    as_layer,
+    chain_groups,
+    check_orientation,
+    pick_weights,
+    read_npz_arrays,
+    read_safetensors,
+    read_torch,
+    state_dict_of,
+    tensors_to_numpy,
+)
 
 LayerLike: TypeAlias = npt.ArrayLike | sp.spmatrix | sp.sparray
 PathLike: TypeAlias = str | os.PathLike[str]
@@ -68,6 +80,11 @@ class Network:
         stored zero is not one). Layer ``k``'s neuron count must equal layer ``k+1``'s input count.
     name
         A label for plots and messages (for example the folder it was loaded from).
+    input_groups
+        For each layer, how many of its inputs belong to one neuron of the previous layer
+        (default 1 everywhere). A convolution flattened to ``(in_channels * kh * kw, out)``
+        with rows ordered channel-major has ``kh * kw``; a linear layer after flattening
+        ``C x H x W`` feature maps has ``H * W``. Matching renames whole groups together.
 
     Raises
     ------
@@ -84,20 +101,33 @@ class Network:
     [3, 6]
     """
 
-    def __init__(self, layers: Sequence[LayerLike], *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        layers: Sequence[LayerLike],
+        *,
+        name: str | None = None,
+        input_groups: Sequence[int] | None = None,
+    ) -> None:
         if isinstance(layers, (np.ndarray, sp.spmatrix, sp.sparray)):
             raise TopologyError("layers must be a list of matrices, not a single matrix")
         patterns = [_connection_pattern(w, k, name) for k, w in enumerate(layers)]
         if not patterns:
             raise TopologyError(f"{name or 'network'}: a network needs at least one layer")
+        groups = [1] * len(patterns) if input_groups is None else [int(g) for g in input_groups]
+        if len(groups) != len(patterns) or min(groups) < 1:
+            raise TopologyError(
+                f"{name or 'network'}: input_groups needs one positive number per layer"
+            )
         for k in range(len(patterns) - 1):
             n_out, n_in_next = patterns[k].shape[1], patterns[k + 1].shape[0]
-            if n_out != n_in_next:
+            if n_out * groups[k + 1] != n_in_next:
+                grouped = f" in groups of {groups[k + 1]}" if groups[k + 1] > 1 else ""
                 raise TopologyError(
-                    f"{_where(name, k + 1)}: has {n_in_next} inputs but layer {k} has {n_out} "
-                    f"neurons (layers are (inputs, neurons); is one of them transposed?)"
+                    f"{_where(name, k + 1)}: has {n_in_next} inputs{grouped} but layer {k} has "
+                    f"{n_out} neurons (layers are (inputs, neurons); is one of them transposed?)"
                 )
         self.name = name
+        self.input_groups = tuple(groups)
         self._patterns = patterns
         self._topology = _core.Topology(
             [
@@ -106,8 +136,9 @@ class Network:
                     p.shape[1],
                     p.indptr.astype(np.int64, copy=False),
                     p.indices.astype(np.int64, copy=False),
+                    g,
                 )
-                for p in patterns
+                for p, g in zip(patterns, groups, strict=True)
             ]
         )
 
@@ -130,6 +161,45 @@ class Network:
         """Layer ``k``'s connection pattern as a boolean CSC array of shape (n_in, n_out)."""
         p = self._patterns[k]
         return sp.csc_array((np.ones(p.nnz, dtype=bool), p.indices, p.indptr), shape=p.shape)
+
+    @classmethod
+    def from_torch(
+        cls,
+        model: object,
+        *,
+        layers: Sequence[str] | None = None,
+        orientation: Orientation | None = None,
+        name: str | None = None,
+    ) -> Network:
+        """A network from a PyTorch module or state dict already in memory.
+
+        Parameters
+        ----------
+        model
+            A ``torch.nn.Module`` (its ``state_dict()`` is read) or a mapping of tensors.
+        layers
+            Tensor names or regular expressions, in layer order (default: every 2-D or 4-D
+            weight in the state dict's order, a pruning mask ``*.weight_mask`` preferred).
+        orientation
+            ``"out_in"`` (default: PyTorch's ``Linear.weight`` is (out, in)) or ``"in_out"``.
+            Convolution kernels (out, in, kh, kw) are always read as PyTorch stores them.
+
+        Examples
+        --------
+        >>> import numpy as np, nnstd
+        >>> state = {"fc1.weight": np.eye(3), "fc1.bias": np.zeros(3),
+        ...          "fc2.weight": np.ones((2, 3))}
+        >>> nnstd.Network.from_torch(state).shapes
+        [(3, 3), (3, 2)]
+        """
+        source = name or type(model).__name__
+        tensors = tensors_to_numpy(state_dict_of(model, source), source)
+        return network_from_tensors(
+            tensors,
+            layers=layers,
+            orientation=check_orientation(orientation, "out_in"),
+            name=source,
+        )
 
     def __repr__(self) -> str:
         widths = [self.shapes[0][0]] + [s[1] for s in self.shapes]
@@ -172,54 +242,27 @@ def _read_sparse_npz(path: Path) -> sp.csr_array:
             raise TopologyError(f"{path}: unsupported sparse format {fmt!r}")
     except TopologyError:
         raise
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        EOFError,
-        TypeError,
-        AttributeError,
-        zipfile.BadZipFile,
-    ) as exc:
+    except Exception as exc:  # a corrupt archive fails in zipfile, numpy or scipy, many ways
         raise TopologyError(f"{path}: not a readable scipy.sparse .npz file ({exc})") from None
 
 
-def load_network(path: PathLike, *, drop_bias: bool = True) -> Network:
-    """Load a network stored in the paper's folder layout.
+def network_from_tensors(
+    tensors: dict[str, npt.NDArray[Any]],
+    *,
+    layers: Sequence[str] | None,
+    orientation: Orientation,
+    name: str,
+) -> Network:
+    """Picks the layer weights, orients them (inputs, neurons) and checks that they chain."""
+    picked = pick_weights(tensors, layers, name)
+    converted = [as_layer(n, a, orientation, name, k) for k, (n, a) in enumerate(picked)]
+    groups = chain_groups([n for n, _ in picked], converted, orientation, name)
+    for k, ((label, _), (matrix, _)) in enumerate(zip(picked, converted, strict=True)):
+        _connection_pattern(matrix, k, f"{name} ({label})")
+    return Network([m for m, _ in converted], name=name, input_groups=groups)
 
-    Parameters
-    ----------
-    path
-        A folder holding ``weight_l0.npz``, ``weight_l1.npz``, ... as written by
-        ``scipy.sparse.save_npz``, each of shape ``(n_in + 1, n_out)`` in (inputs, neurons)
-        orientation. Any number of layers; the numbering must have no gap.
-    drop_bias
-        Drop the last row of every layer (the paper stores the bias there).
 
-    Returns
-    -------
-    Network
-        Named after the folder.
-
-    Raises
-    ------
-    TopologyError
-        If the folder does not exist, has no or gapped layer files, a file is corrupt, or the
-        layers do not chain.
-
-    Examples
-    --------
-    >>> import numpy as np, scipy.sparse as sp, tempfile, pathlib, nnstd
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> sp.save_npz(folder / "weight_l0.npz", sp.csr_matrix(np.ones((5, 3))))  # 4 inputs + bias
-    >>> nnstd.load_network(folder).shapes
-    [(4, 3)]
-    """
-    folder = Path(path)
-    if not folder.exists():
-        raise TopologyError(f"{folder}: no such file or folder")
-    if not folder.is_dir():
-        raise TopologyError(f"{folder}: expected a folder of weight_l<k>.npz files")
+def _load_paper_folder(folder: Path, drop_bias: bool) -> Network:
     layers = []
     for k, file in enumerate(_paper_layer_files(folder)):
         matrix = _read_sparse_npz(file)
@@ -229,6 +272,95 @@ def load_network(path: PathLike, *, drop_bias: bool = True) -> Network:
         _connection_pattern(layer, k, str(file))  # reports the file itself on bad values
         layers.append(layer)
     return Network(layers, name=str(folder))
+
+
+def load_network(
+    path: PathLike,
+    *,
+    orientation: Orientation | None = None,
+    layers: Sequence[str] | None = None,
+    drop_bias: bool = True,
+) -> Network:
+    """Load a network from a folder in the paper's layout or from a weights file.
+
+    Parameters
+    ----------
+    path
+        - a folder of ``weight_l0.npz``, ``weight_l1.npz``, ... as written by
+          ``scipy.sparse.save_npz``, each ``(n_in + 1, n_out)`` with the bias as the last row
+          (the paper's layout; any number of layers, no gap in the numbering);
+        - a ``.npz`` of dense arrays (``np.savez``; one per layer, in archive order), or a
+          single ``scipy.sparse.save_npz`` matrix (a one-layer network);
+        - a ``.safetensors`` file (needs ``nnstd[safetensors]``; no torch);
+        - a PyTorch checkpoint or state dict, ``.pt``, ``.pth``, ``.bin`` or ``.ckpt`` (needs
+          ``nnstd[torch]``; read with ``weights_only=True``).
+    orientation
+        How 2-D weights are stored: ``"in_out"`` (inputs, neurons), the default for the paper's
+        folders and ``.npz`` arrays; ``"out_in"``, PyTorch's ``Linear.weight`` layout, the
+        default for safetensors and PyTorch files. A layer that only chains when transposed is
+        reported, not computed. Convolution kernels (out, in, kh, kw) are read as PyTorch
+        stores them; a linear layer after a flatten takes channel-major blocks.
+    layers
+        For weights files: tensor names or regular expressions (matched in full), in layer
+        order. Default: every 2-D or 4-D weight in file order (natural name order for
+        safetensors), a pruning mask ``*.weight_mask`` preferred over the weight.
+    drop_bias
+        For the paper's folders: drop the last row of every layer (the bias).
+
+    Returns
+    -------
+    Network
+        Named after the path.
+
+    Raises
+    ------
+    TopologyError
+        If the path does not exist, a file is corrupt, pickled or of an unknown type, a layer
+        is not 2-D (or 4-D), holds NaN/inf, or the layers do not chain.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, tempfile, pathlib, nnstd
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> sp.save_npz(folder / "weight_l0.npz", sp.csr_matrix(np.ones((5, 3))))  # 4 inputs + bias
+    >>> nnstd.load_network(folder).shapes
+    [(4, 3)]
+    >>> np.savez(folder / "masks.npz", np.ones((4, 3)), np.eye(3))
+    >>> nnstd.load_network(folder / "masks.npz").shapes
+    [(4, 3), (3, 3)]
+    """
+    file = Path(path)
+    if not file.exists():
+        raise TopologyError(f"{file}: no such file or folder")
+    if file.is_dir():
+        check_orientation(orientation, "in_out")
+        if orientation == "out_in":
+            raise TopologyError(
+                f"{file}: the paper's layout is (inputs, neurons); 'out_in' does not apply"
+            )
+        return _load_paper_folder(file, drop_bias)
+    suffix = file.suffix.lower()
+    default: Orientation = "out_in"
+    if suffix == ".npz":
+        tensors = read_npz_arrays(file)
+        if {"format", "shape"} <= set(tensors):
+            return Network([_read_sparse_npz(file)], name=str(file))
+        default = "in_out"
+    elif suffix == ".safetensors":
+        tensors = read_safetensors(file)
+    elif suffix in TORCH_SUFFIXES:
+        tensors = read_torch(file)
+    else:
+        raise TopologyError(
+            f"{file}: unknown file type {suffix!r}; nnstd reads folders of weight_l<k>.npz, "
+            f".npz, .safetensors and PyTorch {', '.join(TORCH_SUFFIXES)} files"
+        )
+    return network_from_tensors(
+        tensors,
+        layers=layers,
+        orientation=check_orientation(orientation, default),
+        name=str(file),
+    )
 
 
 def as_network(obj: Network | PathLike) -> Network:

@@ -208,8 +208,8 @@ pub fn distance(
         let (la, lb) = (&a.layers()[k], &b.layers()[k]);
         let lb = match (&carried, result.last()) {
             (_, Some(prev)) => {
-                let (labels, n_in) = carried_labels(&prev.matching, lb.n_in());
-                carried = Some(lb.relabel_inputs(&labels, n_in));
+                let (labels, n_labels) = carried_labels(&prev.matching, lb.n_in() / lb.group());
+                carried = Some(lb.relabel_inputs(&labels, n_labels));
                 carried.as_ref().expect("just set")
             }
             _ => lb,

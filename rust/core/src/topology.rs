@@ -8,9 +8,15 @@ pub type Idx = u32;
 
 /// One layer in compressed sparse column form: column `c` (a neuron) holds the rows (inputs)
 /// `indices[indptr[c]..indptr[c + 1]]`, strictly increasing.
+///
+/// `group` inputs belong to each neuron of the previous layer: input `r` comes from neuron
+/// `r / group` (1 for a dense layer; `kh * kw` for a convolution, whose inputs are (channel,
+/// kernel position) pairs; `h * w` for a linear layer after flattening channel-major feature
+/// maps). Renaming the previous layer's neurons moves their groups of inputs together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layer {
     n_in: usize,
+    group: usize,
     indptr: Vec<usize>,
     indices: Vec<Idx>,
 }
@@ -69,9 +75,27 @@ impl Layer {
         }
         Ok(Layer {
             n_in,
+            group: 1,
             indptr,
             indices,
         })
+    }
+
+    /// The same layer with `group` inputs per neuron of the previous layer.
+    pub fn with_group(mut self, layer: usize, group: usize) -> Result<Self> {
+        if group == 0 || self.n_in % group != 0 {
+            return Err(Error::InvalidLayer {
+                layer,
+                reason: format!("{} inputs do not split into groups of {group}", self.n_in),
+            });
+        }
+        self.group = group;
+        Ok(self)
+    }
+
+    /// Inputs per neuron of the previous layer.
+    pub fn group(&self) -> usize {
+        self.group
     }
 
     /// Builds a layer from per-neuron input lists (sorted and deduplicated here).
@@ -106,16 +130,24 @@ impl Layer {
         &self.indices[self.indptr[c]..self.indptr[c + 1]]
     }
 
-    /// The same layer with input `r` renamed to `labels[r]`; the result has `n_in` inputs.
-    /// `labels` must be injective with values below `n_in` (callers build it from a matching).
-    pub fn relabel_inputs(&self, labels: &[Idx], n_in: usize) -> Layer {
-        debug_assert_eq!(labels.len(), self.n_in);
-        let mut indices: Vec<Idx> = self.indices.iter().map(|&r| labels[r as usize]).collect();
+    /// The same layer with the previous layer's neuron `p` renamed to `labels[p]`: input
+    /// `p * group + q` becomes `labels[p] * group + q`. `labels` must be injective with values
+    /// below `n_labels` (callers build it from a matching); the result has `n_labels * group`
+    /// inputs.
+    pub fn relabel_inputs(&self, labels: &[Idx], n_labels: usize) -> Layer {
+        let g = self.group;
+        debug_assert_eq!(labels.len() * g, self.n_in);
+        let mut indices: Vec<Idx> = self
+            .indices
+            .iter()
+            .map(|&r| (labels[r as usize / g] as usize * g + r as usize % g) as Idx)
+            .collect();
         for c in 0..self.n_out() {
             indices[self.indptr[c]..self.indptr[c + 1]].sort_unstable();
         }
         Layer {
-            n_in,
+            n_in: n_labels * g,
+            group: g,
             indptr: self.indptr.clone(),
             indices,
         }
@@ -156,13 +188,15 @@ impl Network {
             ));
         }
         for (k, pair) in layers.windows(2).enumerate() {
-            if pair[0].n_out() != pair[1].n_in() {
+            if pair[0].n_out() * pair[1].group() != pair[1].n_in() {
                 return Err(Error::Mismatch(format!(
-                    "layer {k} has {} neurons but layer {} has {} inputs; in (inputs, neurons) \
-                     orientation layer k's neuron count must equal layer k+1's input count",
+                    "layer {k} has {} neurons but layer {} has {} inputs in groups of {}; in \
+                     (inputs, neurons) orientation layer k's neuron count times layer k+1's \
+                     group must equal layer k+1's input count",
                     pair[0].n_out(),
                     k + 1,
-                    pair[1].n_in()
+                    pair[1].n_in(),
+                    pair[1].group()
                 )));
             }
         }
@@ -198,6 +232,20 @@ mod tests {
         assert!(err.to_string().contains("layer 0 has 2 neurons"));
         let l1 = Layer::from_neuron_inputs(1, 2, &[vec![0, 1]]).unwrap();
         assert_eq!(Network::new(vec![l0, l1]).unwrap().depth(), 2);
+    }
+
+    #[test]
+    fn grouped_inputs_move_together() {
+        // Two previous neurons, groups of 3 inputs (say 3 kernel positions).
+        let l = Layer::from_neuron_inputs(1, 6, &[vec![0, 4], vec![5]]).unwrap();
+        let l = l.with_group(1, 3).unwrap();
+        let r = l.relabel_inputs(&[1, 0], 2);
+        assert_eq!(r.inputs(0), &[1, 3]);
+        assert_eq!(r.inputs(1), &[2]);
+        assert!(Layer::from_neuron_inputs(1, 6, &[vec![0]])
+            .unwrap()
+            .with_group(1, 4)
+            .is_err());
     }
 
     #[test]

@@ -126,6 +126,15 @@ fn to_usize(k: usize, what: &str, values: &PyReadonlyArray1<'_, i64>) -> PyResul
         .collect()
 }
 
+/// `(n_in, n_out, indptr, indices, group)` of one layer, as Python passes it.
+type LayerBuffers<'py> = (
+    usize,
+    usize,
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, i64>,
+    usize,
+);
+
 /// The binary topology of a network, layer by layer, in compressed sparse column form.
 #[pyclass(frozen, module = "nnstd._core")]
 struct Topology {
@@ -134,24 +143,21 @@ struct Topology {
 
 #[pymethods]
 impl Topology {
-    /// `layers`: one `(n_in, n_out, indptr, indices)` tuple a layer, CSC of the connection pattern.
+    /// `layers`: one `(n_in, n_out, indptr, indices, group)` tuple a layer: CSC of the connection
+    /// pattern, and the number of inputs per neuron of the previous layer.
     #[new]
-    fn new(
-        layers: Vec<(
-            usize,
-            usize,
-            PyReadonlyArray1<'_, i64>,
-            PyReadonlyArray1<'_, i64>,
-        )>,
-    ) -> PyResult<Self> {
+    fn new(layers: Vec<LayerBuffers<'_>>) -> PyResult<Self> {
         let mut built = Vec::with_capacity(layers.len());
-        for (k, (n_in, n_out, indptr, indices)) in layers.iter().enumerate() {
+        for (k, (n_in, n_out, indptr, indices, group)) in layers.iter().enumerate() {
             let indptr = to_usize(k, "indptr entry", indptr)?;
             let indices = to_usize(k, "input index", indices)?
                 .into_iter()
                 .map(|r| core::Idx::try_from(r).unwrap_or(core::Idx::MAX))
                 .collect();
-            built.push(Layer::from_csc(k, *n_in, *n_out, indptr, indices).map_err(to_py_err)?);
+            let layer = Layer::from_csc(k, *n_in, *n_out, indptr, indices)
+                .and_then(|l| l.with_group(k, *group))
+                .map_err(to_py_err)?;
+            built.push(layer);
         }
         let inner = Network::new(built).map_err(to_py_err)?;
         Ok(Topology {
