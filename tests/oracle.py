@@ -89,6 +89,33 @@ def scipy_distance(
     return dists, matchings
 
 
+def check_layers_are_optimal(
+    layers_a: list, layers_b: list, d: object, cost_fn=scipy_cost_matrix
+) -> None:
+    """Each layer's cost is SciPy's optimum on the matrix built with the carried alignment,
+    and equals the cost of the matching returned."""
+    b_layer = sp.csc_array(layers_b[0])
+    for k, a_layer in enumerate(layers_a):
+        cost = cost_fn(sp.csc_array(a_layer), b_layer)
+        rows, cols = linear_sum_assignment(cost)
+        assert abs(d.costs[k] - cost[rows, cols].sum()) < 1e-9
+        matched = d.matchings[k] >= 0
+        assert matched.sum() == min(cost.shape)
+        assert abs(cost[np.flatnonzero(matched), d.matchings[k][matched]].sum() - d.costs[k]) < 1e-9
+        if k + 1 < len(layers_a):
+            b_layer = carry(layers_b[k + 1], d.matchings[k], cost.shape[1])
+
+
+def shuffled_hidden(layers: Sequence[object], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same graph with every hidden layer's neurons renamed (next layer's inputs to match)."""
+    out = [sp.csc_array(w).toarray() for w in layers]
+    for k in range(len(out) - 1):
+        perm = rng.permutation(out[k].shape[1])
+        out[k] = out[k][:, perm]
+        out[k + 1] = out[k + 1][perm, :]
+    return out
+
+
 def paper_layers(folder: str) -> list[sp.csc_array]:
     """The paper's folder layout read directly with SciPy (bias row dropped)."""
     layers, k = [], 0

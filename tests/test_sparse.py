@@ -7,29 +7,10 @@ from pathlib import Path
 import nnstd
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from conftest import paper_networks
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracle import carry, paper_layers, scipy_cost_matrix, set_cost_matrix
-from scipy.optimize import linear_sum_assignment
-
-
-def check_layers_are_optimal(
-    layers_a: list, layers_b: list, d: nnstd.Distance, cost_fn=scipy_cost_matrix
-) -> None:
-    """Each layer's cost is SciPy's optimum on the matrix built with the carried alignment,
-    and equals the cost of the matching returned."""
-    b_layer = sp.csc_array(layers_b[0])
-    for k, a_layer in enumerate(layers_a):
-        cost = cost_fn(sp.csc_array(a_layer), b_layer)
-        rows, cols = linear_sum_assignment(cost)
-        assert abs(d.costs[k] - cost[rows, cols].sum()) < 1e-9
-        matched = d.matchings[k] >= 0
-        assert matched.sum() == min(cost.shape)
-        assert abs(cost[np.flatnonzero(matched), d.matchings[k][matched]].sum() - d.costs[k]) < 1e-9
-        if k + 1 < len(layers_a):
-            b_layer = carry(layers_b[k + 1], d.matchings[k], cost.shape[1])
+from oracle import check_layers_are_optimal, paper_layers, set_cost_matrix
 
 
 @pytest.mark.parametrize("epoch", ["epoch_000", "epoch_050", "epoch_190"])

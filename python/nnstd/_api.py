@@ -13,8 +13,8 @@ from nnstd import _core
 from nnstd._errors import TopologyError
 from nnstd._network import Network, PathLike, as_network
 
-Solver = Literal["exact", "sparse", "auto"]
-SOLVERS: tuple[str, ...] = ("exact", "sparse", "auto")
+Solver = Literal["exact", "sparse", "auto", "canonical"]
+SOLVERS: tuple[str, ...] = ("exact", "sparse", "auto", "canonical")
 DEFAULT_MEMORY_BUDGET = 1 << 30
 Layers: TypeAlias = int | Sequence[int] | None
 
@@ -116,7 +116,11 @@ def distance(
         memory proportional to them; every layer's assignment cost is optimal given the
         alignment carried into it, but ties may be broken differently from SciPy, so layers
         after the first can differ from ``"exact"``. ``"auto"``: ``"exact"`` for layers whose
-        dense matrix fits ``memory_budget``, ``"sparse"`` beyond.
+        dense matrix fits ``memory_budget``, ``"sparse"`` beyond. ``"canonical"`` (recommended
+        for analysis): every layer's cost is still optimal, but ties between optimal
+        assignments are broken by the neurons' structure (colour refinement over inputs and
+        outputs) rather than by their labels, so a network and a copy with its hidden neurons
+        renamed are at distance 0; see the README's "Solvers" section for what it guarantees.
     memory_budget
         Bytes one layer's dense float64 cost matrix may take (default 1 GiB).
 

@@ -10,6 +10,7 @@ pub mod assign;
 pub mod error;
 pub mod network;
 pub mod pairwise;
+pub mod refine;
 pub mod similarity;
 pub mod topology;
 

@@ -3,8 +3,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::assign::{exact, sparse, Assignment, UNMATCHED};
+use crate::assign::{exact, lexicographic, sparse, Assignment, UNMATCHED};
 use crate::error::{Error, Result};
+use crate::refine::{agreement, colour_history, History};
 use crate::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
 use crate::topology::{Idx, Layer, Network};
 
@@ -19,6 +20,9 @@ pub enum Solver {
     Sparse,
     /// `Exact` while a layer's dense cost matrix fits the memory budget, `Sparse` beyond.
     Auto,
+    /// Optimal layer costs, with ties between optimal assignments broken by structure (colour
+    /// refinement) instead of by neuron labels: a relabelled copy is at distance 0.
+    Canonical,
 }
 
 /// The default memory budget for one layer's dense cost matrix: 1 GiB.
@@ -145,6 +149,13 @@ pub fn resolve_solver(k: usize, n1: usize, n2: usize, options: &Options) -> Resu
     let fits = bytes <= options.memory_budget;
     match options.solver {
         Solver::Auto => Ok(if fits { Solver::Exact } else { Solver::Sparse }),
+        Solver::Canonical if !fits => Err(Error::InvalidArgument(format!(
+            "layer {k}: the canonical mode solves the dense {n1} x {n2} assignment ({}), over \
+             the memory budget of {}; use solver=\"sparse\" for layers this wide, or raise the \
+             budget",
+            human_bytes(bytes),
+            human_bytes(options.memory_budget)
+        ))),
         Solver::Exact if !fits => Err(Error::InvalidArgument(format!(
             "layer {k}: the exact solver works on the dense {n1} x {n2} cost matrix ({}), \
              over the memory budget of {}; use solver=\"sparse\" (same layer cost, in \
@@ -154,6 +165,55 @@ pub fn resolve_solver(k: usize, n1: usize, n2: usize, options: &Options) -> Resu
         ))),
         other => Ok(other),
     }
+}
+
+/// Structural colours of both networks, for the canonical mode.
+struct Structure {
+    a: History,
+    b: History,
+    rounds: usize,
+}
+
+impl Structure {
+    fn of(a: &Network, b: &Network) -> Structure {
+        // Enough rounds for a neuron's colour to reflect the whole depth in both directions.
+        let rounds = 2 * a.depth() + 1;
+        Structure {
+            a: colour_history(a, rounds),
+            b: colour_history(b, rounds),
+            rounds,
+        }
+    }
+
+    /// 0 for neurons whose colours agree in every round, up to 1 when they never do.
+    fn dissimilarity(&self, k: usize, i: usize, j: usize) -> f64 {
+        1.0 - agreement(&self.a, &self.b, k, i, j) as f64 / self.rounds as f64
+    }
+
+    /// Final colours of layer `k`'s neurons, as canonical sort keys.
+    fn keys(history: &History, k: usize) -> &[u64] {
+        &history[history.len() - 1][k]
+    }
+}
+
+/// A label-free signature of a network: its sorted final colours, layer by layer.
+fn signature(history: &History) -> Vec<Vec<u64>> {
+    let mut last = history[history.len() - 1].clone();
+    for layer in &mut last {
+        layer.sort_unstable();
+    }
+    last
+}
+
+/// `a -> b` matchings from `b -> a` ones (unmatched where `b` had no partner for them).
+fn invert_matching(matching: &[usize], n_a: usize) -> Vec<usize> {
+    let mut inverse = vec![UNMATCHED; n_a];
+    for (j, &i) in matching.iter().enumerate() {
+        if i != UNMATCHED {
+            inverse[i] = j;
+        }
+    }
+    inverse
 }
 
 /// Solves one layer's assignment with a resolved solver (`Exact` or `Sparse`).
@@ -186,11 +246,48 @@ pub fn carried_labels(matching: &[usize], n_b: usize) -> (Vec<Idx>, usize) {
 }
 
 /// The distance of `b` from `a` over their first `depth` layers (all when `None`).
+///
+/// In the canonical mode the pair is solved in a label-free orientation (the network with the
+/// smaller structural signature as the reference), so `distance(a, b)` and `distance(b, a)` use
+/// the same matchings; distances are still divided by `a`'s widths.
 pub fn distance(
     a: &Network,
     b: &Network,
     depth: Option<usize>,
     options: &Options,
+    cancel: &Cancel,
+) -> Result<Vec<LayerMatch>> {
+    if options.solver == Solver::Canonical {
+        check_comparable(a, b)?;
+        let (sa, sb) = (Structure::of(a, b), Structure::of(b, a));
+        if signature(&sb.a) < signature(&sa.a) {
+            let swapped = layer_distances(b, a, depth, options, Some(&sb), cancel)?;
+            return Ok(swapped
+                .into_iter()
+                .zip(a.layers())
+                .map(|(m, la)| {
+                    let n = la.n_out();
+                    LayerMatch {
+                        distance: if n == 0 { 0.0 } else { m.cost / n as f64 },
+                        cost: m.cost,
+                        matching: invert_matching(&m.matching, n),
+                        solver: m.solver,
+                    }
+                })
+                .collect());
+        }
+        return layer_distances(a, b, depth, options, Some(&sa), cancel);
+    }
+    layer_distances(a, b, depth, options, None, cancel)
+}
+
+/// [`distance`] in the given orientation, with structural colours in the canonical mode.
+fn layer_distances(
+    a: &Network,
+    b: &Network,
+    depth: Option<usize>,
+    options: &Options,
+    structure: Option<&Structure>,
     cancel: &Cancel,
 ) -> Result<Vec<LayerMatch>> {
     check_comparable(a, b)?;
@@ -215,7 +312,15 @@ pub fn distance(
             _ => lb,
         };
         let solver = resolve_solver(k, la.n_out(), lb.n_out(), options)?;
-        let assignment = assign_layer(la, lb, solver, cancel)?;
+        let assignment = match structure {
+            Some(s) => lexicographic::solve(
+                &layer_costs(la, lb),
+                |i, j| s.dissimilarity(k, i, j),
+                Structure::keys(&s.a, k),
+                Structure::keys(&s.b, k),
+            ),
+            None => assign_layer(la, lb, solver, cancel)?,
+        };
         let n = la.n_out();
         let distance = if n == 0 {
             0.0

@@ -94,9 +94,11 @@ fn parse_options(solver: &str, memory_budget: Option<u64>) -> PyResult<Options> 
         "exact" => Solver::Exact,
         "sparse" => Solver::Sparse,
         "auto" => Solver::Auto,
+        "canonical" => Solver::Canonical,
         other => {
             return Err(PyValueError::new_err(format!(
-                "unknown solver {other:?}; expected \"exact\", \"sparse\" or \"auto\""
+                "unknown solver {other:?}; expected \"exact\", \"sparse\", \"auto\" or \
+                 \"canonical\""
             )))
         }
     };
@@ -112,6 +114,7 @@ fn solver_name(solver: Solver) -> &'static str {
         Solver::Exact => "exact",
         Solver::Sparse => "sparse",
         Solver::Auto => "auto",
+        Solver::Canonical => "canonical",
     }
 }
 

@@ -207,9 +207,29 @@ pub fn solve_with(cost: &SparseCost, method: Method) -> Assignment {
     } else {
         cost
     };
-    let col4row = SparseSolver::new(wide).run(method);
+    let (col4row, _, _) = SparseSolver::new(wide).run(method);
     let col_of_row = untranspose(col4row, n_rows, transpose);
     Assignment::from_matching(col_of_row, |i, j| cost.get(i, j))
+}
+
+/// SciPy's assignment with the optimal duals it ends with: `row_duals[i] + col_duals[j] <=
+/// cost(i, j)` for every pair (up to rounding), with equality on the matched pairs. `None` for
+/// matrices with entries above 1 (never NNSTD costs).
+pub fn solve_with_duals(cost: &SparseCost) -> Option<(Assignment, Vec<f64>, Vec<f64>)> {
+    let (n_rows, n_cols) = (cost.n_rows, cost.n_cols);
+    if n_rows == 0 || n_cols == 0 || cost.vals.iter().any(|&c| c.is_nan() || c > 1.0) {
+        return None;
+    }
+    let transpose = n_rows > n_cols;
+    let (col4row, u, v) = if transpose {
+        SparseSolver::new(&cost.transpose()).run(Method::Adaptive)
+    } else {
+        SparseSolver::new(cost).run(Method::Adaptive)
+    };
+    let (row_duals, col_duals) = if transpose { (v, u) } else { (u, v) };
+    let col_of_row = untranspose(col4row, n_rows, transpose);
+    let assignment = Assignment::from_matching(col_of_row, |i, j| cost.get(i, j));
+    Some((assignment, row_duals, col_duals))
 }
 
 /// The first step (visited row, in visiting order) at which a column with dual `v` reached its
@@ -443,7 +463,8 @@ impl<'a> SparseSolver<'a> {
         }
     }
 
-    fn run(mut self, method: Method) -> Vec<usize> {
+    /// Solves; returns the column of every row and the final duals (u of rows, v of columns).
+    fn run(mut self, method: Method) -> (Vec<usize>, Vec<f64>, Vec<f64>) {
         let mut mean_steps = 0.0f64;
         // Adaptive: augmenting paths lengthen as the matching fills up, so once blocked
         // augmentations pay off (judged on a moving average of path lengths, so that one long
@@ -471,7 +492,7 @@ impl<'a> SparseSolver<'a> {
             }
             mean_steps = 0.9 * mean_steps + 0.1 * self.visited_cols.len() as f64;
         }
-        self.col4row
+        (self.col4row, self.u, self.v)
     }
 
     /// One augmentation with SciPy's full scan, every per-column array kept by list position so

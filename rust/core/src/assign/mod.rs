@@ -6,6 +6,7 @@
 //!   them, for layers too wide for a dense matrix.
 
 pub mod exact;
+pub mod lexicographic;
 pub mod sparse;
 
 /// Marks a row or column that has no partner.
