@@ -167,7 +167,8 @@ pub fn resolve_solver(k: usize, n1: usize, n2: usize, options: &Options) -> Resu
     }
 }
 
-/// Structural colours of both networks, for the canonical mode.
+/// Structural colours of both networks, for the canonical mode, over `2 * depth + 1` rounds:
+/// enough for a neuron's colour to reflect the whole depth in both directions.
 struct Structure {
     a: History,
     b: History,
@@ -175,16 +176,6 @@ struct Structure {
 }
 
 impl Structure {
-    fn of(a: &Network, b: &Network) -> Structure {
-        // Enough rounds for a neuron's colour to reflect the whole depth in both directions.
-        let rounds = 2 * a.depth() + 1;
-        Structure {
-            a: colour_history(a, rounds),
-            b: colour_history(b, rounds),
-            rounds,
-        }
-    }
-
     /// 0 for neurons whose colours agree in every round, up to 1 when they never do.
     fn dissimilarity(&self, k: usize, i: usize, j: usize) -> f64 {
         1.0 - agreement(&self.a, &self.b, k, i, j) as f64 / self.rounds as f64
@@ -259,10 +250,16 @@ pub fn distance(
 ) -> Result<Vec<LayerMatch>> {
     if options.solver == Solver::Canonical {
         check_comparable(a, b)?;
-        let (sa, sb) = (Structure::of(a, b), Structure::of(b, a));
-        if signature(&sb.a) < signature(&sa.a) {
-            let swapped = layer_distances(b, a, depth, options, Some(&sb), cancel)?;
-            return Ok(swapped
+        let rounds = 2 * a.depth() + 1;
+        let (ha, hb) = (colour_history(a, rounds), colour_history(b, rounds));
+        if signature(&hb) < signature(&ha) {
+            let swapped = Structure {
+                a: hb,
+                b: ha,
+                rounds,
+            };
+            let matches = layer_distances(b, a, depth, options, Some(&swapped), cancel)?;
+            return Ok(matches
                 .into_iter()
                 .zip(a.layers())
                 .map(|(m, la)| {
@@ -276,7 +273,12 @@ pub fn distance(
                 })
                 .collect());
         }
-        return layer_distances(a, b, depth, options, Some(&sa), cancel);
+        let structure = Structure {
+            a: ha,
+            b: hb,
+            rounds,
+        };
+        return layer_distances(a, b, depth, options, Some(&structure), cancel);
     }
     layer_distances(a, b, depth, options, None, cancel)
 }
