@@ -121,7 +121,7 @@ def main() -> None:
         + (
             ""
             if args.solver == "exact"
-            else f"  (solver {args.solver!r} breaks ties differently from SciPy, so layers after 0 differ)"
+            else f"  (solver {args.solver!r} breaks ties unlike SciPy: layers after 0 differ)"
         )
     )
     print(

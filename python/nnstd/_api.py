@@ -90,7 +90,7 @@ def distance(
     b: Network | PathLike,
     *,
     layers: Layers = None,
-    solver: Solver = "exact",
+    solver: Solver = "auto",
     memory_budget: int | None = None,
 ) -> Distance:
     """The NNSTD of network ``b`` from network ``a``, layer by layer.
@@ -110,13 +110,14 @@ def distance(
         A layer index or a list of them (default: all). Later layers need all earlier ones
         matched, so asking for layer 2 alone still matches layers 0 and 1.
     solver
-        ``"exact"`` (default): SciPy's optimal assignment, reproduced, so the numbers equal the
-        paper algorithm's; refuses a layer whose dense cost matrix exceeds ``memory_budget``.
+        ``"auto"`` (default): ``"exact"`` for every layer whose dense cost matrix fits
+        ``memory_budget``, ``"sparse"`` beyond (``Distance.solvers`` says which).
+        ``"exact"``: SciPy's optimal assignment, reproduced, so the numbers equal the paper
+        algorithm's; refuses a layer whose dense cost matrix exceeds ``memory_budget``.
         ``"sparse"``: an optimal assignment found from the neuron pairs that share an input, in
         memory proportional to them; every layer's assignment cost is optimal given the
         alignment carried into it, but ties may be broken differently from SciPy, so layers
-        after the first can differ from ``"exact"``. ``"auto"``: ``"exact"`` for layers whose
-        dense matrix fits ``memory_budget``, ``"sparse"`` beyond. ``"canonical"`` (recommended
+        after the first can differ from ``"exact"``. ``"canonical"`` (recommended
         for analysis): every layer's cost is still optimal, but ties between optimal
         assignments are broken by the neurons' structure (colour refinement over inputs and
         outputs) rather than by their labels, so a network and a copy with its hidden neurons
@@ -169,7 +170,7 @@ def pairwise(
     networks: Sequence[Network | PathLike],
     *,
     layers: Layers = None,
-    solver: Solver = "exact",
+    solver: Solver = "auto",
     ordered: bool = False,
     threads: int | None = None,
     progress: Callable[[int, int], object] | None = None,

@@ -128,7 +128,7 @@ class TopologySet:
         epoch: str,
         *,
         layers: Layers = None,
-        solver: str = "exact",
+        solver: str = "auto",
         threads: int | None = None,
         progress: Callable[[int, int], object] | None = None,
     ) -> npt.NDArray[np.float64]:
