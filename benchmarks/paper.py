@@ -23,19 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import nnstd  # noqa: E402
 from nnstd import _core  # noqa: E402
+from nnstd.generate import PAPER_SNAPSHOTS  # noqa: E402
 from oracle import carry, paper_layers, scipy_cost_matrix  # noqa: E402
 
-EPOCHS = [
-    "epoch_000",
-    "epoch_010",
-    "epoch_020",
-    "epoch_030",
-    "epoch_040",
-    "epoch_050",
-    "epoch_100",
-    "epoch_150",
-    "epoch_190",
-]
+EPOCHS = [f"epoch_{e:03d}" for e in PAPER_SNAPSHOTS]
 
 
 def as_sparse_cost(cost: np.ndarray) -> tuple:

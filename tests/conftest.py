@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from nnstd.generate import PAPER_SNAPSHOTS
 
 sys.path.insert(0, str(Path(__file__).parent))  # the oracle module
 
@@ -38,14 +39,4 @@ def paper_networks(root: Path, epoch: str) -> list[Path]:
     return [root / f"e5_s0_w{k}" / epoch for k in range(10)]
 
 
-PAPER_EPOCHS = [
-    "epoch_000",
-    "epoch_010",
-    "epoch_020",
-    "epoch_030",
-    "epoch_040",
-    "epoch_050",
-    "epoch_100",
-    "epoch_150",
-    "epoch_190",
-]
+PAPER_EPOCHS = [f"epoch_{e:03d}" for e in PAPER_SNAPSHOTS]

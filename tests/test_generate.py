@@ -11,6 +11,7 @@ import nnstd
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from nnstd.cli import FIGURE4_EPOCHS
 from nnstd.generate import SetConfig, generate
 from nnstd.topology_set import TopologySet
 
@@ -114,15 +115,7 @@ def committed() -> TopologySet:
 
 def test_committed_set_has_the_figure4_snapshots(committed: TopologySet) -> None:
     assert len(committed.networks) == 10
-    for epoch in (
-        "init",
-        "epoch_000",
-        "epoch_010",
-        "epoch_030",
-        "epoch_050",
-        "epoch_100",
-        "epoch_190",
-    ):
+    for epoch in FIGURE4_EPOCHS:
         assert epoch in committed.epochs
 
 

@@ -505,14 +505,7 @@ impl<'a> SparseSolver<'a> {
     fn scan_augmentation(&mut self, cur_row: usize) {
         self.stamp += 1;
         let nc = self.nc;
-        for p in 0..nc {
-            let j = nc - 1 - p;
-            self.col_p[p] = j;
-            self.v_p[p] = self.v[j];
-            self.spc_p[p] = f64::INFINITY;
-            self.free_p[p] = self.row4col[j] == UNMATCHED;
-            self.pos_of[j] = p;
-        }
+        self.reset_list();
         self.visited_rows.clear();
         self.visited_cols.clear();
         self.moved.clear();
@@ -551,12 +544,7 @@ impl<'a> SparseSolver<'a> {
             num_remaining -= 1;
             let last = num_remaining;
             if index != last {
-                self.col_p[index] = self.col_p[last];
-                self.v_p[index] = self.v_p[last];
-                self.spc_p[index] = self.spc_p[last];
-                self.path_p[index] = self.path_p[last];
-                self.free_p[index] = self.free_p[last];
-                self.pos_of[self.col_p[index]] = index;
+                self.move_slot(last, index);
             }
             if self.row4col[j] == UNMATCHED {
                 break j;
