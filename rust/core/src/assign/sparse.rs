@@ -87,6 +87,7 @@ fn solve_wide(cost: &SparseCost, fixed: &[(usize, usize)], cancel: &Cancel) -> R
         search.col4row[i] = j;
         search.row4col[j] = i;
     }
+    search.match_cheapest_free_edges();
     for row in 0..cost.n_rows {
         if row % 1024 == 0 {
             cancel.check()?;
@@ -156,6 +157,31 @@ impl<'a> Search<'a> {
                 self.dist[j] = d;
                 self.pred[j] = row;
                 self.heap.push(Reverse((Dist(d), j)));
+            }
+        }
+    }
+
+    /// A start in the manner of Jonker and Volgenant: each row's dual is its cheapest edge cost
+    /// (so every reduced cost stays >= 0 with column duals at 0), and a row whose cheapest edge
+    /// leads to a free column takes it (a tight edge). Only the remaining rows need a search.
+    fn match_cheapest_free_edges(&mut self) {
+        for row in 0..self.col4row.len() {
+            if self.col4row[row] != UNMATCHED {
+                continue;
+            }
+            let (j, c) = self
+                .edges(row)
+                .fold((UNMATCHED, f64::INFINITY), |best, (j, c)| {
+                    if c < best.1 {
+                        (j, c)
+                    } else {
+                        best
+                    }
+                });
+            self.u[row] = c;
+            if self.row4col[j] == UNMATCHED {
+                self.row4col[j] = row;
+                self.col4row[row] = j;
             }
         }
     }
