@@ -205,6 +205,28 @@ def test_errors_are_one_line_with_exit_codes(
         assert "Traceback" not in result.stderr
 
 
+def test_distance_reads_weight_files_with_an_orientation(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(3)
+    a = {"fc1.weight": (rng.random((6, 9)) < 0.4) * 1.0, "fc2.weight": np.ones((2, 6))}
+    save_file(a, str(tmp_path / "a.safetensors"))
+    np.savez(tmp_path / "b.npz", a["fc1.weight"], a["fc2.weight"])
+    same = run(
+        "distance",
+        tmp_path / "a.safetensors",
+        tmp_path / "b.npz",
+        "--json",
+        "--orientation",
+        "out_in",
+    )
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["distances"] == [0.0, 0.0]
+    wrong = run("distance", tmp_path / "a.safetensors", tmp_path / "b.npz")
+    assert wrong.returncode == 1
+    assert "orientation='out_in'" in wrong.stderr
+
+
 def test_help_has_examples() -> None:
     top = run("--help")
     assert top.returncode == 0 and "Example:" in top.stdout

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from nnstd import __version__
 from nnstd._api import SOLVERS, distance
 from nnstd._errors import TopologyError
+from nnstd._network import load_network
 from nnstd.topology_set import (
     INIT,
     TopologySet,
@@ -215,7 +216,9 @@ def cmd_matrix(args: argparse.Namespace) -> None:
 
 def cmd_distance(args: argparse.Namespace) -> None:
     layers = args.layers if args.layers else None
-    result = distance(args.a, args.b, layers=layers, solver=args.solver)
+    net_a = load_network(args.a, orientation=args.orientation)
+    net_b = load_network(args.b, orientation=args.orientation)
+    result = distance(net_a, net_b, layers=layers, solver=args.solver)
     if args.json:
         print(
             json.dumps(
@@ -398,8 +401,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Per-layer NNSTD of network B from network A (A is the reference).",
         epilog="Example: nnstd distance topo/w0/epoch_190 topo/w9/epoch_190 --json",
     )
-    dist.add_argument("a", type=Path, metavar="A", help="a network folder (weight_l*.npz)")
+    dist.add_argument(
+        "a",
+        type=Path,
+        metavar="A",
+        help="a network: a folder of weight_l*.npz, or a .npz, .safetensors or PyTorch file",
+    )
     dist.add_argument("b", type=Path, metavar="B")
+    dist.add_argument(
+        "--orientation",
+        choices=("in_out", "out_in"),
+        help="how 2-D weights are stored (default: in_out for folders and .npz, "
+        "out_in for safetensors and PyTorch files)",
+    )
     dist.add_argument("--layers", type=int, nargs="+", metavar="K", help="layers to report")
     dist.add_argument("--json", action="store_true", help="one JSON object for scripts")
     dist.set_defaults(run=cmd_distance)
