@@ -15,7 +15,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use super::{Assignment, UNMATCHED};
+use super::{Assignment, Key, UNMATCHED};
 use crate::similarity::SparseCost;
 
 /// Solves a dense row-major `n_rows x n_cols` matrix exactly as SciPy does.
@@ -301,25 +301,6 @@ impl BlockSummary {
     }
 }
 
-/// A float key with a total order (`f64::total_cmp`) for ordered sets and heaps.
-#[derive(Debug, Clone, Copy)]
-struct Key(f64);
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-impl Eq for Key {}
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
 impl Key {
     /// `+0.0` and `-0.0` subtract and compare identically, so they must share a key.
     fn of(v: f64) -> Key {
@@ -605,17 +586,12 @@ impl<'a> SparseSolver<'a> {
     /// A block's lowest cost is then `min(lowest stored, base_min - highest dual)`, exactly, so
     /// a step reads the blocks and rescans only the block it picks from.
     fn block_augmentation(&mut self, cur_row: usize) {
-        self.stamp += 1;
+        self.begin_augmentation();
         self.reset_list();
         let n_blocks = self.nc.div_ceil(BLOCK);
         for b in 0..n_blocks {
             self.summarise_block(b, self.nc);
         }
-        self.visited_rows.clear();
-        self.visited_cols.clear();
-        self.moved.clear();
-        self.bases.clear();
-        self.prefix_min_steps.clear();
         let mut num_remaining = self.nc;
         let mut min_val = 0.0f64;
         let mut i = cur_row;
@@ -901,13 +877,18 @@ impl<'a> SparseSolver<'a> {
         }
     }
 
-    fn augmenting_path(&mut self, cur_row: usize) -> (usize, f64) {
+    /// Starts a new augmentation: per-augmentation state reads as empty.
+    fn begin_augmentation(&mut self) {
         self.stamp += 1;
         self.visited_rows.clear();
         self.visited_cols.clear();
         self.moved.clear();
         self.bases.clear();
         self.prefix_min_steps.clear();
+    }
+
+    fn augmenting_path(&mut self, cur_row: usize) -> (usize, f64) {
+        self.begin_augmentation();
         let mut num_remaining = self.nc;
         let mut i = cur_row;
         let mut min_val = 0.0f64;

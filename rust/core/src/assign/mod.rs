@@ -33,3 +33,27 @@ impl Assignment {
         Assignment { col_of_row, cost }
     }
 }
+
+/// A float with the total order of `f64::total_cmp`, for ordered sets and heaps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key(pub(crate) f64);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}

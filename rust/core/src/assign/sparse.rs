@@ -16,25 +16,10 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{Assignment, UNMATCHED};
+use super::{Assignment, Key, UNMATCHED};
 use crate::error::{Error, Result};
 use crate::network::Cancel;
 use crate::similarity::SparseCost;
-
-/// A float with a total order for the heap.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Dist(f64);
-impl Eq for Dist {}
-impl PartialOrd for Dist {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Dist {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
 
 /// Solves `cost` (absent entries are 1, stored entries in [0, 1]) optimally. `empty_rows` and
 /// `empty_cols` (increasing) are neurons with no input: they cost 0 with each other and 1 with
@@ -114,7 +99,7 @@ struct Search<'a> {
     dist: Vec<f64>,
     pred: Vec<usize>,
     finished: Vec<usize>,
-    heap: BinaryHeap<Reverse<(Dist, usize)>>,
+    heap: BinaryHeap<Reverse<(Key, usize)>>,
 }
 
 impl<'a> Search<'a> {
@@ -156,7 +141,7 @@ impl<'a> Search<'a> {
                 self.seen[j] = self.stamp;
                 self.dist[j] = d;
                 self.pred[j] = row;
-                self.heap.push(Reverse((Dist(d), j)));
+                self.heap.push(Reverse((Key(d), j)));
             }
         }
     }
@@ -193,7 +178,7 @@ impl<'a> Search<'a> {
         self.finished.clear();
         self.relax(start, 0.0);
         let (sink, total) = loop {
-            let Reverse((Dist(d), j)) = self.heap.pop().expect("the dummy column is reachable");
+            let Reverse((Key(d), j)) = self.heap.pop().expect("the dummy column is reachable");
             if self.done[j] == self.stamp || d > self.dist[j] {
                 continue; // stale entry
             }
