@@ -167,3 +167,16 @@ def test_truncated_archive_is_a_topology_error(tmp_path: Path) -> None:
     (folder / "weight_l0.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(nnstd.TopologyError, match="weight_l0.npz: not a readable"):
         nnstd.load_network(folder)
+
+
+def test_ctrl_c_stops_a_long_pairwise() -> None:
+    import _thread
+
+    nets = [small_net(s, (400, 400, 400, 10)) for s in range(30)]  # 900 ordered pairs
+
+    def press_ctrl_c(done: int, total: int) -> None:
+        if done < total:
+            _thread.interrupt_main()  # what the terminal's Ctrl-C does to Python
+
+    with pytest.raises(KeyboardInterrupt):
+        nnstd.pairwise(nets, ordered=True, threads=1, progress=press_ctrl_c)
