@@ -183,6 +183,19 @@ def test_matrix_distance_and_evolution(tmp_path: Path) -> None:
         (["distance", "{root}/net0/init", "{bad}"], 1, "weight_l0.npz: not a readable"),
         (["distance", "{root}/net0/init", "{shallow}"], 1, "different depth"),
         (["evolution"], 2, "TOPO_ROOT"),
+        (
+            [
+                "distance",
+                "{root}/net0/init",
+                "{root}/net1/init",
+                "--solver",
+                "exact",
+                "--memory-budget",
+                "0",
+            ],
+            1,
+            'solver="sparse"',
+        ),
         (["frobnicate"], 2, "invalid choice"),
     ],
 )
@@ -225,6 +238,17 @@ def test_distance_reads_weight_files_with_an_orientation(tmp_path: Path) -> None
     wrong = run("distance", tmp_path / "a.safetensors", tmp_path / "b.npz")
     assert wrong.returncode == 1
     assert "orientation='out_in'" in wrong.stderr
+
+
+def test_auto_is_the_default_and_falls_back_to_sparse(tmp_path: Path) -> None:
+    root = tiny_topo(tmp_path / "topo")
+    result = run(
+        "distance", root / "net0" / "init", root / "net1" / "init", "--json", "--memory-budget", "0"
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["solver"] == "auto"
+    assert data["solvers"] == ["sparse", "sparse"]
 
 
 def test_help_has_examples() -> None:

@@ -136,6 +136,7 @@ def _epoch_matrices(
                 layers=list(range(layer + 1)),
                 solver=args.solver,
                 threads=args.threads,
+                memory_budget=budget_bytes(args),
                 progress=progress.callback(epoch_label(epoch)),
             )
             out.append(select_layer(full, layer, cumulative=not args.only_layer))
@@ -218,7 +219,9 @@ def cmd_distance(args: argparse.Namespace) -> None:
     layers = args.layers if args.layers else None
     net_a = load_network(args.a, orientation=args.orientation)
     net_b = load_network(args.b, orientation=args.orientation)
-    result = distance(net_a, net_b, layers=layers, solver=args.solver)
+    result = distance(
+        net_a, net_b, layers=layers, solver=args.solver, memory_budget=budget_bytes(args)
+    )
     if args.json:
         print(
             json.dumps(
@@ -229,15 +232,17 @@ def cmd_distance(args: argparse.Namespace) -> None:
                     "layers": list(result.layer_indices),
                     "distances": result.layers.tolist(),
                     "costs": result.costs.tolist(),
+                    "solvers": list(result.solvers),
                     "mean": result.value,
                 }
             )
         )
         return
     print(f"A = {args.a}\nB = {args.b}")
-    print(f"{'layer':>5}  {'distance':>10}  {'cost':>10}")
-    for k, d, c in zip(result.layer_indices, result.layers, result.costs, strict=True):
-        print(f"{k:>5}  {d:10.6f}  {c:10.3f}")
+    print(f"{'layer':>5}  {'distance':>10}  {'cost':>10}  solver")
+    rows = zip(result.layer_indices, result.layers, result.costs, result.solvers, strict=True)
+    for k, d, c, used in rows:
+        print(f"{k:>5}  {d:10.6f}  {c:10.3f}  {used}")
     print(f"{'mean':>5}  {result.value:10.6f}")
 
 
@@ -261,6 +266,7 @@ def cmd_evolution(args: argparse.Namespace) -> None:
                 layers=layers,
                 solver=args.solver,
                 threads=args.threads,
+                memory_budget=budget_bytes(args),
                 progress=progress.callback(epoch_label(epoch)),
             )
             off = full[mask]  # (pairs, layers)
@@ -338,10 +344,20 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--solver",
         choices=SOLVERS,
-        default="exact",
-        help="assignment solver (default: %(default)s)",
+        default="auto",
+        help="auto (exact while a layer's dense cost matrix fits the memory budget, else "
+        "sparse), exact (SciPy's choices: the paper's numbers), sparse (very wide layers) or "
+        "canonical (ties broken by structure, not labels) (default: %(default)s)",
     )
     common.add_argument("--threads", type=int, default=None, help="worker threads (default: all)")
+    common.add_argument(
+        "--memory-budget",
+        type=float,
+        default=None,
+        metavar="GIB",
+        help="GiB one layer's dense cost matrix may take for the exact and "
+        "canonical solvers (default: 1)",
+    )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
 
     fig4 = sub.add_parser(
@@ -496,9 +512,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def budget_bytes(args: argparse.Namespace) -> int | None:
+    """``--memory-budget`` in bytes (None: the library's default)."""
+    gib = getattr(args, "memory_budget", None)
+    return None if gib is None else int(gib * 2**30)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nnstd`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "memory_budget", None) is not None and args.memory_budget < 0:
+        build_parser().error("--memory-budget must be >= 0")
     if getattr(args, "threads", None) is not None and args.threads < 1:
         build_parser().error("--threads must be at least 1")
     try:

@@ -131,6 +131,7 @@ class TopologySet:
         solver: str = "auto",
         threads: int | None = None,
         progress: Callable[[int, int], object] | None = None,
+        memory_budget: int | None = None,
     ) -> npt.NDArray[np.float64]:
         """``nnstd.pairwise`` over all networks at ``epoch``: shape (n, n, layers)."""
         return pairwise(
@@ -139,6 +140,7 @@ class TopologySet:
             solver=solver,  # type: ignore[arg-type]
             threads=threads,
             progress=progress,
+            memory_budget=memory_budget,
         )
 
 
