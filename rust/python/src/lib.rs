@@ -273,13 +273,13 @@ fn assign_exact<'py>(
     dense: bool,
 ) -> PyResult<Bound<'py, PyArray1<i64>>> {
     let cost = sparse_cost(n_rows, n_cols, &indptr, &indices, &data)?;
-    let assignment = py.detach(|| {
-        if dense {
+    let assignment = run_interruptibly(py, None, move |_| {
+        Ok(if dense {
             exact::solve_dense(n_rows, n_cols, &cost.to_dense())
         } else {
             exact::solve(&cost)
-        }
-    });
+        })
+    })?;
     Ok(matching_array(py, &assignment.col_of_row))
 }
 
