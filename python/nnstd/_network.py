@@ -111,6 +111,28 @@ class Network:
         if isinstance(layers, (np.ndarray, sp.spmatrix, sp.sparray)):
             raise TopologyError("layers must be a list of matrices, not a single matrix")
         patterns = [_connection_pattern(w, k, name) for k, w in enumerate(layers)]
+        self._set_up(patterns, name, input_groups)
+
+    @classmethod
+    def _from_patterns(
+        cls,
+        patterns: list[sp.csc_array],
+        name: str,
+        input_groups: Sequence[int] | None = None,
+    ) -> Network:
+        """A network from layers already made canonical by `_connection_pattern` (the loaders
+        make them with error messages that name the file)."""
+        net = cls.__new__(cls)
+        net._set_up(patterns, name, input_groups)
+        return net
+
+    def _set_up(
+        self,
+        patterns: list[sp.csc_array],
+        name: str | None,
+        input_groups: Sequence[int] | None,
+    ) -> None:
+        """Checks the chain of shapes and builds the native topology."""
         if not patterns:
             raise TopologyError(f"{name or 'network'}: a network needs at least one layer")
         groups = [1] * len(patterns) if input_groups is None else [int(g) for g in input_groups]
@@ -257,9 +279,11 @@ def network_from_tensors(
     picked = pick_weights(tensors, layers, name)
     converted = [as_layer(n, a, orientation, name, k) for k, (n, a) in enumerate(picked)]
     groups = chain_groups([n for n, _ in picked], converted, orientation, name)
-    for k, ((label, _), (matrix, _)) in enumerate(zip(picked, converted, strict=True)):
+    patterns = [
         _connection_pattern(matrix, k, f"{name} ({label})")
-    return Network([m for m, _ in converted], name=name, input_groups=groups)
+        for k, ((label, _), (matrix, _)) in enumerate(zip(picked, converted, strict=True))
+    ]
+    return Network._from_patterns(patterns, name, groups)
 
 
 def _load_paper_folder(folder: Path, drop_bias: bool) -> Network:
@@ -269,9 +293,8 @@ def _load_paper_folder(folder: Path, drop_bias: bool) -> Network:
         if matrix.ndim != 2 or (drop_bias and matrix.shape[0] < 1):
             raise TopologyError(f"{file}: layer {k} has shape {matrix.shape}; expected 2-D")
         layer = matrix[:-1] if drop_bias else matrix
-        _connection_pattern(layer, k, str(file))  # reports the file itself on bad values
-        layers.append(layer)
-    return Network(layers, name=str(folder))
+        layers.append(_connection_pattern(layer, k, str(file)))  # errors name the file
+    return Network._from_patterns(layers, str(folder))
 
 
 def load_network(

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::assign::{exact, lexicographic, sparse, Assignment, UNMATCHED};
+use crate::assign::{exact, invert_matching, lexicographic, sparse, Assignment, UNMATCHED};
 use crate::error::{Error, Result};
 use crate::refine::{agreement, colour_history, History};
 use crate::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
@@ -196,15 +196,13 @@ fn signature(history: &History) -> Vec<Vec<u64>> {
     last
 }
 
-/// `a -> b` matchings from `b -> a` ones (unmatched where `b` had no partner for them).
-fn invert_matching(matching: &[usize], n_a: usize) -> Vec<usize> {
-    let mut inverse = vec![UNMATCHED; n_a];
-    for (j, &i) in matching.iter().enumerate() {
-        if i != UNMATCHED {
-            inverse[i] = j;
-        }
+/// A layer's distance: its assignment cost divided by A's neuron count (0 for an empty layer).
+fn layer_distance(cost: f64, n_a: usize) -> f64 {
+    if n_a == 0 {
+        0.0
+    } else {
+        cost / n_a as f64
     }
-    inverse
 }
 
 /// Solves one layer's assignment with a resolved solver (`Exact` or `Sparse`).
@@ -265,7 +263,7 @@ pub fn distance(
                 .map(|(m, la)| {
                     let n = la.n_out();
                     LayerMatch {
-                        distance: if n == 0 { 0.0 } else { m.cost / n as f64 },
+                        distance: layer_distance(m.cost, n),
                         cost: m.cost,
                         matching: invert_matching(&m.matching, n),
                         solver: m.solver,
@@ -324,11 +322,7 @@ fn layer_distances(
             None => assign_layer(la, lb, solver, cancel)?,
         };
         let n = la.n_out();
-        let distance = if n == 0 {
-            0.0
-        } else {
-            assignment.cost / n as f64
-        };
+        let distance = layer_distance(assignment.cost, n);
         result.push(LayerMatch {
             distance,
             cost: assignment.cost,

@@ -15,7 +15,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use super::{Assignment, Key, UNMATCHED};
+use super::{invert_matching, Assignment, Key, UNMATCHED};
 use crate::similarity::SparseCost;
 
 /// Solves a dense row-major `n_rows x n_cols` matrix exactly as SciPy does.
@@ -50,14 +50,11 @@ pub fn solve_dense(n_rows: usize, n_cols: usize, cost: &[f64]) -> Assignment {
 
 /// Maps a solution of the (possibly transposed) wide problem back to the input's rows.
 fn untranspose(col4row: Vec<usize>, n_rows: usize, transposed: bool) -> Vec<usize> {
-    if !transposed {
-        return col4row;
+    if transposed {
+        invert_matching(&col4row, n_rows)
+    } else {
+        col4row
     }
-    let mut col_of_row = vec![UNMATCHED; n_rows];
-    for (j, &i) in col4row.iter().enumerate() {
-        col_of_row[i] = j;
-    }
-    col_of_row
 }
 
 /// The dense augmenting-path loop for `nr <= nc`.
@@ -189,45 +186,42 @@ pub enum Method {
 
 /// [`solve`] with a chosen implementation.
 pub fn solve_with(cost: &SparseCost, method: Method) -> Assignment {
-    let (n_rows, n_cols) = (cost.n_rows, cost.n_cols);
-    if n_rows == 0 || n_cols == 0 {
+    if cost.n_rows == 0 || cost.n_cols == 0 {
         return Assignment {
-            col_of_row: vec![UNMATCHED; n_rows],
+            col_of_row: vec![UNMATCHED; cost.n_rows],
             cost: 0.0,
         };
     }
-    if cost.vals.iter().any(|&c| c.is_nan() || c > 1.0) {
-        return solve_dense(n_rows, n_cols, &cost.to_dense());
+    match solve_structured(cost, method) {
+        Some((assignment, _, _)) => assignment,
+        None => solve_dense(cost.n_rows, cost.n_cols, &cost.to_dense()),
     }
-    let transpose = n_rows > n_cols;
-    let transposed;
-    let wide = if transpose {
-        transposed = cost.transpose();
-        &transposed
-    } else {
-        cost
-    };
-    let (col4row, _, _) = SparseSolver::new(wide).run(method);
-    let col_of_row = untranspose(col4row, n_rows, transpose);
-    Assignment::from_matching(col_of_row, |i, j| cost.get(i, j))
 }
 
 /// SciPy's assignment with the optimal duals it ends with: `row_duals[i] + col_duals[j] <=
 /// cost(i, j)` for every pair (up to rounding), with equality on the matched pairs. `None` for
-/// matrices with entries above 1 (never NNSTD costs).
+/// empty matrices and matrices with entries above 1 (never NNSTD costs).
 pub fn solve_with_duals(cost: &SparseCost) -> Option<(Assignment, Vec<f64>, Vec<f64>)> {
-    let (n_rows, n_cols) = (cost.n_rows, cost.n_cols);
-    if n_rows == 0 || n_cols == 0 || cost.vals.iter().any(|&c| c.is_nan() || c > 1.0) {
+    if cost.n_rows == 0 || cost.n_cols == 0 {
         return None;
     }
-    let transpose = n_rows > n_cols;
+    solve_structured(cost, Method::Adaptive)
+}
+
+/// The structured solver on a non-empty matrix, transposed when tall, with its final duals in
+/// the input's orientation; `None` when an entry is above 1 (the structure does not hold).
+fn solve_structured(cost: &SparseCost, method: Method) -> Option<(Assignment, Vec<f64>, Vec<f64>)> {
+    if cost.vals.iter().any(|&c| c.is_nan() || c > 1.0) {
+        return None;
+    }
+    let transpose = cost.n_rows > cost.n_cols;
     let (col4row, u, v) = if transpose {
-        SparseSolver::new(&cost.transpose()).run(Method::Adaptive)
+        SparseSolver::new(&cost.transpose()).run(method)
     } else {
-        SparseSolver::new(cost).run(Method::Adaptive)
+        SparseSolver::new(cost).run(method)
     };
     let (row_duals, col_duals) = if transpose { (v, u) } else { (u, v) };
-    let col_of_row = untranspose(col4row, n_rows, transpose);
+    let col_of_row = untranspose(col4row, cost.n_rows, transpose);
     let assignment = Assignment::from_matching(col_of_row, |i, j| cost.get(i, j));
     Some((assignment, row_duals, col_duals))
 }

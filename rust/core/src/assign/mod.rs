@@ -21,6 +21,19 @@ pub struct Assignment {
     pub cost: f64,
 }
 
+/// The inverse of a matching: `inverse[matching[j]] = j`, over `n` slots; slots no one maps to
+/// stay [`UNMATCHED`]. Solving a transposed matrix and mapping back, or reading a `b -> a`
+/// matching as `a -> b`, are both this.
+pub fn invert_matching(matching: &[usize], n: usize) -> Vec<usize> {
+    let mut inverse = vec![UNMATCHED; n];
+    for (j, &i) in matching.iter().enumerate() {
+        if i != UNMATCHED {
+            inverse[i] = j;
+        }
+    }
+    inverse
+}
+
 impl Assignment {
     /// Sums the matched costs in row order.
     pub fn from_matching(col_of_row: Vec<usize>, cost_of: impl Fn(usize, usize) -> f64) -> Self {

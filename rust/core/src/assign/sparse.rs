@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{Assignment, Key, UNMATCHED};
+use super::{invert_matching, Assignment, Key, UNMATCHED};
 use crate::error::{Error, Result};
 use crate::network::Cancel;
 use crate::similarity::SparseCost;
@@ -47,12 +47,7 @@ pub fn solve(
         let wide = cost.transpose();
         let flipped: Vec<(usize, usize)> = pairs.iter().map(|&(i, j)| (j, i)).collect();
         let solved = solve_wide(&wide, &flipped, cancel)?;
-        let mut col_of_row = vec![UNMATCHED; cost.n_rows];
-        for (j, &i) in solved.iter().enumerate() {
-            if i != UNMATCHED {
-                col_of_row[i] = j;
-            }
-        }
+        let col_of_row = invert_matching(&solved, cost.n_rows);
         return Ok(Assignment::from_matching(col_of_row, zero_cost));
     }
     let col_of_row = solve_wide(cost, &pairs, cancel)?;
