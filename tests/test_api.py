@@ -115,14 +115,20 @@ def test_pairwise_progress_reports_every_pair() -> None:
 
 
 def test_progress_callback_errors_stop_the_work() -> None:
-    big = [small_net(s, (300, 300, 300)) for s in range(8)]
+    nets = [small_net(s, (400, 400, 400, 10)) for s in range(30)]  # 900 ordered pairs
+    calls: list[tuple[int, int]] = []
 
     def stop(done: int, total: int) -> None:
-        raise RuntimeError("stop here")
+        calls.append((done, total))
+        if done < total:  # only a report made while the work runs may stop it
+            raise RuntimeError("stop here")
 
-    # Raised from the watcher while work runs, or at the latest from the final report.
     with pytest.raises(RuntimeError, match="stop here"):
-        nnstd.pairwise(big, progress=stop)
+        nnstd.pairwise(nets, ordered=True, threads=1, progress=stop)
+    # The error came from a report during the work, and the work stopped there: the final
+    # report (done == total) was never made.
+    assert len(calls) == 1
+    assert calls[0][0] < calls[0][1] == 900
 
 
 def test_loader_round_trip(tmp_path: Path) -> None:

@@ -54,6 +54,18 @@ def test_exact_solver_makes_scipys_assignment(m: np.ndarray) -> None:
     np.testing.assert_array_equal(solve_with_nnstd(m, dense=True), expected)
 
 
+def network_layers(draw: st.DrawFn, widths: list[int], density: float) -> list[np.ndarray]:
+    """Random layers of the given widths (inputs first), some with identical neurons."""
+    out = []
+    for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+        seed = draw(st.integers(0, 2**32 - 1))
+        w = (np.random.default_rng(seed).random((n_in, n_out)) < density).astype(np.float64)
+        if n_out > 1 and draw(st.booleans()):
+            w[:, 1] = w[:, 0]  # identical neurons
+        out.append(w)
+    return out
+
+
 @st.composite
 def network_pairs(draw: st.DrawFn) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Two small networks over the same inputs, with empty and duplicated neurons."""
@@ -64,19 +76,20 @@ def network_pairs(draw: st.DrawFn) -> tuple[list[np.ndarray], list[np.ndarray]]:
         widths_a[1:] if same_width else [draw(st.integers(1, 7)) for _ in range(depth)]
     )
     density = draw(st.sampled_from([0.15, 0.3, 0.5]))
+    return network_layers(draw, widths_a, density), network_layers(draw, widths_b, density)
 
-    def layers(widths: list[int]) -> list[np.ndarray]:
-        out = []
-        for k in range(depth):
-            seed = draw(st.integers(0, 2**32 - 1))
-            w = np.random.default_rng(seed).random((widths[k], widths[k + 1])) < density
-            w = w.astype(np.float64)
-            if widths[k + 1] > 1 and draw(st.booleans()):
-                w[:, 1] = w[:, 0]  # identical neurons
-            out.append(w)
-        return out
 
-    return layers(widths_a), layers(widths_b)
+@st.composite
+def comparable_networks(draw: st.DrawFn) -> list[list[np.ndarray]]:
+    """2 to 4 networks of one depth and input width; hidden widths may differ."""
+    depth = draw(st.integers(1, 3))
+    inputs = draw(st.integers(1, 7))
+    density = draw(st.sampled_from([0.15, 0.3, 0.5]))
+    count = draw(st.integers(2, 4))
+    return [
+        network_layers(draw, [inputs] + [draw(st.integers(1, 7)) for _ in range(depth)], density)
+        for _ in range(count)
+    ]
 
 
 @SETTINGS
@@ -99,11 +112,9 @@ def test_distance_to_itself_is_zero(pair: tuple[list, list]) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(network_pairs(), min_size=2, max_size=4))
-def test_pairwise_follows_the_paper_convention(pairs: list) -> None:
-    nets = [nnstd.Network(a) for a, _ in pairs]
-    if len({(n.depth, n.shapes[0][0]) for n in nets}) > 1:
-        return  # only comparable networks form a matrix
+@given(comparable_networks())
+def test_pairwise_follows_the_paper_convention(layer_lists: list) -> None:
+    nets = [nnstd.Network(layers) for layers in layer_lists]
     m = nnstd.pairwise(nets)
     ordered = nnstd.pairwise(nets, ordered=True)
     for i in range(len(nets)):
