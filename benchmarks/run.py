@@ -1,0 +1,497 @@
+"""nnstd against the strongest SciPy pipeline, per instance class, in one run.
+
+    python benchmarks/run.py [--quick] [--classes paper,er,twins,density,conv] [--threads 1,2]
+                             [--timeout 90] [--large] [--out results.md]
+
+For every instance and thread count, each side runs in its own process (``worker.py``), with its
+thread limits in the environment before numpy, SciPy or nnstd start (and threadpoolctl, when
+installed, on top): nnstd with ``threads``/``RAYON_NUM_THREADS``, SciPy with that many BLAS
+threads. Loading or generating the networks and converting them to each side's own format
+happen before its clock; nothing of one side runs inside the other's. Peak memory is the worker's
+largest resident set (``getrusage``), loading included.
+
+The SciPy side is the faster of two pipelines (``scipy_pipelines.py``): BLAS overlaps + dense
+costs + ``linear_sum_assignment`` ("BLAS+LSA"), and the similarity graph with a private dummy
+column per row + ``min_weight_full_bipartite_matching`` ("LAPJVsp"). Both are measured at the
+first thread count; the one expected to be slower gets the other's time as its limit (it cannot
+win past it, and is reported as stopped). Later thread counts rerun only the winner; on the
+paper set, SciPy's all-cores run spreads the pairs over a process pool (one BLAS thread each), as
+``nnstd.pairwise`` spreads them over threads. Where the table has a ``solver="exact"`` row,
+BLAS+LSA always runs to the end (the exact solver's assignments are compared with it).
+
+Every row checks that both sides reach the same layer-0 optimum (to 1e-9) and prints it; exact
+rows also check that every layer's assignment is ``linear_sum_assignment``'s. A side that does not
+finish within ``--timeout`` is stopped and printed as "> T s"; a side that timed out at one
+thread count is not rerun at the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import instances
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "worker.py"
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+CLASSES = ("paper", "er", "twins", "density", "conv")
+PIPELINES = {"dense": "BLAS+LSA", "graph": "LAPJVsp"}
+SETUP_LIMIT = 1800.0  # generating or loading inputs; generous, it is not timed
+EXTRA_LIMIT = 1800.0
+TOLERANCE = 1e-9
+
+
+@dataclass
+class Outcome:
+    """One side's measurement."""
+
+    status: str  # ok, timeout, stopped (slower than the other pipeline), failed, skipped, n/a
+    seconds: float = float("nan")
+    limit: float = float("nan")
+    costs: Any = None
+    peak_mib: float = float("nan")
+    ran: list[str] = field(default_factory=list)
+    note: str = ""
+    saved: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def time_text(self) -> str:
+        if self.ok:
+            return f"{self.seconds:.2f} s"
+        if self.status == "timeout":
+            return f"> {self.limit:.0f} s (timeout)"
+        if self.status == "stopped":
+            return f"> {self.limit:.1f} s (stopped: slower)"
+        return self.note or self.status
+
+    def memory_text(self) -> str:
+        return f"{self.peak_mib:,.0f}" if self.ok else ""
+
+
+def thread_environment(threads: int, blas_threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({name: str(blas_threads) for name in THREAD_VARIABLES})
+    env["RAYON_NUM_THREADS"] = str(threads)
+    return env
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    """Stops the worker and any pool processes it started (its own session)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def read_lines(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.put(line)
+    lines.put(None)
+
+
+def next_message(lines: queue.Queue[str | None], tag: str, limit: float) -> dict[str, Any] | None:
+    """The payload of the worker's next ``@@tag`` line, or None on timeout or exit."""
+    deadline = time.perf_counter() + limit
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return None
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            return None
+        if line is None:
+            return None
+        if line.startswith(f"@@{tag} "):
+            payload: dict[str, Any] = json.loads(line[len(tag) + 3 :])
+            return payload
+
+
+def measure(
+    spec: instances.Spec,
+    side: str,
+    *,
+    solver: str,
+    threads: int,
+    limit: float,
+    save: str | None = None,
+    stopped_status: str = "timeout",
+) -> Outcome:
+    """Runs one side in a fresh process and reads its clock."""
+    pooled = spec["class"] == "paper" and side != "nnstd" and threads > 1
+    blas = 1 if pooled else threads
+    task = {
+        "spec": spec,
+        "side": side,
+        "solver": solver,
+        "threads": threads,
+        "blas_threads": blas,
+        "save": save,
+    }
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), json.dumps(task)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env=thread_environment(threads, blas),
+            start_new_session=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=read_lines, args=(proc, lines), daemon=True).start()
+        try:
+            if next_message(lines, "READY", SETUP_LIMIT) is None:
+                return failure(proc, errors, "setup")
+            done = next_message(lines, "DONE", limit)
+            if done is None:
+                if proc.poll() is not None:
+                    return failure(proc, errors, "run")
+                kill_group(proc)
+                return Outcome(stopped_status, limit=limit)
+            extra = next_message(lines, "EXTRA", EXTRA_LIMIT)
+            if extra is None:
+                return failure(proc, errors, "checks")
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                kill_group(proc)
+    return Outcome(
+        "ok",
+        seconds=done["seconds"],
+        costs=done["costs"],
+        peak_mib=done["peak_mib"],
+        ran=extra.get("ran", []),
+        saved=save,
+    )
+
+
+def failure(proc: subprocess.Popen[str], errors: Any, stage: str) -> Outcome:
+    kill_group(proc)
+    errors.seek(0)
+    tail = [line for line in errors.read().strip().splitlines() if line.strip()]
+    reason = tail[-1] if tail else f"exit code {proc.returncode}"
+    if proc.returncode == -signal.SIGKILL and not tail:
+        reason = "killed (out of memory?)"
+    print(f"    {stage} failed: {reason}", file=sys.stderr)
+    return Outcome("failed", note=f"failed ({stage}): {reason[:80]}")
+
+
+@dataclass
+class Row:
+    spec: instances.Spec
+    threads: int
+    solver: str
+    nnstd: Outcome
+    scipy: dict[str, Outcome]
+    check: str
+
+
+def strongest(scipy: dict[str, Outcome]) -> Outcome | None:
+    done = [o for o in scipy.values() if o.ok]
+    return min(done, key=lambda o: o.seconds) if done else None
+
+
+def ratio_text(nnstd: Outcome, other: Outcome | None) -> str:
+    """How many times faster nnstd is (the other side's time / nnstd's)."""
+    if other is None or not (nnstd.ok or other.ok):
+        return "?"
+    if nnstd.ok and other.ok:
+        return f"{other.seconds / nnstd.seconds:.2f}x"
+    if nnstd.ok and other.status in ("timeout", "stopped"):
+        return f"> {other.limit / nnstd.seconds:.2f}x"
+    if other.ok and nnstd.status == "timeout":
+        return f"< {other.seconds / nnstd.limit:.2f}x"
+    return "?"
+
+
+def layer0_costs(outcome: Outcome, spec: instances.Spec) -> np.ndarray:
+    """Layer-0 assignment costs: one per pair on the paper set, one otherwise."""
+    if spec["class"] == "paper":
+        return np.array([pair[0] for epoch in outcome.costs for pair in epoch])
+    return np.array([outcome.costs[0]])
+
+
+def check_layer0(spec: instances.Spec, nnstd: Outcome, scipy: dict[str, Outcome]) -> str:
+    """Whether every finished side reached the same layer-0 optimum."""
+    finished = [o for o in [nnstd, *scipy.values()] if o.ok]
+    if len(finished) < 2 or not nnstd.ok:
+        return "not checked (a side did not finish)"
+    ours = layer0_costs(nnstd, spec)
+    worst = max(float(np.max(np.abs(layer0_costs(o, spec) - ours))) for o in finished[1:])
+    same = worst <= TOLERANCE * max(1.0, float(np.max(np.abs(ours))))
+    verdict = "same" if same else "**DIFFERENT**"
+    if spec["class"] == "paper":
+        return f"{verdict} on {len(ours)} pairs (max diff {worst:.1e})"
+    return f"{verdict}: {ours[0]:.9f} (diff {worst:.1e})"
+
+
+def check_assignments(nnstd: Outcome, dense: Outcome | None) -> str:
+    """Whether the exact solver chose linear_sum_assignment's assignment in every layer."""
+    if dense is None or not (nnstd.ok and dense.ok and nnstd.saved and dense.saved):
+        return "; LSA assignments not checked (a side did not finish)"
+    with np.load(nnstd.saved) as ours, np.load(dense.saved) as theirs:
+        keys = sorted(theirs.files)
+        equal = sum(bool(k in ours.files and np.array_equal(ours[k], theirs[k])) for k in keys)
+    verdict = "" if equal == len(keys) else " **NOT ALL**"
+    return f"; assignment = LSA's in {equal}/{len(keys)} layers{verdict}"
+
+
+def pipeline_order(spec: instances.Spec) -> list[str]:
+    """Likely faster pipeline first: dense where most neuron pairs share an input."""
+    if spec["class"] in ("density", "conv"):
+        return ["dense", "graph"]
+    return ["graph", "dense"]
+
+
+def run_scipy_both(
+    spec: instances.Spec, threads: int, args: argparse.Namespace, save_dense: str | None
+) -> dict[str, Outcome]:
+    """Both pipelines; the second is stopped once it cannot beat the first (unless its
+    assignments are needed for an exact row)."""
+    results: dict[str, Outcome] = {}
+    dense_gib = instances.dense_bytes(spec) / 2**30
+    for kind in pipeline_order(spec):
+        if kind == "dense" and dense_gib > args.dense_max_gib:
+            results[kind] = Outcome("n/a", note=f"n/a (needs ~{dense_gib:.0f} GiB)")
+            continue
+        limit, status = args.timeout, "timeout"
+        best = strongest(results)
+        must_finish = kind == "dense" and save_dense is not None
+        if best is not None and not must_finish:
+            limit, status = min(args.timeout, 1.1 * best.seconds + 0.5), "stopped"
+        progress(f"{PIPELINES[kind]}, {threads} thread(s)")
+        results[kind] = measure(
+            spec,
+            kind,
+            solver="",
+            threads=threads,
+            limit=limit,
+            save=save_dense if kind == "dense" else None,
+            stopped_status=status,
+        )
+    return results
+
+
+def progress(what: str) -> None:
+    print(f"  {time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
+
+
+def run_instance(spec: instances.Spec, args: argparse.Namespace, tmp_root: str) -> list[Row]:
+    tmp = tempfile.mkdtemp(dir=tmp_root)  # this instance's saved matchings
+    solvers = ["auto"] + (["exact"] if spec.get("exact") else [])
+    print(f"{instances.label(spec)}", file=sys.stderr, flush=True)
+    rows: list[Row] = []
+    winner: str | None = None
+    timed_out: set[str] = set()
+    for t_index, threads in enumerate(args.threads):
+        first = t_index == 0
+        outcomes: dict[str, Outcome] = {}
+        for solver in solvers:
+            if solver in timed_out:
+                outcomes[solver] = Outcome("skipped", note="not rerun (timed out)")
+                continue
+            progress(f"nnstd solver={solver}, {threads} thread(s)")
+            save = f"{tmp}/nnstd-{solver}.npz" if first and solver == "exact" else None
+            outcomes[solver] = measure(
+                spec, "nnstd", solver=solver, threads=threads, limit=args.timeout, save=save
+            )
+            if outcomes[solver].status == "timeout":
+                timed_out.add(solver)
+        save_dense = f"{tmp}/dense.npz" if first and "exact" in solvers else None
+        if winner is None:
+            scipy = run_scipy_both(spec, threads, args, save_dense)
+            best = strongest(scipy)
+            winner = next((k for k, o in scipy.items() if o is best), None)
+        elif winner in timed_out:
+            scipy = {winner: Outcome("skipped", note="not rerun (timed out)")}
+        else:
+            progress(f"{PIPELINES[winner]}, {threads} thread(s)")
+            scipy = {winner: measure(spec, winner, solver="", threads=threads, limit=args.timeout)}
+        for kind, outcome in scipy.items():
+            if outcome.status == "timeout":
+                timed_out.add(kind)
+        if winner is None:  # every pipeline timed out: keep the first one for later counts
+            winner = pipeline_order(spec)[0]
+        for solver in solvers:
+            check = check_layer0(spec, outcomes[solver], scipy)
+            if solver == "exact" and first:
+                check += check_assignments(outcomes[solver], scipy.get("dense"))
+            rows.append(Row(spec, threads, solver, outcomes[solver], scipy, check))
+    return rows
+
+
+def solver_text(row: Row) -> str:
+    ran = list(dict.fromkeys(row.nnstd.ran))
+    return f"{row.solver} ({'+'.join(ran)})" if ran and ran != [row.solver] else row.solver
+
+
+def table(rows: list[Row], cpus: int) -> list[str]:
+    lines = [
+        "| instance | threads | nnstd solver (ran) | nnstd | MiB | BLAS+LSA | LAPJVsp | SciPy MiB "
+        "| speed-up vs strongest | vs BLAS+LSA | layer-0 optimum |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        best = strongest(row.scipy)
+        dense, graph = row.scipy.get("dense"), row.scipy.get("graph")
+        shown = best or next(iter(row.scipy.values()))
+        threads = f"{row.threads} (all)" if row.threads == cpus and cpus > 1 else str(row.threads)
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    instances.label(row.spec),
+                    threads,
+                    solver_text(row),
+                    row.nnstd.time_text(),
+                    row.nnstd.memory_text(),
+                    dense.time_text() if dense else "-",
+                    graph.time_text() if graph else "-",
+                    shown.memory_text(),
+                    ratio_text(row.nnstd, best or shown),
+                    ratio_text(row.nnstd, dense) if dense else "-",
+                    row.check,
+                ]
+            )
+            + " |"
+        )
+    return lines
+
+
+def instance_list(args: argparse.Namespace) -> list[tuple[str, instances.Spec]]:
+    """The instances of the chosen classes, smaller with --quick."""
+    epochs = [0, 190] if args.quick else list(instances.PAPER_EPOCHS)
+    er = [4096] if args.quick else [4096, 16384, 65536]
+    twins = [65536] if args.quick else [16384, 65536, 262144] + ([1048576] if args.large else [])
+    density = [(2048, 0.3)] if args.quick else [(2048, 0.3), (4096, 0.1)]
+    widths = instances.CONV_WIDTHS[:7] if args.quick else instances.CONV_WIDTHS
+    found: list[tuple[str, instances.Spec]] = [
+        ("paper", {"class": "paper", "epochs": epochs, "root": str(args.topo_root), "exact": True})
+    ]
+    found += [("er", {"class": "er", "n": n, "exact": n <= 4096}) for n in er]
+    found += [("twins", {"class": "twins", "n": n}) for n in twins]
+    found += [
+        ("density", {"class": "density", "n": n, "density": p, "exact": True}) for n, p in density
+    ]
+    found.append(
+        (
+            "conv",
+            {
+                "class": "conv",
+                "widths": list(widths),
+                "density": instances.CONV_DENSITY,
+                "exact": True,
+            },
+        )
+    )
+    return [(c, s) for c, s in found if c in args.classes]
+
+
+def header(args: argparse.Namespace) -> list[str]:
+    import scipy
+
+    try:
+        import threadpoolctl  # noqa: F401
+
+        limiter = "threadpoolctl + environment"
+    except ImportError:
+        limiter = "environment variables"
+    commit = subprocess.run(
+        ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return [
+        f"`python benchmarks/run.py {' '.join(sys.argv[1:])}`".replace("  ", " "),
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit or '?'}; "
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}); load average "
+        f"{os.getloadavg()[0]:.1f} at start; Python {platform.python_version()}, numpy "
+        f"{np.__version__}, SciPy {scipy.__version__}; thread limits via {limiter}; "
+        f"timeout {args.timeout:.0f} s per run.",
+        "",
+        "Times are one run each (wall clock, inputs already in memory); speed-up = the SciPy "
+        "side's time / nnstd's (> 1: nnstd is faster). MiB = peak resident memory of the "
+        "side's process, inputs included.",
+    ]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller instances (~2 minutes)")
+    parser.add_argument(
+        "--classes", default=",".join(CLASSES), help=f"comma-separated, from {','.join(CLASSES)}"
+    )
+    parser.add_argument(
+        "--threads", default=None, help="comma-separated thread counts (default: 1 and all)"
+    )
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per run")
+    parser.add_argument("--large", action="store_true", help="add near-twins at 1,048,576")
+    parser.add_argument("--dense-max-gib", type=float, default=6.0, help="skip BLAS+LSA above")
+    parser.add_argument("--topo-root", type=Path, default=instances.default_topo_root())
+    parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
+    args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    args.classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    unknown = sorted(set(args.classes) - set(CLASSES))
+    if unknown:
+        parser.error(f"unknown classes {unknown}; choose from {', '.join(CLASSES)}")
+    default_threads = [1, cpus] if cpus > 1 else [1]
+    args.threads = [int(t) for t in args.threads.split(",")] if args.threads else default_threads
+    if args.timeout is None:
+        args.timeout = 20.0 if args.quick else 60.0
+    if "paper" in args.classes and not (args.topo_root / "e5_s0_w0").is_dir():
+        parser.error(f"the paper's topologies are not at {args.topo_root} (see --topo-root)")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cpus = os.cpu_count() or 1
+    out = header(args)
+    print("\n".join(out), flush=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="nnstd-bench-") as tmp:
+        for cls in dict.fromkeys(c for c, _ in instance_list(args)):
+            rows: list[Row] = []
+            for c, spec in instance_list(args):
+                if c == cls:
+                    rows += run_instance(spec, args, tmp)
+            section = ["", f"### {cls}", "", *table(rows, cpus)]
+            print("\n".join(section), flush=True)
+            out += section
+    footer = f"\nTotal benchmark time: {time.perf_counter() - started:.0f} s."
+    print(footer)
+    out.append(footer)
+    if args.out:
+        args.out.write_text("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
