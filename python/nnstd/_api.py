@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from nnstd import _core
 from nnstd._errors import TopologyError
+from nnstd._loaders import byte_count
 from nnstd._network import Network, PathLike, as_network
 
 Solver = Literal["exact", "sparse", "auto", "canonical"]
@@ -50,11 +51,33 @@ class Distance:
         return float(np.mean(self.layers)) if len(self.layers) else 0.0
 
 
-def _check_solver(solver: str, memory_budget: int | None) -> None:
+def _check_solver(solver: str) -> None:
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
-    if memory_budget is not None and memory_budget < 0:
-        raise ValueError(f"memory_budget must be a number of bytes >= 0, got {memory_budget}")
+
+
+def check_memory_budget(memory_budget: object) -> int | None:
+    """``memory_budget`` in bytes as the core takes it: None (the default, 1 GiB) or a whole
+    number from 0 to 2**64 - 1 (a float holding one, such as ``1e9``, is accepted); anything
+    else is a one-line ValueError."""
+    return None if memory_budget is None else byte_count(memory_budget)
+
+
+def check_threads(threads: object) -> int | None:
+    """``threads`` as the core takes it: None (one per core) or a whole number from 1 to
+    ``MAX_THREADS`` (256); anything else is a one-line ValueError."""
+    if threads is None:
+        return None
+    if (
+        isinstance(threads, (bool, np.bool_))
+        or not isinstance(threads, (int, np.integer))
+        or not 1 <= threads <= _core.MAX_THREADS
+    ):
+        raise ValueError(
+            f"threads must be a whole number from 1 to {_core.MAX_THREADS} "
+            f"(or None: one per core), got {threads!r}"
+        )
+    return int(threads)
 
 
 def _layer_selection(layers: Layers, depth: int) -> tuple[int, ...]:
@@ -123,7 +146,9 @@ def distance(
         outputs) rather than by their labels, so a network and a copy with its hidden neurons
         renamed are at distance 0; see the README's "Solvers" section for what it guarantees.
     memory_budget
-        Bytes one layer's dense float64 cost matrix may take (default 1 GiB).
+        Bytes (a whole number, such as ``2**30``; default 1 GiB) one layer's dense float64
+        cost matrix may take. Negative, fractional, infinite or NaN values, and values above
+        2**64 - 1, are refused with a ValueError.
 
     Returns
     -------
@@ -133,6 +158,8 @@ def distance(
     ------
     TopologyError
         If the networks differ in depth or input width, or a layer does not exist.
+    ValueError
+        If ``solver`` or ``memory_budget`` is not one of the accepted values.
 
     Examples
     --------
@@ -145,7 +172,8 @@ def distance(
     >>> d.matchings[0]
     array([1, 0])
     """
-    _check_solver(solver, memory_budget)
+    _check_solver(solver)
+    memory_budget = check_memory_budget(memory_budget)
     net_a, net_b = as_network(a), as_network(b)
     _check_comparable(net_a, net_b, "distance")
     chosen = _layer_selection(layers, net_a.depth)
@@ -191,7 +219,11 @@ def pairwise(
         higher-indexed network as A, ``[i, j] = [j, i]`` and a zero diagonal. ``True``: every
         ordered pair, ``[i, j]`` with network ``i`` as A (the diagonal is computed too).
     threads
-        Worker threads (default: all cores). The result is the same for any number.
+        Worker threads, a whole number from 1 to 256 (default None: one per core); 0,
+        negative and larger numbers are refused with a ValueError (more threads than cores
+        only slow the work down). The result is the same for any number. In a process forked
+        after nnstd has run (``multiprocessing``'s "fork" start method, PyTorch DataLoader
+        workers), a fresh pool of threads is started for each call, with the same results.
     progress
         Called as ``progress(done, total)`` with the number of finished pairs, about five times a
         second while the work runs, and once at the end. Ctrl-C stops the work.
@@ -211,9 +243,9 @@ def pairwise(
            [0.  , 0.  , 0.25],
            [0.25, 0.25, 0.  ]])
     """
-    _check_solver(solver, memory_budget)
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be a positive number, got {threads}")
+    _check_solver(solver)
+    memory_budget = check_memory_budget(memory_budget)
+    threads = check_threads(threads)
     nets = [as_network(n) for n in networks]
     if not nets:
         raise ValueError("pairwise needs at least one network")

@@ -5,7 +5,17 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TopologyError", "Topology", "distance", "pairwise", "pair_count", "assign_exact"]
+__all__ = [
+    "MAX_THREADS",
+    "TopologyError",
+    "Topology",
+    "distance",
+    "pairwise",
+    "pair_count",
+    "assign_exact",
+]
+
+MAX_THREADS: int
 
 class TopologyError(ValueError):
     """A topology that cannot be read or compared; the message names the layer and the problem."""

@@ -1,18 +1,27 @@
-"""Reading networks from the files researchers keep them in.
+"""Reading networks from the files researchers keep them in, and checking what they hold.
 
-Every reader turns any failure into a `TopologyError` naming the file; none unpickles
-(``np.load(..., allow_pickle=False)``, ``torch.load(..., weights_only=True)``).
+Every reader turns any failure into a one-line `TopologyError` naming the file; none unpickles
+(``.npz`` and ``.safetensors`` are parsed here, ``torch.load(..., weights_only=True)``). Sizes a
+file declares (array shapes, zip members' uncompressed sizes, sparse index arrays) are checked
+against a memory budget before anything is allocated, and every sparse index structure is
+checked completely before numpy, SciPy or the Rust core index with it.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
+import stat
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from nnstd._errors import TopologyError
 
@@ -20,50 +29,252 @@ Orientation = Literal["in_out", "out_in"]
 ORIENTATIONS = ("in_out", "out_in")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 INDEX_LIMIT = 2**32 - 1  # the Rust core indexes neurons, inputs and connections with u32
+DEFAULT_LOAD_BUDGET = 4 << 30  # bytes reading one file, or building one layer, may allocate
+BYTE_LIMIT = 2**64 - 1  # the core counts bytes in u64
+# What building one layer costs, for the budget check: index arrays over the inputs and neurons
+# (the core indexes connections both by neuron and by input), and the sort that makes the
+# connection list canonical.
+BYTES_PER_ROW_OR_COLUMN = 16
+BYTES_PER_CONNECTION = 48
+SAFETENSORS_HEADER_LIMIT = 100 << 20  # the format's own limit
+
+Array: TypeAlias = npt.NDArray[Any]
+# A layer's weights as read: a dense array, or a sparse matrix (a validated CSC pattern).
+Weights: TypeAlias = "npt.NDArray[Any] | sp.csc_array"
 
 _MASK_SUFFIX = "_mask"
 _ORIG_SUFFIX = "_orig"
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def natural_key(name: str) -> list[object]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+    """Sort key ordering ``layer2`` before ``layer10`` (ASCII digits only)."""
+    return [(1, int(t)) if t.isdigit() else (0, t) for t in re.split(r"([0-9]+)", name) if t]
 
 
-def read_npz_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:
-    """The arrays of an ``np.savez`` archive, in archive order; never unpickles."""
-    try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise TopologyError(f"{path}: a single .npy array, not an .npz archive")
-            return {name: np.asarray(archive[name]) for name in archive.files}
-    except TopologyError:
-        raise
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise TopologyError(
-                f"{path}: holds pickled (object) arrays, which nnstd refuses to load"
-            ) from None
-        raise TopologyError(f"{path}: not a readable .npz archive ({exc})") from None
-    except Exception as exc:  # zip, OS and numpy errors of a corrupt archive alike
-        raise TopologyError(f"{path}: not a readable .npz archive ({exc})") from None
+def one_line(text: object) -> str:
+    """A foreign error message on one line, without terminal colour codes."""
+    lines = [ln.strip() for ln in _ANSI_CODE.sub("", str(text)).splitlines() if ln.strip()]
+    return " ".join(lines)[:300] if lines else "no details"
 
 
-def read_safetensors(path: Path) -> dict[str, npt.NDArray[Any]]:
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:
+# Arguments ------------------------------------------------------------------------------------
+
+
+def byte_count(value: object, what: str = "memory_budget") -> int:
+    """``value`` as a whole number of bytes in [0, 2**64 - 1]; one-line ValueError otherwise.
+
+    Integers (Python or numpy) and floats holding a whole number (``1e9``) are accepted.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, np.integer, float, np.floating)
+    ):
+        raise ValueError(f"{what} must be a whole number of bytes, got {value!r}")
+    if isinstance(value, (float, np.floating)) and not (
+        math.isfinite(value) and value == math.floor(value)
+    ):
+        raise ValueError(f"{what} must be a whole number of bytes, got {value!r}")
+    count = int(value)
+    if not 0 <= count <= BYTE_LIMIT:
+        raise ValueError(f"{what} must be between 0 and 2**64 - 1 bytes, got {count}")
+    return count
+
+
+def load_budget(memory_budget: object) -> int:
+    return DEFAULT_LOAD_BUDGET if memory_budget is None else byte_count(memory_budget)
+
+
+def check_budget(needed: int, budget: int, where: str, what: str) -> None:
+    if needed > budget:
         raise TopologyError(
-            f"{path}: reading .safetensors files needs the safetensors package: "
-            f"pip install 'nnstd[safetensors]'"
-        ) from None
+            f"{where}: {what} would take {needed:,} bytes, more than the memory budget of "
+            f"{budget:,} bytes (pass a larger memory_budget if this is meant)"
+        )
+
+
+def layer_bytes(n_in: int, n_out: int, nnz: int) -> int:
+    """Bytes nnstd allocates to hold (and canonicalise) one layer."""
+    return BYTES_PER_ROW_OR_COLUMN * (n_in + n_out + 2) + BYTES_PER_CONNECTION * nnz
+
+
+# Files ----------------------------------------------------------------------------------------
+
+
+def open_regular(path: Path) -> IO[bytes]:
+    """``path`` opened for reading if it is a regular file; a FIFO or device never blocks."""
     try:
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise TopologyError(f"{path}: not a readable .safetensors file ({exc})") from None
-    return dict(sorted(tensors.items(), key=lambda item: natural_key(item[0])))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot open ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TopologyError(f"{path}: not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
-def read_torch(path: Path) -> dict[str, npt.NDArray[Any]]:
+def _not_zip_reason(head: bytes) -> str:
+    if head.startswith(b"\x93NUMPY"):
+        return "it is a single .npy array (np.save); save the layers with np.savez"
+    if head.startswith(b"\x80"):
+        return "it is a pickle, which nnstd never loads"
+    if not head:
+        return "the file is empty"
+    return "not a zip file"
+
+
+def read_npz_arrays(path: Path, budget: int = DEFAULT_LOAD_BUDGET) -> dict[str, Array]:
+    """The arrays of an ``np.savez`` archive, in archive order; never unpickles.
+
+    Each member's declared shape and dtype are checked against the budget before it is read.
+    """
+    with open_regular(path) as handle:
+        head = handle.read(8)
+        if not head.startswith(b"PK"):
+            raise TopologyError(f"{path}: not a readable .npz archive: {_not_zip_reason(head)}")
+        handle.seek(0)
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                return _read_members(archive, path, budget)
+        except (TopologyError, MemoryError):
+            raise
+        except Exception as exc:  # zip, zlib, OS and numpy header errors alike
+            raise TopologyError(f"{path}: not a readable .npz archive ({one_line(exc)})") from None
+
+
+def _read_members(archive: zipfile.ZipFile, path: Path, budget: int) -> dict[str, Array]:
+    arrays: dict[str, Array] = {}
+    remaining = budget
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        if not info.filename.endswith(".npy"):
+            raise TopologyError(f"{path}: member {info.filename!r} is not a .npy array")
+        with archive.open(info) as member:
+            array = _read_npy(member, f"{path}: array {info.filename[:-4]!r}", remaining)
+        remaining -= array.nbytes
+        arrays[info.filename[:-4]] = array
+    return arrays
+
+
+def _read_npy(member: IO[bytes], where: str, budget: int) -> Array:
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise TopologyError(f"{where}: unsupported .npy format version {version}")
+    if dtype.hasobject:
+        raise TopologyError(f"{where}: holds pickled (object) data, which nnstd refuses to load")
+    if dtype.itemsize == 0:
+        raise TopologyError(f"{where}: dtype {dtype} has no size")
+    if any(not isinstance(n, int) or n < 0 for n in shape):
+        raise TopologyError(f"{where}: bad shape {shape}")
+    count = math.prod(shape)
+    check_budget(count * dtype.itemsize, budget, where, f"shape {shape} of {dtype}")
+    data = member.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise TopologyError(f"{where}: truncated ({len(data)} of {count * dtype.itemsize} bytes)")
+    flat = np.frombuffer(data, dtype=dtype, count=count)
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",  # converted below: numpy has no bfloat16
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "U8": "u1",
+    "BOOL": "?",
+}
+
+
+def read_safetensors(path: Path, budget: int = DEFAULT_LOAD_BUDGET) -> dict[str, Array]:
+    """The tensors of a ``.safetensors`` file in natural name order (the format is parsed here:
+    no package needed, bfloat16 read as float32, declared sizes checked before reading)."""
+    with open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        header, start = _safetensors_header(handle, size, path)
+        entries = {k: v for k, v in header.items() if k != "__metadata__"}
+        layout = {
+            name: _safetensors_entry(name, entry, size - start, path)
+            for name, entry in entries.items()
+        }
+        total = sum(hi - lo for _, _, lo, hi in layout.values())
+        check_budget(total, budget, str(path), "its tensors")
+        tensors = {}
+        for name in sorted(layout, key=natural_key):
+            code, shape, lo, hi = layout[name]
+            handle.seek(start + lo)
+            data = handle.read(hi - lo)
+            if len(data) != hi - lo:
+                raise TopologyError(f"{path}: tensor {name!r} is truncated")
+            tensors[name] = _safetensors_array(data, code, shape)
+    return tensors
+
+
+def _safetensors_header(handle: IO[bytes], size: int, path: Path) -> tuple[dict[str, Any], int]:
+    prefix = handle.read(8)
+    length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+    if not 0 < length <= min(size - 8, SAFETENSORS_HEADER_LIMIT):
+        raise TopologyError(f"{path}: not a .safetensors file (bad header length)")
+    try:
+        header = json.loads(handle.read(length).decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise TopologyError(f"{path}: not a .safetensors file ({one_line(exc)})") from None
+    if not isinstance(header, dict):
+        raise TopologyError(f"{path}: not a .safetensors file (header is not a JSON object)")
+    return header, 8 + length
+
+
+def _safetensors_entry(
+    name: str, entry: object, data_size: int, path: Path
+) -> tuple[str, tuple[int, ...], int, int]:
+    where = f"{path}: tensor {name!r}"
+    if not isinstance(entry, dict):
+        raise TopologyError(f"{where}: malformed header entry")
+    code = entry.get("dtype")
+    shape, offsets = _int_list(entry.get("shape")), _int_list(entry.get("data_offsets"))
+    if not isinstance(code, str) or code not in _SAFETENSORS_DTYPES:
+        raise TopologyError(f"{where}: unsupported dtype {code!r}"[:300])
+    if shape is None or offsets is None or len(offsets) != 2:
+        raise TopologyError(f"{where}: malformed shape or data_offsets")
+    lo, hi = offsets
+    nbytes = math.prod(shape) * np.dtype(_SAFETENSORS_DTYPES[code]).itemsize
+    if not 0 <= lo <= hi <= data_size or hi - lo != nbytes:
+        raise TopologyError(
+            f"{where}: data_offsets {offsets} do not fit shape {shape} of {code} in the file"
+        )
+    return code, tuple(shape), lo, hi
+
+
+def _int_list(value: object) -> list[int] | None:
+    """``value`` if it is a JSON list of whole numbers >= 0."""
+    if isinstance(value, list) and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value
+    ):
+        return value
+    return None
+
+
+def _safetensors_array(data: bytes, code: str, shape: tuple[int, ...]) -> Array:
+    flat = np.frombuffer(data, dtype=_SAFETENSORS_DTYPES[code])
+    if code == "BF16":  # bfloat16 is the top half of a float32
+        flat = (flat.astype(np.uint32) << 16).view(np.float32)
+    return flat.reshape(shape)
+
+
+def read_torch(path: Path, budget: int = DEFAULT_LOAD_BUDGET) -> dict[str, Weights]:
     try:
         import torch
     except ImportError:
@@ -71,11 +282,43 @@ def read_torch(path: Path) -> dict[str, npt.NDArray[Any]]:
             f"{path}: reading PyTorch checkpoints needs torch: pip install 'nnstd[torch]' "
             f"(a CPU-only build is enough)"
         ) from None
+    with open_regular(path) as handle:
+        _check_zip_sizes(handle, path, budget)
+        try:
+            loaded = torch.load(handle, map_location="cpu", weights_only=True)
+        except MemoryError:
+            raise TopologyError(f"{path}: not enough memory to read it") from None
+        except Exception as exc:  # unpickling refusals, zip and OS errors alike
+            raise TopologyError(
+                f"{path}: not a readable PyTorch checkpoint ({_torch_reason(exc)})"
+            ) from None
+    return tensors_to_numpy(state_dict_of(loaded, str(path)), str(path), budget)
+
+
+def _check_zip_sizes(handle: IO[bytes], path: Path, budget: int) -> None:
+    """A zip checkpoint's members' declared uncompressed sizes against the budget."""
+    if not zipfile.is_zipfile(handle):
+        handle.seek(0)
+        return
+    handle.seek(0)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling refusals, zip and OS errors alike
-        raise TopologyError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
-    return tensors_to_numpy(state_dict_of(loaded, str(path)), str(path))
+        with zipfile.ZipFile(handle) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except Exception as exc:  # a corrupt directory; torch.load would fail on it too
+        raise TopologyError(
+            f"{path}: not a readable PyTorch checkpoint ({one_line(exc)})"
+        ) from None
+    check_budget(total, budget, str(path), "its uncompressed contents")
+    handle.seek(0)
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """The line of torch's (long, multi-line, coloured) refusal that says what is wrong."""
+    text = _ANSI_CODE.sub("", str(exc))
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]*)", text)
+    if found:
+        return f"refused to unpickle: {found.group(1).strip()}"[:300]
+    return one_line(text)
 
 
 def state_dict_of(obj: object, source: str) -> Mapping[str, Any]:
@@ -98,24 +341,321 @@ def state_dict_of(obj: object, source: str) -> Mapping[str, Any]:
     return flat
 
 
-def tensors_to_numpy(tensors: Mapping[str, Any], source: str) -> dict[str, npt.NDArray[Any]]:
-    out = {}
+def tensors_to_numpy(
+    tensors: Mapping[str, Any], source: str, budget: int = DEFAULT_LOAD_BUDGET
+) -> dict[str, Weights]:
+    """numpy arrays (sparse tensors: validated CSC patterns) of the tensors in a state dict;
+    other values (numbers, strings) are skipped."""
+    out: dict[str, Weights] = {}
     for name, value in tensors.items():
-        if hasattr(value, "detach"):
-            value = value.detach().cpu()
-            if str(getattr(value, "dtype", "")) == "torch.bfloat16":
-                value = value.float()
-            value = value.numpy()
-        if isinstance(value, np.ndarray):
+        if hasattr(value, "detach") and hasattr(value, "layout"):
+            out[name] = _torch_tensor(value, f"{source}: tensor {name!r}", budget)
+        elif isinstance(value, np.ndarray) or sp.issparse(value):
             out[name] = value
     if not out:
         raise TopologyError(f"{source}: no tensors found")
     return out
 
 
+def _torch_tensor(tensor: Any, where: str, budget: int) -> Weights:
+    layout, dtype = str(tensor.layout), str(tensor.dtype)
+    if getattr(tensor, "is_quantized", False):
+        raise TopologyError(f"{where}: a quantized tensor ({dtype}); dequantize() it first")
+    if getattr(tensor, "is_meta", False):
+        raise TopologyError(f"{where}: a meta tensor, which holds no values")
+    tensor = tensor.detach().cpu()
+    if layout == "torch.strided":
+        check_budget(tensor.numel() * 8, budget, where, f"shape {tuple(tensor.shape)}")
+        return _torch_numpy(tensor, where)
+    shape = (int(tensor.shape[0]), int(tensor.shape[1])) if tensor.dim() == 2 else None
+    if layout == "torch.sparse_coo" and shape is not None and tensor.dense_dim() == 0:
+        indices = _torch_numpy(tensor._indices(), where)  # uncoalesced: coalescing indexes
+        data = _torch_numpy(tensor._values(), where)
+        return coo_pattern(indices[0], indices[1], data, shape, where, budget)
+    if layout in ("torch.sparse_csr", "torch.sparse_csc") and shape is not None:
+        by_row = layout == "torch.sparse_csr"
+        indptr = tensor.crow_indices() if by_row else tensor.ccol_indices()
+        minor = tensor.col_indices() if by_row else tensor.row_indices()
+        return compressed_pattern(
+            _torch_numpy(indptr, where),
+            _torch_numpy(minor, where),
+            _torch_numpy(tensor.values(), where),
+            shape,
+            by_row,
+            where,
+            budget,
+        )
+    raise TopologyError(
+        f"{where}: a {tensor.dim()}-D tensor of layout {layout}; nnstd reads dense tensors and "
+        f"2-D sparse COO, CSR and CSC tensors"
+    )
+
+
+_NUMPY_FLOATS = ("torch.float16", "torch.float32", "torch.float64")
+
+
+def _torch_numpy(tensor: Any, where: str) -> Array:
+    if tensor.dtype.is_floating_point and str(tensor.dtype) not in _NUMPY_FLOATS:
+        tensor = tensor.float()  # bfloat16 and the float8 types have no numpy dtype
+    try:
+        return np.asarray(tensor.numpy())
+    except Exception as exc:  # a dtype numpy lacks
+        raise TopologyError(
+            f"{where}: dtype {tensor.dtype} not supported ({one_line(exc)})"
+        ) from None
+
+
+# Connection patterns: every index checked before anything indexes with it ---------------------
+
+
+def check_weight_values(values: Array, where: str) -> None:
+    if values.dtype.hasobject or not (
+        np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_
+    ):
+        raise TopologyError(f"{where}: weights must be numeric, got dtype {values.dtype}")
+    if np.issubdtype(values.dtype, np.inexact) and not np.all(np.isfinite(values)):
+        raise TopologyError(f"{where}: weights contain NaN or infinite values")
+
+
+def check_shape(shape: object, where: str) -> tuple[int, int]:
+    """A declared matrix shape: two whole numbers within the core's index limit."""
+    dims = tuple(shape) if isinstance(shape, (tuple, list, np.ndarray)) else ()
+    if len(dims) != 2 or not all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) for n in dims
+    ):
+        raise TopologyError(f"{where}: expected a 2-D shape, got {shape!r}")
+    n_in, n_out = int(dims[0]), int(dims[1])
+    if n_in < 0 or n_out < 0:
+        raise TopologyError(f"{where}: negative shape ({n_in}, {n_out})")
+    check_index_limit((n_in, n_out), where)
+    return n_in, n_out
+
+
+def check_index_limit(sizes: Sequence[int], where: str) -> None:
+    for size in sizes:
+        if size > INDEX_LIMIT:
+            raise TopologyError(
+                f"{where}: {size} neurons, inputs or connections exceed nnstd's limit of "
+                f"{INDEX_LIMIT} (32-bit indices)"
+            )
+
+
+def _index_array(values: object, length: int | None, what: str, where: str) -> Array:
+    if not isinstance(values, np.ndarray) or values.ndim != 1:
+        raise TopologyError(f"{where}: {what} must be a 1-D array")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise TopologyError(f"{where}: {what} must hold integers, got dtype {values.dtype}")
+    if length is not None and len(values) != length:
+        raise TopologyError(f"{where}: {what} has {len(values)} entries, expected {length}")
+    return values
+
+
+def _in_range(values: Array, limit: int, what: str, where: str) -> Array:
+    if len(values) and (values.min() < 0 or values.max() >= limit):
+        bad = values[(values < 0) | (values >= limit)][0]
+        raise TopologyError(f"{where}: {what} {bad} out of range 0..{limit - 1}")
+    return values.astype(np.int64, copy=False)
+
+
+def expand_compressed(
+    indptr: object, indices: object, data: object, n_major: int, n_minor: int, where: str
+) -> tuple[Array, Array, Array]:
+    """Checks CSR/CSC buffers completely (SciPy's ``check_format(full_check=True)``) and returns
+    ``(major, minor, data)`` coordinates of the stored entries."""
+    indptr = _index_array(indptr, n_major + 1, "indptr", where)
+    indices = _index_array(indices, None, "indices", where)
+    if not isinstance(data, np.ndarray) or data.ndim != 1 or len(data) != len(indices):
+        raise TopologyError(f"{where}: data must be a 1-D array as long as indices")
+    if indptr[0] != 0 or np.any(indptr[1:] < indptr[:-1]):
+        raise TopologyError(f"{where}: indptr must start at 0 and never decrease")
+    nnz = int(indptr[-1])
+    if nnz > len(indices):
+        raise TopologyError(f"{where}: indptr runs to {nnz}, past the {len(indices)} entries")
+    minor = _in_range(indices[:nnz], n_minor, "index", where)
+    bounds = indptr.astype(np.int64)  # every entry is <= nnz: checked above
+    counts = bounds[1:] - bounds[:-1]
+    major = np.repeat(np.arange(n_major, dtype=np.int64), counts)
+    return major, minor, data[:nnz]
+
+
+def compressed_pattern(
+    indptr: object,
+    indices: object,
+    data: object,
+    shape: object,
+    by_row: bool,
+    where: str,
+    budget: int,
+) -> sp.csc_array:
+    """The connection pattern of CSR (``by_row``) or CSC buffers, checked completely first."""
+    n_in, n_out = check_shape(shape, where)
+    entries = len(indices) if isinstance(indices, np.ndarray) else 0
+    check_budget(
+        layer_bytes(n_in, n_out, entries),
+        budget,
+        where,
+        f"shape {(n_in, n_out)} with {entries:,} entries",
+    )
+    n_major, n_minor = (n_in, n_out) if by_row else (n_out, n_in)
+    major, minor, values = expand_compressed(indptr, indices, data, n_major, n_minor, where)
+    rows, cols = (major, minor) if by_row else (minor, major)
+    return coo_pattern(rows, cols, values, (n_in, n_out), where, budget)
+
+
+def coo_pattern(
+    rows: object, cols: object, data: object, shape: object, where: str, budget: int
+) -> sp.csc_array:
+    """The connection pattern of COO entries as a canonical CSC array (sorted, no duplicates,
+    no zeros; duplicates are summed first, as SciPy does), after checking them completely."""
+    n_in, n_out = check_shape(shape, where)
+    if not isinstance(data, np.ndarray) or data.ndim != 1:
+        raise TopologyError(f"{where}: data must be a 1-D array")
+    rows = _index_array(rows, len(data), "row indices", where)
+    cols = _index_array(cols, len(data), "column indices", where)
+    check_index_limit((len(data),), where)
+    check_budget(
+        layer_bytes(n_in, n_out, len(data)),
+        budget,
+        where,
+        f"shape {(n_in, n_out)} with {len(data):,} entries",
+    )
+    check_weight_values(data, where)
+    rows = _in_range(rows, n_in, "row index", where)
+    cols = _in_range(cols, n_out, "column index", where)
+    return _canonical(rows, cols, data, n_in, n_out)
+
+
+def _canonical(rows: Array, cols: Array, data: Array, n_in: int, n_out: int) -> sp.csc_array:
+    key = cols.astype(np.uint64) * np.uint64(max(n_in, 1)) + rows.astype(np.uint64)
+    values = data
+    if len(key) > 1 and not np.all(key[1:] > key[:-1]):  # unsorted or duplicated
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+        values = np.add.reduceat(data[order].astype(_sum_dtype(data.dtype)), starts)
+        key = key[starts]
+    key = key[values != 0]
+    rows = (key % np.uint64(max(n_in, 1))).astype(np.int64)
+    cols = (key // np.uint64(max(n_in, 1))).astype(np.int64)
+    indptr = np.zeros(n_out + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols, minlength=n_out), out=indptr[1:])
+    return sp.csc_array((np.ones(len(rows), dtype=bool), rows, indptr), shape=(n_in, n_out))
+
+
+def _sum_dtype(dtype: np.dtype[Any]) -> type[np.generic]:
+    if np.issubdtype(dtype, np.complexfloating):
+        return np.complex128
+    if np.issubdtype(dtype, np.signedinteger):
+        return np.int64
+    if np.issubdtype(dtype, np.unsignedinteger):
+        return np.uint64
+    return np.float64
+
+
+def sparse_pattern(matrix: Any, where: str, budget: int) -> sp.csc_array:
+    """A ``scipy.sparse`` matrix's connection pattern, every index checked first."""
+    fmt = getattr(matrix, "format", None)
+    shape = check_shape(getattr(matrix, "shape", None), where)
+    check_budget(layer_bytes(*shape, 0), budget, where, f"shape {shape}")
+    try:
+        if fmt in ("csr", "csc"):
+            parts = (matrix.indptr, matrix.indices, matrix.data)
+        elif fmt == "coo":
+            parts = (matrix.row, matrix.col, matrix.data)
+        else:  # bsr, dia, lil, dok: SciPy converts these to COO with numpy, which checks
+            coo = matrix.tocoo()
+            parts = (coo.row, coo.col, coo.data)
+    except Exception as exc:  # malformed internals of a hand-made matrix
+        raise TopologyError(f"{where}: malformed {fmt} matrix ({one_line(exc)})") from None
+    if fmt in ("csr", "csc"):
+        return compressed_pattern(*parts, shape, fmt == "csr", where, budget)
+    rows, cols, data = parts
+    return coo_pattern(rows, cols, data, shape, where, budget)
+
+
+def dense_pattern(array: Array, where: str, budget: int) -> sp.csc_array:
+    """A dense (inputs, neurons) array's connection pattern."""
+    n_in, n_out = check_shape(array.shape, where)
+    check_weight_values(array, where)
+    nnz = int(np.count_nonzero(array))
+    check_index_limit((nnz,), where)
+    needed = layer_bytes(n_in, n_out, nnz) + n_in * n_out  # and a boolean mask
+    check_budget(needed, budget, where, f"shape {(n_in, n_out)} with {nnz:,} connections")
+    cols, rows = np.nonzero((array != 0).T)
+    indptr = np.zeros(n_out + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols, minlength=n_out), out=indptr[1:])
+    return sp.csc_array((np.ones(nnz, dtype=bool), rows, indptr), shape=(n_in, n_out))
+
+
+def connection_pattern(weights: object, where: str, budget: int) -> sp.csc_array:
+    """Any layer's non-zero pattern as a canonical CSC array (sorted, no duplicates)."""
+    if sp.issparse(weights):
+        return sparse_pattern(weights, where, budget)
+    try:
+        array = np.asarray(weights)
+    except Exception as exc:  # ragged lists and the like
+        raise TopologyError(f"{where}: not an array ({one_line(exc)})") from None
+    if array.ndim != 2:
+        raise TopologyError(
+            f"{where}: expected a 2-D (inputs, neurons) array, got shape {array.shape}"
+        )
+    return dense_pattern(array, where, budget)
+
+
+def sparse_from_npz(arrays: Mapping[str, Array], where: str, budget: int) -> sp.csc_array:
+    """The pattern of a ``scipy.sparse.save_npz`` file's arrays (csr, csc or coo)."""
+    fmt_array = arrays["format"]
+    fmt = fmt_array.item() if fmt_array.size == 1 else None
+    fmt = fmt.decode("ascii", "replace") if isinstance(fmt, bytes) else str(fmt)
+    shape_array = arrays["shape"]
+    if shape_array.ndim != 1 or not np.issubdtype(shape_array.dtype, np.integer):
+        raise TopologyError(f"{where}: shape must be a list of integers, got {shape_array!r}")
+    shape = check_shape(tuple(int(n) for n in shape_array), where)
+    missing = [k for k in _SPARSE_PARTS.get(fmt, ()) if k not in arrays]
+    if fmt not in _SPARSE_PARTS:
+        raise TopologyError(f"{where}: unsupported sparse format {fmt!r}")
+    if missing and not (fmt == "coo" and "coords" in arrays):
+        raise TopologyError(f"{where}: {fmt} matrix without {', '.join(missing)}")
+    if fmt == "coo":
+        rows, cols = _coo_rows_cols(arrays, where)
+        return coo_pattern(rows, cols, arrays["data"], shape, where, budget)
+    parts = (arrays["indptr"], arrays["indices"], arrays["data"])
+    return compressed_pattern(*parts, shape, fmt == "csr", where, budget)
+
+
+_SPARSE_PARTS = {
+    "csr": ("indptr", "indices", "data"),
+    "csc": ("indptr", "indices", "data"),
+    "coo": ("row", "col", "data"),
+}
+
+
+def _coo_rows_cols(arrays: Mapping[str, Array], where: str) -> tuple[Array, Array]:
+    if "row" in arrays and "col" in arrays:
+        return arrays["row"], arrays["col"]
+    coords = arrays["coords"]
+    if coords.ndim != 2 or coords.shape[0] != 2:
+        raise TopologyError(f"{where}: coords must have two rows, got shape {coords.shape}")
+    return coords[0], coords[1]
+
+
+def drop_last_row(pattern: sp.csc_array) -> sp.csc_array:
+    """A canonical pattern without its last row (the paper's bias)."""
+    n_in, n_out = pattern.shape
+    keep = pattern.indices < n_in - 1
+    kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+    return sp.csc_array(
+        (pattern.data[keep], pattern.indices[keep], kept_before[pattern.indptr]),
+        shape=(n_in - 1, n_out),
+    )
+
+
+# Layers of a weights file ---------------------------------------------------------------------
+
+
 def pick_weights(
-    tensors: Mapping[str, npt.NDArray[Any]], patterns: Sequence[str] | None, source: str
-) -> list[tuple[str, npt.NDArray[Any]]]:
+    tensors: Mapping[str, Weights], patterns: Sequence[str] | None, source: str
+) -> list[tuple[str, Weights]]:
     """The layers' weights in order. Without patterns: every 2-D or 4-D weight, one per module,
     its pruning mask (``weight_mask``) preferred over ``weight`` over ``weight_orig``. With
     patterns: each pattern (an exact name or a regular expression matched in full) in the order
@@ -133,7 +673,7 @@ def pick_weights(
                 names = sorted((n for n in tensors if regex.fullmatch(n)), key=natural_key)
             if not names:
                 raise TopologyError(
-                    f"{source}: no tensor matches {pattern!r}; tensors: {', '.join(tensors)}"
+                    f"{source}: no tensor matches {pattern!r}; tensors: {', '.join(tensors)}"[:500]
                 )
             chosen += [n for n in names if n not in chosen]
         return [(n, tensors[n]) for n in chosen]
@@ -160,28 +700,22 @@ def pick_weights(
 
 
 def as_layer(
-    name: str, array: npt.NDArray[Any], orientation: Orientation, source: str, k: int
-) -> tuple[npt.NDArray[Any], int]:
+    name: str, array: Weights, orientation: Orientation, source: str, k: int, budget: int
+) -> tuple[Weights, int]:
     """One weight as an (inputs, neurons) matrix and its input group size."""
     where = f"{source}: layer {k} ({name})"
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
-    ):
-        raise TopologyError(f"{where}: weights must be numeric, got dtype {array.dtype}")
+    if not sp.issparse(array):
+        check_weight_values(array, where)
     if array.ndim == 4:  # PyTorch convolution (out, in, kh, kw), whatever the orientation
         out_ch, in_ch, kh, kw = array.shape
+        check_budget(array.nbytes, budget, where, f"shape {array.shape}")
         matrix = array.transpose(1, 2, 3, 0).reshape(in_ch * kh * kw, out_ch)
         return matrix, kh * kw
     if array.ndim != 2:
         raise TopologyError(
             f"{where}: expected a 2-D weight or a 4-D convolution kernel, got shape {array.shape}"
         )
-    for size in (*array.shape, int(np.count_nonzero(array))):
-        if size > INDEX_LIMIT:
-            raise TopologyError(
-                f"{where}: {size} neurons, inputs or connections exceed nnstd's limit of "
-                f"{INDEX_LIMIT} (32-bit indices)"
-            )
+    check_shape(array.shape, where)
     return (array.T if orientation == "out_in" else array), 1
 
 
@@ -195,6 +729,7 @@ def _infer_groups(shapes: Sequence[tuple[int, int]], kernel_groups: Sequence[int
             groups[k] == 1
             and kernel_groups[k - 1] > 1
             and n_in != previous
+            and previous > 0
             and n_in % previous == 0
         ):
             groups[k] = n_in // previous
@@ -210,13 +745,13 @@ def _first_break(shapes: Sequence[tuple[int, int]], groups: Sequence[int]) -> in
 
 def chain_groups(
     names: Sequence[str],
-    layers: list[tuple[npt.NDArray[Any], int]],
+    layers: list[tuple[Weights, int]],
     orientation: Orientation,
     source: str,
 ) -> list[int]:
     """Input groups for each layer; reports layers that do not chain, and says when reading
     them the other way round would chain (a transposed layer, or the wrong orientation)."""
-    shapes = [m.shape for m, _ in layers]
+    shapes = [(int(m.shape[0]), int(m.shape[1])) for m, _ in layers]
     kernels = [g for _, g in layers]
     groups = _infer_groups(shapes, kernels)
     k = _first_break(shapes, groups)

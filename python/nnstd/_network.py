@@ -15,15 +15,21 @@ import scipy.sparse as sp
 from nnstd import _core
 from nnstd._errors import TopologyError
 from nnstd._loaders import (
+    DEFAULT_LOAD_BUDGET,
     TORCH_SUFFIXES,
     Orientation,
+    Weights,
     as_layer,
     chain_groups,
     check_orientation,
+    connection_pattern,
+    drop_last_row,
+    load_budget,
     pick_weights,
     read_npz_arrays,
     read_safetensors,
     read_torch,
+    sparse_from_npz,
     state_dict_of,
     tensors_to_numpy,
 )
@@ -31,42 +37,18 @@ from nnstd._loaders import (
 LayerLike: TypeAlias = npt.ArrayLike | sp.spmatrix | sp.sparray
 PathLike: TypeAlias = str | os.PathLike[str]
 
-_PAPER_LAYER = re.compile(r"^weight_l(\d+)\.npz$")
+_PAPER_LAYER = re.compile(r"weight_l([0-9]+)\.npz")  # ASCII digits; matched in full
 
 
 def _where(source: str | None, layer: int) -> str:
     return f"{source}: layer {layer}" if source else f"layer {layer}"
 
 
-def _connection_pattern(weights: LayerLike, layer: int, source: str | None) -> sp.csc_array:
+def _connection_pattern(
+    weights: LayerLike | Weights, layer: int, source: str | None, budget: int
+) -> sp.csc_array:
     """The non-zero pattern of one layer as a canonical CSC array (sorted, no duplicates)."""
-    where = _where(source, layer)
-    if sp.issparse(weights):
-        matrix = sp.csc_array(weights, copy=True)
-        if matrix.ndim != 2:
-            raise TopologyError(f"{where}: expected a 2-D matrix, got {matrix.ndim}-D")
-        _check_values(matrix.data, where)
-        matrix.sum_duplicates()
-    else:
-        array = np.asarray(weights)
-        if array.ndim != 2:
-            raise TopologyError(
-                f"{where}: expected a 2-D (inputs, neurons) array, got shape {array.shape}"
-            )
-        _check_values(array, where)
-        matrix = sp.csc_array(array)
-    matrix.eliminate_zeros()
-    matrix.sort_indices()
-    return matrix
-
-
-def _check_values(values: npt.NDArray[Any], where: str) -> None:
-    if values.dtype == object or not (
-        np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_
-    ):
-        raise TopologyError(f"{where}: weights must be numeric, got dtype {values.dtype}")
-    if np.issubdtype(values.dtype, np.inexact) and not np.all(np.isfinite(values)):
-        raise TopologyError(f"{where}: weights contain NaN or infinite values")
+    return connection_pattern(weights, _where(source, layer), budget)
 
 
 class Network:
@@ -85,11 +67,16 @@ class Network:
         (default 1 everywhere). A convolution flattened to ``(in_channels * kh * kw, out)``
         with rows ordered channel-major has ``kh * kw``; a linear layer after flattening
         ``C x H x W`` feature maps has ``H * W``. Matching renames whole groups together.
+    memory_budget
+        Bytes building one layer may allocate (default 4 GiB); a layer declaring more (a sparse
+        matrix's shape and entry count, a dense array's size) is refused before allocating.
 
     Raises
     ------
     TopologyError
-        If a layer is not 2-D, holds NaN/inf or non-numeric weights, or the shapes do not chain.
+        If a layer is not 2-D, holds NaN/inf or non-numeric weights, has a malformed sparse
+        index structure (every index is checked), exceeds the memory budget, or the shapes do
+        not chain.
 
     Examples
     --------
@@ -107,10 +94,12 @@ class Network:
         *,
         name: str | None = None,
         input_groups: Sequence[int] | None = None,
+        memory_budget: int | None = None,
     ) -> None:
         if isinstance(layers, (np.ndarray, sp.spmatrix, sp.sparray)):
             raise TopologyError("layers must be a list of matrices, not a single matrix")
-        patterns = [_connection_pattern(w, k, name) for k, w in enumerate(layers)]
+        budget = load_budget(memory_budget)
+        patterns = [_connection_pattern(w, k, name, budget) for k, w in enumerate(layers)]
         self._set_up(patterns, name, input_groups)
 
     @classmethod
@@ -192,6 +181,7 @@ class Network:
         layers: Sequence[str] | None = None,
         orientation: Orientation | None = None,
         name: str | None = None,
+        memory_budget: int | None = None,
     ) -> Network:
         """A network from a PyTorch module or state dict already in memory.
 
@@ -205,6 +195,10 @@ class Network:
         orientation
             ``"out_in"`` (default: PyTorch's ``Linear.weight`` is (out, in)) or ``"in_out"``.
             Convolution kernels (out, in, kh, kw) are always read as PyTorch stores them.
+        memory_budget
+            As in `load_network`. Sparse COO, CSR and CSC tensors are read as their pattern
+            (every index checked); bfloat16 and float16 weights are read; quantized and meta
+            tensors are refused.
 
         Examples
         --------
@@ -215,12 +209,14 @@ class Network:
         [(3, 3), (3, 2)]
         """
         source = name or type(model).__name__
-        tensors = tensors_to_numpy(state_dict_of(model, source), source)
+        budget = load_budget(memory_budget)
+        tensors = tensors_to_numpy(state_dict_of(model, source), source, budget)
         return network_from_tensors(
             tensors,
             layers=layers,
             orientation=check_orientation(orientation, "out_in"),
             name=source,
+            budget=budget,
         )
 
     def __repr__(self) -> str:
@@ -231,41 +227,43 @@ class Network:
 
 
 def _paper_layer_files(folder: Path) -> list[Path]:
-    found = {
-        int(m.group(1)): folder / f for f in os.listdir(folder) if (m := _PAPER_LAYER.match(f))
-    }
+    """``weight_l0.npz, weight_l1.npz, ...`` of a folder; refuses gaps and two files for one
+    layer (``weight_l1.npz`` beside ``weight_l01.npz``) without counting up to a huge number."""
+    found: dict[int, str] = {}
+    for entry in sorted(os.listdir(folder)):
+        match = _PAPER_LAYER.fullmatch(entry)
+        if match is None:
+            continue
+        k = int(match.group(1))
+        if k in found:
+            raise TopologyError(f"{folder}: two files for layer {k}: {found[k]} and {entry}")
+        found[k] = entry
     if not found:
         raise TopologyError(f"{folder}: no weight_l0.npz, weight_l1.npz, ... files found")
-    missing = sorted(set(range(max(found) + 1)) - set(found))
-    if missing:
+    missing = next(k for k in range(len(found) + 1) if k not in found)
+    if missing < len(found):
+        numbers = sorted(found)
+        shown = ", ".join(map(str, numbers[:10])) + (", ..." if len(numbers) > 10 else "")
         raise TopologyError(
-            f"{folder}: gap in layer numbering, weight_l{missing[0]}.npz is missing "
-            f"(found layers {sorted(found)})"
+            f"{folder}: gap in layer numbering, weight_l{missing}.npz is missing "
+            f"(found layers {shown})"
         )
-    return [found[k] for k in range(len(found))]
+    return [folder / found[k] for k in range(len(found))]
 
 
-_SPARSE_FORMATS = {"csr": sp.csr_array, "csc": sp.csc_array}
-
-
-def _read_sparse_npz(path: Path) -> sp.csr_array:
-    """One ``scipy.sparse.save_npz`` file, read from its arrays; never unpickles."""
-    try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            fmt = archive["format"].item()
-            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
-            shape = tuple(int(n) for n in archive["shape"])
-            if fmt in _SPARSE_FORMATS:
-                parts = (archive["data"], archive["indices"], archive["indptr"])
-                return sp.csr_array(_SPARSE_FORMATS[fmt](parts, shape=shape))
-            if fmt == "coo":
-                coords = (archive["row"], archive["col"])
-                return sp.csr_array(sp.coo_array((archive["data"], coords), shape=shape))
-            raise TopologyError(f"{path}: unsupported sparse format {fmt!r}")
-    except TopologyError:
-        raise
-    except Exception as exc:  # a corrupt archive fails in zipfile, numpy or scipy, many ways
-        raise TopologyError(f"{path}: not a readable scipy.sparse .npz file ({exc})") from None
+def _read_sparse_npz(
+    path: Path,
+    budget: int,
+    arrays: dict[str, npt.NDArray[Any]] | None = None,
+    where: str | None = None,
+) -> sp.csc_array:
+    """One ``scipy.sparse.save_npz`` file's connection pattern (from its arrays, when already
+    read); never unpickles."""
+    if arrays is None:
+        arrays = read_npz_arrays(path, budget)
+    if not {"format", "shape"} <= set(arrays):
+        raise TopologyError(f"{path}: not a scipy.sparse .npz file (no format and shape)")
+    return sparse_from_npz(arrays, where or str(path), budget)
 
 
 def network_from_tensors(
@@ -274,27 +272,55 @@ def network_from_tensors(
     layers: Sequence[str] | None,
     orientation: Orientation,
     name: str,
+    budget: int = DEFAULT_LOAD_BUDGET,
 ) -> Network:
     """Picks the layer weights, orients them (inputs, neurons) and checks that they chain."""
     picked = pick_weights(tensors, layers, name)
-    converted = [as_layer(n, a, orientation, name, k) for k, (n, a) in enumerate(picked)]
+    converted = [as_layer(n, a, orientation, name, k, budget) for k, (n, a) in enumerate(picked)]
     groups = chain_groups([n for n, _ in picked], converted, orientation, name)
     patterns = [
-        _connection_pattern(matrix, k, f"{name} ({label})")
+        _connection_pattern(matrix, k, f"{name} ({label})", budget)
         for k, ((label, _), (matrix, _)) in enumerate(zip(picked, converted, strict=True))
     ]
     return Network._from_patterns(patterns, name, groups)
 
 
-def _load_paper_folder(folder: Path, drop_bias: bool) -> Network:
-    layers = []
-    for k, file in enumerate(_paper_layer_files(folder)):
-        matrix = _read_sparse_npz(file)
-        if matrix.ndim != 2 or (drop_bias and matrix.shape[0] < 1):
-            raise TopologyError(f"{file}: layer {k} has shape {matrix.shape}; expected 2-D")
-        layer = matrix[:-1] if drop_bias else matrix
-        layers.append(_connection_pattern(layer, k, str(file)))  # errors name the file
+def _paper_layer(file: Path, k: int, drop_bias: bool, pattern: sp.csc_array) -> sp.csc_array:
+    """Layer ``k`` of the paper's layout: (inputs + bias, neurons), the bias row dropped."""
+    if not drop_bias:
+        return pattern
+    if pattern.shape[0] < 1:
+        raise TopologyError(f"{file}: layer {k} has shape {pattern.shape}: no bias row to drop")
+    return drop_last_row(pattern)
+
+
+def _load_paper_folder(folder: Path, drop_bias: bool, budget: int) -> Network:
+    files = _paper_layer_files(folder)
+    layers = [
+        _paper_layer(file, k, drop_bias, _read_sparse_npz(file, budget, where=f"{file}: layer {k}"))
+        for k, file in enumerate(files)
+    ]
     return Network._from_patterns(layers, str(folder))
+
+
+def _load_lone_sparse_npz(
+    file: Path, arrays: dict[str, npt.NDArray[Any]], drop_bias: bool, budget: int
+) -> Network:
+    """A single ``scipy.sparse.save_npz`` file. One named like the paper's (``weight_l<k>.npz``)
+    is read as the paper's layer: ``weight_l0.npz`` with its bias row dropped, as in its folder;
+    a later layer is refused, since its value depends on the matching of the layers before it."""
+    pattern = _read_sparse_npz(file, budget, arrays)
+    match = _PAPER_LAYER.fullmatch(file.name)
+    if match is None:
+        return Network._from_patterns([pattern], str(file))
+    k = int(match.group(1))
+    if k > 0:
+        before = "layer 0" if k == 1 else f"layers 0..{k - 1}"
+        raise TopologyError(
+            f"{file}: layer {k} of a network in the paper's layout; its distance depends on "
+            f"the matching of {before}: pass the folder {file.parent} instead"
+        )
+    return Network._from_patterns([_paper_layer(file, k, drop_bias, pattern)], str(file))
 
 
 def load_network(
@@ -303,6 +329,7 @@ def load_network(
     orientation: Orientation | None = None,
     layers: Sequence[str] | None = None,
     drop_bias: bool = True,
+    memory_budget: int | None = None,
 ) -> Network:
     """Load a network from a folder in the paper's layout or from a weights file.
 
@@ -313,8 +340,11 @@ def load_network(
           ``scipy.sparse.save_npz``, each ``(n_in + 1, n_out)`` with the bias as the last row
           (the paper's layout; any number of layers, no gap in the numbering);
         - a ``.npz`` of dense arrays (``np.savez``; one per layer, in archive order), or a
-          single ``scipy.sparse.save_npz`` matrix (a one-layer network);
-        - a ``.safetensors`` file (needs ``nnstd[safetensors]``; no torch);
+          single ``scipy.sparse.save_npz`` matrix (a one-layer network). A lone
+          ``weight_l0.npz`` is read as the paper's layer 0 (bias row dropped, the same value
+          as in its folder); a lone ``weight_l<k>.npz`` with k >= 1 is refused: its value
+          depends on the layers before it, so pass the folder;
+        - a ``.safetensors`` file (read by nnstd itself; bfloat16 is read too);
         - a PyTorch checkpoint or state dict, ``.pt``, ``.pth``, ``.bin`` or ``.ckpt`` (needs
           ``nnstd[torch]``; read with ``weights_only=True``).
     orientation
@@ -328,7 +358,12 @@ def load_network(
         order. Default: every 2-D or 4-D weight in file order (natural name order for
         safetensors), a pruning mask ``*.weight_mask`` preferred over the weight.
     drop_bias
-        For the paper's folders: drop the last row of every layer (the bias).
+        For the paper's folders (and a lone ``weight_l0.npz``): drop the last row of every
+        layer (the bias).
+    memory_budget
+        Bytes reading the file, or building one layer, may allocate (default 4 GiB). Declared
+        sizes (array shapes, zip members' uncompressed sizes, sparse shapes and entry counts)
+        are checked against it before anything is allocated.
 
     Returns
     -------
@@ -338,8 +373,10 @@ def load_network(
     Raises
     ------
     TopologyError
-        If the path does not exist, a file is corrupt, pickled or of an unknown type, a layer
-        is not 2-D (or 4-D), holds NaN/inf, or the layers do not chain.
+        If the path does not exist or is not a regular file, a file is corrupt, pickled or of
+        an unknown type, a sparse index structure is malformed, a declared size exceeds the
+        memory budget, a layer is not 2-D (or 4-D), holds NaN/inf or non-numeric values, or
+        the layers do not chain. The message is one line and names the file.
 
     Examples
     --------
@@ -353,6 +390,7 @@ def load_network(
     [(4, 3), (3, 3)]
     """
     file = Path(path)
+    budget = load_budget(memory_budget)
     if not file.exists():
         raise TopologyError(f"{file}: no such file or folder")
     if file.is_dir():
@@ -361,18 +399,20 @@ def load_network(
             raise TopologyError(
                 f"{file}: the paper's layout is (inputs, neurons); 'out_in' does not apply"
             )
-        return _load_paper_folder(file, drop_bias)
+        return _load_paper_folder(file, drop_bias, budget)
     suffix = file.suffix.lower()
     default: Orientation = "out_in"
+    tensors: dict[str, Weights]
     if suffix == ".npz":
-        tensors = read_npz_arrays(file)
-        if {"format", "shape"} <= set(tensors):
-            return Network([_read_sparse_npz(file)], name=str(file))
+        arrays = read_npz_arrays(file, budget)
+        if {"format", "shape"} <= set(arrays):
+            return _load_lone_sparse_npz(file, arrays, drop_bias, budget)
+        tensors = dict(arrays)
         default = "in_out"
     elif suffix == ".safetensors":
-        tensors = read_safetensors(file)
+        tensors = dict(read_safetensors(file, budget))
     elif suffix in TORCH_SUFFIXES:
-        tensors = read_torch(file)
+        tensors = read_torch(file, budget)
     else:
         raise TopologyError(
             f"{file}: unknown file type {suffix!r}; nnstd reads folders of weight_l<k>.npz, "
@@ -383,6 +423,7 @@ def load_network(
         layers=layers,
         orientation=check_orientation(orientation, default),
         name=str(file),
+        budget=budget,
     )
 
 

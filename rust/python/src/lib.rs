@@ -2,7 +2,7 @@
 //! code lives here.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -23,6 +23,37 @@ create_exception!(
     "A topology that cannot be read or compared; the message names the layer and the problem."
 );
 
+/// The most worker threads `pairwise` starts: more only slow it down (each is an OS thread that
+/// competes for the cores), and a huge count would hang starting them.
+const MAX_THREADS: usize = 256;
+
+/// The process that first ran work on rayon's global thread pool (0: none yet). A process forked
+/// from it inherits the pool's bookkeeping but not its threads, so work sent there never runs.
+static GLOBAL_POOL_OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `work` where rayon's threads exist: on the global pool in the process that started it,
+/// and inside a freshly built pool (same results: the core's output does not depend on the
+/// threads) in a process forked after the global pool was started.
+fn on_live_pool<T, F>(work: F) -> core::Result<T>
+where
+    T: Send,
+    F: FnOnce() -> core::Result<T> + Send,
+{
+    let pid = std::process::id();
+    match GLOBAL_POOL_OWNER.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => work(),
+        Err(owner) if owner == pid => work(),
+        Err(_) => rayon::ThreadPoolBuilder::new()
+            .build()
+            .map_err(|e| {
+                core::Error::InvalidArgument(format!(
+                    "cannot start worker threads in this forked process: {e}"
+                ))
+            })?
+            .install(work),
+    }
+}
+
 /// The one place where core errors become Python exceptions.
 fn to_py_err(err: core::Error) -> PyErr {
     match err {
@@ -35,7 +66,7 @@ fn to_py_err(err: core::Error) -> PyErr {
 /// Ctrl-C and reports progress; a signal raises the cancel flag and its exception is re-raised
 /// once `work` stops. A panic in `work` becomes a `RuntimeError` instead of crossing into Python.
 /// `progress`, when given, is called with the number of finished units about every 0.2 s; an
-/// exception it raises stops the work like Ctrl-C.
+/// exception it raises stops the work like Ctrl-C. Works in a forked child too ([`on_live_pool`]).
 fn run_interruptibly<T, F>(py: Python<'_>, progress: Option<&Py<PyAny>>, work: F) -> PyResult<T>
 where
     T: Send,
@@ -50,7 +81,7 @@ where
             let done = &done;
             let handle = scope.spawn(move || {
                 // Set before waking the watcher, so that it never parks again once work is over.
-                let out = catch_unwind(AssertUnwindSafe(|| work(cancel)));
+                let out = catch_unwind(AssertUnwindSafe(|| on_live_pool(|| work(cancel))));
                 done.store(true, Ordering::Release);
                 watcher.unpark();
                 out
@@ -242,6 +273,11 @@ fn pairwise<'py>(
     memory_budget: Option<u64>,
 ) -> PyResult<Bound<'py, PyArray3<f64>>> {
     let options = parse_options(solver, memory_budget)?;
+    if let Some(t) = threads.filter(|t| !(1..=MAX_THREADS).contains(t)) {
+        return Err(PyValueError::new_err(format!(
+            "threads must be from 1 to {MAX_THREADS}, got {t}"
+        )));
+    }
     let pairs = if ordered {
         Pairs::Ordered
     } else {
@@ -339,6 +375,7 @@ fn pair_count(n: usize, ordered: bool) -> usize {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TopologyError", m.py().get_type::<TopologyError>())?;
+    m.add("MAX_THREADS", MAX_THREADS)?;
     m.add_class::<Topology>()?;
     m.add_function(wrap_pyfunction!(distance, m)?)?;
     m.add_function(wrap_pyfunction!(pairwise, m)?)?;
