@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,18 @@ def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProce
     )
 
 
+def run_here(
+    *args: str | Path, capsys: pytest.CaptureFixture[str]
+) -> subprocess.CompletedProcess[str]:
+    """`run` in this process (no start-up cost), for the many small cases; same result shape."""
+    from nnstd.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC
@@ -41,8 +54,14 @@ def png_is_not_blank(path: Path) -> bool:
     return float(pixels[..., :3].std()) > 0.05
 
 
+PAPER_SNAPSHOTS = ("init", "epoch_010", "epoch_030", "epoch_050", "epoch_100", "epoch_190")
+
+
 def tiny_topo(
-    root: Path, networks: int = 3, epochs: tuple[str, ...] = ("init", "epoch_000")
+    root: Path,
+    networks: int = 3,
+    epochs: tuple[str, ...] = ("init", "epoch_000"),
+    dense_output: bool = False,
 ) -> Path:
     rng = np.random.default_rng(0)
     for n in range(networks):
@@ -51,8 +70,23 @@ def tiny_topo(
             folder.mkdir(parents=True)
             for k, shape in enumerate([(9, 6), (7, 4)]):  # (n_in + bias, n_out)
                 w = (rng.random(shape) < 0.4).astype(float)
+                if dense_output and k == 1:
+                    w = np.ones(shape)
                 sp.save_npz(folder / f"weight_l{k}.npz", sp.csr_matrix(w))
     return root
+
+
+def svg_texts(path: Path) -> list[str]:
+    """The text drawn on a matplotlib SVG (each string is written as a comment beside it)."""
+    return re.findall(r"<!-- (.*?) -->", path.read_text(encoding="utf-8"))
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
 
 
 def test_figure4_matrices_equal_pairwise_and_scipy(paper_topo: Path, tmp_path: Path) -> None:
@@ -61,7 +95,7 @@ def test_figure4_matrices_equal_pairwise_and_scipy(paper_topo: Path, tmp_path: P
         "figure4",
         "--topo-root",
         paper_topo,
-        "--epochs",
+        "--epoch",
         "0",
         "190",
         "--out",
@@ -89,100 +123,302 @@ def test_figure4_matrices_equal_pairwise_and_scipy(paper_topo: Path, tmp_path: P
     assert png_is_not_blank(out)
 
 
+def test_figure4_draws_the_papers_panels_and_captions(tmp_path: Path) -> None:
+    root = tiny_topo(tmp_path / "topo", epochs=("epoch_000", *PAPER_SNAPSHOTS))
+    out, saved = tmp_path / "fig4.svg", tmp_path / "m"
+    result = run("figure4", "--topo-root", root, "--out", out, "--save-matrices", saved)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # nothing missing, nothing to say
+    assert f"wrote {out}: 6 panels, Layer 0, 3 networks" in result.stdout
+    texts = svg_texts(out)
+    captions = [t for t in texts if re.fullmatch(r"\([a-z]\) .*", t)]
+    assert captions == [
+        "(a) Epoch 0",
+        "(b) Epoch 10",
+        "(c) Epoch 30",
+        "(d) Epoch 50",
+        "(e) Epoch 100",
+        "(f) Epoch 190",
+    ]
+    assert texts.count("Layer 0") == 6
+    # panel (a) is the initial networks, not the snapshot after epoch 0
+    assert sorted(f.name for f in saved.glob("*.npy")) == sorted(
+        f"{e}.npy" for e in PAPER_SNAPSHOTS
+    )
+    nets = [nnstd.load_network(root / f"net{n}" / "init") for n in range(3)]
+    np.testing.assert_array_equal(np.load(saved / "init.npy"), nnstd.pairwise(nets)[:, :, 0])
+
+
+def test_figure4_says_what_is_missing_on_the_figure_and_stderr(tmp_path: Path) -> None:
+    root = tiny_topo(tmp_path / "topo", epochs=("epoch_000", "epoch_010", "epoch_190"))
+    out = tmp_path / "fig4.svg"
+    result = run("figure4", "--topo-root", root, "--out", out, "--save-matrices", tmp_path / "m")
+    assert result.returncode == 0, result.stderr
+    notes = result.stderr.splitlines()
+    assert len(notes) == 4 and all(n.startswith("nnstd: note: ") for n in notes)
+    assert "no initial networks ('init'): panel (a) shows snapshot epoch_000 instead" in notes[0]
+    assert "no snapshot epoch_030: panel (c) is left empty" in notes[1]
+    texts = svg_texts(out)
+    assert "(a) Epoch 0*" in texts and "(c) Epoch 30" in texts
+    drawn = " ".join(texts)
+    assert "panel (a) shows snapshot epoch_000 instead" in drawn
+    assert "no snapshot epoch_050: panel (d) is left empty" in drawn
+    assert texts.count("not in this") == 3  # (c), (d), (e) are empty panels
+    assert {f.name for f in (tmp_path / "m").glob("*.npy")} == {
+        "epoch_000.npy",
+        "epoch_010.npy",
+        "epoch_190.npy",
+    }
+
+
 def test_figure4_layer_options_and_formats(tmp_path: Path) -> None:
     root = tiny_topo(tmp_path / "topo")
-    for name in ("f.png", "f.pdf", "f.svg"):
+    nets = [nnstd.load_network(root / f"net{n}" / "init") for n in range(3)]
+    full = nnstd.pairwise(nets)
+    for name, extra, expected in [
+        ("alone.png", [], full[:, :, 1]),
+        ("mean.pdf", ["--cumulative"], full.mean(axis=2)),
+        ("alias.svg", ["--only-layer"], full[:, :, 1]),  # the earlier spelling of the default
+    ]:
+        saved = tmp_path / name.replace(".", "_")
         result = run(
             "figure4",
             "--topo-root",
             root,
+            "--epoch",
+            "init",
             "--layer",
             "1",
+            *extra,
             "--out",
             tmp_path / name,
             "--save-matrices",
-            tmp_path / "m",
+            saved,
             "-q",
         )
         assert result.returncode == 0, result.stderr
-        assert (tmp_path / name).stat().st_size > 1000
-    assert (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
-    assert b"<svg" in (tmp_path / "f.svg").read_bytes()[:500]
-    nets = [nnstd.load_network(root / f"net{n}" / "init") for n in range(3)]
-    cumulative = nnstd.pairwise(nets).mean(axis=2)
-    np.testing.assert_allclose(np.load(tmp_path / "m" / "init.npy"), cumulative, atol=1e-15)
-    result = run(
-        "figure4",
-        "--topo-root",
-        root,
-        "--layer",
-        "1",
-        "--only-layer",
-        "--save-matrices",
-        tmp_path / "only",
-        "--out",
-        tmp_path / "g.png",
-        "-q",
-    )
+        np.testing.assert_allclose(np.load(saved / "init.npy"), expected, rtol=0, atol=1e-15)
+    assert (tmp_path / "mean.pdf").read_bytes()[:4] == b"%PDF"
+    assert "Layer 1 alone" in svg_texts(tmp_path / "alias.svg")
+    width, height = png_size(tmp_path / "alone.png")
+    assert height > 300 and 0.8 < width / height < 1.3  # one panel
+
+
+def test_figure4_finds_a_topology_set_from_any_folder(tmp_path: Path) -> None:
+    here = tiny_topo(tmp_path / "project" / "topo")
+    result = run("figure4", "--epoch", "init", cwd=here.parent)
     assert result.returncode == 0, result.stderr
-    np.testing.assert_array_equal(
-        np.load(tmp_path / "only" / "init.npy"), nnstd.pairwise(nets)[:, :, 1]
-    )
-    # one panel per snapshot (init and epoch 0): two panels side by side
-    width, height = png_size(tmp_path / "f.png")
-    assert width > 1.5 * height
+    assert f"from {here}" in result.stdout  # ./topo comes first
+    assert png_is_not_blank(here.parent / "figure4.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run("figure4", "--epoch", "init", "--out", "f.png", "-q", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr  # the bundled topologies
+    assert (elsewhere / "f.png").stat().st_size > 10_000
 
 
-def test_figure4_defaults_to_topo_in_the_working_directory(tmp_path: Path) -> None:
-    tiny_topo(tmp_path / "topo")
-    result = run("figure4", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "wrote figure4.png (2 panels, 3 networks" in result.stdout
-    assert png_is_not_blank(tmp_path / "figure4.png")
+def test_default_topology_root_without_a_local_topo_is_the_bundled_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nnstd.topology_set import TopologySet, bundled_topo_root, default_topo_root
+
+    monkeypatch.chdir(tmp_path)
+    assert default_topo_root() == bundled_topo_root()
+    bundled = TopologySet.open(bundled_topo_root())
+    assert len(bundled.networks) == 10 and "init" in bundled.epochs
 
 
-def test_matrix_distance_and_evolution(tmp_path: Path) -> None:
+def test_outputs_are_announced_and_replacing_a_file_is_said(tmp_path: Path) -> None:
     root = tiny_topo(tmp_path / "topo")
-    result = run(
-        "matrix",
-        root,
-        "--epoch",
-        "0",
-        "--save",
-        tmp_path / "m.csv",
-        "--out",
-        tmp_path / "m.png",
-        "-q",
-    )
-    assert result.returncode == 0, result.stderr
-    assert png_is_not_blank(tmp_path / "m.png")
-    printed = run("matrix", root, "--epoch", "init", "--layer", "1")
-    assert printed.returncode == 0 and "net0" in printed.stdout
+    args = ["--topo-root", root, "--epoch", "init"]
+    first = run("figure4", *args, "--out", tmp_path / "f.png")
+    assert first.returncode == 0 and "replaced" not in first.stdout
+    again = run("figure4", *args, "--out", tmp_path / "f.png")
+    assert f"wrote {tmp_path / 'f.png'} (replaced the existing file)" in again.stdout
+    for _ in range(2):
+        result = run("matrix", *args, "--out", tmp_path / "m.png", "--save", tmp_path / "m.csv")
+        assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {tmp_path / 'm.csv'} (replaced the existing file)")
+    assert lines[1].startswith(f"wrote {tmp_path / 'm.png'} (replaced the existing file)")
+    assert "higher index" in lines[0]  # the reference convention goes with the numbers
+
+
+def test_every_set_command_takes_the_same_root_epoch_and_layer_options(tmp_path: Path) -> None:
+    root = tiny_topo(tmp_path / "topo")
+    nets = [nnstd.load_network(root / f"net{n}" / "epoch_000") for n in range(3)]
+    full = nnstd.pairwise(nets)
+    common = ["--topo-root", root, "--epoch", "0", "--layer", "1"]
+    for extra, expected in [([], full[:, :, 1]), (["--cumulative"], full.mean(axis=2))]:
+        m = run("matrix", *common, *extra, "--save", tmp_path / "m.npy", "-q")
+        assert m.returncode == 0, m.stderr
+        np.testing.assert_allclose(np.load(tmp_path / "m.npy"), expected, rtol=0, atol=1e-15)
+        evo = run("evolution", *common, *extra)
+        assert evo.returncode == 0, evo.stderr
+        row = evo.stdout.splitlines()[-1].split()
+        assert row[0] == "epoch_000"
+        pairs = expected[np.triu_indices(3, k=1)]
+        assert float(row[1]) == pytest.approx(pairs.mean(), abs=1e-4)
+        assert float(row[3]) == pytest.approx(pairs.std(), abs=1e-4)
+    # the earlier positional root is still accepted, and agrees
+    legacy = run("matrix", root, "--epoch", "0", "--layer", "1")
+    documented = run("matrix", "--topo-root", root, "--epoch", "0", "--layer", "1")
+    assert legacy.returncode == 0 and legacy.stdout == documented.stdout
+    assert "higher index" in documented.stdout.splitlines()[0]
+
+
+def test_distance_states_its_reference_and_what_the_mean_is(tmp_path: Path) -> None:
+    root = tiny_topo(tmp_path / "topo")
     a, b = root / "net0" / "init", root / "net1" / "init"
     result = run("distance", a, b, "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     np.testing.assert_array_equal(data["distances"], nnstd.distance(a, b).layers)
+    assert data["reference"] == "a"
     table = run("distance", a, b, "--layers", "1")
-    assert table.returncode == 0 and "mean" in table.stdout
-    evo = run("evolution", root, "--out", tmp_path / "evo.png", "-q")
-    assert evo.returncode == 0, evo.stderr
-    assert evo.stdout.splitlines()[1].startswith("init")
-    assert png_is_not_blank(tmp_path / "evo.png")
+    assert table.returncode == 0, table.stderr
+    assert "(the reference" in table.stdout.splitlines()[0]
+    assert "layer 1 alone" in table.stdout
+    assert "higher-indexed network as A" in table.stdout
+    paper = run("distance", a, b, "--layers", "0", "1")
+    assert "mean of layers 0..1 (the paper's 'layer 1' value" in paper.stdout
+    help_text = run("distance", "--help").stdout + run("matrix", "--help").stdout
+    assert help_text.count("higher") >= 2
+
+
+def test_evolution_plot_has_an_epoch_axis_and_explains_band_and_dense_layer(
+    tmp_path: Path,
+) -> None:
+    root = tiny_topo(
+        tmp_path / "topo", epochs=("init", "epoch_000", "epoch_100"), dense_output=True
+    )
+    out = tmp_path / "evo.svg"
+    result = run("evolution", "--topo-root", root, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "Layer 1 left out: dense" in result.stdout
+    texts = svg_texts(out)
+    assert "layer 0" in texts and "layer 1" not in texts
+    assert "±1 standard deviation over the 3 pairs" in texts
+    assert (
+        "Layer 1 left out: dense (every neuron sees every input), so its distance is 0 for "
+        "every pair." in texts
+    )
+    from nnstd.plot import evolution
+
+    fig = evolution([None, 0, 10, 100], np.zeros((1, 4)), np.zeros((1, 4)), ["layer 0"])
+    x = fig.axes[0].lines[0].get_xdata()
+    np.testing.assert_array_equal(x, [0, 10, 100])  # epochs on a numeric axis
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[0] == "init"
+
+
+def test_generate_refuses_a_non_empty_folder_unless_forced(tmp_path: Path) -> None:
+    old = tiny_topo(tmp_path / "out")
+    tiny = ["--widths", "784", "12", "10", "--networks", "2", "--epochs", "2", "--snapshots", "1"]
+    refused = run("generate", "--out", old, *tiny, "-q")
+    assert "not empty" in one_line_error(refused, 1) and "--force" in refused.stderr
+    assert (old / "net0").is_dir()
+    forced = run("generate", "--out", old, *tiny, "-q", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert sorted(p.name for p in old.iterdir()) == ["config.json", "w0", "w1"]
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    kept = run("generate", "--out", stray, *tiny, "-q", "--force")
+    assert "not a topology set" in one_line_error(kept, 1)
+    assert (stray / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--threads", "9223372036854775808", "at most"),
+        ("--threads", "-1", "0 (all cores) or more"),
+        ("--threads", "lots", "not a whole number"),
+        ("--memory-budget", "nan", "number of GiB >= 0"),
+        ("--memory-budget", "-2", "number of GiB >= 0"),
+    ],
+)
+def test_bad_threads_and_budgets_are_one_line_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    root = tiny_topo(tmp_path / "topo")
+    for command in (
+        ["figure4", "--topo-root", str(root)],
+        ["distance", str(root / "net0" / "init"), str(root / "net1" / "init")],
+    ):
+        line = one_line_error(run_here(*command, option, value, capsys=capsys), 2)
+        assert line.startswith(f"nnstd {command[0]}: error: argument {option}")
+        assert message in line and "--help" in line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "solvers"),
+    [
+        ("--threads", "0", None),  # all cores
+        ("--threads", "1", None),
+        ("--memory-budget", "inf", ["exact", "exact"]),
+        ("--memory-budget", "1e12", ["exact", "exact"]),
+        ("--memory-budget", "0.5", ["exact", "exact"]),
+        ("--memory-budget", "0", ["sparse", "sparse"]),
+    ],
+)
+def test_threads_and_budgets_are_accepted_as_meant(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    solvers: list[str] | None,
+) -> None:
+    root = tiny_topo(tmp_path / "topo")
+    a, b = root / "net0" / "init", root / "net1" / "init"
+    result = run_here("distance", a, b, "--json", option, value, capsys=capsys)
+    assert result.returncode == 0, result.stderr
+    if solvers is not None:
+        assert json.loads(result.stdout)["solvers"] == solvers
+    out = tmp_path / "f.png"
+    fig = run_here(
+        "figure4",
+        "--topo-root",
+        root,
+        "--epoch",
+        "init",
+        "--out",
+        out,
+        option,
+        value,
+        capsys=capsys,
+    )
+    assert fig.returncode == 0, fig.stderr
+
+
+def test_a_huge_thread_count_is_refused_by_the_installed_command(tmp_path: Path) -> None:
+    root = tiny_topo(tmp_path / "topo")
+    result = run("figure4", "--topo-root", root, "--threads", "9223372036854775808")
+    assert "at most 1024" in one_line_error(result, 2)
+
+
+def test_help_says_the_budget_is_in_gib() -> None:
+    text = " ".join(run("figure4", "--help").stdout.split())
+    assert "GiB (not bytes; the Python API takes bytes)" in text
+    assert "0 (the default) uses all cores" in text
 
 
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
         (["figure4", "--topo-root", "{tmp}/missing"], 1, "no such topology folder"),
-        (["figure4", "--topo-root", "{root}", "--epochs", "77"], 1, "no snapshot 'epoch_077'"),
+        (["figure4", "--topo-root", "{root}", "--epoch", "77"], 1, "no snapshot 'epoch_077'"),
         (["figure4", "--topo-root", "{root}", "--layer", "5"], 1, "layer 5 does not exist"),
         (["figure4", "--topo-root", "{root}", "--out", "x.gif"], 2, "extension"),
-        (["matrix", "{root}", "--epoch", "soon"], 1, "not an epoch"),
+        (["matrix", "--topo-root", "{root}", "--epoch", "soon"], 1, "not an epoch"),
+        (["matrix", "--topo-root", "{root}"], 2, "give one snapshot with --epoch"),
+        (["matrix", "{root}", "--topo-root", "{tmp}", "--epoch", "0"], 1, "two topology roots"),
+        (["evolution", "--topo-root", "{root}", "--cumulative"], 2, "--cumulative needs"),
         (["distance", "{root}/net0/init", "{tmp}/nope"], 1, "no such file or folder"),
         (["distance", "{root}/net0/init", "{bad}"], 1, "weight_l0.npz: not a readable"),
         (["distance", "{root}/net0/init", "{shallow}"], 1, "different depth"),
-        (["evolution"], 2, "TOPO_ROOT"),
+        (["distance", "{root}/net0/init"], 2, "required: B"),
         (
             [
                 "distance",
@@ -194,13 +430,19 @@ def test_matrix_distance_and_evolution(tmp_path: Path) -> None:
                 "0",
             ],
             1,
-            'solver="sparse"',
+            "use --solver sparse",
         ),
         (["frobnicate"], 2, "invalid choice"),
+        ([], 2, "required: COMMAND"),
     ],
 )
 def test_errors_are_one_line_with_exit_codes(
-    tmp_path: Path, args: list[str], code: int, message: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    code: int,
+    message: str,
 ) -> None:
     root = tiny_topo(tmp_path / "topo")
     bad = tmp_path / "bad"
@@ -210,34 +452,37 @@ def test_errors_are_one_line_with_exit_codes(
     shallow.mkdir()
     sp.save_npz(shallow / "weight_l0.npz", sp.csr_matrix(np.ones((9, 6))))
     fill = {"tmp": tmp_path, "root": root, "bad": bad, "shallow": shallow}
-    result = run(*(a.format(**fill) for a in args), cwd=tmp_path)
-    assert result.returncode == code
-    assert message in result.stderr
-    if code == 1:
-        assert len(result.stderr.strip().splitlines()) == 1
-        assert "Traceback" not in result.stderr
+    monkeypatch.chdir(tmp_path)
+    result = run_here(*(a.format(**fill) for a in args), capsys=capsys)
+    assert message in one_line_error(result, code)
 
 
-def test_distance_reads_weight_files_with_an_orientation(tmp_path: Path) -> None:
+def test_distance_reads_weight_files_with_an_orientation_each(tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
     rng = np.random.default_rng(3)
     a = {"fc1.weight": (rng.random((6, 9)) < 0.4) * 1.0, "fc2.weight": np.ones((2, 6))}
-    save_file(a, str(tmp_path / "a.safetensors"))
-    np.savez(tmp_path / "b.npz", a["fc1.weight"], a["fc2.weight"])
-    same = run(
+    save_file(a, str(tmp_path / "a.safetensors"))  # (out, in): read as out_in by default
+    np.savez(tmp_path / "b.npz", a["fc1.weight"], a["fc2.weight"])  # (out, in) too
+    wrong = run("distance", tmp_path / "a.safetensors", tmp_path / "b.npz")
+    assert "pass --orientation out_in" in one_line_error(wrong, 1)  # said as a shell option
+    for options in (["--orientation", "out_in"], ["--orientation-b", "out_in"]):
+        same = run("distance", tmp_path / "a.safetensors", tmp_path / "b.npz", "--json", *options)
+        assert same.returncode == 0, same.stderr
+        assert json.loads(same.stdout)["distances"] == [0.0, 0.0]
+    np.savez(tmp_path / "c.npz", a["fc1.weight"].T, a["fc2.weight"].T)  # (in, out)
+    mixed = run(
         "distance",
-        tmp_path / "a.safetensors",
+        tmp_path / "c.npz",
         tmp_path / "b.npz",
         "--json",
-        "--orientation",
+        "--orientation-a",
+        "in_out",
+        "--orientation-b",
         "out_in",
     )
-    assert same.returncode == 0, same.stderr
-    assert json.loads(same.stdout)["distances"] == [0.0, 0.0]
-    wrong = run("distance", tmp_path / "a.safetensors", tmp_path / "b.npz")
-    assert wrong.returncode == 1
-    assert "orientation='out_in'" in wrong.stderr
+    assert mixed.returncode == 0, mixed.stderr
+    assert json.loads(mixed.stdout)["distances"] == [0.0, 0.0]
 
 
 def test_auto_is_the_default_and_falls_back_to_sparse(tmp_path: Path) -> None:

@@ -1,17 +1,27 @@
 """The ``nnstd`` command: reproduce the paper's figures and compare networks from the shell.
 
-Exit codes: 0 success, 1 a one-line error (bad input), 2 a usage error, 130 interrupted.
+One command line for every command that reads a topology set (``figure4``, ``matrix``,
+``evolution``): ``--topo-root DIR`` (default: ``./topo``, else the bundled set), ``--epoch E ...``
+for snapshots, ``--layer L`` for layer L alone and ``--cumulative`` for the paper's "layer L"
+value (the mean of layers 0..L).
+
+Exit codes: 0 success, 1 a one-line error (bad input), 2 a usage error (also one line),
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -30,28 +40,61 @@ from nnstd.topology_set import (
     select_layer,
 )
 
-FIGURE4_EPOCHS = (
-    INIT,
-    "epoch_000",
-    "epoch_010",
-    "epoch_030",
-    "epoch_050",
-    "epoch_100",
-    "epoch_190",
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of the paper's Figure 4: its letter, the snapshot it shows, its caption."""
+
+    letter: str
+    snapshot: str
+    caption: str
+
+
+# The paper's Figure 4: (a) the initial networks, (b)-(f) after epochs 10, 30, 50, 100, 190.
+PAPER_PANELS = (
+    Panel("a", INIT, "Epoch 0"),
+    Panel("b", "epoch_010", "Epoch 10"),
+    Panel("c", "epoch_030", "Epoch 30"),
+    Panel("d", "epoch_050", "Epoch 50"),
+    Panel("e", "epoch_100", "Epoch 100"),
+    Panel("f", "epoch_190", "Epoch 190"),
 )
+# Shown in panel (a) when a set has no initial networks (the paper's published data).
+INIT_STAND_IN = "epoch_000"
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
+# More threads than this only adds start-up time (a pair is one thread's work).
+MAX_THREADS = 1024
+# Budgets at or above this many bytes (8 EiB) mean "no limit".
+UNLIMITED_BUDGET = 2**63 - 1
+# The reference convention of `nnstd.pairwise`, said wherever a matrix is shown.
+MATRIX_CONVENTION = (
+    "entry [i, j] = [j, i] compares the pair once, with the network later in the list "
+    "(the higher index) as A, the reference: `nnstd distance LATER EARLIER` gives the same values"
+)
 
 
 class CommandError(Exception):
     """A bad input reported as one line and exit code 1."""
 
 
+class UsageError(Exception):
+    """A bad command line reported as one line and exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Reports usage errors in one line (``nnstd CMD: error: ...``), pointing at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 class Progress:
     """``pairs done / total, elapsed, time left`` on one stderr line, only on a terminal."""
 
-    def __init__(self, total: int, quiet: bool, stream: TextIO = sys.stderr) -> None:
-        self.total, self.offset, self.stream = total, 0, stream
-        self.enabled = not quiet and stream.isatty()
+    def __init__(self, total: int, quiet: bool, stream: TextIO | None = None) -> None:
+        self.total, self.offset = total, 0
+        self.stream = stream if stream is not None else sys.stderr  # the current one
+        self.enabled = not quiet and self.stream.isatty()
         self.start = time.perf_counter()
 
     def callback(self, label: str) -> Callable[[int, int], None]:
@@ -77,6 +120,14 @@ class Progress:
             self.stream.write("\n")
 
 
+def note(message: str) -> None:
+    """A remark the user should see even with ``--quiet`` (stderr, one line)."""
+    print(f"nnstd: note: {message}", file=sys.stderr)
+
+
+# ---- option values -------------------------------------------------------------------------
+
+
 def _figure_path(text: str) -> Path:
     path = Path(text)
     if path.suffix.lower() not in FIGURE_FORMATS:
@@ -93,208 +144,427 @@ def _matrix_path(text: str) -> Path:
     return path
 
 
-def _open_set(root: Path | None) -> TopologySet:
-    path = root if root is not None else default_topo_root()
+def threads_value(text: str) -> int | None:
+    """``--threads``: a whole number from 1 to `MAX_THREADS`; 0 means all cores (None)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 (all cores) or more")
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"{text}: at most {MAX_THREADS} (use 0 for all cores; threads beyond the cores "
+            "only add start-up time)"
+        )
+    return value or None
+
+
+def memory_budget_value(text: str) -> int:
+    """``--memory-budget`` in GiB (fractions allowed, ``inf`` for no limit) -> bytes."""
+    try:
+        gib = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB") from None
+    if math.isnan(gib) or gib < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a number of GiB >= 0 (or inf)")
+    budget = gib * 2**30
+    return UNLIMITED_BUDGET if budget >= UNLIMITED_BUDGET else int(budget)
+
+
+def shell_words(message: str) -> str:
+    """Rewrites Python keyword hints in library messages as options: ``solver="sparse"`` ->
+    ``--solver sparse``, so that shell users are told what to type."""
+    return re.sub(
+        r"\b([a-z_]+)=([\"'])([\w.-]+)\2",
+        lambda m: f"--{m.group(1).replace('_', '-')} {m.group(3)}",
+        message,
+    )
+
+
+# ---- topology sets -------------------------------------------------------------------------
+
+
+def _open_set(root: Path | None, legacy_root: Path | None = None) -> TopologySet:
+    if root is not None and legacy_root is not None and root != legacy_root:
+        raise CommandError(f"two topology roots given: {legacy_root} and --topo-root {root}")
+    chosen = root if root is not None else legacy_root
+    path = chosen if chosen is not None else default_topo_root()
     if not path.is_dir():
-        hint = "" if root is not None else " (the default is ./topo; pass --topo-root DIR)"
-        raise CommandError(f"{path}: no such topology folder{hint}")
+        hint = "" if chosen is not None else " (the default: ./topo, else the bundled set)"
+        raise CommandError(f"{path}: no such topology folder{hint}; pass --topo-root DIR")
     return TopologySet.open(path)
 
 
-def _layer_arguments(parser: argparse.ArgumentParser, default: int) -> None:
-    parser.add_argument(
-        "--layer",
-        type=int,
-        default=default,
-        metavar="L",
-        help="show the paper's 'layer L' value: the mean of layers 0..L (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--only-layer", action="store_true", help="show layer L alone instead of layers 0..L"
-    )
-
-
-def _check_layer(ts: TopologySet, epoch: str, layer: int) -> None:
-    depth = ts.load(epoch)[0].depth
+def _layer_range(ts: TopologySet, snapshot: str, layer: int) -> None:
+    depth = ts.load(snapshot)[0].depth
     if not 0 <= layer < depth:
         raise CommandError(f"layer {layer} does not exist: the networks have layers 0..{depth - 1}")
 
 
-def _epoch_matrices(
-    ts: TopologySet, epochs: Sequence[str], layer: int, args: argparse.Namespace
+def _snapshots(ts: TopologySet, requested: Sequence[str] | None) -> list[str]:
+    if not requested:
+        return list(ts.epochs)
+    return [ts.check_epoch(parse_epoch(e)) for e in requested]
+
+
+def layer_title(layer: int, cumulative: bool) -> str:
+    """``Layer 0``; ``Layer 2 alone``; ``Layer 2 (mean of layers 0..2)``: the paper's label."""
+    if layer == 0:
+        return "Layer 0"
+    return f"Layer {layer} (mean of layers 0..{layer})" if cumulative else f"Layer {layer} alone"
+
+
+def _matrices(
+    ts: TopologySet, snapshots: Sequence[str], args: argparse.Namespace
 ) -> list[npt.NDArray[np.float64]]:
-    """Pairwise matrices for layers 0..layer of every epoch, with progress."""
-    _check_layer(ts, epochs[0], layer)
+    """The shown value (layer L alone, or the mean of 0..L) for every snapshot, with progress."""
+    _layer_range(ts, snapshots[0], args.layer)
     n = len(ts.networks)
     pairs = n * (n - 1) // 2
-    progress = Progress(pairs * len(epochs), args.quiet)
+    progress = Progress(pairs * len(snapshots), args.quiet)
     out = []
     try:
-        for epoch in epochs:
+        for snapshot in snapshots:
             full = ts.matrix(
-                epoch,
-                layers=list(range(layer + 1)),
+                snapshot,
+                layers=list(range(args.layer + 1)),
                 solver=args.solver,
                 threads=args.threads,
-                memory_budget=budget_bytes(args),
-                progress=progress.callback(epoch_label(epoch)),
+                memory_budget=args.memory_budget,
+                progress=progress.callback(epoch_label(snapshot)),
             )
-            out.append(select_layer(full, layer, cumulative=not args.only_layer))
+            out.append(select_layer(full, args.layer, cumulative=args.cumulative))
             progress.advance(pairs)
     finally:
         progress.close()
     return out
 
 
-def _layer_title(layer: int, only: bool) -> str:
-    return f"layer {layer}" if only or layer == 0 else f"mean of layers 0..{layer}"
+# ---- writing files -------------------------------------------------------------------------
 
 
-def _save_figure(fig: object, path: Path) -> None:
+def _replacing(path: Path) -> str:
+    """`` (replaced the existing file)`` when ``path`` exists: said, never done silently."""
+    return " (replaced the existing file)" if path.exists() else ""
+
+
+def _save_figure(fig: object, path: Path) -> str:
+    replaced = _replacing(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)  # type: ignore[attr-defined]
+    return replaced
+
+
+def _save_matrices(
+    folder: Path,
+    snapshots: Sequence[str],
+    matrices: Sequence[npt.NDArray[np.float64]],
+    ts: TopologySet,
+) -> int:
+    """Each snapshot's matrix as ``.npy`` and ``.csv``; returns how many files it replaced."""
+    folder.mkdir(parents=True, exist_ok=True)
+    replaced = 0
+    for snapshot, matrix in zip(snapshots, matrices, strict=True):
+        for suffix in (".npy", ".csv"):
+            target = folder / f"{snapshot}{suffix}"
+            replaced += target.exists()
+            save_matrix(target, matrix, list(ts.networks))
+    return replaced
+
+
+# ---- figure4 -------------------------------------------------------------------------------
+
+
+def _paper_panels(ts: TopologySet) -> tuple[list[Panel], list[str]]:
+    """The paper's six panels as this set can show them, and what is missing (one sentence per
+    missing snapshot, for stderr and the figure)."""
+    panels, missing = [], []
+    for panel in PAPER_PANELS:
+        if panel.snapshot in ts.epochs:
+            panels.append(panel)
+        elif panel.snapshot == INIT and INIT_STAND_IN in ts.epochs:
+            panels.append(Panel(panel.letter, INIT_STAND_IN, f"{panel.caption}*"))
+            missing.append(
+                f"* This topology set has no initial networks ('{INIT}'): panel (a) shows "
+                f"snapshot {INIT_STAND_IN} instead, taken after the first epoch's training and "
+                "topology update, not the paper's panel (a)."
+            )
+        else:
+            panels.append(Panel(panel.letter, "", panel.caption))
+            missing.append(
+                f"This topology set has no snapshot {panel.snapshot}: panel ({panel.letter}) is "
+                "left empty."
+            )
+    if not any(p.snapshot for p in panels):
+        raise CommandError(
+            f"{ts.root}: none of the paper's Figure 4 snapshots "
+            f"({', '.join(p.snapshot for p in PAPER_PANELS)}) exist; choose some with --epoch"
+        )
+    return panels, missing
+
+
+def _chosen_panels(ts: TopologySet, requested: Sequence[str]) -> list[Panel]:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    panels = []
+    for k, snapshot in enumerate(_snapshots(ts, requested)):
+        caption = "Initial" if snapshot == INIT else epoch_label(snapshot).capitalize()
+        panels.append(Panel(letters[k % 26], snapshot, caption))
+    return panels
 
 
 def cmd_figure4(args: argparse.Namespace) -> None:
     ts = _open_set(args.topo_root)
     if args.epochs:
-        epochs = [ts.check_epoch(parse_epoch(e)) for e in args.epochs]
+        panels, remarks = _chosen_panels(ts, args.epochs), list[str]()
     else:
-        epochs = [e for e in FIGURE4_EPOCHS if e in ts.epochs]
-        if not epochs:
-            raise CommandError(
-                f"{ts.root}: none of the Figure 4 snapshots ({', '.join(FIGURE4_EPOCHS)}) "
-                f"exist; choose with --epochs"
-            )
+        panels, remarks = _paper_panels(ts)
+    shown = [p.snapshot for p in panels if p.snapshot]
     start = time.perf_counter()
-    matrices = _epoch_matrices(ts, epochs, args.layer, args)
+    computed = dict(zip(shown, _matrices(ts, shown, args), strict=True))
     elapsed = time.perf_counter() - start
-    names = ts.short_names()
+    for remark in remarks:  # once the figure can be drawn
+        note(f"{ts.root}: {remark.removeprefix('* ').replace('This topology set has', 'has')}")
+    saved = ""
     if args.save_matrices is not None:
-        args.save_matrices.mkdir(parents=True, exist_ok=True)
-        for epoch, matrix in zip(epochs, matrices, strict=True):
-            for suffix in (".npy", ".csv"):
-                save_matrix(args.save_matrices / f"{epoch}{suffix}", matrix, list(ts.networks))
+        replaced = _save_matrices(args.save_matrices, shown, list(computed.values()), ts)
+        saved = f"; matrices in {args.save_matrices}/" + (
+            f" (replaced {replaced} existing files)" if replaced else ""
+        )
     from nnstd.plot import figure4
 
     fig = figure4(
-        matrices,
-        [epoch_label(e) for e in epochs],
-        names,
-        suptitle=f"NNSTD between networks, {_layer_title(args.layer, args.only_layer)} "
-        f"({ts.root.name})",
+        [computed.get(p.snapshot) for p in panels],
+        [f"({p.letter}) {p.caption}" for p in panels],
+        ts.short_names(),
+        title=layer_title(args.layer, args.cumulative),
+        note=" ".join(remarks),
     )
-    _save_figure(fig, args.out)
+    replaced_figure = _save_figure(fig, args.out)
     if not args.quiet:
         print(
-            f"wrote {args.out} ({len(epochs)} panels, {len(names)} networks, "
-            f"{elapsed:.2f} s computing)"
+            f"wrote {args.out}{replaced_figure}: {len(panels)} panels, "
+            f"{layer_title(args.layer, args.cumulative)}, {len(ts.networks)} networks from "
+            f"{ts.root}, {elapsed:.2f} s computing{saved}"
         )
 
 
+# ---- matrix --------------------------------------------------------------------------------
+
+
+def _print_matrix(ts: TopologySet, matrix: npt.NDArray[np.float64], title: str) -> None:
+    names = ts.short_names()
+    width = max(len(n) for n in names) + 1
+    print(f"# {title}; {MATRIX_CONVENTION}")
+    print(" " * width + " ".join(f"{n:>6}" for n in names))
+    for name, row in zip(names, matrix, strict=True):
+        print(f"{name:<{width}}" + " ".join(f"{x:6.4f}" for x in row))
+
+
 def cmd_matrix(args: argparse.Namespace) -> None:
-    ts = _open_set(args.topo_root)
-    epoch = ts.check_epoch(parse_epoch(args.epoch))
-    (matrix,) = _epoch_matrices(ts, [epoch], args.layer, args)
+    ts = _open_set(args.topo_root, args.legacy_root)
+    if len(args.epochs) != 1:
+        raise UsageError(
+            "nnstd matrix: error: give one snapshot with --epoch E (a number, epoch_NNN or init)"
+        )
+    (snapshot,) = _snapshots(ts, args.epochs)
+    (matrix,) = _matrices(ts, [snapshot], args)
+    title = f"{epoch_label(snapshot)}, {layer_title(args.layer, args.cumulative)}"
     if args.save is not None:
+        replaced = _replacing(args.save)
         save_matrix(args.save, matrix, list(ts.networks))
+        if not args.quiet:
+            print(f"wrote {args.save}{replaced}: {title}; {MATRIX_CONVENTION}")
     if args.out is not None:
         from matplotlib.figure import Figure
 
         from nnstd.plot import heatmap
 
-        fig = Figure(figsize=(6, 5), layout="constrained")
-        title = f"{epoch_label(epoch)}, {_layer_title(args.layer, args.only_layer)}"
+        fig = Figure(figsize=(6, 5.4), layout="constrained")
         heatmap(fig.add_subplot(), matrix, ts.short_names(), title)
-        _save_figure(fig, args.out)
+        fig.supxlabel(
+            "[i, j] = [j, i]: the higher-indexed network is the reference (A)", fontsize=8
+        )
+        replaced = _save_figure(fig, args.out)
+        if not args.quiet:
+            print(f"wrote {args.out}{replaced}: {title}")
     if args.out is None and args.save is None:
-        names = ts.short_names()
-        width = max(len(n) for n in names) + 1
-        print(" " * width + " ".join(f"{n:>6}" for n in names))
-        for name, row in zip(names, matrix, strict=True):
-            print(f"{name:<{width}}" + " ".join(f"{x:6.4f}" for x in row))
+        _print_matrix(ts, matrix, title)
+
+
+# ---- distance ------------------------------------------------------------------------------
+
+
+def _mean_label(chosen: Sequence[int], depth: int) -> str:
+    """What the 'mean' line of ``nnstd distance`` is the mean of."""
+    if len(chosen) == 1:
+        return f"layer {chosen[0]} alone"
+    if list(chosen) == list(range(len(chosen))):
+        last = len(chosen) - 1
+        every = "; all layers: the paper code's summary" if last == depth - 1 else ""
+        return f"mean of layers 0..{last} (the paper's 'layer {last}' value{every})"
+    return f"mean of layers {', '.join(map(str, chosen))} only"
 
 
 def cmd_distance(args: argparse.Namespace) -> None:
-    layers = args.layers if args.layers else None
-    net_a = load_network(args.a, orientation=args.orientation)
-    net_b = load_network(args.b, orientation=args.orientation)
+    net_a = load_network(args.a, orientation=args.orientation_a or args.orientation)
+    net_b = load_network(args.b, orientation=args.orientation_b or args.orientation)
     result = distance(
-        net_a, net_b, layers=layers, solver=args.solver, memory_budget=budget_bytes(args)
+        net_a,
+        net_b,
+        layers=args.layers or None,
+        solver=args.solver,
+        memory_budget=args.memory_budget,
     )
+    mean_label = _mean_label(result.layer_indices, net_a.depth)
     if args.json:
         print(
             json.dumps(
                 {
                     "a": str(args.a),
                     "b": str(args.b),
+                    "reference": "a",
                     "solver": args.solver,
                     "layers": list(result.layer_indices),
                     "distances": result.layers.tolist(),
                     "costs": result.costs.tolist(),
                     "solvers": list(result.solvers),
                     "mean": result.value,
+                    "mean_of": mean_label,
                 }
             )
         )
         return
-    print(f"A = {args.a}\nB = {args.b}")
+    print(f"A = {args.a}  (the reference: costs divided by A's widths)\nB = {args.b}")
     print(f"{'layer':>5}  {'distance':>10}  {'cost':>10}  solver")
     rows = zip(result.layer_indices, result.layers, result.costs, result.solvers, strict=True)
     for k, d, c, used in rows:
         print(f"{k:>5}  {d:10.6f}  {c:10.3f}  {used}")
-    print(f"{'mean':>5}  {result.value:10.6f}")
+    print(f"{'mean':>5}  {result.value:10.6f}  {mean_label}")
+    if not args.quiet:
+        print(
+            "# past layer 0 the value depends on which network is A; nnstd matrix and "
+            "nnstd.pairwise take the higher-indexed network as A"
+        )
+
+
+# ---- evolution -----------------------------------------------------------------------------
+
+
+def _always_dense(ts: TopologySet, snapshot: str) -> set[int]:
+    """Layers in which every network connects every neuron to every input."""
+    nets = ts.load(snapshot)
+    return {
+        k
+        for k, (n_in, n_out) in enumerate(nets[0].shapes)
+        if all(net.connections[k] == n_in * n_out for net in nets)
+    }
 
 
 def cmd_evolution(args: argparse.Namespace) -> None:
-    ts = _open_set(args.topo_root)
-    epochs = [e for e in ts.epochs]
+    ts = _open_set(args.topo_root, args.legacy_root)
+    snapshots = _snapshots(ts, args.epochs)
     n = len(ts.networks)
     if n < 2:
         raise CommandError(f"{ts.root}: evolution needs at least two networks")
+    depth = ts.load(snapshots[0])[0].depth
     if args.layer is not None:
-        _check_layer(ts, epochs[0], args.layer)
-    layer_count = args.layer + 1 if args.layer is not None else None
-    progress = Progress(n * (n - 1) // 2 * len(epochs), args.quiet)
-    mask = ~np.eye(n, dtype=bool)
-    means, spreads = [], []
+        _layer_range(ts, snapshots[0], args.layer)
+    elif args.cumulative:
+        raise UsageError("nnstd evolution: error: --cumulative needs --layer L")
+    computed = depth if args.layer is None else args.layer + 1
+    pairs = n * (n - 1) // 2
+    progress = Progress(pairs * len(snapshots), args.quiet)
+    upper = np.triu_indices(n, k=1)  # every unordered pair once
+    per_snapshot = []
     try:
-        for epoch in epochs:
-            layers = None if layer_count is None else list(range(layer_count))
+        for snapshot in snapshots:
             full = ts.matrix(
-                epoch,
-                layers=layers,
+                snapshot,
+                layers=list(range(computed)),
                 solver=args.solver,
                 threads=args.threads,
-                memory_budget=budget_bytes(args),
-                progress=progress.callback(epoch_label(epoch)),
+                memory_budget=args.memory_budget,
+                progress=progress.callback(epoch_label(snapshot)),
             )
-            off = full[mask]  # (pairs, layers)
-            means.append(off.mean(axis=0))
-            spreads.append(off.std(axis=0))
-            progress.advance(n * (n - 1) // 2)
+            if args.layer is not None:
+                full = select_layer(full, args.layer, args.cumulative)[..., np.newaxis]
+            per_snapshot.append(full[upper])  # (pairs, lines)
+            progress.advance(pairs)
     finally:
         progress.close()
-    mean, spread = np.array(means).T, np.array(spreads).T
-    layer_names = [f"layer {k}" for k in range(mean.shape[0])]
-    print(f"{'snapshot':<10} " + " ".join(f"{name:>17}" for name in layer_names))
-    for e, epoch in enumerate(epochs):
-        cells = " ".join(f"{mean[k, e]:8.4f} ± {spread[k, e]:6.4f}" for k in range(mean.shape[0]))
-        print(f"{epoch:<10} {cells}")
+    values = np.stack(per_snapshot, axis=1)  # (pairs, snapshots, lines)
+    mean, spread = values.mean(axis=0).T, values.std(axis=0).T  # (lines, snapshots)
+    if args.layer is None:
+        names = [f"layer {k}" for k in range(depth)]
+    else:
+        names = [layer_title(args.layer, args.cumulative).lower()]
+    dropped: list[int] = []
+    if args.layer is None:  # a layer dense in every network is 0 whatever the matching
+        dense = _always_dense(ts, snapshots[0])
+        dropped = [k for k in sorted(dense) if not np.any(mean[k]) and not np.any(spread[k])]
+    left_out = (
+        f"Layer {', '.join(map(str, dropped))} left out: dense (every neuron sees every input), "
+        "so its distance is 0 for every pair."
+        if dropped
+        else ""
+    )
+    print(f"# mean ± standard deviation over the {pairs} network pairs")
+    print(f"{'snapshot':<10} " + " ".join(f"{name:>17}" for name in names))
+    for e, snapshot in enumerate(snapshots):
+        cells = " ".join(f"{mean[k, e]:8.4f} ± {spread[k, e]:6.4f}" for k in range(len(names)))
+        print(f"{snapshot:<10} {cells}")
+    if dropped:
+        print(f"# {left_out.replace(' left out', '')}")
     if args.out is not None:
         from nnstd.plot import evolution
 
-        positions = list(range(len(epochs)))
+        keep = [k for k in range(len(names)) if k not in dropped]
         fig = evolution(
-            positions,
-            mean,
-            spread,
-            layer_names,
-            xlabels=[e.replace("epoch_", "").lstrip("0") or "0" for e in epochs],
+            [snapshot_epoch(s) for s in snapshots],
+            mean[keep],
+            spread[keep],
+            [names[k] for k in keep],
+            pairs=pairs,
+            note=left_out,
         )
-        _save_figure(fig, args.out)
+        replaced = _save_figure(fig, args.out)
         if not args.quiet:
-            print(f"wrote {args.out}")
+            print(f"wrote {args.out}{replaced}" + (f"; {left_out}" if left_out else ""))
+
+
+def snapshot_epoch(snapshot: str) -> float | None:
+    """The epoch a snapshot was taken after (``epoch_010`` -> 10); None for ``init``."""
+    return None if snapshot == INIT else float(int(snapshot.removeprefix("epoch_")))
+
+
+# ---- generate ------------------------------------------------------------------------------
+
+
+def _prepare_generate_folder(out: Path, force: bool) -> None:
+    """Refuses to write into a non-empty folder (old and new networks would mix) unless
+    ``--force``, which deletes the topology set there first."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise CommandError(f"{out}: exists and is not a folder")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise CommandError(
+            f"{out}: folder is not empty; old and new networks would mix (choose a new folder, "
+            "or pass --force to delete the topology set in it first)"
+        )
+    try:
+        existing = TopologySet.open(out)
+    except TopologyError:
+        raise CommandError(
+            f"{out}: not empty and not a topology set; refusing to delete it even with --force"
+        ) from None
+    for name in existing.networks:
+        shutil.rmtree(out / name)
+    (out / "config.json").unlink(missing_ok=True)
+    note(f"--force: deleted the {len(existing.networks)} networks in {out}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -313,6 +583,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         )
     except ValueError as exc:
         raise CommandError(f"generate: {exc}") from None
+    _prepare_generate_folder(args.out, args.force)
     start = time.perf_counter()
     log = (
         (lambda message: None)
@@ -331,16 +602,11 @@ def cmd_generate(args: argparse.Namespace) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nnstd",
-        description="Neural Network Sparse Topology Distance (Liu et al., ECML-PKDD 2020).",
-        epilog="Example: nnstd figure4 --out figure4.png",
-    )
-    parser.add_argument("--version", action="version", version=f"nnstd {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# ---- the parser ----------------------------------------------------------------------------
 
-    common = argparse.ArgumentParser(add_help=False)
+
+def _common_options() -> OneLineParser:
+    common = OneLineParser(add_help=False)
     common.add_argument(
         "--solver",
         choices=SOLVERS,
@@ -349,63 +615,124 @@ def build_parser() -> argparse.ArgumentParser:
         "sparse), exact (SciPy's choices: the paper's numbers), sparse (very wide layers) or "
         "canonical (ties broken by structure, not labels) (default: %(default)s)",
     )
-    common.add_argument("--threads", type=int, default=None, help="worker threads (default: all)")
+    common.add_argument(
+        "--threads",
+        type=threads_value,
+        default=None,
+        metavar="N",
+        help=f"worker threads, 1 to {MAX_THREADS}; 0 (the default) uses all cores",
+    )
     common.add_argument(
         "--memory-budget",
-        type=float,
+        type=memory_budget_value,
         default=None,
         metavar="GIB",
-        help="GiB one layer's dense cost matrix may take for the exact and "
-        "canonical solvers (default: 1)",
+        help="GiB (not bytes; the Python API takes bytes) that one layer's dense cost matrix "
+        "may take for the exact and canonical solvers; fractions allowed, inf for no limit "
+        "(default: 1)",
     )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
+    return common
 
-    fig4 = sub.add_parser(
-        "figure4",
-        parents=[common],
-        help="draw the paper's Figure 4 (heat maps per epoch)",
-        description="Draw the paper's Figure 4: one NNSTD heat map per epoch, networks on both "
-        "axes, colour map 'gnuplot' from 0 to 1.",
-        epilog="Example: nnstd figure4 --topo-root ../shared/paper-topo --out fig4.pdf",
-    )
-    fig4.add_argument(
+
+def _set_options(several_epochs: bool) -> OneLineParser:
+    """The options of every command that reads a topology set."""
+    options = OneLineParser(add_help=False)
+    options.add_argument(
         "--topo-root",
         type=Path,
         default=None,
-        help="folder of <network>/<epoch>/weight_l*.npz (default: ./topo)",
+        metavar="DIR",
+        help="folder of <network>/<snapshot>/weight_l*.npz (default: ./topo if present, else "
+        "the topologies bundled with nnstd)",
     )
-    fig4.add_argument(
-        "--epochs",
-        nargs="+",
+    options.add_argument(
+        "--epoch",
+        dest="epochs",
+        nargs="+" if several_epochs else 1,
         metavar="E",
-        help=f"snapshots: numbers, epoch_NNN or {INIT!r} (default: {INIT} and "
-        "0 10 30 50 100 190, those present)",
+        default=[],
+        help=(
+            "snapshots: numbers (10 = epoch_010), epoch_NNN or init"
+            if several_epochs
+            else "the snapshot: a number (10 = epoch_010), epoch_NNN or init"
+        ),
     )
-    _layer_arguments(fig4, 0)
+    options.add_argument(  # the earlier spelling, still accepted
+        "--epochs", dest="epochs", nargs="+", default=[], help=argparse.SUPPRESS
+    )
+    options.add_argument(
+        "--layer",
+        type=int,
+        default=0,
+        metavar="L",
+        help="show layer L alone (default: 0)",
+    )
+    options.add_argument(
+        "--cumulative",
+        action="store_true",
+        help="show the paper's 'layer L' value instead: the mean of layers 0..L",
+    )
+    options.add_argument(  # the earlier spelling of the default
+        "--only-layer", action="store_true", help=argparse.SUPPRESS
+    )
+    return options
+
+
+def _legacy_root(parser: argparse.ArgumentParser) -> None:
+    """The earlier positional topology root of ``matrix`` and ``evolution``, still accepted."""
+    parser.add_argument(
+        "legacy_root", type=Path, nargs="?", default=None, metavar="DIR", help=argparse.SUPPRESS
+    )
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="nnstd",
+        description="Neural Network Sparse Topology Distance (Liu et al., ECML-PKDD 2020). "
+        "Definition: docs/definition.md in the source tree.",
+        epilog="Example: nnstd figure4 --out figure4.png",
+    )
+    parser.add_argument("--version", action="version", version=f"nnstd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
+
+    fig4 = sub.add_parser(
+        "figure4",
+        parents=[common, _set_options(several_epochs=True)],
+        help="draw the paper's Figure 4 (heat maps per epoch)",
+        description="Draw the paper's Figure 4: 2 x 3 heat maps of NNSTD between the networks, "
+        "(a) the initial networks and (b)-(f) after epochs 10, 30, 50, 100 and 190, colour "
+        "map 'gnuplot' from 0 to 1. A snapshot the set lacks is named on the figure and on "
+        "stderr (the paper's published data has no initial networks: panel (a) then shows "
+        "epoch_000, after the first epoch).",
+        epilog="Example: nnstd figure4 --topo-root ../shared/paper-topo --out fig4.pdf",
+    )
     fig4.add_argument(
         "--out",
         type=_figure_path,
         default=Path("figure4.png"),
-        help="output file; format from the extension (default: %(default)s)",
+        help="output file; format from the extension; an existing file is replaced and the "
+        "summary says so (default: %(default)s)",
     )
     fig4.add_argument(
         "--save-matrices",
         type=Path,
         metavar="DIR",
-        help="also write each epoch's matrix as DIR/<epoch>.npy and .csv",
+        help="also write each snapshot's matrix as DIR/<snapshot>.npy and .csv",
     )
     fig4.set_defaults(run=cmd_figure4)
 
     matrix = sub.add_parser(
         "matrix",
-        parents=[common],
-        help="one epoch's pairwise matrix as a heat map or file",
-        description="Compute one epoch's pairwise NNSTD matrix; print it, plot it or save it.",
-        epilog="Example: nnstd matrix topo --epoch 190 --layer 2 --out m.png --save m.csv",
+        parents=[common, _set_options(several_epochs=False)],
+        help="one snapshot's pairwise matrix as a table, heat map or file",
+        description="Compute one snapshot's pairwise NNSTD matrix; print it, plot it or save "
+        f"it. As in the paper (and nnstd.pairwise), {MATRIX_CONVENTION}.",
+        epilog="Example: nnstd matrix --topo-root topo --epoch 190 --layer 2 --out m.png "
+        "--save m.csv",
     )
-    matrix.add_argument("topo_root", type=Path, metavar="TOPO_ROOT")
-    matrix.add_argument("--epoch", required=True, help=f"a number, epoch_NNN or {INIT!r}")
-    _layer_arguments(matrix, 0)
+    _legacy_root(matrix)
     matrix.add_argument("--out", type=_figure_path, help="heat map (.png, .pdf, .svg)")
     matrix.add_argument("--save", type=_matrix_path, help="the matrix (.npy or .csv)")
     matrix.set_defaults(run=cmd_matrix)
@@ -414,8 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
         "distance",
         parents=[common],
         help="per-layer distances of two networks",
-        description="Per-layer NNSTD of network B from network A (A is the reference).",
-        epilog="Example: nnstd distance topo/w0/epoch_190 topo/w9/epoch_190 --json",
+        description="Per-layer NNSTD of network B from network A. A is the reference: costs "
+        "are divided by A's widths and B's neurons are renamed after A's. Past layer 0 the "
+        "values depend on the order; nnstd matrix takes the higher-indexed network as A.",
+        epilog="Example: nnstd distance topo/w9/epoch_190 topo/w0/epoch_190 --json",
     )
     dist.add_argument(
         "a",
@@ -424,31 +753,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="a network: a folder of weight_l*.npz, or a .npz, .safetensors or PyTorch file",
     )
     dist.add_argument("b", type=Path, metavar="B")
+    orientations = ("in_out", "out_in")
     dist.add_argument(
         "--orientation",
-        choices=("in_out", "out_in"),
-        help="how 2-D weights are stored (default: in_out for folders and .npz, "
+        choices=orientations,
+        help="how 2-D weights are stored in both files (default: in_out for folders and .npz, "
         "out_in for safetensors and PyTorch files)",
     )
-    dist.add_argument("--layers", type=int, nargs="+", metavar="K", help="layers to report")
+    dist.add_argument("--orientation-a", choices=orientations, help="A's, if it differs")
+    dist.add_argument("--orientation-b", choices=orientations, help="B's, if it differs")
+    dist.add_argument(
+        "--layers",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="layers to report (default: all); the 'mean' line is the mean of these only, "
+        "the paper's 'layer L' value when they are 0..L",
+    )
     dist.add_argument("--json", action="store_true", help="one JSON object for scripts")
     dist.set_defaults(run=cmd_distance)
 
     evo = sub.add_parser(
         "evolution",
-        parents=[common],
+        parents=[common, _set_options(several_epochs=True)],
         help="how far apart the networks drift during training",
-        description="Mean and spread of the off-diagonal distances per snapshot, one line per "
-        "layer.",
-        epilog="Example: nnstd evolution topo --out evolution.png",
+        description="Mean and standard deviation, over all network pairs, of the distance at "
+        "each snapshot: one line per layer, or the layer chosen with --layer. In the plot the "
+        "x axis is the epoch and the band is one standard deviation.",
+        epilog="Example: nnstd evolution --topo-root topo --out evolution.png",
     )
-    evo.add_argument("topo_root", type=Path, metavar="TOPO_ROOT")
-    evo.add_argument(
-        "--layer", type=int, default=None, metavar="L", help="layers 0..L (default: all)"
-    )
+    _legacy_root(evo)
+    evo.set_defaults(layer=None)  # all layers unless --layer
     evo.add_argument("--out", type=_figure_path, help="plot file (.png, .pdf, .svg)")
     evo.set_defaults(run=cmd_evolution)
 
+    _generate_parser(sub)
+    return parser
+
+
+def _generate_parser(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     from nnstd.generate import PAPER_SNAPSHOTS, SetConfig
 
     defaults = SetConfig()
@@ -461,7 +804,14 @@ def build_parser() -> argparse.ArgumentParser:
         "with the untrained networks as 'init'. Needs nnstd[generate].",
         epilog="Example: nnstd generate --out topo",
     )
-    gen.add_argument("--out", type=Path, required=True, help="output folder")
+    gen.add_argument(
+        "--out", type=Path, required=True, help="output folder (new or empty; see --force)"
+    )
+    gen.add_argument(
+        "--force",
+        action="store_true",
+        help="if --out holds a topology set, delete its networks first",
+    )
     gen.add_argument(
         "--widths",
         type=int,
@@ -509,26 +859,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=defaults.seed, help="(default: %(default)s)")
     gen.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
     gen.set_defaults(run=cmd_generate)
-    return parser
-
-
-def budget_bytes(args: argparse.Namespace) -> int | None:
-    """``--memory-budget`` in bytes (None: the library's default)."""
-    gib = getattr(args, "memory_budget", None)
-    return None if gib is None else int(gib * 2**30)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nnstd`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "memory_budget", None) is not None and args.memory_budget < 0:
-        build_parser().error("--memory-budget must be >= 0")
-    if getattr(args, "threads", None) is not None and args.threads < 1:
-        build_parser().error("--threads must be at least 1")
     try:
+        args = build_parser().parse_args(argv)
         args.run(args)
+    except UsageError as exc:
+        print(shell_words(str(exc)), file=sys.stderr)
+        return 2
     except (CommandError, TopologyError, OSError) as exc:
-        print(f"nnstd: error: {exc}", file=sys.stderr)
+        print(f"nnstd: error: {shell_words(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nnstd: interrupted", file=sys.stderr)

@@ -7,16 +7,22 @@ and leave no global state; save with ``fig.savefig(path)``.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
+from matplotlib.patches import Patch
 
 __all__ = ["evolution", "figure4", "heatmap"]
 
 CMAP = "gnuplot"  # the paper's colour map
+PANEL_COLUMNS = 3  # the paper's Figure 4 is 2 x 3
+# Where the untrained networks ('init') go on the evolution plot's epoch axis, as a fraction of
+# the epoch range before epoch 0, past a marked break.
+INIT_OFFSET = 0.08
 
 
 def heatmap(
@@ -28,76 +34,128 @@ def heatmap(
     Examples
     --------
     >>> import numpy as np
-    >>> from matplotlib.figure import Figure
+    >>> from matplotlib.figure import Figure, SubFigure
     >>> fig = Figure()
     >>> heatmap(fig.add_subplot(), np.array([[0.0, 0.4], [0.4, 0.0]]), ["w0", "w1"], "demo")
     """
     image = ax.imshow(matrix, cmap=CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
     ticks = np.arange(len(names))
-    ax.set_xticks(ticks, labels=list(names), rotation=90 if len(names) > 12 else 0)
+    ax.set_xticks(ticks, labels=list(names), rotation=90)
     ax.set_yticks(ticks, labels=list(names))
-    ax.set_xlabel("network")
-    ax.set_ylabel("network")
+    ax.set_xlabel("Network")
+    ax.set_ylabel("Network")
     if title:
         ax.set_title(title)
     assert ax.figure is not None
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
 
 
+def _missing_panel(ax: Axes, title: str) -> None:
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_box_aspect(1)
+    ax.text(0.5, 0.5, "not in this\ntopology set", ha="center", va="center", color="0.4")
+
+
 def figure4(
-    matrices: Sequence[npt.NDArray[np.float64]],
-    titles: Sequence[str],
+    matrices: Sequence[npt.NDArray[np.float64] | None],
+    captions: Sequence[str],
     names: Sequence[str],
-    suptitle: str = "",
+    title: str = "Layer 0",
+    note: str = "",
 ) -> Figure:
-    """The paper's Figure 4: one heat map per epoch in a grid.
+    """The paper's Figure 4: one heat map per snapshot, three to a row, each titled ``title``
+    (the paper's "Layer 0") and captioned below (``"(a) Epoch 0"``, ...).
+
+    A ``None`` matrix draws an empty panel marked as missing; ``note`` is printed under the
+    panels (say there what is missing or stands in for what).
 
     Examples
     --------
     >>> import numpy as np
-    >>> fig = figure4([np.zeros((3, 3))] * 2, ["epoch 0", "epoch 10"], ["a", "b", "c"])
-    >>> len([ax for ax in fig.axes if ax.get_title()])
-    2
+    >>> fig = figure4([np.zeros((3, 3)), None], ["(a) Epoch 0", "(b) Epoch 10"], ["a", "b", "c"])
+    >>> [sf.get_supxlabel() for sf in fig.subfigs]
+    ['(a) Epoch 0', '(b) Epoch 10']
     """
     count = len(matrices)
-    cols = count if count <= 3 else (3 if count in (4, 6, 9) else 4)
+    cols = min(count, PANEL_COLUMNS)
     rows = math.ceil(count / cols)
-    fig = Figure(figsize=(4.4 * cols, 4.0 * rows), layout="constrained")
-    for k, (matrix, title) in enumerate(zip(matrices, titles, strict=True)):
-        heatmap(fig.add_subplot(rows, cols, k + 1), matrix, names, title)
-    if suptitle:
-        fig.suptitle(suptitle)
+    note_height = 0.5 if note else 0.0
+    fig = Figure(figsize=(4.3 * cols, 4.5 * rows + note_height), layout="constrained")
+    panels_area: Figure | SubFigure = fig
+    if note:
+        areas = fig.subfigures(2, 1, height_ratios=[4.5 * rows, note_height], squeeze=False)
+        panels_area, footer = areas[0][0], areas[1][0]
+        wrapped = textwrap.fill(note, width=int(48 * cols))
+        footer.text(0.5, 0.5, wrapped, ha="center", va="center", fontsize=9, style="italic")
+    grid = panels_area.subfigures(rows, cols, squeeze=False)
+    for k, (matrix, caption) in enumerate(zip(matrices, captions, strict=True)):
+        panel = grid[k // cols][k % cols]
+        ax = panel.add_subplot()
+        if matrix is None:
+            _missing_panel(ax, title)
+        else:
+            heatmap(ax, matrix, names, title)
+        panel.supxlabel(caption, fontsize=15)
     return fig
 
 
 def evolution(
-    epochs: Sequence[float],
+    epochs: Sequence[float | None],
     means: npt.NDArray[np.float64],
     spreads: npt.NDArray[np.float64],
     layer_names: Sequence[str],
-    xlabels: Sequence[str] | None = None,
+    pairs: int | None = None,
+    note: str = "",
 ) -> Figure:
-    """Mean (line) and spread (band, one standard deviation) of the off-diagonal distances per
-    epoch, one line per layer: how far apart the networks drift during training.
+    """Mean (line) and one standard deviation (band) of the distances between networks at each
+    snapshot, one line per layer: how far apart the networks drift during training.
+
+    ``epochs`` are numbers on a true epoch axis; ``None`` (the untrained networks) is drawn
+    before epoch 0, past a marked break. ``pairs`` (the number of network pairs the statistics
+    are over) goes into the legend; ``note`` under the plot.
 
     Examples
     --------
     >>> import numpy as np
-    >>> fig = evolution([0, 10], np.array([[0.1, 0.2]]), np.array([[0.0, 0.1]]), ["layer 0"])
-    >>> len(fig.axes)
-    1
+    >>> fig = evolution([None, 0, 10], np.array([[0.1, 0.2, 0.3]]), np.zeros((1, 3)), ["layer 0"])
+    >>> fig.axes[0].get_xlabel()
+    'epoch (snapshot after that epoch)'
     """
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
-    x = np.asarray(epochs, dtype=float)
+    numbers = [e for e in epochs if e is not None]
+    span = (max(numbers) - min(numbers)) if len(numbers) > 1 else 10.0
+    init_x = (min(numbers) if numbers else 0.0) - INIT_OFFSET * span
+    x = np.array([init_x if e is None else e for e in epochs], dtype=float)
+    trained = np.array([e is not None for e in epochs])
     for mean, spread, name in zip(means, spreads, layer_names, strict=True):
-        ax.plot(x, mean, marker="o", label=name)
-        ax.fill_between(x, mean - spread, mean + spread, alpha=0.2)
-    if xlabels is not None:
-        ax.set_xticks(x, labels=list(xlabels))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("NNSTD between networks (off-diagonal)")
+        (line,) = ax.plot(x[trained], mean[trained], marker="o", label=name)
+        colour = line.get_color()
+        ax.fill_between(x, mean - spread, mean + spread, alpha=0.2, color=colour, linewidth=0)
+        for k in np.flatnonzero(~trained):  # the untrained networks, across the axis break
+            ax.plot(x[k], mean[k], marker="o", color=colour)
+            after = k + 1 if k + 1 < len(x) else k
+            ax.plot(x[[k, after]], mean[[k, after]], linestyle=":", color=colour)
+    band = Patch(
+        color="0.6",
+        alpha=0.4,
+        label="±1 standard deviation" + (f" over the {pairs} pairs" if pairs else ""),
+    )
+    if not trained.all() and numbers:
+        cut = init_x + INIT_OFFSET * span / 2
+        ax.axvline(cut, color="0.5", linestyle=(0, (2, 2)), linewidth=1)
+        on_axis = ax.get_xaxis_transform()
+        ax.text(cut, 0, "//", transform=on_axis, ha="center", va="center", fontsize=11)
+        ticks = [t for t in ax.get_xticks() if min(numbers) <= t <= max(numbers)]
+        ax.set_xticks([init_x, *ticks], labels=["init", *(f"{t:g}" for t in ticks)])
+    ax.set_xlabel("epoch (snapshot after that epoch)")
+    ax.set_ylabel("NNSTD between networks")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend()
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=[*handles, band], loc="lower right", fontsize=8)
+    if note:
+        fig.supxlabel(note, fontsize=8, style="italic")
     return fig

@@ -22,7 +22,7 @@ from nnstd._network import Network, PathLike, load_network
 INIT = "init"
 _EPOCH = re.compile(r"^epoch_(\d+)$")
 
-__all__ = ["INIT", "TopologySet", "cumulative_layers", "default_topo_root"]
+__all__ = ["INIT", "TopologySet", "bundled_topo_root", "cumulative_layers", "default_topo_root"]
 
 
 def _natural_key(name: str) -> list[object]:
@@ -45,12 +45,20 @@ def parse_epoch(text: str | int) -> str:
     raise TopologyError(f"not an epoch: {text!r} (expected a number, epoch_NNN or {INIT!r})")
 
 
+def bundled_topo_root() -> Path:
+    """Where the topologies bundled with nnstd are: inside the installed package
+    (``nnstd/topo``), else in the source checkout this package runs from (``topo/``)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "topo", package.parents[1] / "topo"):
+        if candidate.is_dir():
+            return candidate
+    return package / "topo"
+
+
 def default_topo_root() -> Path:
-    """``./topo`` if present, else the ``topo/`` of the source checkout this package runs from."""
+    """``./topo`` if the working directory has one, else `bundled_topo_root`."""
     here = Path.cwd() / "topo"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[2] / "topo"
+    return here if here.is_dir() else bundled_topo_root()
 
 
 @dataclass(frozen=True)
