@@ -333,6 +333,7 @@ def test_generate_refuses_a_non_empty_folder_unless_forced(tmp_path: Path) -> No
     ("option", "value", "message"),
     [
         ("--threads", "9223372036854775808", "at most"),
+        ("--threads", str(nnstd._core.MAX_THREADS + 1), "at most"),
         ("--threads", "-1", "0 (all cores) or more"),
         ("--threads", "lots", "not a whole number"),
         ("--memory-budget", "nan", "number of GiB >= 0"),
@@ -357,6 +358,7 @@ def test_bad_threads_and_budgets_are_one_line_usage_errors(
     [
         ("--threads", "0", None),  # all cores
         ("--threads", "1", None),
+        ("--threads", str(nnstd._core.MAX_THREADS), None),
         ("--memory-budget", "inf", ["exact", "exact"]),
         ("--memory-budget", "1e12", ["exact", "exact"]),
         ("--memory-budget", "0.5", ["exact", "exact"]),
@@ -395,7 +397,7 @@ def test_threads_and_budgets_are_accepted_as_meant(
 def test_a_huge_thread_count_is_refused_by_the_installed_command(tmp_path: Path) -> None:
     root = tiny_topo(tmp_path / "topo")
     result = run("figure4", "--topo-root", root, "--threads", "9223372036854775808")
-    assert "at most 1024" in one_line_error(result, 2)
+    assert f"at most {nnstd._core.MAX_THREADS}" in one_line_error(result, 2)
 
 
 def test_help_says_the_budget_is_in_gib() -> None:

@@ -120,7 +120,8 @@ def distance(
 
     Each layer's neurons are matched by a minimum-cost assignment of their input-set Jaccard
     distances; B's hidden neurons are renamed through the matching before the next layer
-    (``../shared/NNSTD.md`` sections 2-4 in the source tree). ``solver="exact"`` reproduces
+    (``docs/definition.md``: #neuron-distance, #layer-assignment, #carrying-the-matching).
+    ``solver="exact"`` reproduces
     ``scipy.optimize.linear_sum_assignment``'s choice among optimal assignments, so the numbers
     equal the paper code's (run with SciPy >= 1.5).
 

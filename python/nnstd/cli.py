@@ -26,9 +26,10 @@ from typing import NoReturn, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from nnstd import __version__
+from nnstd import __version__, _core
 from nnstd._api import SOLVERS, distance
 from nnstd._errors import TopologyError
+from nnstd._loaders import BYTE_LIMIT
 from nnstd._network import load_network
 from nnstd.topology_set import (
     INIT,
@@ -62,10 +63,6 @@ PAPER_PANELS = (
 # Shown in panel (a) when a set has no initial networks (the paper's published data).
 INIT_STAND_IN = "epoch_000"
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
-# More threads than this only adds start-up time (a pair is one thread's work).
-MAX_THREADS = 1024
-# Budgets at or above this many bytes (8 EiB) mean "no limit".
-UNLIMITED_BUDGET = 2**63 - 1
 # The reference convention of `nnstd.pairwise`, said wherever a matrix is shown.
 MATRIX_CONVENTION = (
     "entry [i, j] = [j, i] compares the pair once, with the network later in the list "
@@ -145,17 +142,17 @@ def _matrix_path(text: str) -> Path:
 
 
 def threads_value(text: str) -> int | None:
-    """``--threads``: a whole number from 1 to `MAX_THREADS`; 0 means all cores (None)."""
+    """``--threads``: a whole number from 1 to the core's limit; 0 means all cores (None)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text}: must be 0 (all cores) or more")
-    if value > MAX_THREADS:
+    if value > _core.MAX_THREADS:
         raise argparse.ArgumentTypeError(
-            f"{text}: at most {MAX_THREADS} (use 0 for all cores; threads beyond the cores "
-            "only add start-up time)"
+            f"{text}: at most {_core.MAX_THREADS} (use 0 for all cores; threads beyond the "
+            "cores only add start-up time)"
         )
     return value or None
 
@@ -169,7 +166,7 @@ def memory_budget_value(text: str) -> int:
     if math.isnan(gib) or gib < 0:
         raise argparse.ArgumentTypeError(f"{text}: must be a number of GiB >= 0 (or inf)")
     budget = gib * 2**30
-    return UNLIMITED_BUDGET if budget >= UNLIMITED_BUDGET else int(budget)
+    return BYTE_LIMIT if budget >= BYTE_LIMIT else int(budget)  # beyond: no limit
 
 
 def shell_words(message: str) -> str:
@@ -620,7 +617,7 @@ def _common_options() -> OneLineParser:
         type=threads_value,
         default=None,
         metavar="N",
-        help=f"worker threads, 1 to {MAX_THREADS}; 0 (the default) uses all cores",
+        help=f"worker threads, 1 to {_core.MAX_THREADS}; 0 (the default) uses all cores",
     )
     common.add_argument(
         "--memory-budget",
@@ -869,7 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(shell_words(str(exc)), file=sys.stderr)
         return 2
-    except (CommandError, TopologyError, OSError) as exc:
+    except (CommandError, TopologyError, ValueError, OSError) as exc:  # bad input, said once
         print(f"nnstd: error: {shell_words(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
