@@ -434,6 +434,12 @@ def test_help_says_the_budget_is_in_gib() -> None:
             1,
             "use --solver sparse",
         ),
+        (
+            ["distance", "{root}/net0/init", "{root}/net1/init", "--load-budget", "0"],
+            1,
+            "--load-budget",
+        ),
+        (["figure4", "--topo-root", "{root}", "--load-budget", "0"], 1, "--load-budget GIB"),
         (["frobnicate"], 2, "invalid choice"),
         ([], 2, "required: COMMAND"),
     ],

@@ -27,9 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd import __version__, _core
-from nnstd._api import SOLVERS, distance
+from nnstd._api import DEFAULT_MEMORY_BUDGET, SOLVERS, distance
 from nnstd._errors import TopologyError
-from nnstd._loaders import BYTE_LIMIT
+from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET
 from nnstd._network import load_network
 from nnstd.topology_set import (
     INIT,
@@ -172,6 +172,7 @@ def memory_budget_value(text: str) -> int:
 def shell_words(message: str) -> str:
     """Rewrites Python keyword hints in library messages as options: ``solver="sparse"`` ->
     ``--solver sparse``, so that shell users are told what to type."""
+    message = message.replace("pass a larger memory_budget", "pass a larger --load-budget GIB")
     return re.sub(
         r"\b([a-z_]+)=([\"'])([\w.-]+)\2",
         lambda m: f"--{m.group(1).replace('_', '-')} {m.group(3)}",
@@ -182,7 +183,8 @@ def shell_words(message: str) -> str:
 # ---- topology sets -------------------------------------------------------------------------
 
 
-def _open_set(root: Path | None, legacy_root: Path | None = None) -> TopologySet:
+def _open_set(args: argparse.Namespace) -> TopologySet:
+    root, legacy_root = args.topo_root, getattr(args, "legacy_root", None)
     if root is not None and legacy_root is not None and root != legacy_root:
         raise CommandError(f"two topology roots given: {legacy_root} and --topo-root {root}")
     chosen = root if root is not None else legacy_root
@@ -190,7 +192,7 @@ def _open_set(root: Path | None, legacy_root: Path | None = None) -> TopologySet
     if not path.is_dir():
         hint = "" if chosen is not None else " (the default: ./topo, else the bundled set)"
         raise CommandError(f"{path}: no such topology folder{hint}; pass --topo-root DIR")
-    return TopologySet.open(path)
+    return TopologySet.open(path, load_budget=args.load_budget)
 
 
 def _layer_range(ts: TopologySet, snapshot: str, layer: int) -> None:
@@ -311,7 +313,7 @@ def _chosen_panels(ts: TopologySet, requested: Sequence[str]) -> list[Panel]:
 
 
 def cmd_figure4(args: argparse.Namespace) -> None:
-    ts = _open_set(args.topo_root)
+    ts = _open_set(args)
     if args.epochs:
         panels, remarks = _chosen_panels(ts, args.epochs), list[str]()
     else:
@@ -359,7 +361,7 @@ def _print_matrix(ts: TopologySet, matrix: npt.NDArray[np.float64], title: str) 
 
 
 def cmd_matrix(args: argparse.Namespace) -> None:
-    ts = _open_set(args.topo_root, args.legacy_root)
+    ts = _open_set(args)
     if len(args.epochs) != 1:
         raise UsageError(
             "nnstd matrix: error: give one snapshot with --epoch E (a number, epoch_NNN or init)"
@@ -404,8 +406,13 @@ def _mean_label(chosen: Sequence[int], depth: int) -> str:
 
 
 def cmd_distance(args: argparse.Namespace) -> None:
-    net_a = load_network(args.a, orientation=args.orientation_a or args.orientation)
-    net_b = load_network(args.b, orientation=args.orientation_b or args.orientation)
+    net_a, net_b = (
+        load_network(path, orientation=orientation, memory_budget=args.load_budget)
+        for path, orientation in [
+            (args.a, args.orientation_a or args.orientation),
+            (args.b, args.orientation_b or args.orientation),
+        ]
+    )
     result = distance(
         net_a,
         net_b,
@@ -459,7 +466,7 @@ def _always_dense(ts: TopologySet, snapshot: str) -> set[int]:
 
 
 def cmd_evolution(args: argparse.Namespace) -> None:
-    ts = _open_set(args.topo_root, args.legacy_root)
+    ts = _open_set(args)
     snapshots = _snapshots(ts, args.epochs)
     n = len(ts.networks)
     if n < 2:
@@ -626,7 +633,15 @@ def _common_options() -> OneLineParser:
         metavar="GIB",
         help="GiB (not bytes; the Python API takes bytes) that one layer's dense cost matrix "
         "may take for the exact and canonical solvers; fractions allowed, inf for no limit "
-        "(default: 1)",
+        f"(default: {DEFAULT_MEMORY_BUDGET / 2**30:g})",
+    )
+    common.add_argument(
+        "--load-budget",
+        type=memory_budget_value,
+        default=None,
+        metavar="GIB",
+        help="GiB that reading one weights file may take "
+        f"(default: {DEFAULT_LOAD_BUDGET / 2**30:g})",
     )
     common.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
     return common

@@ -46,13 +46,14 @@ def parse_epoch(text: str | int) -> str:
 
 
 def bundled_topo_root() -> Path:
-    """Where the topologies bundled with nnstd are: inside the installed package
-    (``nnstd/topo``), else in the source checkout this package runs from (``topo/``)."""
+    """Where the topologies bundled with nnstd are: package data (``nnstd/data/topo``), found
+    alike from a checkout, an editable install or a wheel; else the ``topo/`` of the source
+    checkout this package runs from (older checkouts kept them there)."""
     package = Path(__file__).resolve().parent
-    for candidate in (package / "topo", package.parents[1] / "topo"):
+    for candidate in (package / "data" / "topo", package.parents[1] / "topo"):
         if candidate.is_dir():
             return candidate
-    return package / "topo"
+    return package / "data" / "topo"
 
 
 def default_topo_root() -> Path:
@@ -84,10 +85,12 @@ class TopologySet:
     root: Path
     networks: tuple[str, ...]
     epochs: tuple[str, ...]
+    load_budget: int | None = None  # bytes one file may take to load (None: the default)
 
     @classmethod
-    def open(cls, root: PathLike) -> TopologySet:
-        """Scans ``root``; raises `TopologyError` if it holds no network folders."""
+    def open(cls, root: PathLike, *, load_budget: int | None = None) -> TopologySet:
+        """Scans ``root``; raises `TopologyError` if it holds no network folders.
+        ``load_budget`` is `load_network`'s ``memory_budget`` for every file of the set."""
         path = Path(root)
         if not path.is_dir():
             raise TopologyError(f"{path}: no such topology folder")
@@ -105,7 +108,7 @@ class TopologySet:
             )
         order = sorted(snapshots - {INIT}, key=_natural_key)
         epochs = ([INIT] if INIT in snapshots else []) + order
-        return cls(path, tuple(networks), tuple(epochs))
+        return cls(path, tuple(networks), tuple(epochs), load_budget)
 
     def check_epoch(self, epoch: str) -> str:
         if epoch not in self.epochs:
@@ -117,7 +120,10 @@ class TopologySet:
     def load(self, epoch: str) -> list[Network]:
         """Every network at ``epoch``, in network order."""
         self.check_epoch(epoch)
-        return [load_network(self.root / n / epoch) for n in self.networks]
+        return [
+            load_network(self.root / n / epoch, memory_budget=self.load_budget)
+            for n in self.networks
+        ]
 
     def short_names(self) -> list[str]:
         """Network names without the prefix they all share (``e5_s0_w3`` -> ``w3``)."""
