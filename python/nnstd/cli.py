@@ -60,6 +60,8 @@ PAPER_PANELS = (
     Panel("e", "epoch_100", "Epoch 100"),
     Panel("f", "epoch_190", "Epoch 190"),
 )
+# The snapshots the paper's Figure 4 shows, in panel order.
+FIGURE4_EPOCHS = tuple(panel.snapshot for panel in PAPER_PANELS)
 # Shown in panel (a) when a set has no initial networks (the paper's published data).
 INIT_STAND_IN = "epoch_000"
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
