@@ -158,7 +158,8 @@ def label(spec: Spec) -> str:
     """A short human name for the table."""
     kind = spec["class"]
     if kind == "paper":
-        return f"paper set, {len(spec['epochs'])} epochs x 45 pairs x 4 layers"
+        epochs = len(spec["epochs"])
+        return f"paper set, {epochs} epoch{'s' if epochs > 1 else ''} x 45 pairs x 4 layers"
     if kind == "er":
         return f"unrelated ER, mean fan-in {FAN_IN}, {spec['n']:,} wide"
     if kind == "twins":
@@ -183,15 +184,17 @@ def largest_width(spec: Spec) -> int:
 
 
 def dense_bytes(spec: Spec) -> int:
-    """Roughly what the dense SciPy pipeline holds at once on the widest layer: the float32
-    overlaps and two float64 matrices (unions, costs), plus float32 copies of the inputs."""
+    """Roughly what the dense SciPy pipeline holds at once on its largest layer: the float32
+    overlaps and two float64 matrices (unions, costs), plus float32 copies of both inputs
+    where they are dense enough to be kept dense (``scipy_pipelines.SPARSE_OVERLAP_DENSITY``)."""
     if spec["class"] == "paper":
-        return 784 * 784 * 20
-    if spec["class"] == "conv":
+        shapes, density = [(784, 784)], 0.006
+    elif spec["class"] == "conv":
         widths = spec["widths"]
-        return max(
-            o * o * 20 + 2 * 4 * i * KERNEL * o
-            for i, o in zip(widths[:-1], widths[1:], strict=True)
-        )
-    n = int(spec["n"])
-    return n * n * 20 + 4 * 4 * n * n
+        shapes = [(i * KERNEL, o) for i, o in zip(widths[:-1], widths[1:], strict=True)]
+        density = spec["density"]
+    else:
+        shapes = [(spec["n"], spec["n"])]
+        density = spec.get("density", FAN_IN / spec["n"])
+    inputs = 2 * 4 if density >= 0.02 else 0
+    return max(o * o * 20 + inputs * i * o for i, o in shapes)

@@ -13,8 +13,9 @@ A's, in index order), a whole group of inputs at a time for convolution-like lay
 - ``graph``: only the neuron pairs that share an input (the sparse product ``A^T B``) and
   ``scipy.sparse.csgraph.min_weight_full_bipartite_matching`` (LAPJVsp). Every A neuron gets a
   private dummy column at cost 1, so any neuron may stay unmatched at the price NNSTD charges for
-  a partner it shares nothing with. All costs are shifted by +1 (the function ignores explicit
-  zero weights); that adds the same amount to every full matching. Empty A neurons are paired
+  a partner it shares nothing with; the graph is made square so that LAPJVsp runs faster (see
+  ``solve_graph``). All costs are shifted by +1 (the function ignores explicit zero weights);
+  that adds the same amount to every perfect matching. Empty A neurons are paired
   with empty B neurons first (cost 0, and no neuron can do better); rows left on their dummy
   column are then paired with B's unused neurons in index order (cost 1 either way), which makes
   it a full optimal NNSTD assignment.
@@ -168,28 +169,42 @@ def similarity_graph(a: Layer, b: Layer) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def solve_graph(a: Layer, b: Layer) -> Solved:
-    """Similarity graph + private dummy columns + ``min_weight_full_bipartite_matching``."""
+    """Similarity graph, padded to a square graph, + ``min_weight_full_bipartite_matching``.
+
+    Rows are A's neurons then one dummy row per B neuron; columns are B's neurons then one dummy
+    column per A neuron. A neuron's private dummy column costs 1 (it stays unmatched), a B
+    neuron's private dummy row costs 0, and dummy row j meets dummy column i wherever A's i and
+    B's j share an input (the graph transposed, cost 0): whatever real pairs a matching uses,
+    the dummies of exactly those neurons pair up among themselves, so every matching of the
+    similarity graph extends to a perfect matching and the optimum is NNSTD's. (Measured: as
+    fast or faster than the rectangular padding with A's dummy columns only, e.g. 28 s against
+    over 60 s on near-twins 65,536 wide.)
+    """
     n1, n2 = a.shape[1], b.shape[1]
     rows, cols, cost = similarity_graph(a, b)
     empty_a = np.flatnonzero(sizes(a) == 0)
     empty_b = np.flatnonzero(sizes(b) == 0)
     paired = min(len(empty_a), len(empty_b))
+    rows = np.concatenate([rows, empty_a[:paired]])
+    cols = np.concatenate([cols, empty_b[:paired]])
+    weights = np.concatenate([1.0 + cost, np.ones(paired)])
+    dummy_a, dummy_b = np.arange(n1), np.arange(n2)
     graph = sp.csr_array(
         (
-            np.concatenate([1.0 + cost, np.ones(paired), np.full(n1, DUMMY_WEIGHT)]),
+            np.concatenate([weights, np.full(n1, DUMMY_WEIGHT), np.ones(n2), np.ones(len(rows))]),
             (
-                np.concatenate([rows, empty_a[:paired], np.arange(n1)]),
-                np.concatenate([cols, empty_b[:paired], n2 + np.arange(n1)]),
+                np.concatenate([rows, dummy_a, n1 + dummy_b, n1 + cols]),
+                np.concatenate([cols, n2 + dummy_a, dummy_b, n2 + rows]),
             ),
         ),
-        shape=(n1, n2 + n1),
+        shape=(n1 + n2, n2 + n1),
     )
     row_ind, col_ind = min_weight_full_bipartite_matching(graph)
-    weights = np.asarray(graph[row_ind, col_ind]).ravel()
+    real = (row_ind < n1) & (col_ind < n2)
+    matched = np.asarray(graph[row_ind[real], col_ind[real]]).ravel()
     matching = np.full(n1, UNMATCHED, dtype=np.int64)
-    real = col_ind < n2
     matching[row_ind[real]] = col_ind[real]
-    similarity = float((DUMMY_WEIGHT - weights[real]).sum())
+    similarity = float((DUMMY_WEIGHT - matched).sum())
     complete_with_free_columns(matching, n2)
     return Solved(min(n1, n2) - similarity, matching)
 
