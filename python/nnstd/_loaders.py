@@ -138,8 +138,10 @@ def read_npz_arrays(path: Path, budget: int = DEFAULT_LOAD_BUDGET) -> dict[str, 
         try:
             with zipfile.ZipFile(handle) as archive:
                 return _read_members(archive, path, budget)
-        except (TopologyError, MemoryError):
+        except TopologyError:
             raise
+        except MemoryError:  # within the budget, but more than this machine has free
+            raise TopologyError(f"{path}: not enough memory to read it") from None
         except Exception as exc:  # zip, zlib, OS and numpy header errors alike
             raise TopologyError(f"{path}: not a readable .npz archive ({one_line(exc)})") from None
 
@@ -350,7 +352,9 @@ def tensors_to_numpy(
     for name, value in tensors.items():
         if hasattr(value, "detach") and hasattr(value, "layout"):
             out[name] = _torch_tensor(value, f"{source}: tensor {name!r}", budget)
-        elif isinstance(value, np.ndarray) or sp.issparse(value):
+        elif sp.issparse(value):  # checked now: transposing some formats indexes with it
+            out[name] = sparse_pattern(value, f"{source}: tensor {name!r}", budget)
+        elif isinstance(value, np.ndarray):
             out[name] = value
     if not out:
         raise TopologyError(f"{source}: no tensors found")
