@@ -13,9 +13,8 @@ import pytest
 import scipy.sparse as sp
 from nnstd.cli import FIGURE4_EPOCHS
 from nnstd.generate import SetConfig, generate
-from nnstd.topology_set import TopologySet
+from nnstd.topology_set import TopologySet, bundled_topo_root
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = SetConfig(
     widths=(784, 48, 32, 10), density=0.05, networks=3, epochs=3, snapshots=(0, 2), seed=3
 )
@@ -101,16 +100,28 @@ def test_generate_command_reports_missing_outputs_cleanly(tmp_path: Path) -> Non
     assert "784 inputs" in result.stderr
 
 
-# The committed set (generated once with `nnstd generate --out topo`, see topo/README.md).
-
-COMMITTED = ROOT / "topo"
+# The bundled set (generated once with `nnstd generate`, see nnstd/data/topo/README.md).
 
 
 @pytest.fixture(scope="module")
 def committed() -> TopologySet:
-    if not (COMMITTED / "w0").is_dir():
-        pytest.fail(f"{COMMITTED} is missing: the project ships its generated topologies")
-    return TopologySet.open(COMMITTED)
+    root = bundled_topo_root()
+    assert (root / "w0").is_dir(), f"{root}: nnstd ships its generated topologies"
+    return TopologySet.open(root)
+
+
+def test_main_job_runs_from_any_folder(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("nnstd")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "nnstd.cli"]
+    result = subprocess.run(
+        [*command, "figure4", "--out", "fig.png"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "fig.png").stat().st_size > 10_000
 
 
 def test_committed_set_has_the_figure4_snapshots(committed: TopologySet) -> None:
