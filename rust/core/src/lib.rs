@@ -7,6 +7,7 @@
 //! `nnstd-python` crate binds it.
 
 pub mod assign;
+pub mod cancel;
 pub mod error;
 pub mod network;
 pub mod pairwise;
@@ -14,7 +15,8 @@ pub mod refine;
 pub mod similarity;
 pub mod topology;
 
+pub use cancel::Cancel;
 pub use error::{Error, Result};
-pub use network::{distance, Cancel, LayerMatch, Options, Solver, DEFAULT_MEMORY_BUDGET};
+pub use network::{distance, LayerMatch, Options, Solver, DEFAULT_MEMORY_BUDGET};
 pub use pairwise::{pair_count, pairwise, Pairs};
 pub use topology::{Idx, Layer, Network};

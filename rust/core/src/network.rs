@@ -1,9 +1,8 @@
 //! Network distance: match layer by layer, carrying each matching into the next layer
 //! (NNSTD.md sections 3 and 4).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use crate::assign::{exact, invert_matching, lexicographic, sparse, Assignment, UNMATCHED};
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::refine::{agreement, colour_history, History};
 use crate::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
@@ -87,42 +86,6 @@ pub struct LayerMatch {
     pub matching: Vec<usize>,
     /// The solver that matched this layer (`Exact` or `Sparse`).
     pub solver: Solver,
-}
-
-/// Shared with the caller while work runs: a flag the caller raises to stop between units of
-/// work, and a count of finished units (pairs) the caller may read to show progress.
-#[derive(Debug, Default)]
-pub struct Cancel {
-    stop: AtomicBool,
-    done: AtomicUsize,
-}
-
-impl Cancel {
-    pub fn new() -> Self {
-        Cancel::default()
-    }
-
-    pub fn cancel(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
-    /// Counts one finished unit of work.
-    pub fn tick(&self) {
-        self.done.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The number of finished units so far.
-    pub fn done(&self) -> usize {
-        self.done.load(Ordering::Relaxed)
-    }
-
-    pub fn check(&self) -> Result<()> {
-        if self.stop.load(Ordering::Relaxed) {
-            Err(Error::Interrupted)
-        } else {
-            Ok(())
-        }
-    }
 }
 
 /// Checks that two networks can be compared: the same depth and the same input width.

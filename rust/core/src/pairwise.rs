@@ -5,8 +5,9 @@
 
 use rayon::prelude::*;
 
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::network::{check_comparable, distance, Cancel, Options};
+use crate::network::{check_comparable, distance, Options};
 use crate::topology::Network;
 
 /// Which (A, B) pairs a matrix holds.

@@ -1,7 +1,7 @@
 //! The sparse solver's cost against the exact solver's on random layers, and its matchings.
 
 use nnstd_core::assign::{exact, sparse, UNMATCHED};
-use nnstd_core::network::Cancel;
+use nnstd_core::cancel::Cancel;
 use nnstd_core::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
 use nnstd_core::topology::Layer;
 use proptest::prelude::*;

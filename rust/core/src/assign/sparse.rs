@@ -1,25 +1,47 @@
-//! The sparse solver: an optimal assignment from the stored entries alone (NNSTD.md section 8).
+//! The sparse solver: an optimal assignment from the stored entries alone
+//! (docs/definition.md, "the sparse view").
 //!
-//! For `n_rows <= n_cols` and absent entries equal to 1, the optimal cost is
-//! `min over matchings M of the stored entries: sum of M's costs + (n_rows - |M|)`: rows outside
-//! M take free columns at cost 1 (there are enough). Giving every row a private "dummy" column at
-//! cost 1 turns this into a row-perfect min-cost matching on `stored + n_rows` edges, solved by
-//! successive shortest augmenting paths (Dijkstra with potentials, as in the Hungarian method).
-//! A search always ends at the latest when it reaches the dummy of a row it visits, so it only
-//! explores neurons that can still improve on cost 1. Memory is proportional to the stored
-//! entries, never `n_rows x n_cols`.
+//! With absent entries equal to 1, the optimal cost is `min over matchings M of the stored
+//! entries: sum of M's costs + (rows outside M)` (up to a constant when there are more rows than
+//! columns), so only the stored entries matter. Memory is proportional to them, never
+//! `n_rows x n_cols`.
 //!
-//! The result is an optimal assignment (to float rounding), not SciPy's particular one. Rows left
-//! on their dummy are then given the free columns in increasing order, so the matching is
-//! complete and deterministic.
+//! The problem is solved as a square perfect matching on a doubled graph (see [`Phases`]), by
+//! the primal-dual method in phases, the weighted form of Hopcroft and Karp's algorithm:
+//!
+//! 1. Jonker-Volgenant-style start: row duals at each row's cheapest cost, cheapest edges taken
+//!    greedily.
+//! 2. Hopcroft-Karp rounds on the tight edges (zero reduced cost): a breadth-first search from
+//!    all free rows, then vertex-disjoint shortest tight paths augmented at once.
+//! 3. When no tight augmenting path is left, one Dijkstra search from all free rows at once
+//!    moves the duals by `min(distance, reach)`, which makes tight every shortest path to the
+//!    free columns it finished (about one per two free rows); back to 2.
+//!
+//! NNSTD costs are tie-heavy (between unrelated networks almost every stored cost is 14/15), so
+//! a round augments thousands of paths where row-by-row searches (SciPy's, LAPJVsp's) would each
+//! explore much of the graph: a few phases solve a layer.
+//!
+//! The result is an optimal assignment (to float rounding; a reduced cost within [`TIGHT`] of 0
+//! counts as 0), not SciPy's particular one. Rows left without a partner are then given the
+//! unpaired columns in increasing order, so the matching is complete and deterministic.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{invert_matching, Assignment, Key, UNMATCHED};
+use super::{Assignment, Key, UNMATCHED};
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::network::Cancel;
 use crate::similarity::SparseCost;
+use crate::topology::Idx;
+
+/// Reduced costs within this of zero count as tight. Costs are in [0, 1] and duals stay within
+/// a few units, so float rounding of a truly tight edge is far below it, and distinct NNSTD
+/// costs differ by far more.
+const TIGHT: f64 = 1e-12;
+
+/// A phase's Dijkstra search goes on until it has finished one free column per this many free
+/// rows.
+const SINKS_PER_FREE_ROW: usize = 2;
 
 /// Solves `cost` (absent entries are 1, stored entries in [0, 1]) optimally. `empty_rows` and
 /// `empty_cols` (increasing) are neurons with no input: they cost 0 with each other and 1 with
@@ -31,102 +53,226 @@ pub fn solve(
     empty_cols: &[usize],
     cancel: &Cancel,
 ) -> Result<Assignment> {
-    let pairs: Vec<(usize, usize)> = empty_rows
-        .iter()
-        .copied()
-        .zip(empty_cols.iter().copied())
-        .collect();
-    let zero_cost = |i: usize, j: usize| -> f64 {
-        if pairs.binary_search(&(i, j)).is_ok() {
-            0.0
-        } else {
-            cost.get(i, j)
-        }
-    };
-    if cost.n_rows > cost.n_cols {
-        let wide = cost.transpose();
-        let flipped: Vec<(usize, usize)> = pairs.iter().map(|&(i, j)| (j, i)).collect();
-        let solved = solve_wide(&wide, &flipped, cancel)?;
-        let col_of_row = invert_matching(&solved, cost.n_rows);
-        return Ok(Assignment::from_matching(col_of_row, zero_cost));
-    }
-    let col_of_row = solve_wide(cost, &pairs, cancel)?;
-    Ok(Assignment::from_matching(col_of_row, zero_cost))
-}
-
-/// Row-perfect assignment for `n_rows <= n_cols` with some (row, column) pairs fixed up front:
-/// the column of every row.
-fn solve_wide(cost: &SparseCost, fixed: &[(usize, usize)], cancel: &Cancel) -> Result<Vec<usize>> {
     if cost.vals.iter().any(|&c| !(0.0..=1.0).contains(&c)) {
         return Err(Error::InvalidArgument(
             "the sparse solver needs costs in [0, 1]".into(),
         ));
     }
-    let mut search = Search::new(cost);
-    for &(i, j) in fixed {
-        search.col4row[i] = j;
-        search.row4col[j] = i;
+    let pairs: Vec<(usize, usize)> = empty_rows
+        .iter()
+        .copied()
+        .zip(empty_cols.iter().copied())
+        .collect();
+    let by_col = cost.transpose();
+    let mut search = Phases::new(cost, &by_col);
+    for &(i, j) in &pairs {
+        search.pair(i, j);
     }
-    search.match_cheapest_free_edges();
-    for row in 0..cost.n_rows {
-        if row % 1024 == 0 {
-            cancel.check()?;
-        }
-        if search.col4row[row] == UNMATCHED {
-            search.augment(row);
-        }
+    search.match_cheapest_edges();
+    let mut free: Vec<usize> = (0..cost.n_rows)
+        .filter(|&i| search.col4row[i] == UNMATCHED)
+        .collect();
+    search.augment_tight_paths(&free);
+    free.retain(|&i| search.col4row[i] == UNMATCHED);
+    while !free.is_empty() {
+        cancel.check()?;
+        search.tighten_paths(&free);
+        search.augment_tree_paths();
+        search.augment_tight_paths(&free);
+        free.retain(|&i| search.col4row[i] == UNMATCHED);
     }
-    Ok(search.complete_with_free_columns())
+    let col_of_row = search.complete_with_free_columns();
+    Ok(Assignment::from_matching(col_of_row, |i, j| {
+        if pairs.binary_search(&(i, j)).is_ok() {
+            0.0
+        } else {
+            cost.get(i, j)
+        }
+    }))
 }
 
-/// Successive shortest paths over columns `0..n_cols` (real) and `n_cols + i` (row i's dummy).
-struct Search<'a> {
+/// The edges of one row of the doubled problem: `cols[k] + offset` at `vals[k]` (0 when `vals`
+/// is `None`), then `extra`.
+struct Adjacency<'a> {
+    cols: &'a [Idx],
+    vals: Option<&'a [f64]>,
+    offset: usize,
+    extra: (usize, f64),
+}
+
+impl<'a> Adjacency<'a> {
+    fn iter(&self) -> impl Iterator<Item = (usize, f64)> + 'a {
+        let (cols, vals, offset) = (self.cols, self.vals, self.offset);
+        (0..cols.len())
+            .map(move |k| (cols[k] as usize + offset, vals.map_or(0.0, |v| v[k])))
+            .chain(std::iter::once(self.extra))
+    }
+}
+
+/// A square perfect matching problem equivalent to the rectangular one, so that duals need no
+/// sign condition and many augmenting paths can be made tight at once.
+///
+/// Rows: A's neurons `i` (`0..n1`), then a copy `B'j` of every neuron of B (`n1 + j`).
+/// Columns: B's neurons `j` (`0..n2`), then a dummy `A'i` of every neuron of A (`n2 + i`).
+/// Edges: `Ai - Bj` at the stored cost; `Ai - A'i` at 1 (A's neuron left without a partner);
+/// `B'j - Bj` at 0 (B's neuron left without a partner); `B'j - A'i` at 0 wherever `(i, j)` is
+/// stored (the mirror image of a matched pair). A matching `M` of stored pairs extends to a
+/// perfect matching of the same cost plus one per row of A outside `M`, and every perfect
+/// matching restricts to such an `M`: the optimum is the rectangular optimum.
+///
+/// Invariants between phases: every reduced cost `c - u[row] - v[col]` is >= 0 (up to
+/// rounding), and matched edges are tight. Rows of B' are always matched, so the free rows are
+/// rows of A, and a free column is always a dummy.
+struct Phases<'a> {
     cost: &'a SparseCost,
-    n_cols: usize,
+    by_col: &'a SparseCost,
+    n1: usize,
+    n2: usize,
     u: Vec<f64>,
     v: Vec<f64>,
     col4row: Vec<usize>,
     row4col: Vec<usize>,
-    // Per search, valid where `seen[col] == stamp`:
+    // Per Dijkstra search, valid where `seen[col] == stamp`:
     stamp: u32,
     seen: Vec<u32>,
     done: Vec<u32>,
     dist: Vec<f64>,
-    pred: Vec<usize>,
     finished: Vec<usize>,
+    /// The row from which a column got its distance: the shortest-path forest.
+    pred: Vec<usize>,
+    /// Free columns finished by the last search, nearest first.
+    sinks: Vec<usize>,
+    /// Per phase, free rows whose tree already augmented, where `used[row] == stamp`.
+    used: Vec<u32>,
     heap: BinaryHeap<Reverse<(Key, usize)>>,
+    // Per Hopcroft-Karp round, a column is layered where `visited[col] == stamp`:
+    visited: Vec<u32>,
+    layer: Vec<u32>,
+    queue: Vec<(usize, u32)>,
+    stack: Vec<(usize, usize)>,
 }
 
-impl<'a> Search<'a> {
-    fn new(cost: &'a SparseCost) -> Self {
-        let (n_rows, n_cols) = (cost.n_rows, cost.n_cols);
-        let all = n_cols + n_rows;
-        Search {
+impl<'a> Phases<'a> {
+    fn new(cost: &'a SparseCost, by_col: &'a SparseCost) -> Self {
+        let (n1, n2) = (cost.n_rows, cost.n_cols);
+        let all = n1 + n2;
+        let mut col4row = vec![UNMATCHED; all];
+        let mut row4col = vec![UNMATCHED; all];
+        // Every B' row starts on its own B column: no pair matched yet.
+        for j in 0..n2 {
+            col4row[n1 + j] = j;
+            row4col[j] = n1 + j;
+        }
+        Phases {
             cost,
-            n_cols,
-            u: vec![0.0; n_rows],
+            by_col,
+            n1,
+            n2,
+            u: vec![0.0; all],
             v: vec![0.0; all],
-            col4row: vec![UNMATCHED; n_rows],
-            row4col: vec![UNMATCHED; all],
+            col4row,
+            row4col,
             stamp: 0,
             seen: vec![0; all],
             done: vec![0; all],
             dist: vec![f64::INFINITY; all],
-            pred: vec![UNMATCHED; all],
             finished: Vec::new(),
+            pred: vec![UNMATCHED; all],
+            sinks: Vec::new(),
+            used: vec![0; all],
             heap: BinaryHeap::new(),
+            visited: vec![0; all],
+            layer: vec![0; all],
+            queue: Vec::new(),
+            stack: Vec::new(),
         }
     }
 
-    /// The row's edges: its stored entries, then its dummy column at cost 1.
-    fn edges(&self, row: usize) -> impl Iterator<Item = (usize, f64)> + 'a {
-        let dummy = self.n_cols + row;
-        self.cost.row(row).chain(std::iter::once((dummy, 1.0)))
+    /// Matches A's row `i` with B's column `j` (its B' row moves to `i`'s dummy).
+    fn pair(&mut self, i: usize, j: usize) {
+        let copy = self.n1 + j;
+        let dummy = self.n2 + i;
+        self.col4row[i] = j;
+        self.row4col[j] = i;
+        self.col4row[copy] = dummy;
+        self.row4col[dummy] = copy;
+    }
+
+    /// All of `row`'s edges (see [`Phases`]), borrowed from the cost matrices rather than from
+    /// `self`, so that a loop over them may update the search state.
+    fn adjacency(&self, row: usize) -> Adjacency<'a> {
+        if row < self.n1 {
+            let span = self.cost.rowptr[row]..self.cost.rowptr[row + 1];
+            Adjacency {
+                cols: &self.cost.cols[span.clone()],
+                vals: Some(&self.cost.vals[span]),
+                offset: 0,
+                extra: (self.n2 + row, 1.0),
+            }
+        } else {
+            let j = row - self.n1;
+            let span = self.by_col.rowptr[j]..self.by_col.rowptr[j + 1];
+            Adjacency {
+                cols: &self.by_col.cols[span],
+                vals: None,
+                offset: self.n2,
+                extra: (j, 0.0),
+            }
+        }
+    }
+
+    /// Entry `k` of `row`'s edges (see [`Phases`]), or `None` past the last.
+    fn edge(&self, row: usize, k: usize) -> Option<(usize, f64)> {
+        if row < self.n1 {
+            let start = self.cost.rowptr[row];
+            let stored = self.cost.rowptr[row + 1] - start;
+            match k.cmp(&stored) {
+                std::cmp::Ordering::Less => Some((
+                    self.cost.cols[start + k] as usize,
+                    self.cost.vals[start + k],
+                )),
+                std::cmp::Ordering::Equal => Some((self.n2 + row, 1.0)),
+                std::cmp::Ordering::Greater => None,
+            }
+        } else {
+            let j = row - self.n1;
+            if k == 0 {
+                return Some((j, 0.0));
+            }
+            let start = self.by_col.rowptr[j];
+            let mirrored = self.by_col.rowptr[j + 1] - start;
+            (k - 1 < mirrored).then(|| (self.n2 + self.by_col.cols[start + k - 1] as usize, 0.0))
+        }
+    }
+
+    /// A start in the manner of Jonker and Volgenant: each row of A takes as its dual its
+    /// cheapest edge cost (so every reduced cost is >= 0 with column duals at 0), and takes the
+    /// first of its cheapest edges whose column is still unpaired (a tight edge), or its dummy.
+    fn match_cheapest_edges(&mut self) {
+        for row in 0..self.n1 {
+            if self.col4row[row] != UNMATCHED {
+                continue;
+            }
+            let best = self.cost.row(row).fold(1.0f64, |m, (_, c)| m.min(c));
+            self.u[row] = best;
+            let unpaired = self
+                .cost
+                .row(row)
+                .find(|&(j, c)| c == best && self.row4col[j] == self.n1 + j);
+            if let Some((j, _)) = unpaired {
+                if self.row4col[self.n2 + row] == UNMATCHED {
+                    self.pair(row, j);
+                }
+            } else if best == 1.0 && self.row4col[self.n2 + row] == UNMATCHED {
+                self.col4row[row] = self.n2 + row;
+                self.row4col[self.n2 + row] = row;
+            }
+        }
     }
 
     fn relax(&mut self, row: usize, base: f64) {
         let ui = self.u[row];
-        for (j, c) in self.edges(row) {
+        for (j, c) in self.adjacency(row).iter() {
             if self.done[j] == self.stamp {
                 continue;
             }
@@ -141,80 +287,224 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// A start in the manner of Jonker and Volgenant: each row's dual is its cheapest edge cost
-    /// (so every reduced cost stays >= 0 with column duals at 0), and a row whose cheapest edge
-    /// leads to a free column takes it (a tight edge). Only the remaining rows need a search.
-    fn match_cheapest_free_edges(&mut self) {
-        for row in 0..self.col4row.len() {
-            if self.col4row[row] != UNMATCHED {
-                continue;
-            }
-            let (j, c) = self
-                .edges(row)
-                .fold((UNMATCHED, f64::INFINITY), |best, (j, c)| {
-                    if c < best.1 {
-                        (j, c)
-                    } else {
-                        best
-                    }
-                });
-            self.u[row] = c;
-            if self.row4col[j] == UNMATCHED {
-                self.row4col[j] = row;
-                self.col4row[row] = j;
-            }
-        }
-    }
-
-    /// One shortest augmenting path from free row `start`; updates potentials and the matching.
-    fn augment(&mut self, start: usize) {
+    /// One Dijkstra search from all `free` rows at once, on until it has finished enough free
+    /// columns (at most one per free row) at distances up to `reach`; then the duals move by
+    /// `min(distance, reach)`, which keeps every reduced cost >= 0 and matched edges tight, and
+    /// makes tight every shortest path to a free column within `reach`.
+    fn tighten_paths(&mut self, free: &[usize]) {
         self.stamp += 1;
         self.heap.clear();
         self.finished.clear();
-        self.relax(start, 0.0);
-        let (sink, total) = loop {
-            let Reverse((Key(d), j)) = self.heap.pop().expect("the dummy column is reachable");
+        self.sinks.clear();
+        for &row in free {
+            self.relax(row, 0.0);
+        }
+        let wanted = free.len().div_ceil(SINKS_PER_FREE_ROW);
+        let mut sinks = 0;
+        let mut reach = 0.0;
+        while let Some(Reverse((Key(d), j))) = self.heap.pop() {
             if self.done[j] == self.stamp || d > self.dist[j] {
                 continue; // stale entry
             }
             self.done[j] = self.stamp;
-            if self.row4col[j] == UNMATCHED {
-                break (j, d);
-            }
             self.finished.push(j);
-            let row = self.row4col[j];
-            self.relax(row, d);
-        };
-        // Potentials: finished columns and the rows behind them move by (total - dist).
-        self.u[start] += total;
+            reach = d;
+            match self.row4col[j] {
+                UNMATCHED => {
+                    self.sinks.push(j);
+                    sinks += 1;
+                    if sinks >= wanted {
+                        break;
+                    }
+                }
+                row => self.relax(row, d),
+            }
+        }
+        for &row in free {
+            self.u[row] += reach;
+        }
         for k in 0..self.finished.len() {
             let j = self.finished[k];
-            let delta = total - self.dist[j];
-            self.v[j] -= delta;
-            self.u[self.row4col[j]] += delta;
+            let lift = reach - self.dist[j];
+            self.v[j] -= lift;
+            if let Some(&row) = self.row4col.get(j).filter(|&&r| r != UNMATCHED) {
+                self.u[row] += lift;
+            }
         }
-        let mut j = sink;
+    }
+
+    /// Augments along the shortest-path forest: the nearest sink of every tree, tight after
+    /// [`Self::tighten_paths`]. Trees are disjoint, so these paths are too.
+    fn augment_tree_paths(&mut self) {
+        // Roots first: augmenting changes the matching that the walk up a tree follows.
+        let roots: Vec<usize> = self.sinks.iter().map(|&sink| self.root_of(sink)).collect();
+        self.stamp += 1;
+        for (k, &root) in roots.iter().enumerate() {
+            if self.used[root] == self.stamp {
+                continue;
+            }
+            self.used[root] = self.stamp;
+            let mut j = self.sinks[k];
+            loop {
+                let row = self.pred[j];
+                self.row4col[j] = row;
+                let previous = std::mem::replace(&mut self.col4row[row], j);
+                if previous == UNMATCHED {
+                    break;
+                }
+                j = previous;
+            }
+        }
+    }
+
+    /// The free row at the root of the tree that reached column `j`.
+    fn root_of(&self, mut j: usize) -> usize {
         loop {
-            let i = self.pred[j];
-            self.row4col[j] = i;
-            let previous = std::mem::replace(&mut self.col4row[i], j);
-            if i == start {
+            let row = self.pred[j];
+            match self.col4row[row] {
+                UNMATCHED => return row,
+                col => j = col,
+            }
+        }
+    }
+
+    fn is_tight(&self, row: usize, j: usize, c: f64) -> bool {
+        (c - self.u[row] - self.v[j]).abs() <= TIGHT
+    }
+
+    /// Hopcroft-Karp rounds on the tight edges: a breadth-first search from all free rows
+    /// layers the tight graph up to the nearest free columns, then depth-first searches along
+    /// the layers augment a maximal set of vertex-disjoint shortest tight paths. Rounds repeat
+    /// while a tight augmenting path exists. Returns the number of augmentations.
+    fn augment_tight_paths(&mut self, free: &[usize]) -> usize {
+        let mut augmented = 0;
+        loop {
+            let roots: Vec<usize> = free
+                .iter()
+                .copied()
+                .filter(|&r| self.col4row[r] == UNMATCHED)
+                .collect();
+            let Some(limit) = self.layer_tight_graph(&roots) else {
+                return augmented;
+            };
+            let before = augmented;
+            for &root in &roots {
+                if self.layered_search(root, limit) {
+                    augmented += 1;
+                }
+            }
+            if augmented == before {
+                return augmented;
+            }
+        }
+    }
+
+    /// Breadth-first layers of the tight graph from `roots` (row layer 0): `layer[col]` for
+    /// reached columns, valid where `visited[col] == stamp`. Returns the layer of the nearest
+    /// free column, or `None` when no tight path reaches one.
+    fn layer_tight_graph(&mut self, roots: &[usize]) -> Option<u32> {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        self.queue.clear();
+        self.queue.extend(roots.iter().map(|&r| (r, 0u32)));
+        let mut limit = None;
+        let mut head = 0;
+        while head < self.queue.len() {
+            let (row, depth) = self.queue[head];
+            head += 1;
+            if limit.is_some_and(|l| depth >= l) {
+                break;
+            }
+            for (j, c) in self.adjacency(row).iter() {
+                if self.visited[j] == stamp || !self.is_tight(row, j, c) {
+                    continue;
+                }
+                self.visited[j] = stamp;
+                self.layer[j] = depth + 1;
+                match self.row4col[j] {
+                    UNMATCHED => limit = Some(depth + 1),
+                    next if limit.is_none() => self.queue.push((next, depth + 1)),
+                    _ => {}
+                }
+            }
+        }
+        limit
+    }
+
+    /// A depth-first search from free `root` along the layers to a free column in layer
+    /// `limit`; augments when it finds one. Columns it leaves behind are dead ends for this round.
+    fn layered_search(&mut self, root: usize, limit: u32) -> bool {
+        let stamp = self.stamp;
+        self.stack.clear();
+        self.stack.push((root, 0));
+        let mut depth = 0u32;
+        while let Some(&(row, start)) = self.stack.last() {
+            let mut found = None;
+            let mut k = start;
+            while let Some((j, c)) = self.edge(row, k) {
+                k += 1;
+                if self.visited[j] == stamp
+                    && self.layer[j] == depth + 1
+                    && self.is_tight(row, j, c)
+                {
+                    found = Some(j);
+                    break;
+                }
+            }
+            if let Some(top) = self.stack.last_mut() {
+                top.1 = k;
+            }
+            match found {
+                None => {
+                    self.stack.pop();
+                    depth = depth.saturating_sub(1);
+                }
+                Some(j) => {
+                    // Entered once per round: on success it is on the path, on failure a dead end.
+                    self.layer[j] = u32::MAX;
+                    match self.row4col[j] {
+                        UNMATCHED => {
+                            self.flip_stack(j);
+                            return true;
+                        }
+                        next if depth + 1 < limit => {
+                            self.stack.push((next, 0));
+                            depth += 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Augments along the depth-first stack: each row on it takes the column through which the
+    /// search left it, the last row takes the free column `sink`.
+    fn flip_stack(&mut self, sink: usize) {
+        let mut j = sink;
+        while let Some((row, _)) = self.stack.pop() {
+            let previous = std::mem::replace(&mut self.col4row[row], j);
+            self.row4col[j] = row;
+            if previous == UNMATCHED {
                 break;
             }
             j = previous;
         }
     }
 
-    /// Rows on their dummy take the free real columns in increasing order.
+    /// The column of every row of A: its B column, or for rows on their dummy the unpaired B
+    /// columns in increasing order while they last.
     fn complete_with_free_columns(self) -> Vec<usize> {
-        let mut free = (0..self.n_cols).filter(|&j| self.row4col[j] == UNMATCHED);
-        self.col4row
+        let n1 = self.n1;
+        let mut unpaired = (0..self.n2).filter(|&j| self.row4col[j] >= n1);
+        self.col4row[..n1]
             .iter()
             .map(|&j| {
-                if j < self.n_cols {
+                if j < self.n2 {
                     j
                 } else {
-                    free.next().expect("enough free columns")
+                    unpaired.next().unwrap_or(UNMATCHED)
                 }
             })
             .collect()

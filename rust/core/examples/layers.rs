@@ -1,0 +1,89 @@
+//! Times cost building and the solvers on one random layer pair (for profiling, not a benchmark
+//! of record: `python benchmarks/run.py` is).
+//!
+//! `layers N FANIN|DENSITY SEED_A SEED_B [solvers]`, e.g. `layers 16384 8 1 2 sparse` or
+//! `layers 2048 0.3 1 2 dense,exact`.
+use std::time::Instant;
+
+use nnstd_core::assign::{exact, sparse};
+use nnstd_core::cancel::Cancel;
+use nnstd_core::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
+use nnstd_core::topology::{Idx, Layer};
+
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn random_layer(n: usize, fan: f64, seed: u64) -> Layer {
+    let mut rng = SplitMix(seed);
+    let cols: Vec<Vec<Idx>> = (0..n)
+        .map(|_| {
+            let mut c: Vec<Idx> = if fan >= 1.0 {
+                (0..fan as usize).map(|_| rng.below(n) as Idx).collect()
+            } else {
+                (0..n)
+                    .filter(|_| (rng.next() as f64 / u64::MAX as f64) < fan)
+                    .map(|r| r as Idx)
+                    .collect()
+            };
+            c.sort_unstable();
+            c.dedup();
+            c
+        })
+        .collect();
+    Layer::from_neuron_inputs(0, n, &cols).unwrap()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args[1].parse().unwrap();
+    let fan: f64 = args[2].parse().unwrap();
+    let (sa, sb): (u64, u64) = (args[3].parse().unwrap(), args[4].parse().unwrap());
+    let which = args.get(5).map_or("sparse", |s| s.as_str());
+    let a = random_layer(n, fan, sa);
+    let b = random_layer(n, fan, sb);
+    for solver in which.split(',') {
+        let t = Instant::now();
+        match solver {
+            "sparse" => {
+                let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+                let tc = t.elapsed();
+                let s = sparse::solve(
+                    &costs,
+                    &empty_neurons(&a),
+                    &empty_neurons(&b),
+                    &Cancel::new(),
+                )
+                .unwrap();
+                println!(
+                    "sparse: nnz {} costs {tc:?} total {:?} cost {:.9}",
+                    costs.nnz(),
+                    t.elapsed(),
+                    s.cost
+                );
+            }
+            "exact" => {
+                let costs = layer_costs(&a, &b);
+                let tc = t.elapsed();
+                let s = exact::solve(&costs);
+                println!(
+                    "exact: costs {tc:?} total {:?} cost {:.9}",
+                    t.elapsed(),
+                    s.cost
+                );
+            }
+            other => panic!("unknown solver {other}"),
+        }
+    }
+}
