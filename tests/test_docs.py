@@ -35,3 +35,23 @@ def test_conv_worked_example_runs_and_prints_what_it_says() -> None:
     a, b, c = (namespace[k] for k in "abc")
     assert np.all(nnstd.distance(a, b).layers == 0.0)  # type: ignore[arg-type]
     np.testing.assert_allclose(nnstd.distance(a, c).layers, [1 / 3, 0.0])  # type: ignore[arg-type]
+
+
+def heading_anchors(path: Path) -> set[str]:
+    """GitHub's anchors for the headings of a Markdown file."""
+    headings = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+
+
+def test_links_to_the_definition_name_existing_sections() -> None:
+    anchors = heading_anchors(ROOT / "docs" / "definition.md")
+    assert {"neuron-distance", "scipy-tie-rules", "solver-guarantees", "weaknesses"} <= anchors
+    sources = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    sources += [*(ROOT / "python").rglob("*.py"), *(ROOT / "rust").rglob("*.rs")]
+    cited = {
+        (path.name, anchor)
+        for path in sources
+        for anchor in re.findall(r"definition\.md#([\w-]+)", path.read_text(encoding="utf-8"))
+    }
+    assert cited, "nothing cites docs/definition.md"
+    assert {(name, a) for name, a in cited if a not in anchors} == set()
