@@ -402,7 +402,7 @@ def _torch_numpy(tensor: Any, where: str) -> Array:
     if tensor.dtype.is_floating_point and str(tensor.dtype) not in _NUMPY_FLOATS:
         tensor = tensor.float()  # bfloat16 and the float8 types have no numpy dtype
     try:
-        return np.asarray(tensor.numpy())
+        return np.asarray(tensor.resolve_conj().resolve_neg().numpy())
     except Exception as exc:  # a dtype numpy lacks
         raise TopologyError(
             f"{where}: dtype {tensor.dtype} not supported ({one_line(exc)})"
