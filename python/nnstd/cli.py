@@ -743,8 +743,7 @@ def build_parser() -> OneLineParser:
         help="one snapshot's pairwise matrix as a table, heat map or file",
         description="Compute one snapshot's pairwise NNSTD matrix; print it, plot it or save "
         f"it. As in the paper (and nnstd.pairwise), {MATRIX_CONVENTION}.",
-        epilog="Example: nnstd matrix --topo-root topo --epoch 190 --layer 2 --out m.png "
-        "--save m.csv",
+        epilog="Example: nnstd matrix --epoch 190 --layer 2 --out m.png --save m.csv",
     )
     _legacy_root(matrix)
     matrix.add_argument("--out", type=_figure_path, help="heat map (.png, .pdf, .svg)")
@@ -758,7 +757,7 @@ def build_parser() -> OneLineParser:
         description="Per-layer NNSTD of network B from network A. A is the reference: costs "
         "are divided by A's widths and B's neurons are renamed after A's. Past layer 0 the "
         "values depend on the order; nnstd matrix takes the higher-indexed network as A.",
-        epilog="Example: nnstd distance topo/w9/epoch_190 topo/w0/epoch_190 --json",
+        epilog="Example: nnstd distance run9/model.safetensors run0/model.safetensors --json",
     )
     dist.add_argument(
         "a",
@@ -794,7 +793,7 @@ def build_parser() -> OneLineParser:
         description="Mean and standard deviation, over all network pairs, of the distance at "
         "each snapshot: one line per layer, or the layer chosen with --layer. In the plot the "
         "x axis is the epoch and the band is one standard deviation.",
-        epilog="Example: nnstd evolution --topo-root topo --out evolution.png",
+        epilog="Example: nnstd evolution --out evolution.png",
     )
     _legacy_root(evo)
     evo.set_defaults(layer=None)  # all layers unless --layer

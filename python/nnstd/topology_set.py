@@ -46,14 +46,9 @@ def parse_epoch(text: str | int) -> str:
 
 
 def bundled_topo_root() -> Path:
-    """Where the topologies bundled with nnstd are: package data (``nnstd/data/topo``), found
-    alike from a checkout, an editable install or a wheel; else the ``topo/`` of the source
-    checkout this package runs from (older checkouts kept them there)."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "data" / "topo", package.parents[1] / "topo"):
-        if candidate.is_dir():
-            return candidate
-    return package / "data" / "topo"
+    """The topologies bundled with nnstd: package data (``nnstd/data/topo``), found alike from
+    a checkout, an editable install or a wheel, whatever the working directory."""
+    return Path(__file__).resolve().parent / "data" / "topo"
 
 
 def default_topo_root() -> Path:
