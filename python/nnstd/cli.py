@@ -30,7 +30,7 @@ from nnstd import __version__, _core
 from nnstd._api import DEFAULT_MEMORY_BUDGET, SOLVERS, distance
 from nnstd._errors import TopologyError
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET
-from nnstd._network import load_network
+from nnstd._network import Network, load_network
 from nnstd.topology_set import (
     INIT,
     TopologySet,
@@ -197,8 +197,7 @@ def _open_set(args: argparse.Namespace) -> TopologySet:
     return TopologySet.open(path, load_budget=args.load_budget)
 
 
-def _layer_range(ts: TopologySet, snapshot: str, layer: int) -> None:
-    depth = ts.load(snapshot)[0].depth
+def _layer_range(depth: int, layer: int) -> None:
     if not 0 <= layer < depth:
         raise CommandError(f"layer {layer} does not exist: the networks have layers 0..{depth - 1}")
 
@@ -220,7 +219,7 @@ def _matrices(
     ts: TopologySet, snapshots: Sequence[str], args: argparse.Namespace
 ) -> list[npt.NDArray[np.float64]]:
     """The shown value (layer L alone, or the mean of 0..L) for every snapshot, with progress."""
-    _layer_range(ts, snapshots[0], args.layer)
+    _layer_range(ts.load(snapshots[0])[0].depth, args.layer)
     n = len(ts.networks)
     pairs = n * (n - 1) // 2
     progress = Progress(pairs * len(snapshots), args.quiet)
@@ -457,9 +456,8 @@ def cmd_distance(args: argparse.Namespace) -> None:
 # ---- evolution -----------------------------------------------------------------------------
 
 
-def _always_dense(ts: TopologySet, snapshot: str) -> set[int]:
+def _always_dense(nets: Sequence[Network]) -> set[int]:
     """Layers in which every network connects every neuron to every input."""
-    nets = ts.load(snapshot)
     return {
         k
         for k, (n_in, n_out) in enumerate(nets[0].shapes)
@@ -473,9 +471,10 @@ def cmd_evolution(args: argparse.Namespace) -> None:
     n = len(ts.networks)
     if n < 2:
         raise CommandError(f"{ts.root}: evolution needs at least two networks")
-    depth = ts.load(snapshots[0])[0].depth
+    first = ts.load(snapshots[0])
+    depth = first[0].depth
     if args.layer is not None:
-        _layer_range(ts, snapshots[0], args.layer)
+        _layer_range(depth, args.layer)
     elif args.cumulative:
         raise UsageError("nnstd evolution: error: --cumulative needs --layer L")
     computed = depth if args.layer is None else args.layer + 1
@@ -507,7 +506,7 @@ def cmd_evolution(args: argparse.Namespace) -> None:
         names = [layer_title(args.layer, args.cumulative).lower()]
     dropped: list[int] = []
     if args.layer is None:  # a layer dense in every network is 0 whatever the matching
-        dense = _always_dense(ts, snapshots[0])
+        dense = _always_dense(first)
         dropped = [k for k in sorted(dense) if not np.any(mean[k]) and not np.any(spread[k])]
     left_out = (
         f"Layer {', '.join(map(str, dropped))} left out: dense (every neuron sees every input), "
