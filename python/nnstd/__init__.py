@@ -10,9 +10,20 @@ the neurons of each layer by their input sets and carries the matching forward.
 0.0
 """
 
+from nnstd._align import align, alignment, overlap
 from nnstd._api import Distance, distance, pairwise
 from nnstd._errors import TopologyError
 from nnstd._network import Network, load_network
 
-__all__ = ["Distance", "Network", "TopologyError", "distance", "load_network", "pairwise"]
+__all__ = [
+    "Distance",
+    "Network",
+    "TopologyError",
+    "align",
+    "alignment",
+    "distance",
+    "load_network",
+    "overlap",
+    "pairwise",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,363 @@
+"""Applying an NNSTD alignment to PyTorch models and state dicts.
+
+`permute` renames the hidden units of a plain chain of ``Linear`` / ``Conv2d`` layers: each
+layer's outputs (weights, biases, pruning masks, parametrizations), the per-unit modules after
+it (BatchNorm parameters and running statistics, LayerNorm), and the next layer's inputs
+(convolution channels, or channel-major blocks after a flatten). The permuted model computes
+the same function. `align` finds the renaming with `nnstd.alignment` and applies it.
+
+Works on state dicts of ``torch.Tensor`` or of numpy arrays; modules need PyTorch
+(``nnstd[torch]``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nnstd._align import alignment
+from nnstd._api import Solver
+from nnstd._errors import TopologyError
+from nnstd._loaders import DEFAULT_LOAD_BUDGET, natural_key, state_dict_of, tensors_to_numpy
+from nnstd._network import Network, network_from_tensors
+
+__all__ = ["align", "permute", "to_network"]
+
+# ``P.parametrizations.weight.original`` and ``P.parametrizations.weight.0.mask`` (any buffer).
+_PARAMETRIZED = re.compile(r"(.+)\.parametrizations\.([^.]+)\.(original|[0-9]+\.[^.]+)")
+_PRUNED = re.compile(r"(.+)\.([^.]+?)_(orig|mask)")  # torch.nn.utils.prune
+_PLAIN = re.compile(r"(.+)\.([^.]+)")
+_LAYER_PARAMS = ("weight", "bias")
+
+
+@dataclass
+class _Module:
+    """The tensors of one module of a state dict, by the parameter they belong to."""
+
+    name: str
+    tensors: dict[str, list[str]] = field(default_factory=dict)  # param -> tensor names
+
+    def names(self, param: str | None = None) -> list[str]:
+        if param is not None:
+            return self.tensors.get(param, [])
+        return [n for names in self.tensors.values() for n in names]
+
+
+def _split(name: str) -> tuple[str, str, str]:
+    """(module, parameter, role) of a tensor name; role ``"mask"`` for pruning masks."""
+    for pattern in (_PARAMETRIZED, _PRUNED):
+        found = pattern.fullmatch(name)
+        if found:
+            role = found.group(3)
+            return found.group(1), found.group(2), "mask" if role.endswith("mask") else role
+    found = _PLAIN.fullmatch(name)
+    if found:
+        return found.group(1), found.group(2), "plain"
+    return "", name, "plain"
+
+
+def _modules(state: Mapping[str, Any]) -> list[_Module]:
+    """The modules in the order their first tensor appears."""
+    modules: dict[str, _Module] = {}
+    for name in state:
+        module, param, _ = _split(name)
+        modules.setdefault(module, _Module(module)).tensors.setdefault(param, []).append(name)
+    return list(modules.values())
+
+
+def _is_layer(module: _Module, state: Mapping[str, Any]) -> bool:
+    return any(np.ndim(state[n]) in (2, 4) for n in module.names("weight"))
+
+
+def _chain(
+    modules: list[_Module], state: Mapping[str, Any], layers: Sequence[str] | None, source: str
+) -> list[int]:
+    """Indices (into ``modules``) of the chain's layers, in order."""
+    if layers is None:
+        chosen = [i for i, m in enumerate(modules) if _is_layer(m, state)]
+    else:
+        chosen = []
+        for pattern in layers:
+            regex = re.compile(
+                re.escape(pattern) if pattern in {m.name for m in modules} else pattern
+            )
+            hits = sorted(
+                (i for i, m in enumerate(modules) if regex.fullmatch(m.name)),
+                key=lambda i: natural_key(modules[i].name),
+            )
+            if not hits:
+                raise TopologyError(f"{source}: no module matches {pattern!r}")
+            chosen += [i for i in hits if i not in chosen]
+        for i in chosen:
+            if not _is_layer(modules[i], state):
+                raise TopologyError(f"{source}: {modules[i].name} has no 2-D or 4-D weight")
+        if chosen != sorted(chosen):
+            raise TopologyError(f"{source}: the layers are not in the state dict's order")
+    if not chosen:
+        raise TopologyError(f"{source}: no 2-D or 4-D weights found")
+    return chosen
+
+
+def _width(module: _Module, state: Mapping[str, Any]) -> int:
+    return int(
+        np.shape(state[next(n for n in module.names("weight") if np.ndim(state[n]) in (2, 4))])[0]
+    )
+
+
+def _take(tensor: Any, index: npt.NDArray[np.int64], dim: int) -> Any:
+    """``tensor`` reordered along ``dim`` (a torch tensor stays one, on its device)."""
+    if hasattr(tensor, "index_select"):
+        import torch
+
+        return tensor.index_select(dim, torch.as_tensor(index, device=tensor.device))
+    return np.take(np.asarray(tensor), index, axis=dim)
+
+
+def _block_index(order: npt.NDArray[np.int64], block: int) -> npt.NDArray[np.int64]:
+    return (order[:, None] * block + np.arange(block, dtype=np.int64)[None, :]).ravel()
+
+
+def _permute_outputs(
+    out: dict[str, Any], module: _Module, order: npt.NDArray[np.int64], source: str
+) -> None:
+    for param in _LAYER_PARAMS:
+        for name in module.names(param):
+            if np.ndim(out[name]) == 0 or np.shape(out[name])[0] != len(order):
+                raise TopologyError(
+                    f"{source}: {name} has shape {tuple(np.shape(out[name]))}, expected "
+                    f"{len(order)} units first"
+                )
+            out[name] = _take(out[name], order, 0)
+
+
+def _permute_between(
+    out: dict[str, Any], module: _Module, order: npt.NDArray[np.int64], layer: str, source: str
+) -> None:
+    """A module between two layers (BatchNorm, LayerNorm): one value per unit, or a count."""
+    for name in module.names():
+        shape = tuple(np.shape(out[name]))
+        if shape == ():
+            continue  # num_batches_tracked
+        if len(shape) != 1 or shape[0] != len(order):
+            raise TopologyError(
+                f"{source}: cannot infer how {module.name or name} (tensor {name}, shape "
+                f"{shape}) follows {layer}'s {len(order)} units: permute follows a plain chain "
+                f"of layers with per-unit modules (BatchNorm) between them, not residual "
+                f"connections or branches; name the chain with layers=[...] (it must end at "
+                f"{layer} or skip nothing that reads it)"
+            )
+        out[name] = _take(out[name], order, 0)
+
+
+def _permute_inputs(
+    out: dict[str, Any], module: _Module, order: npt.NDArray[np.int64], layer: str, source: str
+) -> None:
+    """The next layer's inputs: conv channels, linear inputs, or flatten blocks."""
+    for name in module.names("weight"):
+        shape = tuple(np.shape(out[name]))
+        n_in = shape[1] if len(shape) >= 2 else -1
+        if n_in == len(order):
+            out[name] = _take(out[name], order, 1)
+        elif len(shape) == 2 and n_in > 0 and n_in % len(order) == 0:  # after a flatten
+            out[name] = _take(out[name], _block_index(order, n_in // len(order)), 1)
+        else:
+            raise TopologyError(
+                f"{source}: {name} has shape {shape}, which does not take {layer}'s "
+                f"{len(order)} units as inputs (a grouped convolution, a residual connection "
+                f"or a branch?); name the chain with layers=[...]"
+            )
+
+
+def _check_orders(
+    orders: Sequence[npt.ArrayLike], widths: list[int], names: list[str], source: str
+) -> list[npt.NDArray[np.int64]]:
+    if len(orders) != len(widths) - 1:
+        raise TopologyError(
+            f"{source}: {len(orders)} orders for {len(widths) - 1} hidden layers "
+            f"({', '.join(names[:-1])})"
+        )
+    checked = []
+    for order, width, name in zip(orders, widths, names, strict=False):
+        array = np.asarray(order, dtype=np.int64)
+        if array.shape != (width,) or not np.array_equal(np.sort(array), np.arange(width)):
+            raise TopologyError(
+                f"{source}: the order for {name} is not a permutation of its {width} units"
+            )
+        checked.append(array)
+    return checked
+
+
+def permute_state(
+    state: Mapping[str, Any],
+    orders: Sequence[npt.ArrayLike],
+    *,
+    layers: Sequence[str] | None = None,
+    source: str = "state dict",
+) -> dict[str, Any]:
+    """A new state dict with the hidden units of the chain renamed (see `permute`)."""
+    modules = _modules(state)
+    chain = _chain(modules, state, layers, source)
+    names = [modules[i].name for i in chain]
+    checked = _check_orders(orders, [_width(modules[i], state) for i in chain], names, source)
+    out = dict(state)
+    for k, order in enumerate(checked):
+        here, after = chain[k], chain[k + 1]
+        _permute_outputs(out, modules[here], order, source)
+        for between in modules[here + 1 : after]:
+            _permute_between(out, between, order, names[k], source)
+        _permute_inputs(out, modules[after], order, names[k], source)
+    return out
+
+
+def permute(
+    model: Any,
+    orders: Sequence[npt.ArrayLike],
+    *,
+    layers: Sequence[str] | None = None,
+) -> Any:
+    """Rename the hidden units of a PyTorch model or state dict.
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Module`` (changed in place through ``load_state_dict``, and returned) or a
+        state dict of tensors or numpy arrays (a new dict is returned; tensors not renamed are
+        shared with the input).
+    orders
+        One permutation per hidden layer of the chain (every layer but the last):
+        ``order[j]`` is the unit that goes to position ``j``, as `nnstd.alignment` returns.
+    layers
+        The chain's modules (exact names or regular expressions matched in full), in order.
+        Default: every module with a 2-D or 4-D ``weight``, in the state dict's order.
+
+    Returns
+    -------
+    The module, or the new state dict.
+
+    Raises
+    ------
+    TopologyError
+        If an order is not a permutation of its layer's units, or the chain cannot be
+        inferred: a module between two layers holds something other than one value per unit
+        (a residual connection, a branch), or a layer does not take the previous one's units
+        as inputs. The message names the module.
+
+    Notes
+    -----
+    Renamed per unit: ``weight`` and ``bias`` along their first axis, with ``*_orig`` and
+    ``*_mask`` (``torch.nn.utils.prune``) and ``parametrizations.weight.original`` /
+    ``parametrizations.weight.<i>.<buffer>`` (``torch.nn.utils.parametrize``); the 1-D
+    tensors of modules between two layers (BatchNorm ``weight``, ``bias``,
+    ``running_mean``, ``running_var``); the next layer's input axis, in blocks of ``H * W``
+    for a linear layer after a flattened convolution. The output layer's units keep their
+    order.
+
+    Examples
+    --------
+    >>> import numpy as np, nnstd.torch
+    >>> state = {"fc1.weight": np.array([[1., 0.], [0., 2.], [3., 3.]]),
+    ...          "fc1.bias": np.array([0., 1., 2.]), "fc2.weight": np.array([[4., 5., 6.]])}
+    >>> new = nnstd.torch.permute(state, [[2, 0, 1]])
+    >>> new["fc1.bias"], new["fc2.weight"]
+    (array([2., 0., 1.]), array([[6., 4., 5.]]))
+    """
+    if hasattr(model, "load_state_dict") and hasattr(model, "state_dict"):
+        source = type(model).__name__
+        model.load_state_dict(
+            permute_state(model.state_dict(), orders, layers=layers, source=source)
+        )
+        return model
+    return permute_state(state_dict_of(model, "state dict"), orders, layers=layers)
+
+
+def _masks_or_weights(
+    state: Mapping[str, Any], layers: Sequence[str] | None, source: str
+) -> list[str]:
+    """For each layer of the chain, its pruning mask if it has one, else its weight."""
+    modules = _modules(state)
+    picked = []
+    for i in _chain(modules, state, layers, source):
+        names = [n for n in modules[i].names("weight") if np.ndim(state[n]) in (2, 4)]
+        masks = [n for n in names if _split(n)[2] == "mask"]
+        picked.append((masks or names)[0])
+    return picked
+
+
+def to_network(
+    model: Any, *, layers: Sequence[str] | None = None, name: str | None = None
+) -> Network:
+    """The topology of the chain `permute` renames: masks where the model has them.
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Module`` or a state dict (tensors or numpy arrays).
+    layers
+        As in `permute`.
+    name
+        The network's name (default: the model's type).
+
+    Returns
+    -------
+    Network
+
+    Examples
+    --------
+    >>> import numpy as np, nnstd.torch
+    >>> state = {"fc.parametrizations.weight.original": np.ones((2, 3)),
+    ...          "fc.parametrizations.weight.0.mask": np.eye(2, 3)}
+    >>> nnstd.torch.to_network(state).connections
+    [2]
+    """
+    source = name or type(model).__name__
+    state = state_dict_of(model, source)
+    picked = _masks_or_weights(state, layers, source)
+    tensors = tensors_to_numpy({n: state[n] for n in picked}, source, DEFAULT_LOAD_BUDGET)
+    return network_from_tensors(tensors, layers=picked, orientation="out_in", name=source)
+
+
+def align(
+    reference: Any,
+    model: Any,
+    *,
+    solver: Solver = "canonical",
+    layers: Sequence[str] | None = None,
+) -> Any:
+    """``model`` with its hidden units renamed after their partners in ``reference``.
+
+    The topologies (pruning masks where present, else non-zero weights) are matched with
+    `nnstd.alignment` and the renaming is applied with `permute`: the result computes the
+    same function as ``model``, and where the two topologies agree its masks coincide with
+    the reference's.
+
+    Parameters
+    ----------
+    reference, model
+        ``torch.nn.Module`` objects or state dicts with the same chain of layers.
+    solver
+        As in `nnstd.distance` (default ``"canonical"``).
+    layers
+        As in `permute`, for both.
+
+    Returns
+    -------
+    ``model`` (a module, changed in place) or a new state dict.
+
+    Examples
+    --------
+    >>> import numpy as np, nnstd.torch
+    >>> a = {"fc1.weight": np.eye(3), "fc2.weight": np.ones((1, 3))}
+    >>> b = {"fc1.weight": np.eye(3)[[1, 2, 0]], "fc2.weight": np.ones((1, 3))}
+    >>> nnstd.torch.align(a, b)["fc1.weight"]
+    array([[1., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 1.]])
+    """
+    net_a = to_network(reference, layers=layers, name="reference")
+    net_b = to_network(model, layers=layers, name="model")
+    return permute(model, alignment(net_a, net_b, solver=solver), layers=layers)

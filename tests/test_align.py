@@ -1,0 +1,132 @@
+"""nnstd.align and nnstd.overlap: B renamed after A, and the overlap of connection sets."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+from pathlib import Path
+
+import nnstd
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from oracle import input_sets, paper_layers, shuffled_hidden
+
+PAIRS = [("epoch_000", 0, 5), ("epoch_190", 7, 2)]
+SOLVERS = ("exact", "sparse", "auto", "canonical")
+
+
+def column_distances(a: sp.csc_array, b: sp.csc_array) -> np.ndarray:
+    """NNSTD's neuron distance between column i of ``a`` and column i of ``b``."""
+    out = []
+    for x, y in zip(input_sets(a), input_sets(b), strict=True):
+        union = len(x | y)
+        out.append(0.0 if union == 0 else (union - len(x & y)) / union)
+    return np.array(out)
+
+
+@pytest.fixture(scope="module", params=PAIRS, ids=lambda p: f"{p[0]}-w{p[1]}-w{p[2]}")
+def paper_pair(request: pytest.FixtureRequest, paper_topo: Path) -> tuple[nnstd.Network, ...]:
+    epoch, x, y = request.param
+    a = nnstd.Network(paper_layers(str(paper_topo / f"e5_s0_w{x}" / epoch)))
+    b = nnstd.Network(paper_layers(str(paper_topo / f"e5_s0_w{y}" / epoch)))
+    return a, b
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_columns_of_the_aligned_network_give_the_layer_distances(
+    paper_pair: tuple[nnstd.Network, nnstd.Network], solver: str
+) -> None:
+    a, b = paper_pair
+    d = nnstd.distance(a, b, solver=solver)  # type: ignore[arg-type]
+    aligned = nnstd.align(a, b, solver=solver)  # type: ignore[arg-type]
+    assert aligned.shapes == b.shapes and aligned.connections == b.connections
+    for k in range(a.depth):
+        per_neuron = column_distances(a.layer(k), aligned.layer(k))
+        if k == a.depth - 1:  # output neurons keep their labels: compare through the matching
+            per_neuron = column_distances(a.layer(k), aligned.layer(k)[:, d.matchings[k]])
+        assert per_neuron.sum() / a.shapes[k][1] == pytest.approx(d.layers[k], abs=1e-12)
+        assert per_neuron.sum() == pytest.approx(d.costs[k], abs=1e-9)
+    # Aligning is only a renaming: the aligned network is at the same distance from A.
+    np.testing.assert_allclose(
+        nnstd.distance(a, aligned, solver="canonical").layers[0], d.layers[0]
+    )
+
+
+def test_a_relabelled_copy_is_aligned_back_exactly(
+    paper_pair: tuple[nnstd.Network, nnstd.Network],
+) -> None:
+    a, _ = paper_pair
+    layers = [a.layer(k) for k in range(a.depth)]
+    copy = nnstd.Network(shuffled_hidden(layers, np.random.default_rng(3)))
+    assert np.all(nnstd.overlap(a, copy)[:-1] < 0.1)  # renamed: the masks barely coincide
+    back = nnstd.align(a, copy)
+    for k in range(a.depth):
+        assert (a.layer(k) != back.layer(k)).nnz == 0, f"layer {k}"
+    np.testing.assert_array_equal(nnstd.overlap(a, back), 1.0)
+    np.testing.assert_array_equal(nnstd.overlap(a, back, measure="hamming"), 0.0)
+
+
+def test_overlap_of_identical_networks(paper_topo: Path) -> None:
+    a = nnstd.load_network(paper_topo / "e5_s0_w0" / "epoch_190")
+    np.testing.assert_array_equal(nnstd.overlap(a, a), [1.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(nnstd.overlap(a, a, measure="hamming"), 0.0)
+    b = nnstd.load_network(paper_topo / "e5_s0_w1" / "epoch_190")
+    raw = nnstd.overlap(a, b)
+    assert np.all((raw[:3] > 0) & (raw[:3] < 1)) and raw[3] == 1.0  # the output layer is dense
+
+
+def test_overlap_against_numpy() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.random((6, 5)) < 0.4, rng.random((6, 5)) < 0.4
+    a, b = nnstd.Network([x]), nnstd.Network([y])
+    assert nnstd.overlap(a, b)[0] == (x & y).sum() / (x | y).sum()
+    assert nnstd.overlap(a, b, measure="hamming")[0] == (x ^ y).sum() / 30
+    empty = nnstd.Network([np.zeros((6, 5))])
+    assert nnstd.overlap(empty, empty)[0] == 1.0
+    assert nnstd.overlap(a, empty)[0] == 0.0
+
+
+def test_overlap_refuses_what_it_cannot_compare() -> None:
+    a = nnstd.Network([np.eye(3)])
+    with pytest.raises(nnstd.TopologyError, match=r"layer 0 has shape \(3, 3\) in A and \(3, 2\)"):
+        nnstd.overlap(a, nnstd.Network([np.ones((3, 2))]))
+    with pytest.raises(nnstd.TopologyError, match="different depth"):
+        nnstd.overlap(a, nnstd.Network([np.eye(3), np.eye(3)]))
+    with pytest.raises(ValueError, match="unknown measure 'jaccard'"):
+        nnstd.overlap(a, a, measure="jaccard")  # type: ignore[arg-type]
+
+
+def test_grouped_inputs_are_renamed_as_blocks() -> None:
+    """A conv-like next layer with 2 inputs per neuron: blocks move with their neuron."""
+    rng = np.random.default_rng(5)
+    first = rng.random((4, 3)) < 0.6
+    second = rng.random((6, 2)) < 0.5
+    a = nnstd.Network([first, second], input_groups=[1, 2])
+    perm = np.array([2, 0, 1])
+    rows = (perm[:, None] * 2 + np.arange(2)).ravel()
+    b = nnstd.Network([first[:, perm], second[rows]], input_groups=[1, 2])
+    back = nnstd.align(a, b)
+    for k in range(2):
+        assert (a.layer(k) != back.layer(k)).nnz == 0
+
+
+def test_unequal_widths() -> None:
+    """B wider: matched neurons first in A's order, then the rest; B narrower: partners' order."""
+    a = nnstd.Network([np.eye(3)[:, [0, 1]], np.ones((2, 1))])
+    b = nnstd.Network([np.eye(3)[:, [2, 1, 0]], np.ones((3, 1))])
+    np.testing.assert_array_equal(nnstd.alignment(a, b)[0], [2, 1, 0])
+    wide = nnstd.align(a, b)
+    assert wide.shapes == b.shapes
+    np.testing.assert_array_equal(wide.layer(0).toarray()[:, :2], np.eye(3)[:, :2])
+    narrow = nnstd.align(b, a)  # A (3 neurons) as reference, B has 2: partners 1 and 2 of A
+    np.testing.assert_array_equal(nnstd.alignment(b, a)[0], [1, 0])
+    assert narrow.shapes == a.shapes
+
+
+@pytest.mark.parametrize("module", ["nnstd._align", "nnstd.torch"])
+def test_docstring_examples_run(module: str) -> None:
+    failures, tried = doctest.testmod(
+        importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE
+    )
+    assert tried > 0 and failures == 0
