@@ -1,7 +1,8 @@
 """nnstd against the strongest SciPy pipeline, per instance class, in one run.
 
     python benchmarks/run.py [--quick] [--classes paper,er,twins,density,conv] [--threads 1,2]
-                             [--timeout 60] [--repeat 1] [--large] [--out results.md]
+                             [--timeout 60] [--repeat 1] [--large] [--widths 16384,65536]
+                             [--out results.md]
 
 Classes (``instances.py``; every generated instance is two 2-layer networks n -> n -> n unless
 said):
@@ -441,7 +442,7 @@ def table(rows: list[Row], cpus: int) -> list[str]:
                     graph.time_text() if graph else "-",
                     shown.memory_text(),
                     ratio_text(row.nnstd, best or shown),
-                    ratio_text(row.nnstd, dense) if dense else "-",
+                    ratio_text(row.nnstd, dense) if dense and dense.status != "n/a" else "-",
                     row.check,
                 ]
             )
@@ -476,6 +477,8 @@ def instance_list(args: argparse.Namespace) -> list[tuple[str, instances.Spec]]:
             },
         )
     )
+    if args.widths:
+        found = [(c, s) for c, s in found if "n" not in s or s["n"] in args.widths]
     return [(c, s) for c, s in found if c in args.classes]
 
 
@@ -523,6 +526,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per measurement; the fastest is shown"
     )
+    parser.add_argument(
+        "--widths", default=None, help="comma-separated: only generated n x n instances this wide"
+    )
     parser.add_argument("--large", action="store_true", help="add near-twins at 1,048,576")
     parser.add_argument(
         "--check-timeout",
@@ -534,6 +540,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--topo-root", type=Path, default=instances.default_topo_root())
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     args = parser.parse_args()
+    args.widths = [int(w) for w in args.widths.split(",")] if args.widths else []
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     cpus = os.cpu_count() or 1
