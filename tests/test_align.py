@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import json
 from pathlib import Path
 
 import nnstd
@@ -130,3 +131,89 @@ def test_docstring_examples_run(module: str) -> None:
         importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE
     )
     assert tried > 0 and failures == 0
+
+
+# ---- mask conventions, as loaders -----------------------------------------------------------
+
+
+def random_masks(seed: int) -> list[np.ndarray]:
+    """(out, in) masks of a 11-9-7-3 network, as PyTorch stores Linear weights."""
+    rng = np.random.default_rng(seed)
+    return [rng.random((o, i)) < 0.4 for i, o in [(11, 9), (9, 7), (7, 3)]]
+
+
+def same_topology(net: nnstd.Network, masks: list[np.ndarray]) -> bool:
+    return all(
+        np.array_equal(net.layer(k).toarray(), m.T) for k, m in enumerate(masks)
+    ) and net.depth == len(masks)
+
+
+def test_parametrize_style_masks_in_safetensors(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    masks = random_masks(1)
+    state = {}
+    for k, m in enumerate(masks):
+        state[f"fc{k}.parametrizations.weight.original"] = np.ones(m.shape, np.float32)
+        state[f"fc{k}.parametrizations.weight.0.mask"] = m.astype(np.float32)
+        state[f"fc{k}.bias"] = np.zeros(m.shape[0], np.float32)
+    save_file(state, str(tmp_path / "p.safetensors"))
+    assert same_topology(nnstd.load_network(tmp_path / "p.safetensors"), masks)
+    assert same_topology(nnstd.Network.from_torch(state), masks)
+
+
+def test_compressed_tensors_bitmask(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    masks = random_masks(2)
+    state: dict[str, np.ndarray] = {}
+    for k, m in enumerate(masks):
+        name = f"model.layers.{k}.weight"
+        state[f"{name}.bitmask"] = np.packbits(m, axis=-1, bitorder="little")
+        state[f"{name}.shape"] = np.array(m.shape, dtype=np.int64)
+        state[f"{name}.compressed"] = np.ones(int(m.sum()), np.float16)
+    save_file(state, str(tmp_path / "c.safetensors"))
+    assert same_topology(nnstd.load_network(tmp_path / "c.safetensors"), masks)
+    del state["model.layers.1.weight.shape"]
+    save_file(state, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(
+        nnstd.TopologyError, match=r"bad\.safetensors: model\.layers\.1\.weight\.bitmask has no"
+    ):
+        nnstd.load_network(tmp_path / "bad.safetensors")
+
+
+def test_sharded_safetensors_with_an_index(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    masks = random_masks(3)
+    weight_map = {}
+    for k in range(len(masks)):
+        shard = f"model-{k // 2 + 1:05d}-of-00002.safetensors"
+        weight_map[f"layers.{k}.weight"] = shard
+    for shard in set(weight_map.values()):
+        save_file(
+            {
+                n: masks[int(n.split(".")[1])].astype(np.float32)
+                for n, s in weight_map.items()
+                if s == shard
+            },
+            str(tmp_path / shard),
+        )
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    assert same_topology(nnstd.load_network(index), masks)
+    weight_map["layers.3.weight"] = "model-00001-of-00002.safetensors"
+    index.write_text(json.dumps({"weight_map": weight_map}))
+    with pytest.raises(nnstd.TopologyError, match="'layers.3.weight' is not in model-00001"):
+        nnstd.load_network(index)
+
+
+def test_open_lth_mask_pth(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    masks = random_masks(4)
+    names = ["fc_layers.0.weight", "fc_layers.1.weight", "fc.weight"]
+    torch.save(
+        {n: torch.from_numpy(m.astype(np.float32)) for n, m in zip(names, masks, strict=True)},
+        tmp_path / "mask.pth",
+    )
+    assert same_topology(nnstd.load_network(tmp_path / "mask.pth"), masks)

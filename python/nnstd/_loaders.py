@@ -788,3 +788,81 @@ def check_orientation(orientation: str | None, default: Orientation) -> Orientat
     if chosen not in ORIENTATIONS:
         raise ValueError(f"orientation must be 'in_out' or 'out_in', got {orientation!r}")
     return chosen  # type: ignore[return-value]
+
+
+# ---- mask conventions users keep ------------------------------------------------------------
+
+# torch.nn.utils.parametrize: ``P.parametrizations.weight.original`` and a buffer of one of its
+# parametrizations, ``P.parametrizations.weight.<i>.mask``.
+_PARAMETRIZED_ORIGINAL = re.compile(r"(.+)\.parametrizations\.weight\.original")
+_PARAMETRIZED_MASK = re.compile(r"(.+)\.parametrizations\.weight\.[0-9]+\.mask")
+# compressed-tensors / sparseml: ``NAME.bitmask`` (rows packed little-endian) beside ``NAME.shape``.
+_BITMASK = ".bitmask"
+_BITMASK_SHAPE = ".shape"
+_BITMASK_PARTS = (".compressed", ".row_offsets")
+
+
+def _unpack_bitmask(packed: Array, shape_values: Array, where: str) -> Array:
+    """A boolean mask of ``shape`` from rows packed with ``numpy.packbits(bitorder="little")``."""
+    shape = [int(v) for v in np.asarray(shape_values).ravel()]
+    if len(shape) != 2 or min(shape) < 0:
+        raise TopologyError(f"{where}: the shape tensor must hold 2 sizes, got {shape}")
+    rows, cols = shape
+    packed = np.asarray(packed)
+    if packed.dtype != np.uint8 or packed.shape != (rows, (cols + 7) // 8):
+        raise TopologyError(
+            f"{where}: a bitmask of shape {shape} is {rows} rows of {(cols + 7) // 8} uint8 "
+            f"bytes, got {packed.dtype} {packed.shape}"
+        )
+    return np.unpackbits(packed, axis=1, count=cols, bitorder="little").astype(bool)
+
+
+def apply_mask_conventions(tensors: Mapping[str, Weights], source: str) -> dict[str, Weights]:
+    """Tensors with the mask conventions read as ``weight`` / ``weight_orig`` / ``weight_mask``
+    names: parametrize-style masks and compressed-tensors bitmasks. Other tensors unchanged."""
+    out: dict[str, Weights] = {}
+    for name, value in tensors.items():
+        original = _PARAMETRIZED_ORIGINAL.fullmatch(name)
+        mask = _PARAMETRIZED_MASK.fullmatch(name)
+        if original:
+            out[f"{original.group(1)}.weight_orig"] = value
+        elif mask:
+            out[f"{mask.group(1)}.weight_mask"] = value
+        elif name.endswith(_BITMASK):
+            base = name[: -len(_BITMASK)]
+            shape = tensors.get(base + _BITMASK_SHAPE)
+            if shape is None:
+                raise TopologyError(f"{source}: {name} has no {base}{_BITMASK_SHAPE} beside it")
+            out[base] = _unpack_bitmask(np.asarray(value), np.asarray(shape), f"{source}: {name}")
+        elif name.endswith((_BITMASK_SHAPE, *_BITMASK_PARTS)) and (
+            name.rsplit(".", 1)[0] + _BITMASK in tensors
+        ):
+            continue  # the bitmask's companions
+        else:
+            out[name] = value
+    return out
+
+
+def read_sharded_safetensors(index: Path, budget: int = DEFAULT_LOAD_BUDGET) -> dict[str, Array]:
+    """The tensors of a sharded safetensors checkpoint from its index json
+    (``{"weight_map": {tensor: shard file}}``), shards read from the index's folder."""
+    with open_regular(index) as handle:
+        try:
+            data = json.loads(handle.read(SAFETENSORS_HEADER_LIMIT).decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            raise TopologyError(f"{index}: not a safetensors index ({one_line(exc)})") from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise TopologyError(f"{index}: not a safetensors index (no weight_map of file names)")
+    tensors: dict[str, Array] = {}
+    remaining = budget  # the budget holds for all shards together
+    for shard in sorted(set(weight_map.values()), key=natural_key):
+        if Path(shard).name != shard:
+            raise TopologyError(f"{index}: shard {shard!r} is not a file beside the index")
+        read = read_safetensors(index.parent / shard, remaining)
+        remaining -= sum(a.nbytes for a in read.values())
+        missing = [n for n, s in weight_map.items() if s == shard and n not in read]
+        if missing:
+            raise TopologyError(f"{index}: {missing[0]!r} is not in {shard}")
+        tensors.update({n: a for n, a in read.items() if weight_map.get(n) == shard})
+    return {n: tensors[n] for n in sorted(tensors, key=natural_key)}

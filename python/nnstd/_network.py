@@ -19,6 +19,7 @@ from nnstd._loaders import (
     TORCH_SUFFIXES,
     Orientation,
     Weights,
+    apply_mask_conventions,
     as_layer,
     chain_groups,
     check_orientation,
@@ -28,6 +29,7 @@ from nnstd._loaders import (
     pick_weights,
     read_npz_arrays,
     read_safetensors,
+    read_sharded_safetensors,
     read_torch,
     sparse_from_npz,
     state_dict_of,
@@ -37,6 +39,7 @@ from nnstd._loaders import (
 LayerLike: TypeAlias = npt.ArrayLike | sp.spmatrix | sp.sparray
 PathLike: TypeAlias = str | os.PathLike[str]
 
+SHARDED_INDEX_SUFFIX = ".safetensors.index.json"
 _PAPER_LAYER = re.compile(r"weight_l([0-9]+)\.npz")  # ASCII digits; matched in full
 
 
@@ -275,6 +278,7 @@ def network_from_tensors(
     budget: int = DEFAULT_LOAD_BUDGET,
 ) -> Network:
     """Picks the layer weights, orients them (inputs, neurons) and checks that they chain."""
+    tensors = apply_mask_conventions(tensors, name)
     picked = pick_weights(tensors, layers, name)
     converted = [as_layer(n, a, orientation, name, k, budget) for k, (n, a) in enumerate(picked)]
     groups = chain_groups([n for n, _ in picked], converted, orientation, name)
@@ -344,7 +348,8 @@ def load_network(
           ``weight_l0.npz`` is read as the paper's layer 0 (bias row dropped, the same value
           as in its folder); a lone ``weight_l<k>.npz`` with k >= 1 is refused: its value
           depends on the layers before it, so pass the folder;
-        - a ``.safetensors`` file (read by nnstd itself; bfloat16 is read too);
+        - a ``.safetensors`` file (read by nnstd itself; bfloat16 is read too), or the
+          ``*.safetensors.index.json`` of a sharded checkpoint (its shards beside it);
         - a PyTorch checkpoint or state dict, ``.pt``, ``.pth``, ``.bin`` or ``.ckpt`` (needs
           ``nnstd[torch]``; read with ``weights_only=True``).
     orientation
@@ -411,6 +416,8 @@ def load_network(
         default = "in_out"
     elif suffix == ".safetensors":
         tensors = dict(read_safetensors(file, budget))
+    elif file.name.lower().endswith(SHARDED_INDEX_SUFFIX):
+        tensors = dict(read_sharded_safetensors(file, budget))
     elif suffix in TORCH_SUFFIXES:
         tensors = read_torch(file, budget)
     else:

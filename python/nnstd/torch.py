@@ -23,7 +23,13 @@ import numpy.typing as npt
 from nnstd._align import alignment
 from nnstd._api import Solver
 from nnstd._errors import TopologyError
-from nnstd._loaders import DEFAULT_LOAD_BUDGET, natural_key, state_dict_of, tensors_to_numpy
+from nnstd._loaders import (
+    DEFAULT_LOAD_BUDGET,
+    apply_mask_conventions,
+    natural_key,
+    state_dict_of,
+    tensors_to_numpy,
+)
 from nnstd._network import Network, network_from_tensors
 
 __all__ = ["align", "permute", "to_network"]
@@ -318,7 +324,8 @@ def to_network(
     state = state_dict_of(model, source)
     picked = _masks_or_weights(state, layers, source)
     tensors = tensors_to_numpy({n: state[n] for n in picked}, source, DEFAULT_LOAD_BUDGET)
-    return network_from_tensors(tensors, layers=picked, orientation="out_in", name=source)
+    tensors = apply_mask_conventions(tensors, source)  # one tensor per layer, in order
+    return network_from_tensors(tensors, layers=list(tensors), orientation="out_in", name=source)
 
 
 def align(
