@@ -503,6 +503,105 @@ def cmd_compare(args: argparse.Namespace) -> None:
         print("# IoU and Hamming compare masks of equal shapes; these networks differ in width")
 
 
+# ---- views: clustered heat map, MDS, convergence -------------------------------------------
+
+
+def cmd_cluster(args: argparse.Namespace) -> None:
+    """One snapshot's matrix as a clustered heat map with its dendrogram, and an MDS map."""
+    from nnstd.plot import clustered_heatmap, mds_embedding
+
+    ts = _open_set(args)
+    if len(args.epochs) != 1:
+        raise UsageError("nnstd cluster: error: give one snapshot with --epoch E")
+    if args.out is None and args.mds is None:
+        raise UsageError("nnstd cluster: error: give --out FILE, --mds FILE or both")
+    (snapshot,) = _snapshots(ts, args.epochs)
+    (matrix,) = _matrices(ts, [snapshot], args)
+    title = f"{epoch_label(snapshot)}, {layer_title(args.layer, args.cumulative)}"
+    names = ts.short_names()
+    if args.out is not None:
+        replaced = _save_figure(clustered_heatmap(matrix, names, title, args.method), args.out)
+        if not args.quiet:
+            print(f"wrote {args.out}{replaced}: {title}, {args.method} linkage")
+    if args.mds is not None:
+        try:
+            fig = mds_embedding(matrix, names, f"MDS: {title}")
+        except ImportError as exc:
+            raise CommandError(f"--mds: {exc}") from None
+        replaced = _save_figure(fig, args.mds)
+        if not args.quiet:
+            print(f"wrote {args.mds}{replaced}: {title}")
+
+
+def cmd_convergence(args: argparse.Namespace) -> None:
+    """Each network's distance between consecutive snapshots and its convergence epoch."""
+    from nnstd.plot import consecutive, convergence_index
+
+    ts = _open_set(args)
+    snapshots = _snapshots(ts, args.epochs)
+    if len(snapshots) < 2:
+        raise CommandError(f"{ts.root}: convergence needs at least two snapshots")
+    if not 0 <= args.threshold <= 1 or args.window < 1:
+        raise UsageError(
+            "nnstd convergence: error: --threshold is in [0, 1] and --window at least 1"
+        )
+    loaded = [ts.load(s) for s in snapshots]  # loaded[snapshot][network]
+    _layer_range(loaded[0][0].depth, args.layer)
+    chosen = list(range(args.layer + 1)) if args.cumulative else [args.layer]
+    values = np.array(
+        [
+            [
+                float(
+                    np.mean(
+                        distance(
+                            loaded[i + 1][n],
+                            loaded[i][n],
+                            layers=chosen,
+                            solver=args.solver,
+                            memory_budget=args.memory_budget,
+                        ).layers
+                    )
+                )
+                for i in range(len(snapshots) - 1)
+            ]
+            for n in range(len(ts.networks))
+        ]
+    )
+    epochs = [snapshot_epoch(s) for s in snapshots]
+    found = [convergence_index(row, args.threshold, args.window) for row in values]
+    converged = [None if f is None else snapshots[f + 1] for f in found]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "snapshots": snapshots,
+                    "networks": list(ts.networks),
+                    "layer": layer_title(args.layer, args.cumulative),
+                    "threshold": args.threshold,
+                    "window": args.window,
+                    "consecutive": values.tolist(),
+                    "converged_at": dict(zip(ts.networks, converged, strict=True)),
+                }
+            )
+        )
+    else:
+        names = ts.short_names()
+        shown = layer_title(args.layer, args.cumulative)
+        print(
+            f"# NNSTD of each snapshot from the one before ({shown}); converged: the first "
+            f"snapshot ending {args.window} consecutive values below {args.threshold:g}"
+        )
+        print(f"{'snapshot':<10} " + " ".join(f"{name:>8}" for name in names))
+        for i, snapshot in enumerate(snapshots[1:]):
+            print(f"{snapshot:<10} " + " ".join(f"{v:8.4f}" for v in values[:, i]))
+        print(f"{'converged':<10} " + " ".join(f"{c or '-':>8}" for c in converged))
+    if args.out is not None:
+        fig = consecutive(epochs, values, ts.short_names(), args.threshold, args.window)
+        replaced = _save_figure(fig, args.out)
+        if not args.quiet:
+            print(f"wrote {args.out}{replaced}", file=sys.stderr if args.json else sys.stdout)
+
+
 # ---- evolution -----------------------------------------------------------------------------
 
 
@@ -866,6 +965,42 @@ def build_parser() -> OneLineParser:
     evo.set_defaults(layer=None)  # all layers unless --layer
     evo.add_argument("--out", type=_figure_path, help="plot file (.png, .pdf, .svg)")
     evo.set_defaults(run=cmd_evolution)
+
+    clu = sub.add_parser(
+        "cluster",
+        parents=[common, _set_options(several_epochs=False)],
+        help="a snapshot's matrix clustered (heat map + dendrogram) and as an MDS map",
+        description="Compute one snapshot's pairwise matrix (as nnstd matrix) and draw it as a "
+        "heat map ordered by hierarchical clustering (scipy.cluster.hierarchy) with its "
+        "dendrogram (--out), and/or the networks as points of a metric MDS embedding of the "
+        "matrix (--mds; needs scikit-learn).",
+        epilog="Example: nnstd cluster --epoch 190 --out clustered.png --mds mds.png",
+    )
+    clu.add_argument("--out", type=_figure_path, help="clustered heat map (.png, .pdf, .svg)")
+    clu.add_argument("--mds", type=_figure_path, help="MDS embedding (.png, .pdf, .svg)")
+    clu.add_argument(
+        "--method",
+        choices=("average", "complete", "single", "weighted"),
+        default="average",
+        help="linkage (default: %(default)s)",
+    )
+    clu.set_defaults(run=cmd_cluster)
+
+    conv = sub.add_parser(
+        "convergence",
+        parents=[common, _set_options(several_epochs=True)],
+        help="each network's distance to its previous snapshot; when its topology settles",
+        description="For every network, the NNSTD of each snapshot from the one before it "
+        "(the later snapshot as A), and an Early-Bird style convergence epoch: the first "
+        "snapshot at which the last --window consecutive distances are all below "
+        "--threshold. Snapshots as listed by --epoch (default: all, init first).",
+        epilog="Example: nnstd convergence --threshold 0.1 --window 2 --out convergence.png",
+    )
+    conv.add_argument("--threshold", type=float, default=0.1, help="(default: %(default)s)")
+    conv.add_argument("--window", type=int, default=2, metavar="K", help="(default: %(default)s)")
+    conv.add_argument("--out", type=_figure_path, help="plot file (.png, .pdf, .svg)")
+    conv.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    conv.set_defaults(run=cmd_convergence)
 
     _generate_parser(sub)
     return parser

@@ -16,7 +16,16 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Patch
 
-__all__ = ["evolution", "figure4", "heatmap"]
+__all__ = [
+    "clustered_heatmap",
+    "consecutive",
+    "convergence_index",
+    "evolution",
+    "figure4",
+    "heatmap",
+    "mds_coordinates",
+    "mds_embedding",
+]
 
 CMAP = "gnuplot"  # the paper's colour map
 PANEL_COLUMNS = 3  # the paper's Figure 4 is 2 x 3
@@ -158,4 +167,176 @@ def evolution(
     ax.legend(handles=[*handles, band], loc="lower right", fontsize=8)
     if note:
         fig.supxlabel(note, fontsize=8, style="italic")
+    return fig
+
+
+# ---- clustered heat map, MDS embedding, convergence ------------------------------------------
+
+
+def _condensed(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The condensed form of a distance matrix, made symmetric (the mean of [i, j] and [j, i])
+    with a zero diagonal, as `scipy.cluster.hierarchy.linkage` takes it."""
+    from scipy.spatial.distance import squareform
+
+    square = np.asarray(matrix, dtype=np.float64)
+    if square.ndim != 2 or square.shape[0] != square.shape[1] or len(square) < 2:
+        raise ValueError(f"expected a square matrix of at least 2 networks, got {square.shape}")
+    if not np.all(np.isfinite(square)):
+        raise ValueError("the matrix holds NaN or infinite values")
+    symmetric = (square + square.T) / 2
+    np.fill_diagonal(symmetric, 0.0)
+    return np.asarray(squareform(symmetric, checks=False), dtype=np.float64)
+
+
+def clustered_heatmap(
+    matrix: npt.NDArray[np.float64],
+    names: Sequence[str],
+    title: str = "",
+    method: str = "average",
+) -> Figure:
+    """A distance matrix as a heat map with rows and columns in the leaf order of a
+    hierarchical clustering (``scipy.cluster.hierarchy``), its dendrogram above.
+
+    ``method`` is the linkage (``"average"``, ``"complete"``, ``"single"``, ...); an ordered
+    (non-symmetric) matrix is clustered on the mean of ``[i, j]`` and ``[j, i]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.array([[0, .9, .1], [.9, 0, .8], [.1, .8, 0]])
+    >>> fig = clustered_heatmap(m, ["a", "b", "c"])
+    >>> [t.get_text() for t in fig.axes[1].get_xticklabels()]
+    ['b', 'a', 'c']
+    """
+    from scipy.cluster.hierarchy import dendrogram, linkage
+
+    tree = linkage(_condensed(matrix), method=method)
+    fig = Figure(figsize=(6.4, 7.2), layout="constrained")
+    top, bottom = fig.subplots(2, 1, height_ratios=[1, 4])
+    drawn = dendrogram(tree, ax=top, no_labels=True, color_threshold=0, above_threshold_color="0.3")
+    order = [int(i) for i in drawn["leaves"]]
+    top.set_ylabel("merge distance")
+    top.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        top.spines[side].set_visible(False)
+    reordered = np.asarray(matrix, dtype=np.float64)[np.ix_(order, order)]
+    heatmap(bottom, reordered, [names[i] for i in order], title)
+    return fig
+
+
+def mds_coordinates(matrix: npt.NDArray[np.float64], seed: int = 0) -> npt.NDArray[np.float64]:
+    """Two-dimensional coordinates whose distances approximate the matrix: scikit-learn's
+    metric MDS on the precomputed (symmetrised) matrix. Needs scikit-learn (``nnstd[views]``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]], dtype=float)
+    >>> xy = mds_coordinates(m)
+    >>> bool(np.allclose(np.linalg.norm(xy[0] - xy[1]), 1, atol=0.05))
+    True
+    """
+    import inspect
+
+    try:
+        from sklearn.manifold import MDS
+    except ImportError:
+        raise ImportError("the MDS view needs scikit-learn: pip install 'nnstd[views]'") from None
+    from scipy.spatial.distance import squareform
+
+    square = squareform(_condensed(matrix))
+    params = inspect.signature(MDS).parameters
+    options: dict[str, object] = {"n_components": 2, "random_state": seed, "n_init": 4}
+    if "metric_mds" in params:  # scikit-learn >= 1.8 names the input 'metric'
+        options.update(metric="precomputed", metric_mds=True, init="random")
+    else:
+        options["dissimilarity"] = "precomputed"
+    if "normalized_stress" in params:
+        options["normalized_stress"] = "auto"
+    return np.asarray(MDS(**options).fit_transform(square), dtype=np.float64)
+
+
+def mds_embedding(
+    matrix: npt.NDArray[np.float64], names: Sequence[str], title: str = "", seed: int = 0
+) -> Figure:
+    """The networks as points in the plane (`mds_coordinates`), labelled with their names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = mds_embedding(np.array([[0, .5, .9], [.5, 0, .6], [.9, .6, 0]]), ["a", "b", "c"])
+    >>> [t.get_text() for t in fig.axes[0].texts]
+    ['a', 'b', 'c']
+    """
+    xy = mds_coordinates(matrix, seed)
+    fig = Figure(figsize=(5.6, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter(xy[:, 0], xy[:, 1], color="tab:blue")
+    for (x, y), name in zip(xy, names, strict=True):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("MDS 1")
+    ax.set_ylabel("MDS 2")
+    ax.set_title(title or "MDS embedding of the distance matrix")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def convergence_index(
+    distances: Sequence[float] | npt.NDArray[np.float64], threshold: float, window: int
+) -> int | None:
+    """Early-Bird style convergence: the first index ``i`` such that ``distances[i - window +
+    1 .. i]`` (``window`` consecutive values) are all below ``threshold``; None if never.
+
+    Examples
+    --------
+    >>> convergence_index([0.5, 0.2, 0.05, 0.04, 0.2, 0.03, 0.02, 0.01], 0.1, 2)
+    3
+    >>> convergence_index([0.5, 0.2], 0.1, 2) is None
+    True
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    run = 0
+    for i, value in enumerate(distances):
+        run = run + 1 if value < threshold else 0
+        if run >= window:
+            return i
+    return None
+
+
+def consecutive(
+    epochs: Sequence[float | None],
+    distances: npt.NDArray[np.float64],
+    names: Sequence[str],
+    threshold: float,
+    window: int,
+) -> Figure:
+    """Distance between consecutive snapshots of each network (``distances[n, i]``: network
+    ``n`` between snapshot ``i`` and ``i + 1``, drawn at ``epochs[i + 1]``), the threshold as
+    a dashed line and each network's convergence epoch (`convergence_index`) as a star.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = consecutive([0, 1, 2, 3], np.array([[.3, .05, .04]]), ["w0"], 0.1, 2)
+    >>> fig.axes[0].get_ylabel()
+    'NNSTD to the previous snapshot'
+    """
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.array([np.nan if e is None else e for e in epochs[1:]], dtype=float)
+    for row, name in zip(np.asarray(distances), names, strict=True):
+        (line,) = ax.plot(x, row, marker="o", markersize=3, label=name)
+        found = convergence_index(row, threshold, window)
+        if found is not None:
+            ax.plot(x[found], row[found], marker="*", markersize=14, color=line.get_color())
+    ax.axhline(
+        threshold, color="0.4", linestyle="--", linewidth=1, label=f"threshold {threshold:g}"
+    )
+    ax.set_xlabel("epoch (snapshot after that epoch)")
+    ax.set_ylabel("NNSTD to the previous snapshot")
+    ax.set_title(f"★ converged: the last {window} consecutive distances below the threshold")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
     return fig
