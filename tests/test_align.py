@@ -217,3 +217,12 @@ def test_open_lth_mask_pth(tmp_path: Path) -> None:
         tmp_path / "mask.pth",
     )
     assert same_topology(nnstd.load_network(tmp_path / "mask.pth"), masks)
+
+
+def test_the_aligning_docs_example_prints_what_it_says(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "aligning.md").read_text("utf-8")
+    code, printed = re.findall(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", page, re.S)[0]
+    exec(compile(code, "docs/aligning.md", "exec"), {})
+    assert capsys.readouterr().out == printed
