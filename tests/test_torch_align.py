@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import nnstd
@@ -104,7 +105,7 @@ class Masked(nn.Module):
         return weight * self.mask
 
 
-def test_parametrized_masks() -> None:
+def test_parametrized_masks(tmp_path: Path) -> None:
     torch.manual_seed(5)
     model = nn.Sequential(nn.Linear(6, 9), nn.Tanh(), nn.Linear(9, 2))
     for layer in (model[0], model[2]):
@@ -119,6 +120,9 @@ def test_parametrized_masks() -> None:
     torch.testing.assert_close(model(x), before)
     assert torch.equal(model[0].parametrizations.weight[0].mask, mask0[orders[0]])
     net = nnstd.torch.to_network(model)
+    torch.save(model.state_dict(), tmp_path / "parametrized.pt")  # the convention, as a loader
+    loaded = nnstd.load_network(tmp_path / "parametrized.pt")
+    assert all((loaded.layer(k) != net.layer(k)).nnz == 0 for k in range(2))
     assert net.connections == [
         int(model[0].parametrizations.weight[0].mask.sum()),
         int(model[2].parametrizations.weight[0].mask.sum()),
@@ -139,10 +143,43 @@ class Residual(nn.Module):
         return self.fc(h.mean(dim=(2, 3)))
 
 
+class SameWidthResidual(nn.Module):
+    """A skip connection the state dict cannot show: every layer chains by its shapes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc1(x))
+        return self.fc3(self.fc2(h) + h)
+
+
 def test_a_residual_connection_is_named() -> None:
     model = Residual()
+    orders = random_orders([8, 16, 16], 0)
+    with pytest.raises(nnstd.TopologyError, match="units of conv1 are read by 2 operations"):
+        nnstd.torch.permute(model, orders)
     with pytest.raises(nnstd.TopologyError, match=r"downsample\.weight has shape \(16, 8, 1, 1\)"):
-        nnstd.torch.permute(model, random_orders([8, 16, 16], 0))
+        nnstd.torch.permute(model.state_dict(), orders)
+    with pytest.raises(nnstd.TopologyError, match="units of fc1 are read by 2 operations"):
+        nnstd.torch.permute(SameWidthResidual(), random_orders([8, 8], 0))
+
+
+def test_a_flatten_through_view_is_followed() -> None:
+    class Viewed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 3, 3), nn.Linear(3 * 2 * 2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.conv(x))
+            return self.fc(h.view(h.size(0), -1))
+
+    torch.manual_seed(0)
+    model, x = Viewed(), torch.randn(3, 1, 4, 4)
+    before = model(x)
+    torch.testing.assert_close(nnstd.torch.permute(model, [[2, 0, 1]])(x), before)
 
 
 def test_bad_orders_are_refused() -> None:

@@ -12,6 +12,7 @@ Works on state dicts of ``torch.Tensor`` or of numpy arrays; modules need PyTorc
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -198,6 +199,60 @@ def _check_orders(
     return checked
 
 
+def _is_metadata(node: Any) -> bool:
+    """A node computing a tensor's size or shape (``x.view(x.size(0), -1)``), not its values."""
+    if node.op == "call_method" and node.target in ("size", "dim"):
+        return True
+    if node.op == "call_function" and node.target in (getattr, operator.getitem):
+        return bool(node.all_input_nodes) and (
+            node.target is getattr or _is_metadata(node.all_input_nodes[0])
+        )
+    return False
+
+
+def _only_user(node: Any, layer: str, source: str) -> Any:
+    users = [u for u in node.users if not _is_metadata(u)]
+    if len(users) != 1:
+        raise TopologyError(
+            f"{source}: the units of {layer} are read by {len(users)} operations after "
+            f"{node.name} (a residual connection or a branch): permute follows plain chains "
+            f"only, where every unit of a layer feeds the next layer alone"
+        )
+    return users[0]
+
+
+def _check_traced_chain(model: Any, names: list[str], source: str) -> None:
+    """Through ``torch.fx``: each hidden layer's output reaches the next layer alone, through
+    operations of one tensor (activations, BatchNorm, flatten), never added to another
+    tensor. A model that cannot be traced is not checked (its state dict is still)."""
+    try:
+        import torch.fx
+
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception:  # dynamic control flow and the like: fx cannot follow it
+        return
+    calls: dict[str, list[Any]] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls.setdefault(str(node.target), []).append(node)
+    for k, layer in enumerate(names[:-1]):
+        if len(calls.get(layer, [])) != 1 or len(calls.get(names[k + 1], [])) != 1:
+            raise TopologyError(
+                f"{source}: {layer} or {names[k + 1]} is not called exactly once in forward; "
+                f"permute follows plain chains only"
+            )
+        node, target = calls[layer][0], calls[names[k + 1]][0]
+        while node is not target:
+            node = _only_user(node, layer, source)
+            others = [n for n in node.all_input_nodes if not _is_metadata(n) and n.op != "get_attr"]
+            if node.op == "output" or len(others) > 1:
+                raise TopologyError(
+                    f"{source}: the units of {layer} are combined with another tensor in "
+                    f"{node.name} before {names[k + 1]} (a residual connection?): permute "
+                    f"follows plain chains only"
+                )
+
+
 def permute_state(
     state: Mapping[str, Any],
     orders: Sequence[npt.ArrayLike],
@@ -251,7 +306,9 @@ def permute(
         If an order is not a permutation of its layer's units, or the chain cannot be
         inferred: a module between two layers holds something other than one value per unit
         (a residual connection, a branch), or a layer does not take the previous one's units
-        as inputs. The message names the module.
+        as inputs. The message names the module. For a module, ``torch.fx`` traces
+        ``forward`` to find skip connections a state dict cannot show (a model fx cannot
+        trace is checked through its state dict alone).
 
     Notes
     -----
@@ -274,6 +331,10 @@ def permute(
     """
     if hasattr(model, "load_state_dict") and hasattr(model, "state_dict"):
         source = type(model).__name__
+        state = model.state_dict()
+        modules = _modules(state)
+        names = [modules[i].name for i in _chain(modules, state, layers, source)]
+        _check_traced_chain(model, names, source)
         model.load_state_dict(
             permute_state(model.state_dict(), orders, layers=layers, source=source)
         )
