@@ -226,3 +226,31 @@ def test_the_aligning_docs_example_prints_what_it_says(capsys: pytest.CaptureFix
     code, printed = re.findall(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", page, re.S)[0]
     exec(compile(code, "docs/aligning.md", "exec"), {})
     assert capsys.readouterr().out == printed
+
+
+def test_mask_conventions_refuse_bad_declarations(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    state = {
+        "l.weight.bitmask": np.zeros((2, 1), np.uint8),
+        "l.weight.shape": np.array([2, 9], np.int64),  # 9 columns need 2 bytes per row
+    }
+    save_file(state, str(tmp_path / "short.safetensors"))
+    with pytest.raises(
+        nnstd.TopologyError, match=r"short\.safetensors: l\.weight\.bitmask: a bitmask"
+    ):
+        nnstd.load_network(tmp_path / "short.safetensors")
+    state = {
+        "l.weight.bitmask": np.zeros((1, 1), np.uint8),
+        "l.weight.shape": np.array([2**40, 2**20], np.int64),
+    }
+    save_file(state, str(tmp_path / "huge.safetensors"))
+    with pytest.raises(nnstd.TopologyError, match="more than the memory budget"):
+        nnstd.load_network(tmp_path / "huge.safetensors")
+    index = tmp_path / "m.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"w": "../elsewhere.safetensors"}}))
+    with pytest.raises(nnstd.TopologyError, match="is not a file beside the index"):
+        nnstd.load_network(index)
+    index.write_text("[1, 2]")
+    with pytest.raises(nnstd.TopologyError, match="not a safetensors index"):
+        nnstd.load_network(index)

@@ -802,12 +802,13 @@ _BITMASK_SHAPE = ".shape"
 _BITMASK_PARTS = (".compressed", ".row_offsets")
 
 
-def _unpack_bitmask(packed: Array, shape_values: Array, where: str) -> Array:
+def _unpack_bitmask(packed: Array, shape_values: Array, where: str, budget: int) -> Array:
     """A boolean mask of ``shape`` from rows packed with ``numpy.packbits(bitorder="little")``."""
     shape = [int(v) for v in np.asarray(shape_values).ravel()]
     if len(shape) != 2 or min(shape) < 0:
         raise TopologyError(f"{where}: the shape tensor must hold 2 sizes, got {shape}")
     rows, cols = shape
+    check_budget(rows * cols, budget, where, f"a mask of shape {shape}")
     packed = np.asarray(packed)
     if packed.dtype != np.uint8 or packed.shape != (rows, (cols + 7) // 8):
         raise TopologyError(
@@ -817,7 +818,9 @@ def _unpack_bitmask(packed: Array, shape_values: Array, where: str) -> Array:
     return np.unpackbits(packed, axis=1, count=cols, bitorder="little").astype(bool)
 
 
-def apply_mask_conventions(tensors: Mapping[str, Weights], source: str) -> dict[str, Weights]:
+def apply_mask_conventions(
+    tensors: Mapping[str, Weights], source: str, budget: int = DEFAULT_LOAD_BUDGET
+) -> dict[str, Weights]:
     """Tensors with the mask conventions read as ``weight`` / ``weight_orig`` / ``weight_mask``
     names: parametrize-style masks and compressed-tensors bitmasks. Other tensors unchanged."""
     out: dict[str, Weights] = {}
@@ -833,7 +836,9 @@ def apply_mask_conventions(tensors: Mapping[str, Weights], source: str) -> dict[
             shape = tensors.get(base + _BITMASK_SHAPE)
             if shape is None:
                 raise TopologyError(f"{source}: {name} has no {base}{_BITMASK_SHAPE} beside it")
-            out[base] = _unpack_bitmask(np.asarray(value), np.asarray(shape), f"{source}: {name}")
+            out[base] = _unpack_bitmask(
+                np.asarray(value), np.asarray(shape), f"{source}: {name}", budget
+            )
         elif name.endswith((_BITMASK_SHAPE, *_BITMASK_PARTS)) and (
             name.rsplit(".", 1)[0] + _BITMASK in tensors
         ):

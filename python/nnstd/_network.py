@@ -278,7 +278,7 @@ def network_from_tensors(
     budget: int = DEFAULT_LOAD_BUDGET,
 ) -> Network:
     """Picks the layer weights, orients them (inputs, neurons) and checks that they chain."""
-    tensors = apply_mask_conventions(tensors, name)
+    tensors = apply_mask_conventions(tensors, name, budget)
     picked = pick_weights(tensors, layers, name)
     converted = [as_layer(n, a, orientation, name, k, budget) for k, (n, a) in enumerate(picked)]
     groups = chain_groups([n for n, _ in picked], converted, orientation, name)
