@@ -108,7 +108,9 @@ def test_figure4_matrices_equal_pairwise_and_scipy(paper_topo: Path, tmp_path: P
     for epoch in ("epoch_000", "epoch_190"):
         folders = paper_networks(paper_topo, epoch)
         matrix = np.load(saved / f"{epoch}.npy")
-        np.testing.assert_array_equal(matrix, nnstd.pairwise(folders, layers=0)[:, :, 0])
+        np.testing.assert_array_equal(
+            matrix, nnstd.pairwise(folders, layers=0, solver="paper")[:, :, 0]
+        )
         layers = [paper_layers(str(f)) for f in folders]
         for i in range(10):
             for j in range(i):
@@ -174,7 +176,7 @@ def test_figure4_says_what_is_missing_on_the_figure_and_stderr(tmp_path: Path) -
 def test_figure4_layer_options_and_formats(tmp_path: Path) -> None:
     root = tiny_topo(tmp_path / "topo")
     nets = [nnstd.load_network(root / f"net{n}" / "init") for n in range(3)]
-    full = nnstd.pairwise(nets)
+    full = nnstd.pairwise(nets, solver="paper")  # figure4 reproduces the paper
     for name, extra, expected in [
         ("alone.png", [], full[:, :, 1]),
         ("mean.pdf", ["--cumulative"], full.mean(axis=2)),
@@ -359,10 +361,9 @@ def test_bad_threads_and_budgets_are_one_line_usage_errors(
         ("--threads", "0", None),  # all cores
         ("--threads", "1", None),
         ("--threads", str(nnstd._core.MAX_THREADS), None),
-        ("--memory-budget", "inf", ["exact", "exact"]),
-        ("--memory-budget", "1e12", ["exact", "exact"]),
-        ("--memory-budget", "0.5", ["exact", "exact"]),
-        ("--memory-budget", "0", ["sparse", "sparse"]),
+        ("--memory-budget", "inf", ["dense", "dense"]),
+        ("--memory-budget", "1e12", ["dense", "dense"]),
+        ("--memory-budget", "0.5", ["dense", "dense"]),
     ],
 )
 def test_threads_and_budgets_are_accepted_as_meant(
@@ -427,12 +428,12 @@ def test_help_says_the_budget_is_in_gib() -> None:
                 "{root}/net0/init",
                 "{root}/net1/init",
                 "--solver",
-                "exact",
+                "dense",
                 "--memory-budget",
                 "0",
             ],
             1,
-            "use --solver sparse",
+            'use the "sparse" solver',
         ),
         (
             ["distance", "{root}/net0/init", "{root}/net1/init", "--load-budget", "0"],
@@ -493,15 +494,17 @@ def test_distance_reads_weight_files_with_an_orientation_each(tmp_path: Path) ->
     assert json.loads(mixed.stdout)["distances"] == [0.0, 0.0]
 
 
-def test_auto_is_the_default_and_falls_back_to_sparse(tmp_path: Path) -> None:
+def test_auto_is_the_default_and_says_what_ran(tmp_path: Path) -> None:
     root = tiny_topo(tmp_path / "topo")
-    result = run(
-        "distance", root / "net0" / "init", root / "net1" / "init", "--json", "--memory-budget", "0"
-    )
+    result = run("distance", root / "net0" / "init", root / "net1" / "init", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["solver"] == "auto"
-    assert data["solvers"] == ["sparse", "sparse"]
+    assert data["solvers"] == ["dense", "dense"]  # most neuron pairs share an input
+    refused = run(
+        "distance", root / "net0" / "init", root / "net1" / "init", "--memory-budget", "0"
+    )
+    assert "over the memory budget of 0 bytes" in one_line_error(refused, 1)
 
 
 def test_help_has_examples() -> None:

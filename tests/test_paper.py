@@ -14,7 +14,7 @@ from oracle import paper_layers, scipy_distance
 @pytest.mark.parametrize("epoch", PAPER_EPOCHS)
 def test_pairwise_equals_scipy_oracle_on_every_pair_and_layer(paper_topo: Path, epoch: str) -> None:
     folders = paper_networks(paper_topo, epoch)
-    result = nnstd.pairwise(folders)
+    result = nnstd.pairwise(folders, solver="paper")
     assert result.shape == (10, 10, 4)
     layers = [paper_layers(str(f)) for f in folders]
     for i in range(10):
@@ -28,16 +28,17 @@ def test_pairwise_equals_scipy_oracle_on_every_pair_and_layer(paper_topo: Path, 
 @pytest.mark.parametrize("epoch", ["epoch_000", "epoch_100", "epoch_190"])
 def test_matchings_are_scipys_assignments(paper_topo: Path, epoch: str) -> None:
     a, b = paper_topo / "e5_s0_w7" / epoch, paper_topo / "e5_s0_w2" / epoch
-    d = nnstd.distance(a, b)
+    d = nnstd.distance(a, b, solver="paper")
     _, matchings = scipy_distance(paper_layers(str(a)), paper_layers(str(b)))
     for mine, theirs in zip(d.matchings, matchings, strict=False):
         np.testing.assert_array_equal(mine, theirs)
 
 
-def test_self_distance_is_zero_and_values_in_unit_interval(paper_topo: Path) -> None:
+@pytest.mark.parametrize("solver", ["auto", "paper", "sparse", "dense", "canonical"])
+def test_self_distance_is_zero_and_values_in_unit_interval(paper_topo: Path, solver: str) -> None:
     for epoch in ("epoch_000", "epoch_190"):
         net = nnstd.load_network(paper_topo / "e5_s0_w4" / epoch)
-        assert np.all(nnstd.distance(net, net).layers == 0.0)
+        assert np.all(nnstd.distance(net, net, solver=solver).layers == 0.0)  # type: ignore[arg-type]
         ordered = nnstd.pairwise(paper_networks(paper_topo, epoch)[:4], ordered=True)
         assert np.all((ordered >= 0) & (ordered <= 1))
         assert np.all(np.diagonal(ordered, axis1=0, axis2=1) == 0.0)

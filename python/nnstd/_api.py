@@ -14,8 +14,9 @@ from nnstd._errors import TopologyError
 from nnstd._loaders import byte_count
 from nnstd._network import Network, PathLike, as_network
 
-Solver = Literal["exact", "sparse", "auto", "canonical"]
-SOLVERS: tuple[str, ...] = ("exact", "sparse", "auto", "canonical")
+Solver = Literal["auto", "paper", "exact", "sparse", "dense", "canonical"]
+#: Every solver name (defined once, in the Rust core); "exact" is the paper mode's former name.
+SOLVERS: tuple[str, ...] = _core.SOLVERS
 DEFAULT_MEMORY_BUDGET = 1 << 30
 Layers: TypeAlias = int | Sequence[int] | None
 
@@ -36,7 +37,8 @@ class Distance:
         ``matchings[k][i]`` is the neuron of B, in B's own labels, matched to neuron ``i`` of A
         in layer ``layer_indices[k]``; -1 where B's layer is narrower and ``i`` has no partner.
     solvers
-        The solver that matched each reported layer: ``"exact"`` or ``"sparse"``.
+        The algorithm that matched each reported layer: ``"sparse"``, ``"dense"``,
+        ``"paper"`` or ``"canonical"``.
     """
 
     layer_indices: tuple[int, ...]
@@ -121,9 +123,8 @@ def distance(
     Each layer's neurons are matched by a minimum-cost assignment of their input-set Jaccard
     distances; B's hidden neurons are renamed through the matching before the next layer
     (``docs/definition.md``: #neuron-distance, #layer-assignment, #carrying-the-matching).
-    ``solver="exact"`` reproduces
-    ``scipy.optimize.linear_sum_assignment``'s choice among optimal assignments, so the numbers
-    equal the paper code's (run with SciPy >= 1.5).
+    ``solver="paper"`` reproduces ``scipy.optimize.linear_sum_assignment``'s choice among
+    optimal assignments, so the numbers equal the paper code's (run with SciPy >= 1.5).
 
     Parameters
     ----------
@@ -134,22 +135,26 @@ def distance(
         A layer index or a list of them (default: all). Later layers need all earlier ones
         matched, so asking for layer 2 alone still matches layers 0 and 1.
     solver
-        ``"auto"`` (default): ``"exact"`` for every layer whose dense cost matrix fits
-        ``memory_budget``, ``"sparse"`` beyond (``Distance.solvers`` says which).
-        ``"exact"``: SciPy's optimal assignment, reproduced, so the numbers equal the paper
-        algorithm's; refuses a layer whose dense cost matrix exceeds ``memory_budget``.
-        ``"sparse"``: an optimal assignment found from the neuron pairs that share an input, in
-        memory proportional to them; every layer's assignment cost is optimal given the
-        alignment carried into it, but ties may be broken differently from SciPy, so layers
-        after the first can differ from ``"exact"``. ``"canonical"`` (recommended
-        for analysis): every layer's cost is still optimal, but ties between optimal
-        assignments are broken by the neurons' structure (colour refinement over inputs and
-        outputs) rather than by their labels, so a network and a copy with its hidden neurons
-        renamed are at distance 0; see the README's "Solvers" section for what it guarantees.
+        Every solver gives every layer an optimal assignment cost for the alignment carried
+        into it, so layer 0 is the same for all; they differ in which optimal assignment they
+        pick when there are several, which aligns the next layer
+        (``docs/definition.md#solver-guarantees``).
+        ``"auto"`` (default): the fastest optimal algorithm for each layer, chosen by expected
+        time: ``"sparse"`` when few neuron pairs share an input, ``"dense"`` when most do and
+        the dense matrix fits ``memory_budget`` (``Distance.solvers`` says which ran).
+        ``"paper"`` (``"exact"`` is its former name): SciPy's optimal assignment, reproduced
+        choice for choice, so the numbers equal the paper algorithm's.
+        ``"sparse"``: primal-dual phases on the neuron pairs that share an input, in memory
+        proportional to them. ``"dense"``: Jonker-Volgenant on the dense cost matrix.
+        ``"canonical"`` (recommended for analysis): ties between optimal assignments broken
+        by the neurons' structure (colour refinement over inputs and outputs) rather than by
+        their labels, so a network and a copy with its hidden neurons renamed are at distance
+        0; see the README's "Solvers" section for what it guarantees.
     memory_budget
-        Bytes (a whole number, such as ``2**30``; default 1 GiB) one layer's dense float64
-        cost matrix may take. Negative, fractional, infinite or NaN values, and values above
-        2**64 - 1, are refused with a ValueError.
+        Bytes (a whole number, such as ``2**30``; default 1 GiB) that one layer's cost
+        representation may take: the dense matrix, or the similarity graph; a layer over it is
+        refused with a TopologyError naming the layer and the size. Negative, fractional,
+        infinite or NaN values, and values above 2**64 - 1, are refused with a ValueError.
 
     Returns
     -------

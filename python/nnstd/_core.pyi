@@ -7,6 +7,7 @@ import numpy.typing as npt
 
 __all__ = [
     "MAX_THREADS",
+    "SOLVERS",
     "TopologyError",
     "Topology",
     "distance",
@@ -16,6 +17,7 @@ __all__ = [
 ]
 
 MAX_THREADS: int
+SOLVERS: tuple[str, ...]
 
 class TopologyError(ValueError):
     """A topology that cannot be read or compared; the message names the layer and the problem."""
@@ -37,7 +39,7 @@ def distance(
     a: Topology,
     b: Topology,
     depth: int | None = None,
-    solver: str = "exact",
+    solver: str = "auto",
     memory_budget: int | None = None,
 ) -> tuple[
     npt.NDArray[np.float64],
@@ -48,7 +50,7 @@ def distance(
 def pairwise(
     networks: Sequence[Topology],
     depth: int | None = None,
-    solver: str = "exact",
+    solver: str = "auto",
     ordered: bool = False,
     threads: int | None = None,
     progress: Callable[[int], object] | None = None,

@@ -345,7 +345,7 @@ def cmd_figure4(args: argparse.Namespace) -> None:
         print(
             f"wrote {args.out}{replaced_figure}: {len(panels)} panels, "
             f"{layer_title(args.layer, args.cumulative)}, {len(ts.networks)} networks from "
-            f"{ts.root}, {elapsed:.2f} s computing{saved}"
+            f"{ts.root}, solver {args.solver}, {elapsed:.2f} s computing{saved}"
         )
 
 
@@ -764,10 +764,11 @@ def _common_options() -> OneLineParser:
     common.add_argument(
         "--solver",
         choices=SOLVERS,
-        default="auto",
-        help="auto (exact while a layer's dense cost matrix fits the memory budget, else "
-        "sparse), exact (SciPy's choices: the paper's numbers), sparse (very wide layers) or "
-        "canonical (ties broken by structure, not labels) (default: %(default)s)",
+        default=None,
+        help="auto (the fastest optimal algorithm per layer: sparse or dense), paper (SciPy's "
+        "choices: the paper's numbers; 'exact' is its former name), sparse (similarity graph), "
+        "dense (dense cost matrix) or canonical (ties broken by structure, not labels); layer 0 "
+        "is the same for all (default: auto; paper for figure4)",
     )
     common.add_argument(
         "--threads",
@@ -781,8 +782,8 @@ def _common_options() -> OneLineParser:
         type=memory_budget_value,
         default=None,
         metavar="GIB",
-        help="GiB (not bytes; the Python API takes bytes) that one layer's dense cost matrix "
-        "may take for the exact and canonical solvers; fractions allowed, inf for no limit "
+        help="GiB (not bytes; the Python API takes bytes) that one layer's costs may take "
+        "(dense matrix or similarity graph); fractions allowed, inf for no limit "
         f"(default: {DEFAULT_MEMORY_BUDGET / 2**30:g})",
     )
     common.add_argument(
@@ -870,6 +871,9 @@ def build_parser() -> OneLineParser:
         "epoch_000, after the first epoch).",
         epilog="Example: nnstd figure4 --topo-root ../shared/paper-topo --out fig4.pdf",
     )
+    # Reproducing the paper: SciPy's tie choices unless asked otherwise (layer 0 never depends
+    # on them). Not through set_defaults: the --solver action is shared by every command.
+    fig4.set_defaults(default_solver="paper")
     fig4.add_argument(
         "--out",
         type=_figure_path,
@@ -1080,6 +1084,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nnstd`` command; returns the exit code."""
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "solver", "") is None:
+            args.solver = getattr(args, "default_solver", "auto")
         args.run(args)
     except UsageError as exc:
         print(shell_words(str(exc)), file=sys.stderr)

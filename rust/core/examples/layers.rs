@@ -5,9 +5,11 @@
 //! `layers 2048 0.3 1 2 dense,exact`.
 use std::time::Instant;
 
-use nnstd_core::assign::{exact, sparse};
+use nnstd_core::assign::{exact, lapjv, sparse};
 use nnstd_core::cancel::Cancel;
-use nnstd_core::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
+use nnstd_core::similarity::{
+    dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
+};
 use nnstd_core::topology::{Idx, Layer};
 
 struct SplitMix(u64);
@@ -69,6 +71,16 @@ fn main() {
                 println!(
                     "sparse: nnz {} costs {tc:?} total {:?} cost {:.9}",
                     costs.nnz(),
+                    t.elapsed(),
+                    s.cost
+                );
+            }
+            "dense" => {
+                let costs = dense_layer_costs(&a, &b);
+                let tc = t.elapsed();
+                let s = lapjv::solve(&costs, &Cancel::new()).unwrap();
+                println!(
+                    "dense: costs {tc:?} total {:?} cost {:.9}",
                     t.elapsed(),
                     s.cost
                 );

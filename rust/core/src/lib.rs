@@ -11,12 +11,14 @@ pub mod cancel;
 pub mod error;
 pub mod network;
 pub mod pairwise;
+pub mod policy;
 pub mod refine;
 pub mod similarity;
 pub mod topology;
 
 pub use cancel::Cancel;
 pub use error::{Error, Result};
-pub use network::{distance, LayerMatch, Options, Solver, DEFAULT_MEMORY_BUDGET};
+pub use network::{distance, LayerMatch};
 pub use pairwise::{pair_count, pairwise, Pairs};
+pub use policy::{Options, Solver, DEFAULT_MEMORY_BUDGET};
 pub use topology::{Idx, Layer, Network};

@@ -1,78 +1,13 @@
 //! Network distance: match layer by layer, carrying each matching into the next layer
 //! (NNSTD.md sections 3 and 4).
 
-use crate::assign::{exact, invert_matching, lexicographic, sparse, Assignment, UNMATCHED};
+use crate::assign::{invert_matching, lexicographic, solve_layer, Algorithm, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
+use crate::policy::{plan, Options, Solver};
 use crate::refine::{agreement, colour_history, History};
-use crate::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
+use crate::similarity::layer_costs;
 use crate::topology::{Idx, Layer, Network};
-
-/// Which assignment the distance is built on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Solver {
-    /// SciPy's optimal assignment, reproduced (the paper's numbers).
-    #[default]
-    Exact,
-    /// An optimal assignment from the similarity graph alone; same layer cost as `Exact`, but
-    /// ties may be broken differently, so later layers can differ.
-    Sparse,
-    /// `Exact` while a layer's dense cost matrix fits the memory budget, `Sparse` beyond.
-    Auto,
-    /// Optimal layer costs, with ties between optimal assignments broken by structure (colour
-    /// refinement) instead of by neuron labels: a relabelled copy is at distance 0.
-    Canonical,
-}
-
-/// The default memory budget for one layer's dense cost matrix: 1 GiB.
-pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
-
-/// How layers are solved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Options {
-    pub solver: Solver,
-    /// Bytes a layer's dense float64 cost matrix may take for the exact solver.
-    pub memory_budget: u64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            solver: Solver::Exact,
-            memory_budget: DEFAULT_MEMORY_BUDGET,
-        }
-    }
-}
-
-impl Options {
-    pub fn new(solver: Solver) -> Self {
-        Options {
-            solver,
-            ..Options::default()
-        }
-    }
-}
-
-/// Bytes of an `n1 x n2` float64 matrix.
-fn dense_bytes(n1: usize, n2: usize) -> u64 {
-    (n1 as u64).saturating_mul(n2 as u64).saturating_mul(8)
-}
-
-/// A byte count in binary units, for messages.
-fn human_bytes(bytes: u64) -> String {
-    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
-}
 
 /// One layer of a network distance.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,8 +19,8 @@ pub struct LayerMatch {
     /// `matching[i]` is the neuron of B (B's own label) matched to neuron `i` of A, or
     /// [`UNMATCHED`] when B's layer is narrower.
     pub matching: Vec<usize>,
-    /// The solver that matched this layer (`Exact` or `Sparse`).
-    pub solver: Solver,
+    /// The algorithm that matched this layer.
+    pub algorithm: Algorithm,
 }
 
 /// Checks that two networks can be compared: the same depth and the same input width.
@@ -104,30 +39,6 @@ pub fn check_comparable(a: &Network, b: &Network) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The solver a layer gets: `Auto` resolved by the budget; `Exact` over budget is an error.
-pub fn resolve_solver(k: usize, n1: usize, n2: usize, options: &Options) -> Result<Solver> {
-    let bytes = dense_bytes(n1, n2);
-    let fits = bytes <= options.memory_budget;
-    match options.solver {
-        Solver::Auto => Ok(if fits { Solver::Exact } else { Solver::Sparse }),
-        Solver::Canonical if !fits => Err(Error::InvalidArgument(format!(
-            "layer {k}: the canonical mode solves the dense {n1} x {n2} assignment ({}), over \
-             the memory budget of {}; use solver=\"sparse\" for layers this wide, or raise the \
-             budget",
-            human_bytes(bytes),
-            human_bytes(options.memory_budget)
-        ))),
-        Solver::Exact if !fits => Err(Error::InvalidArgument(format!(
-            "layer {k}: the exact solver works on the dense {n1} x {n2} cost matrix ({}), \
-             over the memory budget of {}; use solver=\"sparse\" (same layer cost, in \
-             memory proportional to the overlaps) or raise the budget",
-            human_bytes(bytes),
-            human_bytes(options.memory_budget)
-        ))),
-        other => Ok(other),
-    }
 }
 
 /// Structural colours of both networks, for the canonical mode, over `2 * depth + 1` rounds:
@@ -165,17 +76,6 @@ fn layer_distance(cost: f64, n_a: usize) -> f64 {
         0.0
     } else {
         cost / n_a as f64
-    }
-}
-
-/// Solves one layer's assignment with a resolved solver (`Exact` or `Sparse`).
-pub fn assign_layer(a: &Layer, b: &Layer, solver: Solver, cancel: &Cancel) -> Result<Assignment> {
-    match solver {
-        Solver::Sparse => {
-            let costs = layer_costs_with(a, b, EmptyPairs::Skip);
-            sparse::solve(&costs, &empty_neurons(a), &empty_neurons(b), cancel)
-        }
-        _ => Ok(exact::solve(&layer_costs(a, b))),
     }
 }
 
@@ -229,7 +129,7 @@ pub fn distance(
                         distance: layer_distance(m.cost, n),
                         cost: m.cost,
                         matching: invert_matching(&m.matching, n),
-                        solver: m.solver,
+                        algorithm: m.algorithm,
                     }
                 })
                 .collect());
@@ -274,7 +174,7 @@ fn layer_distances(
             }
             _ => lb,
         };
-        let solver = resolve_solver(k, la.n_out(), lb.n_out(), options)?;
+        let plan = plan(k, la, lb, options)?;
         let assignment = match structure {
             Some(s) => lexicographic::solve(
                 &layer_costs(la, lb),
@@ -282,7 +182,7 @@ fn layer_distances(
                 Structure::keys(&s.a, k),
                 Structure::keys(&s.b, k),
             ),
-            None => assign_layer(la, lb, solver, cancel)?,
+            None => solve_layer(plan, la, lb, cancel)?,
         };
         let n = la.n_out();
         let distance = layer_distance(assignment.cost, n);
@@ -290,7 +190,7 @@ fn layer_distances(
             distance,
             cost: assignment.cost,
             matching: assignment.col_of_row,
-            solver,
+            algorithm: plan.algorithm,
         });
     }
     Ok(result)
@@ -325,13 +225,6 @@ mod tests {
         let d = distance(&a, &b, None, &Options::default(), &Cancel::new()).unwrap();
         assert_eq!(d[0].matching, vec![2, 0, 1]);
         assert_eq!((d[0].distance, d[1].distance), (0.0, 0.0));
-    }
-
-    #[test]
-    fn sizes_read_as_people_write_them() {
-        assert_eq!(human_bytes(1000), "1000 bytes");
-        assert_eq!(human_bytes(4_917_248), "4.7 MiB");
-        assert_eq!(human_bytes(34_359_738_368), "32.0 GiB");
     }
 
     #[test]

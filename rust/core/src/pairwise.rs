@@ -7,7 +7,8 @@ use rayon::prelude::*;
 
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::network::{check_comparable, distance, Options};
+use crate::network::{check_comparable, distance};
+use crate::policy::Options;
 use crate::topology::Network;
 
 /// Which (A, B) pairs a matrix holds.

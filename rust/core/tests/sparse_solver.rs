@@ -1,8 +1,10 @@
 //! The sparse solver's cost against the exact solver's on random layers, and its matchings.
 
-use nnstd_core::assign::{exact, sparse, UNMATCHED};
+use nnstd_core::assign::{exact, lapjv, sparse, UNMATCHED};
 use nnstd_core::cancel::Cancel;
-use nnstd_core::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
+use nnstd_core::similarity::{
+    dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
+};
 use nnstd_core::topology::Layer;
 use proptest::prelude::*;
 
@@ -36,6 +38,13 @@ proptest! {
         let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
         let solved = sparse::solve(&costs, &empty_neurons(&a), &empty_neurons(&b), &Cancel::new()).unwrap();
         prop_assert!((solved.cost - dense.cost).abs() < 1e-9, "sparse {} exact {}", solved.cost, dense.cost);
+        // The dense solver reaches the same optimum, and the paper mode on dense costs makes
+        // SciPy's choices exactly as on the similarity graph.
+        let matrix = dense_layer_costs(&a, &b);
+        let jv = lapjv::solve(&matrix, &Cancel::new()).unwrap();
+        prop_assert!((jv.cost - dense.cost).abs() < 1e-9, "dense {} exact {}", jv.cost, dense.cost);
+        let paper_dense = exact::solve_dense(matrix.n_rows, matrix.n_cols, &matrix.data);
+        prop_assert_eq!(&paper_dense.col_of_row, &dense.col_of_row);
         // A complete matching: min(n1, n2) distinct partners.
         let mut used: Vec<usize> = solved.col_of_row.iter().copied().filter(|&j| j != UNMATCHED).collect();
         prop_assert_eq!(used.len(), a.n_out().min(b.n_out()));

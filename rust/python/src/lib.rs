@@ -121,32 +121,12 @@ where
 }
 
 fn parse_options(solver: &str, memory_budget: Option<u64>) -> PyResult<Options> {
-    let solver = match solver {
-        "exact" => Solver::Exact,
-        "sparse" => Solver::Sparse,
-        "auto" => Solver::Auto,
-        "canonical" => Solver::Canonical,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown solver {other:?}; expected \"exact\", \"sparse\", \"auto\" or \
-                 \"canonical\""
-            )))
-        }
-    };
+    let solver = Solver::from_name(solver).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let memory_budget = memory_budget.unwrap_or(core::DEFAULT_MEMORY_BUDGET);
     Ok(Options {
         solver,
         memory_budget,
     })
-}
-
-fn solver_name(solver: Solver) -> &'static str {
-    match solver {
-        Solver::Exact => "exact",
-        Solver::Sparse => "sparse",
-        Solver::Auto => "auto",
-        Solver::Canonical => "canonical",
-    }
 }
 
 fn to_usize(k: usize, what: &str, values: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<usize>> {
@@ -229,7 +209,7 @@ type DistanceArrays<'py> = (
 
 /// Per-layer distances, costs, matchings (-1 where a neuron of A has no partner) and solvers used.
 #[pyfunction]
-#[pyo3(signature = (a, b, depth=None, solver="exact", memory_budget=None))]
+#[pyo3(signature = (a, b, depth=None, solver="auto", memory_budget=None))]
 fn distance<'py>(
     py: Python<'py>,
     a: &Topology,
@@ -243,7 +223,7 @@ fn distance<'py>(
     let layers = run_interruptibly(py, None, move |cancel| {
         core::distance(&na, &nb, depth, &options, cancel)
     })?;
-    let solvers: Vec<&'static str> = layers.iter().map(|l| solver_name(l.solver)).collect();
+    let solvers: Vec<&'static str> = layers.iter().map(|l| l.algorithm.name()).collect();
     let distances: Vec<f64> = layers.iter().map(|l| l.distance).collect();
     let costs: Vec<f64> = layers.iter().map(|l| l.cost).collect();
     let matchings = layers
@@ -260,7 +240,7 @@ fn distance<'py>(
 
 /// An `(n, n, depth)` array of per-layer distances over all pairs of networks.
 #[pyfunction]
-#[pyo3(signature = (networks, depth=None, solver="exact", ordered=false, threads=None, progress=None, memory_budget=None))]
+#[pyo3(signature = (networks, depth=None, solver="auto", ordered=false, threads=None, progress=None, memory_budget=None))]
 #[allow(clippy::too_many_arguments)] // one argument per Python keyword
 fn pairwise<'py>(
     py: Python<'py>,
@@ -376,6 +356,8 @@ fn pair_count(n: usize, ordered: bool) -> usize {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TopologyError", m.py().get_type::<TopologyError>())?;
     m.add("MAX_THREADS", MAX_THREADS)?;
+    let names: Vec<&str> = Solver::NAMES.iter().map(|(name, _)| *name).collect();
+    m.add("SOLVERS", pyo3::types::PyTuple::new(m.py(), names)?)?;
     m.add_class::<Topology>()?;
     m.add_function(wrap_pyfunction!(distance, m)?)?;
     m.add_function(wrap_pyfunction!(pairwise, m)?)?;

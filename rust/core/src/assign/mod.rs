@@ -1,13 +1,78 @@
-//! Linear assignment solvers.
+//! Linear assignment algorithms, one module each; [`Algorithm`] names them and
+//! [`solve_layer`] runs the one a [`Plan`] chose (the choice is `crate::policy`'s).
 //!
-//! - [`exact`]: the shortest augmenting path method as SciPy runs it (NNSTD.md section 6), so it
-//!   picks the same optimal assignment as `scipy.optimize.linear_sum_assignment`.
-//! - [`sparse`]: an optimal assignment from the stored entries alone, in memory proportional to
-//!   them, for layers too wide for a dense matrix.
+//! - [`exact`]: the shortest augmenting path method as SciPy runs it
+//!   (docs/definition.md#scipy-tie-rules), so it picks the same optimal assignment as
+//!   `scipy.optimize.linear_sum_assignment`: the paper mode.
+//! - [`sparse`]: an optimal assignment from the similarity graph alone, in memory proportional
+//!   to it: primal-dual phases with Hopcroft-Karp rounds.
+//! - [`lapjv`]: an optimal assignment of a dense cost matrix (Jonker-Volgenant).
+//! - [`lexicographic`]: optimal, with ties broken by a secondary criterion (the canonical mode).
 
 pub mod exact;
+pub mod lapjv;
 pub mod lexicographic;
 pub mod sparse;
+
+use crate::cancel::Cancel;
+use crate::error::Result;
+use crate::policy::Plan;
+use crate::similarity::{
+    dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
+};
+use crate::topology::Layer;
+
+/// An algorithm that solves a layer's assignment: what a layer reports it was solved with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// SciPy's choices ([`exact`]), on the similarity graph or on a dense matrix.
+    Paper,
+    /// Primal-dual phases on the similarity graph ([`sparse`]).
+    Sparse,
+    /// Jonker-Volgenant on a dense matrix ([`lapjv`]).
+    Dense,
+    /// Optimal, ties broken by structure ([`lexicographic`]).
+    Canonical,
+}
+
+impl Algorithm {
+    /// The name users see (`Distance.solvers` in Python).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Paper => "paper",
+            Algorithm::Sparse => "sparse",
+            Algorithm::Dense => "dense",
+            Algorithm::Canonical => "canonical",
+        }
+    }
+}
+
+/// Solves A's layer `a` against B's layer `b` (inputs aligned) as `plan` says. The canonical
+/// mode needs structural colours and is run by `crate::network`.
+///
+/// Identical layers are matched neuron to neuron by every algorithm but the paper mode (which
+/// makes SciPy's choice): among the optimal assignments (cost 0) the identity is the one that
+/// keeps a network at distance 0 from itself in every later layer.
+pub fn solve_layer(plan: Plan, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<Assignment> {
+    if plan.algorithm != Algorithm::Paper && a == b {
+        return Ok(Assignment {
+            col_of_row: (0..a.n_out()).collect(),
+            cost: 0.0,
+        });
+    }
+    match (plan.algorithm, plan.dense_costs) {
+        (Algorithm::Sparse, _) => {
+            let costs = layer_costs_with(a, b, EmptyPairs::Skip);
+            sparse::solve(&costs, &empty_neurons(a), &empty_neurons(b), cancel)
+        }
+        (Algorithm::Dense, _) => lapjv::solve(&dense_layer_costs(a, b), cancel),
+        (_, true) => {
+            let costs = dense_layer_costs(a, b);
+            Ok(exact::solve_dense(costs.n_rows, costs.n_cols, &costs.data))
+        }
+        (_, false) => Ok(exact::solve(&layer_costs(a, b))),
+    }
+}
 
 /// Marks a row or column that has no partner.
 pub const UNMATCHED: usize = usize::MAX;

@@ -1,0 +1,282 @@
+//! Which algorithm solves a layer: the user's choice ([`Solver`]), resolved per layer by
+//! expected time and by memory into an [`Algorithm`] and a cost representation ([`Plan`]).
+//!
+//! Two numbers about a layer pair decide, both computed in time linear in the layers:
+//!
+//! - the *pair work* `W = sum over inputs r of (A's neurons fed by r) x (B's neurons fed by r)`:
+//!   the steps of counting overlaps by walking input lists, and an upper bound on the neuron
+//!   pairs that share an input (the similarity graph's edges);
+//! - the *fill* `min(1, W / (n1 n2))`: the share of all neuron pairs that the similarity graph
+//!   may hold.
+//!
+//! Sparse layers (the paper's networks, wide random ones) have a fill of a few percent and go to
+//! the similarity graph; layers whose neurons mostly share inputs (medium density, conv layers)
+//! go to a dense cost matrix built from bit-packed input sets, when it fits the memory budget.
+//! Measured on random 4,096-wide layers: at fill 9% the sparse solver took 0.4 s against the
+//! dense solver's 1.3 s; at 32%, 4.7 s against 2.1 s; at 79%, 72 s against 3.6 s.
+
+use crate::assign::Algorithm;
+use crate::error::{Error, Result};
+use crate::topology::Layer;
+
+/// The user's choice of solver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Solver {
+    /// The fastest optimal algorithm for each layer: `Sparse` or `Dense`.
+    #[default]
+    Auto,
+    /// SciPy's optimal assignment, reproduced choice for choice (the paper's numbers).
+    Paper,
+    /// Primal-dual phases on the similarity graph.
+    Sparse,
+    /// Jonker-Volgenant on the dense cost matrix.
+    Dense,
+    /// Optimal layer costs, ties between optimal assignments broken by structure.
+    Canonical,
+}
+
+impl Solver {
+    /// Every solver by the name users give, `"exact"` being the paper mode's former name.
+    pub const NAMES: [(&'static str, Solver); 6] = [
+        ("auto", Solver::Auto),
+        ("paper", Solver::Paper),
+        ("exact", Solver::Paper),
+        ("sparse", Solver::Sparse),
+        ("dense", Solver::Dense),
+        ("canonical", Solver::Canonical),
+    ];
+
+    /// The solver named `name`, or an error listing the names.
+    pub fn from_name(name: &str) -> Result<Solver> {
+        Solver::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, s)| s)
+            .ok_or_else(|| {
+                let names: Vec<String> = Solver::NAMES
+                    .iter()
+                    .map(|(n, _)| format!("{n:?}"))
+                    .collect();
+                Error::InvalidArgument(format!(
+                    "unknown solver {name:?}; expected one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// The default memory budget for one layer's cost representation: 1 GiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
+
+/// Fill from which a layer goes to a dense cost matrix (see the module documentation).
+pub const DENSE_FILL: f64 = 0.15;
+
+/// How layers are solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub solver: Solver,
+    /// Bytes that one layer's cost representation may take.
+    pub memory_budget: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            solver: Solver::Auto,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+        }
+    }
+}
+
+impl Options {
+    pub fn new(solver: Solver) -> Self {
+        Options {
+            solver,
+            ..Options::default()
+        }
+    }
+}
+
+/// How one layer is solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub algorithm: Algorithm,
+    /// Whether the costs are a dense matrix (bit-packed overlaps) rather than the similarity
+    /// graph. `Sparse` never is, `Dense` always is; `Paper` may be either (same choices).
+    pub dense_costs: bool,
+}
+
+/// The pair work `W` of two layers (module documentation). Inputs beyond either layer's input
+/// range feed nothing in it.
+pub fn pair_work(a: &Layer, b: &Layer) -> u64 {
+    let n_in = a.n_in().min(b.n_in());
+    let (mut deg_a, mut deg_b) = (vec![0u64; n_in], vec![0u64; n_in]);
+    for (layer, deg) in [(a, &mut deg_a), (b, &mut deg_b)] {
+        for c in 0..layer.n_out() {
+            for &r in layer.inputs(c) {
+                if let Some(d) = deg.get_mut(r as usize) {
+                    *d += 1;
+                }
+            }
+        }
+    }
+    deg_a.iter().zip(&deg_b).map(|(x, y)| x * y).sum()
+}
+
+/// Bytes of a dense float64 cost matrix as the dense solvers hold it (a square for LAPJV).
+fn dense_bytes(n1: usize, n2: usize, algorithm: Algorithm) -> u64 {
+    let (n1, n2) = (n1 as u64, n2 as u64);
+    let cells = match algorithm {
+        Algorithm::Dense => n1.max(n2).saturating_mul(n1.max(n2)),
+        _ => n1.saturating_mul(n2),
+    };
+    // The matrix, and a transposed copy for tall matrices.
+    cells.saturating_mul(if n1 > n2 { 16 } else { 8 })
+}
+
+/// Bytes of the similarity graph: at most `W` entries of a column index and a cost, stored
+/// twice (by row and by column), plus per-neuron state.
+fn sparse_bytes(work: u64, n1: usize, n2: usize) -> u64 {
+    let entries = work.min((n1 as u64).saturating_mul(n2 as u64));
+    entries
+        .saturating_mul(2 * 12)
+        .saturating_add(((n1 + n2) as u64).saturating_mul(96))
+}
+
+/// A byte count in binary units, for messages.
+pub fn human_bytes(bytes: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+/// The plan for layer `k` (A's layer `a` against B's layer `b`, inputs already aligned).
+pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
+    let (n1, n2) = (a.n_out(), b.n_out());
+    let work = pair_work(a, b);
+    let cells = (n1 as f64 * n2 as f64).max(1.0);
+    let fill = (work as f64 / cells).min(1.0);
+    let budget = options.memory_budget;
+    let fits_dense = |algorithm| dense_bytes(n1, n2, algorithm) <= budget;
+    let sparse = sparse_bytes(work, n1, n2);
+    let over = |what: &str, bytes: u64, hint: &str| {
+        Error::InvalidArgument(format!(
+            "layer {k}: {what} of the {n1} x {n2} layer needs about {}, over the memory \
+             budget of {}; {hint}",
+            human_bytes(bytes),
+            human_bytes(budget)
+        ))
+    };
+    let dense_plan = |algorithm| Plan {
+        algorithm,
+        dense_costs: true,
+    };
+    let sparse_plan = |algorithm| Plan {
+        algorithm,
+        dense_costs: false,
+    };
+    let raise = "raise the memory budget";
+    match options.solver {
+        Solver::Auto => {
+            if fill >= DENSE_FILL && fits_dense(Algorithm::Dense) {
+                Ok(dense_plan(Algorithm::Dense))
+            } else if sparse <= budget {
+                Ok(sparse_plan(Algorithm::Sparse))
+            } else if fits_dense(Algorithm::Dense) {
+                Ok(dense_plan(Algorithm::Dense))
+            } else {
+                Err(over("the similarity graph", sparse, raise))
+            }
+        }
+        Solver::Sparse if sparse <= budget => Ok(sparse_plan(Algorithm::Sparse)),
+        Solver::Sparse => Err(over("the similarity graph", sparse, raise)),
+        Solver::Dense if fits_dense(Algorithm::Dense) => Ok(dense_plan(Algorithm::Dense)),
+        Solver::Dense => Err(over(
+            "the dense cost matrix",
+            dense_bytes(n1, n2, Algorithm::Dense),
+            "use the \"sparse\" solver or raise the memory budget",
+        )),
+        Solver::Paper => {
+            if fill >= DENSE_FILL && fits_dense(Algorithm::Paper) {
+                Ok(dense_plan(Algorithm::Paper))
+            } else if sparse <= budget {
+                Ok(sparse_plan(Algorithm::Paper))
+            } else {
+                Err(over("the paper mode's cost matrix", sparse, raise))
+            }
+        }
+        // The canonical mode reads every pair's reduced cost to find the tight edges.
+        Solver::Canonical if fits_dense(Algorithm::Canonical) => {
+            Ok(sparse_plan(Algorithm::Canonical))
+        }
+        Solver::Canonical => Err(over(
+            "the canonical mode's scan",
+            dense_bytes(n1, n2, Algorithm::Canonical),
+            "use the \"sparse\" solver (same layer costs) for layers this wide, or raise the \
+             memory budget",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(1000), "1000 bytes");
+        assert_eq!(human_bytes(4_917_248), "4.7 MiB");
+        assert_eq!(human_bytes(34_359_738_368), "32.0 GiB");
+    }
+
+    #[test]
+    fn pair_work_counts_shared_input_steps() {
+        let a = Layer::from_neuron_inputs(0, 3, &[vec![0, 1], vec![1]]).unwrap();
+        let b = Layer::from_neuron_inputs(0, 3, &[vec![1], vec![1, 2], vec![0]]).unwrap();
+        // Input 0: 1 x 1; input 1: 2 x 2; input 2: 0 x 1.
+        assert_eq!(pair_work(&a, &b), 5);
+    }
+
+    #[test]
+    fn a_hub_input_is_refused_before_anything_is_built() {
+        // One input feeds every neuron: the similarity graph is complete.
+        let n = 4096;
+        let cols: Vec<Vec<u32>> = (0..n).map(|_| vec![0]).collect();
+        let a = Layer::from_neuron_inputs(0, 1, &cols).unwrap();
+        let options = Options {
+            solver: Solver::Sparse,
+            memory_budget: 1 << 20,
+        };
+        let err = plan(3, &a, &a, &options).unwrap_err().to_string();
+        assert!(err.starts_with("layer 3: the similarity graph"), "{err}");
+        assert!(err.contains("over the memory budget of 1.0 MiB"), "{err}");
+    }
+
+    #[test]
+    fn auto_picks_dense_for_dense_layers_and_sparse_for_sparse_ones() {
+        let dense: Vec<Vec<u32>> = (0..64)
+            .map(|c| (0..32).map(|r| (r + c) % 64).collect())
+            .collect();
+        let sparse: Vec<Vec<u32>> = (0..64).map(|c| vec![c as u32]).collect();
+        let d = Layer::from_neuron_inputs(0, 64, &dense).unwrap();
+        let s = Layer::from_neuron_inputs(0, 64, &sparse).unwrap();
+        let options = Options::default();
+        assert_eq!(
+            plan(0, &d, &d, &options).unwrap().algorithm,
+            Algorithm::Dense
+        );
+        assert_eq!(
+            plan(0, &s, &s, &options).unwrap().algorithm,
+            Algorithm::Sparse
+        );
+    }
+}
