@@ -361,7 +361,10 @@ def load_network(
     layers
         For weights files: tensor names or regular expressions (matched in full), in layer
         order. Default: every 2-D or 4-D weight in file order (natural name order for
-        safetensors), a pruning mask ``*.weight_mask`` preferred over the weight.
+        safetensors), a pruning mask ``*.weight_mask`` preferred over the weight. Masks kept
+        as ``parametrizations.weight.<i>.mask`` (``torch.nn.utils.parametrize``) or as
+        compressed-tensors bitmasks (``NAME.bitmask`` beside ``NAME.shape``) are read as
+        masks too (``docs/aligning.md``).
     drop_bias
         For the paper's folders (and a lone ``weight_l0.npz``): drop the last row of every
         layer (the bias).
