@@ -13,6 +13,7 @@ the neurons of each layer by their input sets and carries the matching forward.
 from nnstd._align import align, alignment, overlap
 from nnstd._api import Distance, distance, pairwise
 from nnstd._errors import TopologyError
+from nnstd._many import cross, to_reference
 from nnstd._network import Network, load_network
 
 __all__ = [
@@ -21,9 +22,11 @@ __all__ = [
     "TopologyError",
     "align",
     "alignment",
+    "cross",
     "distance",
     "load_network",
     "overlap",
     "pairwise",
+    "to_reference",
 ]
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +13,9 @@ from nnstd import _core
 from nnstd._errors import TopologyError
 from nnstd._loaders import byte_count
 from nnstd._network import Network, PathLike, as_network
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 Solver = Literal["auto", "paper", "exact", "sparse", "dense", "canonical"]
 #: Every solver name (defined once, in the Rust core); "exact" is the paper mode's former name.
@@ -209,6 +212,8 @@ def pairwise(
     threads: int | None = None,
     progress: Callable[[int, int], object] | None = None,
     memory_budget: int | None = None,
+    store: PathLike | None = None,
+    client: Client | None = None,
 ) -> npt.NDArray[np.float64]:
     """Layer distances between all pairs of networks, computed in parallel.
 
@@ -249,6 +254,20 @@ def pairwise(
            [0.  , 0.  , 0.25],
            [0.25, 0.25, 0.  ]])
     """
+    if store is not None or client is not None:
+        from nnstd._many import paired_matrix
+
+        return paired_matrix(
+            networks,
+            layers=layers,
+            solver=solver,
+            ordered=ordered,
+            threads=threads,
+            progress=progress,
+            memory_budget=memory_budget,
+            store=store,
+            client=client,
+        )
     _check_solver(solver)
     memory_budget = check_memory_budget(memory_budget)
     threads = check_threads(threads)

@@ -12,8 +12,10 @@ Exit codes: 0 success, 1 a one-line error (bad input), 2 a usage error (also one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import re
 import shutil
 import sys
@@ -21,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +42,9 @@ from nnstd.topology_set import (
     save_matrix,
     select_layer,
 )
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 @dataclass(frozen=True)
@@ -368,7 +373,13 @@ def cmd_matrix(args: argparse.Namespace) -> None:
             "nnstd matrix: error: give one snapshot with --epoch E (a number, epoch_NNN or init)"
         )
     (snapshot,) = _snapshots(ts, args.epochs)
-    (matrix,) = _matrices(ts, [snapshot], args)
+    if args.store is None and args.scheduler is None and args.shard is None:
+        (matrix,) = _matrices(ts, [snapshot], args)
+    else:
+        tiled = _tiled_matrix(ts, snapshot, args)
+        if tiled is None:
+            return
+        matrix = tiled
     title = f"{epoch_label(snapshot)}, {layer_title(args.layer, args.cumulative)}"
     if args.save is not None:
         replaced = _replacing(args.save)
@@ -390,6 +401,85 @@ def cmd_matrix(args: argparse.Namespace) -> None:
             print(f"wrote {args.out}{replaced}: {title}")
     if args.out is None and args.save is None:
         _print_matrix(ts, matrix, title)
+
+
+# ---- matrix: a store, a Dask cluster, SLURM shards ------------------------------------------
+
+
+def shard_value(text: str) -> tuple[int, int]:
+    """``I/N``: this is shard I (0 to N-1) of N."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+        raise argparse.ArgumentTypeError(
+            f"expected I/N with 0 <= I < N (for example 0/10 .. 9/10), got {text!r}"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def _dask_client(scheduler: str, threads: int | None, stack: contextlib.ExitStack) -> Client:
+    """A client of the scheduler at ``scheduler``, or of a LocalCluster here for ``local``."""
+    try:
+        import distributed as dask_distributed
+    except ImportError:
+        raise CommandError("--scheduler needs Dask: pip install 'nnstd[dask]'") from None
+    distributed: Any = dask_distributed  # only partly annotated
+    if scheduler == "local":
+        cluster = stack.enter_context(
+            distributed.LocalCluster(
+                n_workers=threads or os.cpu_count() or 1,
+                threads_per_worker=1,
+                dashboard_address=":0",  # any free port: 8787 may be taken
+            )
+        )
+        local: Client = stack.enter_context(distributed.Client(cluster))
+        return local
+    client: Client = stack.enter_context(distributed.Client(scheduler))
+    return client
+
+
+def _tiled_matrix(
+    ts: TopologySet, snapshot: str, args: argparse.Namespace
+) -> npt.NDArray[np.float64] | None:
+    """The matrix through tiles (stored, on a cluster, or one shard of them: None)."""
+    from nnstd._many import paired_matrix
+
+    if args.shard is not None and (args.store is None or args.scheduler is not None):
+        raise UsageError(
+            "nnstd matrix: error: --shard needs --store PATH (where the shards meet) and no "
+            "--scheduler (see nnstd matrix --help)"
+        )
+    paths = [ts.root / name / snapshot for name in ts.networks]
+    _layer_range(load_network(paths[0], memory_budget=args.load_budget).depth, args.layer)
+    n = len(paths)
+    progress = Progress(n * (n - 1) // 2, args.quiet)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.scheduler is not None:
+            client = _dask_client(args.scheduler, args.threads, stack)
+        try:
+            full = paired_matrix(
+                paths,
+                layers=list(range(args.layer + 1)),
+                solver=args.solver,
+                ordered=False,
+                threads=args.threads,
+                progress=progress.callback(epoch_label(snapshot)),
+                memory_budget=args.memory_budget,
+                store=args.store,
+                client=client,
+                shard=args.shard,
+            )
+        finally:
+            progress.close()
+    if args.shard is not None:
+        if not args.quiet:
+            index, count = args.shard
+            print(
+                f"shard {index}/{count} is in {args.store}; when all {count} have run, the same "
+                "command without --shard reads the matrix from the store"
+            )
+        return None
+    return select_layer(full, args.layer, cumulative=args.cumulative)
 
 
 # ---- distance ------------------------------------------------------------------------------
@@ -900,6 +990,29 @@ def build_parser() -> OneLineParser:
     _legacy_root(matrix)
     matrix.add_argument("--out", type=_figure_path, help="heat map (.png, .pdf, .svg)")
     matrix.add_argument("--save", type=_matrix_path, help="the matrix (.npy or .csv)")
+    matrix.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="folder keeping finished pairs: a run resumes, added networks compute only their "
+        "new pairs (docs/many.md)",
+    )
+    matrix.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run tiles on the Dask scheduler at ADDRESS (tcp://host:8786), or 'local' for a "
+        "cluster of worker processes here; needs nnstd[dask]",
+    )
+    matrix.add_argument(
+        "--shard",
+        type=shard_value,
+        default=None,
+        metavar="I/N",
+        help="compute only shard I (0..N-1) of N into --store, for SLURM array jobs; then the "
+        "same command without --shard reads the matrix",
+    )
     matrix.set_defaults(run=cmd_matrix)
 
     dist = sub.add_parser(
