@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -422,8 +423,6 @@ class _Counter:
             progress(done, total)
 
     def add(self, pairs: int = 1) -> None:
-        import time
-
         with self._lock:
             self.done += pairs
             now = time.monotonic()
