@@ -633,7 +633,8 @@ def cross(
     layers, solver, memory_budget
         As in `distance`.
     threads, progress
-        As in `pairwise`.
+        As in `pairwise` (``threads`` is for in-process runs; with ``client`` each Dask worker
+        thread computes one tile at a time).
     store
         A folder that keeps every finished tile of pairs (created if missing), keyed by the
         networks' content, the solver, depth, memory budget and the nnstd version: pairs
