@@ -9,11 +9,13 @@ from pathlib import Path
 
 import nnstd
 import numpy as np
+import numpy.typing as npt
 import pytest
 import scipy.sparse as sp
 from nnstd.cli import FIGURE4_EPOCHS
 from nnstd.generate import SetConfig, generate
 from nnstd.topology_set import TopologySet, bundled_topo_root
+from scipy.stats import spearmanr
 
 TINY = SetConfig(
     widths=(784, 48, 32, 10), density=0.05, networks=3, epochs=3, snapshots=(0, 2), seed=3
@@ -59,8 +61,8 @@ def test_tiny_generation_end_to_end(tiny_set: Path, tmp_path: Path) -> None:
     assert out.stat().st_size > 10_000
 
 
-def test_generation_is_deterministic(tiny_set: Path, tmp_path: Path) -> None:
-    generate(tmp_path, TINY, log=lambda message: None)
+def test_generation_is_deterministic_in_parallel_too(tiny_set: Path, tmp_path: Path) -> None:
+    generate(tmp_path, TINY, log=lambda message: None, processes=2)
     for name in ("w2/init/weight_l0.npz", "w2/epoch_002/weight_l1.npz"):
         a, b = sp.load_npz(tiny_set / name), sp.load_npz(tmp_path / name)
         assert (a != b).nnz == 0
@@ -102,12 +104,48 @@ def test_generate_command_reports_missing_outputs_cleanly(tmp_path: Path) -> Non
 
 # The bundled set (generated once with `nnstd generate`, see nnstd/data/topo/README.md).
 
+# Mean off-diagonal layer-0 distance of the paper's published topologies (measured with nnstd on
+# ../shared/paper-topo) and of the paper's initial networks (its Figure 4 panel (a)).
+PAPER_PANEL_MEANS = {
+    "init": 0.064,
+    "epoch_000": 0.318,
+    "epoch_010": 0.391,
+    "epoch_030": 0.420,
+    "epoch_050": 0.437,
+    "epoch_100": 0.466,
+    "epoch_190": 0.504,
+}
+
 
 @pytest.fixture(scope="module")
 def committed() -> TopologySet:
     root = bundled_topo_root()
     assert (root / "w0").is_dir(), f"{root}: nnstd ships its generated topologies"
     return TopologySet.open(root)
+
+
+@pytest.fixture(scope="module")
+def panels(committed: TopologySet) -> dict[str, npt.NDArray[np.float64]]:
+    return {e: committed.matrix(e, layers=0)[:, :, 0] for e in PAPER_PANEL_MEANS}
+
+
+@pytest.mark.parametrize("epoch", list(PAPER_PANEL_MEANS))
+def test_panel_means_match_the_papers(
+    panels: dict[str, npt.NDArray[np.float64]], epoch: str
+) -> None:
+    d = panels[epoch]
+    mean = float(d[~np.eye(len(d), dtype=bool)].mean())
+    assert mean == pytest.approx(PAPER_PANEL_MEANS[epoch], abs=0.05)
+
+
+@pytest.mark.parametrize("epoch", list(PAPER_PANEL_MEANS))
+def test_distance_grows_with_rewiring_steps_in_every_panel(
+    panels: dict[str, npt.NDArray[np.float64]], epoch: str
+) -> None:
+    d = panels[epoch]
+    upper = np.triu_indices(len(d), 1)
+    steps = upper[1] - upper[0]
+    assert spearmanr(steps, d[upper]).statistic >= 0.8
 
 
 def test_main_job_runs_from_any_folder(tmp_path: Path) -> None:
