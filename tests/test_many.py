@@ -332,3 +332,15 @@ def test_cli_matrix_with_store_and_shards(
     assert "expected I/N with 0 <= I < N" in capsys.readouterr().err
     assert main([*common, "--shard", "0/2"]) == 2
     assert "--shard needs --store" in capsys.readouterr().err
+
+
+def test_cluster_tiles_shrink_to_keep_every_worker_busy() -> None:
+    class TwoWorkers:
+        def nthreads(self) -> dict[str, int]:
+            return {"tcp://a": 1, "tcp://b": 1}
+
+    client = TwoWorkers()
+    # 20 x 20 in tiles of 16 is 4 tiles for 2 threads: too few; tiles of 8 make 9.
+    assert _many.cluster_tile(np.ones((20, 20), dtype=bool), client) == 8  # type: ignore[arg-type]
+    assert _many.cluster_tile(np.ones((200, 200), dtype=bool), client) == 16  # type: ignore[arg-type]
+    assert _many.cluster_tile(np.ones((2, 2), dtype=bool), client) == _many.MIN_CLUSTER_TILE  # type: ignore[arg-type]

@@ -51,6 +51,7 @@ BoolArray: TypeAlias = "npt.NDArray[np.bool_]"
 # balances well, large enough that a tile's file and task overheads stay far below its work.
 DEFAULT_TILE = 16
 STORE_FORMAT = 1
+MIN_CLUSTER_TILE = 4
 
 
 # ---- networks: lazy loading and content keys -----------------------------------------------
@@ -166,6 +167,16 @@ class Tile:
     @property
     def pairs(self) -> int:
         return int(self.needed.sum())
+
+
+def cluster_tile(required: BoolArray, client: Client) -> int:
+    """The tile size for a cluster: the default, smaller while that gives fewer than four
+    tiles per worker thread (tiles of unequal size on too few tasks leave workers idle)."""
+    slots = max(1, sum(_untyped(client).nthreads().values()))
+    tile = DEFAULT_TILE
+    while tile > MIN_CLUSTER_TILE and len(plan_tiles(required, tile)) < 4 * slots:
+        tile //= 2
+    return tile
 
 
 def plan_tiles(needed: BoolArray, tile: int) -> list[Tile]:
@@ -601,7 +612,9 @@ def matrix(
     if not row_items or not col_items:
         raise ValueError("at least one network is needed on each side")
     mode, chosen = make_mode(row_items[0], layers, solver, memory_budget)
-    job = Job(row_items, col_items, required, mode, tile or DEFAULT_TILE, shard)
+    if tile is None:
+        tile = DEFAULT_TILE if client is None else cluster_tile(required, client)
+    job = Job(row_items, col_items, required, mode, tile, shard)
     out = run_job(
         job, same=cols is None, store=store, client=client, threads=threads, progress=progress
     )
