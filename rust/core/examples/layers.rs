@@ -47,14 +47,55 @@ fn random_layer(n: usize, fan: f64, seed: u64) -> Layer {
     Layer::from_neuron_inputs(0, n, &cols).unwrap()
 }
 
+/// A's neurons in shuffled order, with `moved` of their connections each moved to a random input.
+fn twin(a: &Layer, moved: f64, seed: u64) -> Layer {
+    let mut rng = SplitMix(seed);
+    let n = a.n_out();
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let cols: Vec<Vec<Idx>> = order
+        .iter()
+        .map(|&c| {
+            let mut inputs: Vec<Idx> = a
+                .inputs(c)
+                .iter()
+                .map(|&r| {
+                    if (rng.next() as f64 / u64::MAX as f64) < moved {
+                        rng.below(a.n_in()) as Idx
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            inputs.sort_unstable();
+            inputs.dedup();
+            inputs
+        })
+        .collect();
+    Layer::from_neuron_inputs(0, a.n_in(), &cols).unwrap()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args[1].parse().unwrap();
-    let fan: f64 = args[2].parse().unwrap();
+    // FANIN (fixed fan-in), a density below 1, "erK" (Erdos-Renyi with mean fan-in K) or
+    // "twinK" (fixed fan-in K against a shuffled copy with 30% of connections moved).
+    let kind = args[2].as_str();
     let (sa, sb): (u64, u64) = (args[3].parse().unwrap(), args[4].parse().unwrap());
     let which = args.get(5).map_or("sparse", |s| s.as_str());
-    let a = random_layer(n, fan, sa);
-    let b = random_layer(n, fan, sb);
+    let (a, b) = if let Some(k) = kind.strip_prefix("er") {
+        let p = k.parse::<f64>().unwrap() / n as f64;
+        (random_layer(n, p, sa), random_layer(n, p, sb))
+    } else if let Some(k) = kind.strip_prefix("twin") {
+        let a = random_layer(n, k.parse().unwrap(), sa);
+        let b = twin(&a, 0.3, sb);
+        (a, b)
+    } else {
+        let fan: f64 = kind.parse().unwrap();
+        (random_layer(n, fan, sa), random_layer(n, fan, sb))
+    };
     for solver in which.split(',') {
         let t = Instant::now();
         match solver {

@@ -10,7 +10,8 @@
 //! the primal-dual method in phases, the weighted form of Hopcroft and Karp's algorithm:
 //!
 //! 1. Jonker-Volgenant-style start: row duals at each row's cheapest cost, cheapest edges taken
-//!    greedily.
+//!    greedily, then two passes of augmenting row reduction (free rows bid for their cheapest
+//!    column, so that popular columns get their duals lowered).
 //! 2. Hopcroft-Karp rounds on the tight edges (zero reduced cost): a breadth-first search from
 //!    all free rows, then vertex-disjoint shortest tight paths augmented at once.
 //! 3. When no tight augmenting path is left, one Dijkstra search from all free rows at once
@@ -43,6 +44,9 @@ const TIGHT: f64 = 1e-12;
 /// rows.
 const SINKS_PER_FREE_ROW: usize = 2;
 
+/// Passes of augmenting row reduction before the phases (Jonker and Volgenant use two).
+const ROW_REDUCTION_PASSES: usize = 2;
+
 /// Solves `cost` (absent entries are 1, stored entries in [0, 1]) optimally. `empty_rows` and
 /// `empty_cols` (increasing) are neurons with no input: they cost 0 with each other and 1 with
 /// everything else, so they are paired in index order first, and their mutual zeros need not be
@@ -72,6 +76,11 @@ pub fn solve(
     let mut free: Vec<usize> = (0..cost.n_rows)
         .filter(|&i| search.col4row[i] == UNMATCHED)
         .collect();
+    for _ in 0..ROW_REDUCTION_PASSES {
+        free = search.augmenting_row_reduction(free);
+    }
+    search.set_row_duals();
+    free.retain(|&i| search.col4row[i] == UNMATCHED);
     search.augment_tight_paths(&free);
     free.retain(|&i| search.col4row[i] == UNMATCHED);
     while !free.is_empty() {
@@ -121,8 +130,7 @@ impl<'a> Adjacency<'a> {
 /// matching restricts to such an `M`: the optimum is the rectangular optimum.
 ///
 /// Invariants between phases: every reduced cost `c - u[row] - v[col]` is >= 0 (up to
-/// rounding), and matched edges are tight. Rows of B' are always matched, so the free rows are
-/// rows of A, and a free column is always a dummy.
+/// rounding), and matched edges are tight.
 struct Phases<'a> {
     cost: &'a SparseCost,
     by_col: &'a SparseCost,
@@ -267,6 +275,79 @@ impl<'a> Phases<'a> {
                 self.col4row[row] = self.n2 + row;
                 self.row4col[self.n2 + row] = row;
             }
+        }
+    }
+
+    /// The lowest and second-lowest `c - v` over `row`'s edges, with their columns.
+    fn two_lowest(&self, row: usize) -> (f64, usize, f64, usize) {
+        let (mut u1, mut j1, mut u2, mut j2) = (f64::INFINITY, UNMATCHED, f64::INFINITY, UNMATCHED);
+        for (j, c) in self.adjacency(row).iter() {
+            let h = c - self.v[j];
+            if h < u2 {
+                if h >= u1 {
+                    (u2, j2) = (h, j);
+                } else {
+                    (u2, j2) = (u1, j1);
+                    (u1, j1) = (h, j);
+                }
+            }
+        }
+        (u1, j1, u2, j2)
+    }
+
+    /// One pass of Jonker and Volgenant's augmenting row reduction over the free rows (rows of
+    /// A or B'): each takes its cheapest column, lowering that column's dual by the gap to its
+    /// second cheapest (an auction bid with no increment), and pushes out the column's holder,
+    /// which bids next when the dual moved and in the next pass otherwise. Every matched row
+    /// keeps an exact cheapest column, so the state stays a valid start for the phases once
+    /// [`Self::set_row_duals`] has run. Returns the rows still free.
+    fn augmenting_row_reduction(&mut self, mut free: Vec<usize>) -> Vec<usize> {
+        let mut next_free = Vec::new();
+        let mut k = 0;
+        let mut budget = 4 * free.len() + 1024;
+        while k < free.len() {
+            let row = free[k];
+            k += 1;
+            let (u1, mut j1, u2, j2) = self.two_lowest(row);
+            let mut pushed = self.row4col[j1];
+            if u1 < u2 {
+                self.v[j1] -= u2 - u1;
+            } else if pushed != UNMATCHED && j2 != UNMATCHED {
+                j1 = j2;
+                pushed = self.row4col[j2];
+            }
+            if pushed != UNMATCHED {
+                self.col4row[pushed] = UNMATCHED;
+            }
+            self.col4row[row] = j1;
+            self.row4col[j1] = row;
+            if pushed != UNMATCHED {
+                if u1 < u2 && budget > 0 {
+                    budget -= 1;
+                    k -= 1;
+                    free[k] = pushed;
+                } else {
+                    next_free.push(pushed);
+                }
+            }
+        }
+        next_free
+    }
+
+    /// Row duals after row reduction: a matched row's dual makes its edge tight, a free row's is
+    /// its lowest reduced cost; either way every reduced cost is >= 0 (up to rounding).
+    fn set_row_duals(&mut self) {
+        for row in 0..self.u.len() {
+            self.u[row] = match self.col4row[row] {
+                UNMATCHED => self.two_lowest(row).0,
+                j => {
+                    self.adjacency(row)
+                        .iter()
+                        .find(|&(col, _)| col == j)
+                        .map_or(0.0, |(_, c)| c)
+                        - self.v[j]
+                }
+            };
         }
     }
 
