@@ -372,11 +372,10 @@ class Job:
 
     def keys(self, same: bool) -> tuple[list[str], list[str]]:
         """Content keys of the rows and columns (``same``: the columns are the rows)."""
-        rows = [network_key(_Loader(self.rows, 1)[i]) for i in range(len(self.rows))]
+        rows = [network_key(as_network(item)) for item in self.rows]
         if same:
             return rows, rows
-        cols = [network_key(_Loader(self.cols, 1)[j]) for j in range(len(self.cols))]
-        return rows, cols
+        return rows, [network_key(as_network(item)) for item in self.cols]
 
 
 def run_job(
@@ -841,5 +840,5 @@ def sample_medoid(
         threads=threads,
         memory_budget=memory_budget,
     )
-    mean_distance = m.mean(axis=2).sum(axis=1)
-    return int(chosen[int(np.argmin(mean_distance))])
+    total_distance = m.mean(axis=2).sum(axis=1)  # layer-averaged, summed over the sample
+    return int(chosen[int(np.argmin(total_distance))])
