@@ -13,6 +13,7 @@ pub mod exact;
 pub mod lapjv;
 pub mod lexicographic;
 pub mod sparse;
+pub mod ssp;
 
 use crate::cancel::Cancel;
 use crate::error::Result;

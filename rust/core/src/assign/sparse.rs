@@ -29,7 +29,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{Assignment, Key, UNMATCHED};
+use super::{ssp, Assignment, Key, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -61,6 +61,9 @@ pub fn solve(
         return Err(Error::InvalidArgument(
             "the sparse solver needs costs in [0, 1]".into(),
         ));
+    }
+    if cost.n_rows.min(cost.n_cols) <= ROW_BY_ROW_WIDTH || cheapest_edges_mostly_distinct(cost) {
+        return ssp::solve(cost, empty_rows, empty_cols, cancel);
     }
     let pairs: Vec<(usize, usize)> = empty_rows
         .iter()
@@ -116,6 +119,33 @@ impl<'a> Adjacency<'a> {
             .map(move |k| (cols[k] as usize + offset, vals.map_or(0.0, |v| v[k])))
             .chain(std::iter::once(self.extra))
     }
+}
+
+/// Share of rows whose cheapest stored column no earlier row has claimed, from which the
+/// row-by-row searches of [`ssp`] are faster than phases: the greedy start then leaves few rows,
+/// with short searches. Measured at 16,384 wide: near-twins (yield 0.9 and more) 0.5 s row by
+/// row against 2.7 s in phases; unrelated networks (yield under 0.6) the other way round.
+const ROW_BY_ROW_YIELD: f64 = 0.85;
+
+/// Layers up to this wide are solved row by row whatever the yield: measured on the paper's
+/// 784-wide layers, row by row took 0.45 s for a snapshot's 45 pairs against 2.1 s in phases.
+const ROW_BY_ROW_WIDTH: usize = 1024;
+
+/// Whether the greedy start alone would match at least [`ROW_BY_ROW_YIELD`] of the rows.
+fn cheapest_edges_mostly_distinct(cost: &SparseCost) -> bool {
+    let mut claimed = vec![false; cost.n_cols];
+    let mut matched = 0usize;
+    for i in 0..cost.n_rows {
+        let best = cost.row(i).fold(
+            (UNMATCHED, f64::INFINITY),
+            |b, (j, c)| if c < b.1 { (j, c) } else { b },
+        );
+        if best.0 != UNMATCHED && !claimed[best.0] {
+            claimed[best.0] = true;
+            matched += 1;
+        }
+    }
+    matched as f64 >= ROW_BY_ROW_YIELD * cost.n_rows.min(cost.n_cols) as f64
 }
 
 /// A square perfect matching problem equivalent to the rectangular one, so that duals need no

@@ -1,0 +1,221 @@
+//! Row-by-row successive shortest paths on the similarity graph (the dummy-column form of
+//! docs/definition.md#sparse-view): one Dijkstra search per row that the cheapest-edge start
+//! leaves free, each ending at the latest at that row's own dummy column.
+//!
+//! For `n_rows <= n_cols` and absent entries equal to 1, giving every row a private dummy column
+//! at cost 1 turns the assignment into a row-perfect min-cost matching on `stored + n_rows`
+//! edges. A search only explores neurons that can still improve on cost 1, so when almost every
+//! row's cheapest partner is its own (near-twins, related snapshots) the few searches are short
+//! and this beats the phased method of [`super::sparse`], which picks it in that case.
+//!
+//! The result is an optimal assignment (to float rounding), not SciPy's particular one. Rows left
+//! on their dummy are then given the free columns in increasing order, so the matching is
+//! complete and deterministic.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::{invert_matching, Assignment, Key, UNMATCHED};
+use crate::cancel::Cancel;
+use crate::error::{Error, Result};
+use crate::similarity::SparseCost;
+
+/// Solves `cost` (absent entries are 1, stored entries in [0, 1]) optimally. `empty_rows` and
+/// `empty_cols` (increasing) are neurons with no input: they cost 0 with each other and 1 with
+/// everything else, so they are paired in index order first, and their mutual zeros need not be
+/// stored.
+pub fn solve(
+    cost: &SparseCost,
+    empty_rows: &[usize],
+    empty_cols: &[usize],
+    cancel: &Cancel,
+) -> Result<Assignment> {
+    let pairs: Vec<(usize, usize)> = empty_rows
+        .iter()
+        .copied()
+        .zip(empty_cols.iter().copied())
+        .collect();
+    let zero_cost = |i: usize, j: usize| -> f64 {
+        if pairs.binary_search(&(i, j)).is_ok() {
+            0.0
+        } else {
+            cost.get(i, j)
+        }
+    };
+    if cost.n_rows > cost.n_cols {
+        let wide = cost.transpose();
+        let flipped: Vec<(usize, usize)> = pairs.iter().map(|&(i, j)| (j, i)).collect();
+        let solved = solve_wide(&wide, &flipped, cancel)?;
+        let col_of_row = invert_matching(&solved, cost.n_rows);
+        return Ok(Assignment::from_matching(col_of_row, zero_cost));
+    }
+    let col_of_row = solve_wide(cost, &pairs, cancel)?;
+    Ok(Assignment::from_matching(col_of_row, zero_cost))
+}
+
+/// Row-perfect assignment for `n_rows <= n_cols` with some (row, column) pairs fixed up front:
+/// the column of every row.
+fn solve_wide(cost: &SparseCost, fixed: &[(usize, usize)], cancel: &Cancel) -> Result<Vec<usize>> {
+    if cost.vals.iter().any(|&c| !(0.0..=1.0).contains(&c)) {
+        return Err(Error::InvalidArgument(
+            "the sparse solver needs costs in [0, 1]".into(),
+        ));
+    }
+    let mut search = Search::new(cost);
+    for &(i, j) in fixed {
+        search.col4row[i] = j;
+        search.row4col[j] = i;
+    }
+    search.match_cheapest_free_edges();
+    for row in 0..cost.n_rows {
+        if row % 1024 == 0 {
+            cancel.check()?;
+        }
+        if search.col4row[row] == UNMATCHED {
+            search.augment(row);
+        }
+    }
+    Ok(search.complete_with_free_columns())
+}
+
+/// Successive shortest paths over columns `0..n_cols` (real) and `n_cols + i` (row i's dummy).
+struct Search<'a> {
+    cost: &'a SparseCost,
+    n_cols: usize,
+    u: Vec<f64>,
+    v: Vec<f64>,
+    col4row: Vec<usize>,
+    row4col: Vec<usize>,
+    // Per search, valid where `seen[col] == stamp`:
+    stamp: u32,
+    seen: Vec<u32>,
+    done: Vec<u32>,
+    dist: Vec<f64>,
+    pred: Vec<usize>,
+    finished: Vec<usize>,
+    heap: BinaryHeap<Reverse<(Key, usize)>>,
+}
+
+impl<'a> Search<'a> {
+    fn new(cost: &'a SparseCost) -> Self {
+        let (n_rows, n_cols) = (cost.n_rows, cost.n_cols);
+        let all = n_cols + n_rows;
+        Search {
+            cost,
+            n_cols,
+            u: vec![0.0; n_rows],
+            v: vec![0.0; all],
+            col4row: vec![UNMATCHED; n_rows],
+            row4col: vec![UNMATCHED; all],
+            stamp: 0,
+            seen: vec![0; all],
+            done: vec![0; all],
+            dist: vec![f64::INFINITY; all],
+            pred: vec![UNMATCHED; all],
+            finished: Vec::new(),
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    /// The row's edges: its stored entries, then its dummy column at cost 1.
+    fn edges(&self, row: usize) -> impl Iterator<Item = (usize, f64)> + 'a {
+        let dummy = self.n_cols + row;
+        self.cost.row(row).chain(std::iter::once((dummy, 1.0)))
+    }
+
+    fn relax(&mut self, row: usize, base: f64) {
+        let ui = self.u[row];
+        for (j, c) in self.edges(row) {
+            if self.done[j] == self.stamp {
+                continue;
+            }
+            // Reduced costs are >= 0 up to rounding; clamp so Dijkstra's order stays valid.
+            let d = base + (c - ui - self.v[j]).max(0.0);
+            if self.seen[j] != self.stamp || d < self.dist[j] {
+                self.seen[j] = self.stamp;
+                self.dist[j] = d;
+                self.pred[j] = row;
+                self.heap.push(Reverse((Key(d), j)));
+            }
+        }
+    }
+
+    /// A start in the manner of Jonker and Volgenant: each row's dual is its cheapest edge cost
+    /// (so every reduced cost stays >= 0 with column duals at 0), and a row whose cheapest edge
+    /// leads to a free column takes it (a tight edge). Only the remaining rows need a search.
+    fn match_cheapest_free_edges(&mut self) {
+        for row in 0..self.col4row.len() {
+            if self.col4row[row] != UNMATCHED {
+                continue;
+            }
+            let (j, c) = self
+                .edges(row)
+                .fold((UNMATCHED, f64::INFINITY), |best, (j, c)| {
+                    if c < best.1 {
+                        (j, c)
+                    } else {
+                        best
+                    }
+                });
+            self.u[row] = c;
+            if self.row4col[j] == UNMATCHED {
+                self.row4col[j] = row;
+                self.col4row[row] = j;
+            }
+        }
+    }
+
+    /// One shortest augmenting path from free row `start`; updates potentials and the matching.
+    fn augment(&mut self, start: usize) {
+        self.stamp += 1;
+        self.heap.clear();
+        self.finished.clear();
+        self.relax(start, 0.0);
+        let (sink, total) = loop {
+            let Reverse((Key(d), j)) = self.heap.pop().expect("the dummy column is reachable");
+            if self.done[j] == self.stamp || d > self.dist[j] {
+                continue; // stale entry
+            }
+            self.done[j] = self.stamp;
+            if self.row4col[j] == UNMATCHED {
+                break (j, d);
+            }
+            self.finished.push(j);
+            let row = self.row4col[j];
+            self.relax(row, d);
+        };
+        // Potentials: finished columns and the rows behind them move by (total - dist).
+        self.u[start] += total;
+        for k in 0..self.finished.len() {
+            let j = self.finished[k];
+            let delta = total - self.dist[j];
+            self.v[j] -= delta;
+            self.u[self.row4col[j]] += delta;
+        }
+        let mut j = sink;
+        loop {
+            let i = self.pred[j];
+            self.row4col[j] = i;
+            let previous = std::mem::replace(&mut self.col4row[i], j);
+            if i == start {
+                break;
+            }
+            j = previous;
+        }
+    }
+
+    /// Rows on their dummy take the free real columns in increasing order.
+    fn complete_with_free_columns(self) -> Vec<usize> {
+        let mut free = (0..self.n_cols).filter(|&j| self.row4col[j] == UNMATCHED);
+        self.col4row
+            .iter()
+            .map(|&j| {
+                if j < self.n_cols {
+                    j
+                } else {
+                    free.next().expect("enough free columns")
+                }
+            })
+            .collect()
+    }
+}
