@@ -1,5 +1,5 @@
 //! Network distance: match layer by layer, carrying each matching into the next layer
-//! (NNSTD.md sections 3 and 4).
+//! (docs/definition.md#layer-assignment and #carrying-the-matching).
 
 use crate::assign::{invert_matching, lexicographic, solve_layer, Algorithm, UNMATCHED};
 use crate::cancel::Cancel;

@@ -1,4 +1,4 @@
-//! Neuron-to-neuron costs (NNSTD.md section 2) as a sparse matrix whose absent entries are 1.
+//! Neuron-to-neuron costs (docs/definition.md#neuron-distance) as a sparse matrix whose absent entries are 1.
 //!
 //! Two neurons that share no input have cost exactly 1, so only pairs that share an input (and
 //! pairs of empty neurons, whose cost is 0) are ever stored. Overlaps are counted by walking the

@@ -3,7 +3,7 @@
 //! SciPy's `linear_sum_assignment` runs Crouse's shortest augmenting path method; among the many
 //! optimal assignments of a tie-heavy NNSTD cost matrix it picks one through the order in which it
 //! scans columns and breaks ties. Later layers are aligned through that pick, so an "exact" NNSTD
-//! must make the same pick. NNSTD.md section 6 states the rules; two implementations follow them:
+//! must make the same pick. docs/definition.md#scipy-tie-rules states the rules; two implementations follow them:
 //!
 //! - [`solve_dense`]: a plain port over a dense matrix; the reference.
 //! - [`solve`]: the same arithmetic on a [`SparseCost`] whose absent entries are 1. Columns that
