@@ -14,7 +14,7 @@
 //! Rectangular matrices are made square: a tall one is transposed, a wide one gets rows of
 //! zeros, which take the columns that no real row takes.
 
-use super::{invert_matching, Assignment, UNMATCHED};
+use super::{invert_matching, two_lowest, Assignment, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::similarity::DenseCost;
@@ -148,25 +148,6 @@ impl<'a> Jv<'a> {
         free
     }
 
-    /// The lowest and second-lowest `c[i][j] - v[j]` of row `i`, with their columns.
-    fn two_lowest(&self, i: usize) -> (f64, usize, f64, usize) {
-        let row = self.row(i);
-        let (mut u1, mut j1) = (row[0] - self.v[0], 0);
-        let (mut u2, mut j2) = (f64::INFINITY, UNMATCHED);
-        for (j, (&c, &vj)) in row.iter().zip(&self.v).enumerate().skip(1) {
-            let h = c - vj;
-            if h < u2 {
-                if h >= u1 {
-                    (u2, j2) = (h, j);
-                } else {
-                    (u2, j2) = (u1, j1);
-                    (u1, j1) = (h, j);
-                }
-            }
-        }
-        (u1, j1, u2, j2)
-    }
-
     /// One pass of augmenting row reduction over `free`: each free row takes its cheapest
     /// column, lowering that column's dual by the gap to its second cheapest so that it stays
     /// the row's best; the previous holder is processed next (when the dual moved) or left for
@@ -179,7 +160,7 @@ impl<'a> Jv<'a> {
         while k < free.len() {
             let i = free[k];
             k += 1;
-            let (u1, mut j1, u2, j2) = self.two_lowest(i);
+            let (u1, mut j1, u2, j2) = two_lowest(self.row(i).iter().copied().enumerate(), &self.v);
             let mut i0 = self.y[j1];
             if u1 < u2 {
                 self.v[j1] -= u2 - u1;

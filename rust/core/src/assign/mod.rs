@@ -75,6 +75,28 @@ pub fn solve_layer(plan: Plan, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<
     }
 }
 
+/// The lowest and second-lowest reduced cost `c - v[j]` over a row's `edges` `(j, c)`, with
+/// their columns ([`UNMATCHED`] where there is none): what a row bids with in augmenting row
+/// reduction (Jonker and Volgenant), in the dense and the sparse solver alike.
+pub(crate) fn two_lowest(
+    edges: impl Iterator<Item = (usize, f64)>,
+    v: &[f64],
+) -> (f64, usize, f64, usize) {
+    let (mut u1, mut j1, mut u2, mut j2) = (f64::INFINITY, UNMATCHED, f64::INFINITY, UNMATCHED);
+    for (j, c) in edges {
+        let h = c - v[j];
+        if h < u2 {
+            if h >= u1 {
+                (u2, j2) = (h, j);
+            } else {
+                (u2, j2) = (u1, j1);
+                (u1, j1) = (h, j);
+            }
+        }
+    }
+    (u1, j1, u2, j2)
+}
+
 /// Marks a row or column that has no partner.
 pub const UNMATCHED: usize = usize::MAX;
 

@@ -29,7 +29,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{ssp, Assignment, Key, UNMATCHED};
+use super::{ssp, two_lowest, Assignment, Key, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -308,23 +308,6 @@ impl<'a> Phases<'a> {
         }
     }
 
-    /// The lowest and second-lowest `c - v` over `row`'s edges, with their columns.
-    fn two_lowest(&self, row: usize) -> (f64, usize, f64, usize) {
-        let (mut u1, mut j1, mut u2, mut j2) = (f64::INFINITY, UNMATCHED, f64::INFINITY, UNMATCHED);
-        for (j, c) in self.adjacency(row).iter() {
-            let h = c - self.v[j];
-            if h < u2 {
-                if h >= u1 {
-                    (u2, j2) = (h, j);
-                } else {
-                    (u2, j2) = (u1, j1);
-                    (u1, j1) = (h, j);
-                }
-            }
-        }
-        (u1, j1, u2, j2)
-    }
-
     /// One pass of Jonker and Volgenant's augmenting row reduction over the free rows (rows of
     /// A or B'): each takes its cheapest column, lowering that column's dual by the gap to its
     /// second cheapest (an auction bid with no increment), and pushes out the column's holder,
@@ -338,7 +321,7 @@ impl<'a> Phases<'a> {
         while k < free.len() {
             let row = free[k];
             k += 1;
-            let (u1, mut j1, u2, j2) = self.two_lowest(row);
+            let (u1, mut j1, u2, j2) = two_lowest(self.adjacency(row).iter(), &self.v);
             let mut pushed = self.row4col[j1];
             if u1 < u2 {
                 self.v[j1] -= u2 - u1;
@@ -369,7 +352,7 @@ impl<'a> Phases<'a> {
     fn set_row_duals(&mut self) {
         for row in 0..self.u.len() {
             self.u[row] = match self.col4row[row] {
-                UNMATCHED => self.two_lowest(row).0,
+                UNMATCHED => two_lowest(self.adjacency(row).iter(), &self.v).0,
                 j => {
                     self.adjacency(row)
                         .iter()
