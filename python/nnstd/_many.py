@@ -585,7 +585,9 @@ def make_mode(
     budget = check_memory_budget(memory_budget)
     chosen = layer_selection(layers, as_network(first).depth)
     resolved = DEFAULT_MEMORY_BUDGET if budget is None else budget
-    return Mode(solver, max(chosen) + 1, resolved, _nnstd_version()), chosen
+    # "exact" is the paper mode's former name: one store key for both.
+    canonical_name = "paper" if solver == "exact" else solver
+    return Mode(canonical_name, max(chosen) + 1, resolved, _nnstd_version()), chosen
 
 
 def matrix(
