@@ -1,6 +1,6 @@
 //! The sparse solver's cost against the exact solver's on random layers, and its matchings.
 
-use nnstd_core::assign::{exact, lapjv, sparse, UNMATCHED};
+use nnstd_core::assign::{exact, lapjv, sparse, Duals, UNMATCHED};
 use nnstd_core::cancel::Cancel;
 use nnstd_core::similarity::{
     dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
@@ -36,8 +36,15 @@ proptest! {
         let b = Layer::from_neuron_inputs(0, n_in, &cols_b).unwrap();
         let dense = exact::solve(&layer_costs(&a, &b));
         let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
-        let solved = sparse::solve(&costs, &empty_neurons(&a), &empty_neurons(&b), &Cancel::new()).unwrap();
+        let (solved, duals) = sparse::solve_with_duals(&costs, &empty_neurons(&a), &empty_neurons(&b), &Cancel::new()).unwrap();
         prop_assert!((solved.cost - dense.cost).abs() < 1e-9, "sparse {} exact {}", solved.cost, dense.cost);
+        // Every algorithm's duals certify its assignment (docs/definition.md#optimal-set).
+        prop_assert!(duals.certify(&costs, &solved.col_of_row), "sparse duals {:?}", duals);
+        let stored = layer_costs(&a, &b);
+        let (jv, jv_duals) = lapjv::solve_with_duals(&dense_layer_costs(&a, &b), &Cancel::new()).unwrap();
+        prop_assert!(jv_duals.certify(&stored, &jv.col_of_row), "dense duals {:?}", jv_duals);
+        let (paper, u, v) = exact::solve_with_duals(&stored).unwrap();
+        prop_assert!(Duals::from_assignment_duals(&u, &v).certify(&stored, &paper.col_of_row));
         // The dense solver reaches the same optimum, and the paper mode on dense costs makes
         // SciPy's choices exactly as on the similarity graph.
         let matrix = dense_layer_costs(&a, &b);
@@ -51,6 +58,40 @@ proptest! {
         used.sort_unstable();
         used.dedup();
         prop_assert_eq!(used.len(), a.n_out().min(b.n_out()));
+    }
+}
+
+/// A random layer of `n` neurons with `fan_in` inputs each drawn from `n_in` (a small LCG).
+fn random_layer(n: usize, n_in: usize, fan_in: usize, seed: u64) -> Layer {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize
+    };
+    let cols: Vec<Vec<u32>> = (0..n)
+        .map(|_| (0..fan_in).map(|_| (next() % n_in) as u32).collect())
+        .collect();
+    Layer::from_neuron_inputs(0, n_in, &cols).unwrap()
+}
+
+#[test]
+fn phased_solver_duals_certify_its_assignment() {
+    // Wide unrelated layers take the phased method (not the row-by-row one).
+    for (n1, n2, seed) in [(1500, 1500, 1), (1400, 1700, 2), (1800, 1300, 3)] {
+        let a = random_layer(n1, 1500, 3, seed);
+        let b = random_layer(n2, 1500, 3, seed + 100);
+        let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+        let (solved, duals) = sparse::solve_with_duals(&costs, &[], &[], &Cancel::new()).unwrap();
+        assert!(duals.certify(&costs, &solved.col_of_row), "{n1} x {n2}");
+        let (jv, jv_duals) =
+            lapjv::solve_with_duals(&dense_layer_costs(&a, &b), &Cancel::new()).unwrap();
+        assert!((jv.cost - solved.cost).abs() < 1e-7);
+        assert!(
+            jv_duals.certify(&costs, &jv.col_of_row),
+            "{n1} x {n2} dense"
+        );
     }
 }
 

@@ -14,40 +14,65 @@
 //! Rectangular matrices are made square: a tall one is transposed, a wide one gets rows of
 //! zeros, which take the columns that no real row takes.
 
-use super::{invert_matching, two_lowest, Assignment, UNMATCHED};
+use super::{invert_matching, two_lowest, Assignment, Duals, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::similarity::DenseCost;
 
 /// An optimal assignment of `cost`; `cancel` is checked between augmentations.
 pub fn solve(cost: &DenseCost, cancel: &Cancel) -> Result<Assignment> {
+    Ok(solve_with_duals(cost, cancel)?.0)
+}
+
+/// [`solve`], with an optimal dual of the maximum-similarity matching ([`Duals`]; `cost`'s
+/// entries are NNSTD costs in [0, 1], an absent pair being an entry of 1).
+pub fn solve_with_duals(cost: &DenseCost, cancel: &Cancel) -> Result<(Assignment, Duals)> {
     if cost.n_rows == 0 || cost.n_cols == 0 {
-        return Ok(Assignment {
-            col_of_row: vec![UNMATCHED; cost.n_rows],
-            cost: 0.0,
-        });
+        return Ok((
+            Assignment {
+                col_of_row: vec![UNMATCHED; cost.n_rows],
+                cost: 0.0,
+            },
+            Duals {
+                rows: vec![0.0; cost.n_rows],
+                cols: vec![0.0; cost.n_cols],
+            },
+        ));
     }
-    let col_of_row = if cost.n_rows > cost.n_cols {
-        let wide = solve_wide(&cost.transpose(), cancel)?;
-        invert_matching(&wide, cost.n_rows)
+    let (col_of_row, duals) = if cost.n_rows > cost.n_cols {
+        let (wide, duals) = solve_wide(&cost.transpose(), cancel)?;
+        let duals = Duals {
+            rows: duals.cols,
+            cols: duals.rows,
+        };
+        (invert_matching(&wide, cost.n_rows), duals)
     } else {
         solve_wide(cost, cancel)?
     };
-    Ok(Assignment::from_matching(col_of_row, |i, j| {
-        cost.data[i * cost.n_cols + j]
-    }))
+    let assignment = Assignment::from_matching(col_of_row, |i, j| cost.data[i * cost.n_cols + j]);
+    Ok((assignment, duals))
 }
 
-/// The column of every row, for `n_rows <= n_cols`.
-fn solve_wide(cost: &DenseCost, cancel: &Cancel) -> Result<Vec<usize>> {
+/// The column of every row, for `n_rows <= n_cols`, and the duals.
+fn solve_wide(cost: &DenseCost, cancel: &Cancel) -> Result<(Vec<usize>, Duals)> {
     let n_rows = cost.n_rows;
-    let mut col_of_row = if n_rows < cost.n_cols {
-        Jv::new(&cost.padded_square()).run(cancel)?
+    let padded;
+    let square = if n_rows < cost.n_cols {
+        padded = cost.padded_square();
+        &padded
     } else {
-        Jv::new(cost).run(cancel)?
+        cost
     };
+    let mut jv = Jv::new(square);
+    jv.run(cancel)?;
+    // Row duals of the real rows: each row's reduced cost at its column (its minimum).
+    let u: Vec<f64> = (0..n_rows)
+        .map(|i| square.data[i * square.n_cols + jv.x[i]] - jv.v[jv.x[i]])
+        .collect();
+    let duals = Duals::from_assignment_duals(&u, &jv.v);
+    let mut col_of_row = jv.x;
     col_of_row.truncate(n_rows);
-    Ok(col_of_row)
+    Ok((col_of_row, duals))
 }
 
 /// LAPJV's state on a square matrix. Invariant after the initial phases: every reduced cost
@@ -79,7 +104,7 @@ impl<'a> Jv<'a> {
         &self.c[i * self.n..(i + 1) * self.n]
     }
 
-    fn run(mut self, cancel: &Cancel) -> Result<Vec<usize>> {
+    fn run(&mut self, cancel: &Cancel) -> Result<()> {
         let free = self.column_reduction();
         let mut free = self.reduction_transfer(free);
         for _ in 0..2 {
@@ -92,7 +117,7 @@ impl<'a> Jv<'a> {
             }
             self.augment(row, &mut search);
         }
-        Ok(self.x)
+        Ok(())
     }
 
     /// Each column's minimum becomes its dual; the row holding it takes the column if it has

@@ -9,11 +9,14 @@
 //! - [`lapjv`]: an optimal assignment of a dense cost matrix (Jonker-Volgenant).
 //! - [`lexicographic`]: optimal, with ties broken by a secondary criterion (the canonical mode).
 
+pub mod duals;
 pub mod exact;
 pub mod lapjv;
 pub mod lexicographic;
 pub mod sparse;
 pub mod ssp;
+
+pub use duals::Duals;
 
 use crate::cancel::Cancel;
 use crate::error::Result;

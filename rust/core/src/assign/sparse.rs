@@ -29,7 +29,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{ssp, two_lowest, Assignment, Key, UNMATCHED};
+use super::{ssp, two_lowest, Assignment, Duals, Key, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -57,13 +57,23 @@ pub fn solve(
     empty_cols: &[usize],
     cancel: &Cancel,
 ) -> Result<Assignment> {
+    Ok(solve_with_duals(cost, empty_rows, empty_cols, cancel)?.0)
+}
+
+/// [`solve`], with an optimal dual of the maximum-similarity matching ([`Duals`]).
+pub fn solve_with_duals(
+    cost: &SparseCost,
+    empty_rows: &[usize],
+    empty_cols: &[usize],
+    cancel: &Cancel,
+) -> Result<(Assignment, Duals)> {
     if cost.vals.iter().any(|&c| !(0.0..=1.0).contains(&c)) {
         return Err(Error::InvalidArgument(
             "the sparse solver needs costs in [0, 1]".into(),
         ));
     }
     if cost.n_rows.min(cost.n_cols) <= ROW_BY_ROW_WIDTH || cheapest_edges_mostly_distinct(cost) {
-        return ssp::solve(cost, empty_rows, empty_cols, cancel);
+        return ssp::solve_with_duals(cost, empty_rows, empty_cols, cancel);
     }
     let pairs: Vec<(usize, usize)> = empty_rows
         .iter()
@@ -93,14 +103,16 @@ pub fn solve(
         search.augment_tight_paths(&free);
         free.retain(|&i| search.col4row[i] == UNMATCHED);
     }
+    let duals = search.duals();
     let col_of_row = search.complete_with_free_columns();
-    Ok(Assignment::from_matching(col_of_row, |i, j| {
+    let assignment = Assignment::from_matching(col_of_row, |i, j| {
         if pairs.binary_search(&(i, j)).is_ok() {
             0.0
         } else {
             cost.get(i, j)
         }
-    }))
+    });
+    Ok((assignment, duals.without_fixed(&pairs)))
 }
 
 /// The edges of one row of the doubled problem: `cols[k] + offset` at `vals[k]` (0 when `vals`
@@ -584,6 +596,23 @@ impl<'a> Phases<'a> {
                 break;
             }
             j = previous;
+        }
+    }
+
+    /// The duals of the maximum-similarity matching ([`Duals`]), from those of the doubled
+    /// problem: with `u` on rows (A, then B') and `v` on columns (B, then A'), the doubled
+    /// constraints on the edges (i, j), (i, i'), (j', j) and (j', i') give `x[i] = 1 - u[i] -
+    /// v[i']` and `y[j] = -u[j'] - v[j]`, both >= 0, with `x[i] + y[j] >= 1 - c(i, j)`, equal
+    /// on matched pairs; a row on its dummy has `x = 0`, a column under its copy `y = 0`.
+    fn duals(&self) -> Duals {
+        let (n1, n2) = (self.n1, self.n2);
+        Duals {
+            rows: (0..n1)
+                .map(|i| (1.0 - self.u[i] - self.v[n2 + i]).max(0.0))
+                .collect(),
+            cols: (0..n2)
+                .map(|j| (-self.u[n1 + j] - self.v[j]).max(0.0))
+                .collect(),
         }
     }
 

@@ -15,7 +15,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{invert_matching, Assignment, Key, UNMATCHED};
+use super::{invert_matching, Assignment, Duals, Key, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -30,6 +30,16 @@ pub fn solve(
     empty_cols: &[usize],
     cancel: &Cancel,
 ) -> Result<Assignment> {
+    Ok(solve_with_duals(cost, empty_rows, empty_cols, cancel)?.0)
+}
+
+/// [`solve`], with an optimal dual of the maximum-similarity matching ([`Duals`]).
+pub fn solve_with_duals(
+    cost: &SparseCost,
+    empty_rows: &[usize],
+    empty_cols: &[usize],
+    cancel: &Cancel,
+) -> Result<(Assignment, Duals)> {
     let pairs: Vec<(usize, usize)> = empty_rows
         .iter()
         .copied()
@@ -45,17 +55,31 @@ pub fn solve(
     if cost.n_rows > cost.n_cols {
         let wide = cost.transpose();
         let flipped: Vec<(usize, usize)> = pairs.iter().map(|&(i, j)| (j, i)).collect();
-        let solved = solve_wide(&wide, &flipped, cancel)?;
+        let (solved, duals) = solve_wide(&wide, &flipped, cancel)?;
         let col_of_row = invert_matching(&solved, cost.n_rows);
-        return Ok(Assignment::from_matching(col_of_row, zero_cost));
+        let duals = Duals {
+            rows: duals.cols,
+            cols: duals.rows,
+        };
+        return Ok((
+            Assignment::from_matching(col_of_row, zero_cost),
+            duals.without_fixed(&pairs),
+        ));
     }
-    let col_of_row = solve_wide(cost, &pairs, cancel)?;
-    Ok(Assignment::from_matching(col_of_row, zero_cost))
+    let (col_of_row, duals) = solve_wide(cost, &pairs, cancel)?;
+    Ok((
+        Assignment::from_matching(col_of_row, zero_cost),
+        duals.without_fixed(&pairs),
+    ))
 }
 
 /// Row-perfect assignment for `n_rows <= n_cols` with some (row, column) pairs fixed up front:
-/// the column of every row.
-fn solve_wide(cost: &SparseCost, fixed: &[(usize, usize)], cancel: &Cancel) -> Result<Vec<usize>> {
+/// the column of every row, and the duals.
+fn solve_wide(
+    cost: &SparseCost,
+    fixed: &[(usize, usize)],
+    cancel: &Cancel,
+) -> Result<(Vec<usize>, Duals)> {
     if cost.vals.iter().any(|&c| !(0.0..=1.0).contains(&c)) {
         return Err(Error::InvalidArgument(
             "the sparse solver needs costs in [0, 1]".into(),
@@ -75,7 +99,8 @@ fn solve_wide(cost: &SparseCost, fixed: &[(usize, usize)], cancel: &Cancel) -> R
             search.augment(row);
         }
     }
-    Ok(search.complete_with_free_columns())
+    let duals = search.duals();
+    Ok((search.complete_with_free_columns(), duals))
 }
 
 /// Successive shortest paths over columns `0..n_cols` (real) and `n_cols + i` (row i's dummy).
@@ -201,6 +226,23 @@ impl<'a> Search<'a> {
                 break;
             }
             j = previous;
+        }
+    }
+
+    /// The duals of the maximum-similarity matching ([`Duals`]). Columns are never unmatched
+    /// once matched and only matched ones move, so every free column (real, or the dummy of a
+    /// row on a real column) keeps its initial dual 0, the highest; then `x[i] = 1 - u[i] -
+    /// v[dummy(i)]` and `y[j] = -v[j]` meet the conditions (a fixed pair of empty neurons, at
+    /// `u = v = 0`, gets `x = 1`, its similarity, until [`Duals::without_fixed`]).
+    fn duals(&self) -> Duals {
+        Duals {
+            rows: (0..self.u.len())
+                .map(|i| (1.0 - self.u[i] - self.v[self.n_cols + i]).max(0.0))
+                .collect(),
+            cols: self.v[..self.n_cols]
+                .iter()
+                .map(|&v| (-v).max(0.0))
+                .collect(),
         }
     }
 

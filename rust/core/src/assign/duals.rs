@@ -1,0 +1,132 @@
+//! A certificate of optimality that every algorithm can give, whatever its own formulation:
+//! an optimal dual solution of the *maximum-similarity matching* (docs/definition.md#optimal-set).
+//!
+//! With absent pairs at cost 1, an assignment's cost is `n - sum of the similarities 1 - c` of
+//! the stored pairs it uses (`n` the narrower side), so the optimal assignments are exactly the
+//! matchings of stored pairs of maximum total similarity, completed by pairing the neurons left
+//! over in any way. That matching problem has the dual: `x[i] >= 0` per row, `y[j] >= 0` per
+//! column, `x[i] + y[j] >= 1 - c(i, j)` for every stored pair. A matching and a dual are both
+//! optimal exactly when every matched pair is tight (`x[i] + y[j] = 1 - c(i, j)`) and every
+//! neuron with a positive dual is matched by a stored pair (complementary slackness).
+//!
+//! The dense solvers, the sparse ones and SciPy's each end with duals of their own problem;
+//! the conversions below turn them into this common form, so that the canonical mode can read
+//! the set of optimal assignments (the same for every optimal dual) from any of them.
+
+use super::UNMATCHED;
+use crate::similarity::SparseCost;
+
+/// Slack within which a dual constraint counts as met or tight. Costs are ratios of small
+/// integers in [0, 1]; the solvers' rounding stays many orders of magnitude below this, and two
+/// distinct costs differ by far more.
+pub const SLACK: f64 = 1e-9;
+
+/// An optimal dual of the maximum-similarity matching (module documentation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Duals {
+    /// `x[i]` for row `i` (a neuron of A); >= 0, and 0 unless row `i` must be matched by a
+    /// stored pair in every optimal assignment.
+    pub rows: Vec<f64>,
+    /// `y[j]` for column `j` (a neuron of B); same conditions.
+    pub cols: Vec<f64>,
+}
+
+impl Duals {
+    /// From the duals `u` (rows) and `v` (columns) of the rectangular assignment of a cost
+    /// matrix whose absent pairs cost 1, optimal for it: `u[i] + v[j] <= c(i, j)` for every pair,
+    /// equality on the assigned ones, the narrower side fully assigned.
+    ///
+    /// Why this is optimal for the matching problem: say rows are the narrower side, and let
+    /// `V = max v`. Some column (one left over, or any column if there are as many rows) keeps
+    /// `v = V`, so `u[i] + V <= 1` and `x[i] = 1 - u[i] - V >= 0`; `y[j] = V - v[j] >= 0`; and
+    /// `x[i] + y[j] = 1 - u[i] - v[j] >= 1 - c(i, j)`, with equality on assigned pairs. A neuron
+    /// paired at cost 1 (or left over) can swap partners with a left-over one at no cost, so it
+    /// is tight against a column at `V`, which makes its dual 0.
+    pub fn from_assignment_duals(u: &[f64], v: &[f64]) -> Duals {
+        if u.len() <= v.len() {
+            let top = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            Duals {
+                rows: u.iter().map(|&ui| (1.0 - ui - top).max(0.0)).collect(),
+                cols: v.iter().map(|&vj| (top - vj).max(0.0)).collect(),
+            }
+        } else {
+            let flipped = Duals::from_assignment_duals(v, u);
+            Duals {
+                rows: flipped.cols,
+                cols: flipped.rows,
+            }
+        }
+    }
+
+    /// The duals of the problem on the stored entries alone when `fixed` pairs (empty neurons,
+    /// matched up front at no stored entry) are set aside: their neurons' duals become 0.
+    pub fn without_fixed(mut self, fixed: &[(usize, usize)]) -> Duals {
+        for &(i, j) in fixed {
+            self.rows[i] = 0.0;
+            self.cols[j] = 0.0;
+        }
+        self
+    }
+
+    /// Whether these duals and `col_of_row` (any complete assignment) are both optimal for
+    /// `cost` (absent pairs cost 1): the conditions of the module documentation, to [`SLACK`].
+    pub fn certify(&self, cost: &SparseCost, col_of_row: &[usize]) -> bool {
+        if self.rows.len() != cost.n_rows || self.cols.len() != cost.n_cols {
+            return false;
+        }
+        if self
+            .rows
+            .iter()
+            .chain(&self.cols)
+            .any(|&d| d.is_nan() || d < -SLACK)
+        {
+            return false;
+        }
+        let mut col_used = vec![false; cost.n_cols];
+        for i in 0..cost.n_rows {
+            let mut matched_stored = false;
+            for (j, c) in cost.row(i) {
+                let slack = self.rows[i] + self.cols[j] - (1.0 - c);
+                if slack < -SLACK {
+                    return false;
+                }
+                if col_of_row[i] == j && c < 1.0 {
+                    if slack > SLACK {
+                        return false;
+                    }
+                    matched_stored = true;
+                    col_used[j] = true;
+                }
+            }
+            if !matched_stored && self.rows[i] > SLACK {
+                return false;
+            }
+        }
+        let leftover_col_with_dual = (0..cost.n_cols).any(|j| !col_used[j] && self.cols[j] > SLACK);
+        let assigned = col_of_row.iter().filter(|&&j| j != UNMATCHED).count();
+        !leftover_col_with_dual && assigned == cost.n_rows.min(cost.n_cols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_duals_convert_to_a_certificate() {
+        // Rows 0, 1 share column 0 (costs 0.5, 0.25); row 1 also has column 1 at 0.5.
+        let dense = [0.5, 1.0, 1.0, 0.25, 0.5, 1.0];
+        let cost = SparseCost::from_dense(2, 3, &dense);
+        // Optimal: row 0 -> 0 (0.5), row 1 -> 1 (0.5): 1.0 (row 1 -> 0 and row 0 left: 1.25).
+        let (u, v) = (vec![0.5, 0.25], vec![0.0, 0.25, 0.5]);
+        let duals = Duals::from_assignment_duals(&u, &v);
+        assert!(duals.certify(&cost, &[0, 1]));
+        assert!(!duals.certify(&cost, &[1, 0]));
+        // Wrong duals are caught: no dual at all leaves stored pairs uncovered.
+        let zero = Duals {
+            rows: vec![0.0; 2],
+            cols: vec![0.0; 3],
+        };
+        assert!(!zero.certify(&cost, &[0, 1]));
+    }
+}
