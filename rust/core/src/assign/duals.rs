@@ -71,7 +71,10 @@ impl Duals {
     /// Whether these duals and `col_of_row` (any complete assignment) are both optimal for
     /// `cost` (absent pairs cost 1): the conditions of the module documentation, to [`SLACK`].
     pub fn certify(&self, cost: &SparseCost, col_of_row: &[usize]) -> bool {
-        if self.rows.len() != cost.n_rows || self.cols.len() != cost.n_cols {
+        if self.rows.len() != cost.n_rows
+            || self.cols.len() != cost.n_cols
+            || col_of_row.len() != cost.n_rows
+        {
             return false;
         }
         if self
@@ -83,14 +86,14 @@ impl Duals {
             return false;
         }
         let mut col_used = vec![false; cost.n_cols];
-        for i in 0..cost.n_rows {
+        for (i, &partner) in col_of_row.iter().enumerate().take(cost.n_rows) {
             let mut matched_stored = false;
             for (j, c) in cost.row(i) {
                 let slack = self.rows[i] + self.cols[j] - (1.0 - c);
                 if slack < -SLACK {
                     return false;
                 }
-                if col_of_row[i] == j && c < 1.0 {
+                if partner == j && c < 1.0 {
                     if slack > SLACK {
                         return false;
                     }
