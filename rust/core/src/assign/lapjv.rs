@@ -14,7 +14,7 @@
 //! Rectangular matrices are made square: a tall one is transposed, a wide one gets rows of
 //! zeros, which take the columns that no real row takes.
 
-use super::{invert_matching, two_lowest, Assignment, Duals, UNMATCHED};
+use super::{invert_matching, Assignment, Duals, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::similarity::DenseCost;
@@ -111,11 +111,12 @@ impl<'a> Jv<'a> {
             free = self.augmenting_row_reduction(free);
         }
         let mut search = Search::new(self.n);
+        let mut free_cols: Vec<usize> = (0..self.n).filter(|&j| self.y[j] == UNMATCHED).collect();
         for (k, &row) in free.iter().enumerate() {
             if k % 64 == 0 {
                 cancel.check()?;
             }
-            self.augment(row, &mut search);
+            self.augment(row, &mut free_cols, &mut search);
         }
         Ok(())
     }
@@ -185,7 +186,7 @@ impl<'a> Jv<'a> {
         while k < free.len() {
             let i = free[k];
             k += 1;
-            let (u1, mut j1, u2, j2) = two_lowest(self.row(i).iter().copied().enumerate(), &self.v);
+            let (u1, mut j1, u2, j2) = two_lowest_dense(self.row(i), &self.v);
             let mut i0 = self.y[j1];
             if u1 < u2 {
                 self.v[j1] -= u2 - u1;
@@ -211,73 +212,33 @@ impl<'a> Jv<'a> {
         next_free
     }
 
-    /// A shortest augmenting path from free row `start` (Dijkstra over dense arrays, all
-    /// columns at the current minimum settled together); updates the duals and the matching.
-    fn augment(&mut self, start: usize, s: &mut Search) {
-        let n = self.n;
-        let row = self.row(start);
-        for (j, (&c, &vj)) in row.iter().zip(&self.v).enumerate() {
-            s.d[j] = c - vj;
-            s.pred[j] = start;
-            s.cols[j] = j;
-        }
-        // cols[..low]: settled; cols[low..up]: at the current minimum, to scan; cols[up..]: rest.
-        let (mut low, mut up) = (0usize, 0usize);
-        let mut min = 0.0;
-        let mut last = 0;
-        let sink = 'search: loop {
-            if up == low {
-                last = low;
-                min = s.d[s.cols[up]];
-                up += 1;
-                let unscanned = up;
-                for k in unscanned..n {
-                    let j = s.cols[k];
-                    let dj = s.d[j];
-                    if dj <= min {
-                        if dj < min {
-                            up = low;
-                            min = dj;
-                        }
-                        s.cols[k] = s.cols[up];
-                        s.cols[up] = j;
-                        up += 1;
-                    }
-                }
-                for k in low..up {
-                    let j = s.cols[k];
-                    if self.y[j] == UNMATCHED {
-                        break 'search j;
-                    }
-                }
+    /// A shortest augmenting path from free row `start` (Dijkstra over dense arrays); updates
+    /// the duals and the matching.
+    ///
+    /// Every step settles one column of least distance and relaxes its row over all columns in
+    /// one branch-free pass ([`relax`]), which also finds the next least distance: contiguous
+    /// arrays, so the pass runs at memory speed. Settled columns hold NaN as their distance, so
+    /// they neither change nor win again. Among columns at the least distance a free one ends the
+    /// search at once (the free columns are few and checked on their own).
+    fn augment(&mut self, start: usize, free_cols: &mut Vec<usize>, s: &mut Search) {
+        s.d.fill(f64::INFINITY);
+        s.settled.clear();
+        let (mut min, mut next) =
+            relax(self.row(start), &self.v, 0.0, start, &mut s.d, &mut s.pred);
+        let sink = loop {
+            if let Some(k) = free_cols.iter().position(|&j| s.d[j] == min) {
+                break free_cols.swap_remove(k);
             }
-            let j1 = s.cols[low];
-            low += 1;
+            let j1 = next;
             let i = self.y[j1];
+            s.settled.push((j1, min));
+            s.d[j1] = f64::NAN;
             let ci = self.row(i);
             let h = ci[j1] - self.v[j1] - min;
-            let mut k = up;
-            while k < n {
-                let j = s.cols[k];
-                let v2 = ci[j] - self.v[j] - h;
-                if v2 < s.d[j] {
-                    s.pred[j] = i;
-                    s.d[j] = v2;
-                    if v2 == min {
-                        if self.y[j] == UNMATCHED {
-                            break 'search j;
-                        }
-                        s.cols[k] = s.cols[up];
-                        s.cols[up] = j;
-                        up += 1;
-                    }
-                }
-                k += 1;
-            }
+            (min, next) = relax(ci, &self.v, h, i, &mut s.d, &mut s.pred);
         };
-        for k in 0..last {
-            let j = s.cols[k];
-            self.v[j] += s.d[j] - min;
+        for &(j, dj) in &s.settled {
+            self.v[j] += dj - min;
         }
         let mut j = sink;
         loop {
@@ -294,9 +255,11 @@ impl<'a> Jv<'a> {
 
 /// Scratch arrays of one augmenting search, reused across searches.
 struct Search {
+    /// The distance of every unsettled column; NaN once settled.
     d: Vec<f64>,
     pred: Vec<usize>,
-    cols: Vec<usize>,
+    /// The settled columns and their distances, in settling order.
+    settled: Vec<(usize, f64)>,
 }
 
 impl Search {
@@ -304,8 +267,246 @@ impl Search {
         Search {
             d: vec![0.0; n],
             pred: vec![0; n],
-            cols: vec![0; n],
+            settled: Vec::new(),
         }
+    }
+}
+
+/// Lanes of the vectorised scans: the scalar and the AVX2 code keep the same per-lane minima, so
+/// they return the same column, bit for bit.
+const LANES: usize = 4;
+
+/// Relaxes the distances `d` through row `i` (costs `ci`, column duals `v`, `h` the row's offset):
+/// `d[j] = min(d[j], ci[j] - v[j] - h)`, `pred[j] = i` where it dropped; NaN distances stay.
+/// Returns the least distance left and its column (the lowest such column; [`UNMATCHED`] when
+/// every distance is NaN).
+fn relax(
+    ci: &[f64],
+    v: &[f64],
+    h: f64,
+    i: usize,
+    d: &mut [f64],
+    pred: &mut [usize],
+) -> (f64, usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { avx2::relax(ci, v, h, i, d, pred) };
+    }
+    relax_portable(ci, v, h, i, d, pred)
+}
+
+fn relax_portable(
+    ci: &[f64],
+    v: &[f64],
+    h: f64,
+    i: usize,
+    d: &mut [f64],
+    pred: &mut [usize],
+) -> (f64, usize) {
+    let n = d.len();
+    let (ci, v, pred) = (&ci[..n], &v[..n], &mut pred[..n]);
+    let mut min = [f64::INFINITY; LANES];
+    let mut arg = [UNMATCHED; LANES];
+    for j in 0..n {
+        let r = ci[j] - v[j] - h;
+        if r < d[j] {
+            d[j] = r;
+            pred[j] = i;
+        }
+        let lane = j % LANES;
+        if d[j] < min[lane] {
+            min[lane] = d[j];
+            arg[lane] = j;
+        }
+    }
+    lowest_of_lanes(min, arg)
+}
+
+/// The least of per-lane minima, the lowest column among equals.
+fn lowest_of_lanes(min: [f64; LANES], arg: [usize; LANES]) -> (f64, usize) {
+    let (mut best, mut col) = (f64::INFINITY, UNMATCHED);
+    for (m, j) in min.into_iter().zip(arg) {
+        if m < best || (m == best && j < col) {
+            (best, col) = (m, j);
+        }
+    }
+    (best, col)
+}
+
+/// The two lowest reduced costs `c[j] - v[j]` of a row with their columns, as [`super::two_lowest`]
+/// defines them, computed per lane and merged.
+fn two_lowest_dense(c: &[f64], v: &[f64]) -> (f64, usize, f64, usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        let lanes = unsafe { avx2::two_lowest_lanes(c, v) };
+        return merge_lanes(lanes);
+    }
+    merge_lanes(two_lowest_lanes_portable(c, v))
+}
+
+/// Per lane: the two lowest reduced costs and their columns.
+type LaneMinima = [[f64; LANES]; 2];
+type LaneColumns = [[usize; LANES]; 2];
+
+fn two_lowest_lanes_portable(c: &[f64], v: &[f64]) -> (LaneMinima, LaneColumns) {
+    let n = c.len();
+    let v = &v[..n];
+    let mut u = [[f64::INFINITY; LANES]; 2];
+    let mut col = [[UNMATCHED; LANES]; 2];
+    for j in 0..n {
+        let h = c[j] - v[j];
+        let lane = j % LANES;
+        if h < u[0][lane] {
+            (u[1][lane], col[1][lane]) = (u[0][lane], col[0][lane]);
+            (u[0][lane], col[0][lane]) = (h, j);
+        } else if h < u[1][lane] {
+            (u[1][lane], col[1][lane]) = (h, j);
+        }
+    }
+    (u, col)
+}
+
+fn merge_lanes((u, col): (LaneMinima, LaneColumns)) -> (f64, usize, f64, usize) {
+    let (mut u1, mut j1, mut u2, mut j2) = (f64::INFINITY, UNMATCHED, f64::INFINITY, UNMATCHED);
+    for lane in 0..LANES {
+        for k in 0..2 {
+            let (h, j) = (u[k][lane], col[k][lane]);
+            if h < u1 {
+                (u2, j2) = (u1, j1);
+                (u1, j1) = (h, j);
+            } else if h < u2 {
+                (u2, j2) = (h, j);
+            }
+        }
+    }
+    (u1, j1, u2, j2)
+}
+
+/// The scans compiled for AVX2 (four float64 lanes), chosen at run time.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{lowest_of_lanes, LaneColumns, LaneMinima, LANES, UNMATCHED};
+    use std::arch::x86_64::*;
+
+    /// [`super::relax_portable`] with AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn relax(
+        ci: &[f64],
+        v: &[f64],
+        h: f64,
+        i: usize,
+        d: &mut [f64],
+        pred: &mut [usize],
+    ) -> (f64, usize) {
+        let n = d.len();
+        assert!(ci.len() >= n && v.len() >= n && pred.len() >= n);
+        let body = n - n % LANES;
+        let hv = _mm256_set1_pd(h);
+        let iv = _mm256_castsi256_pd(_mm256_set1_epi64x(i as i64));
+        let step = _mm256_set1_epi64x(LANES as i64);
+        let mut idx = _mm256_setr_epi64x(0, 1, 2, 3);
+        let mut min = _mm256_set1_pd(f64::INFINITY);
+        let mut arg = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+        let (cp, vp) = (ci.as_ptr(), v.as_ptr());
+        let (dp, pp) = (d.as_mut_ptr(), pred.as_mut_ptr() as *mut f64);
+        let mut j = 0;
+        while j < body {
+            // SAFETY: j + LANES <= n <= every slice's length (asserted above).
+            let r = _mm256_sub_pd(
+                _mm256_sub_pd(_mm256_loadu_pd(cp.add(j)), _mm256_loadu_pd(vp.add(j))),
+                hv,
+            );
+            let dj = _mm256_loadu_pd(dp.add(j));
+            let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(r, dj);
+            // `min_pd(r, d)` is `r < d ? r : d`, so a NaN distance stays NaN.
+            let dj = _mm256_min_pd(r, dj);
+            _mm256_storeu_pd(dp.add(j), dj);
+            let pj = unconditional(_mm256_blendv_pd(_mm256_loadu_pd(pp.add(j)), iv, lower));
+            _mm256_storeu_pd(pp.add(j), pj);
+            let better = _mm256_cmp_pd::<_CMP_LT_OQ>(dj, min);
+            min = _mm256_blendv_pd(min, dj, better);
+            arg = _mm256_blendv_pd(arg, _mm256_castsi256_pd(idx), better);
+            idx = _mm256_add_epi64(idx, step);
+            j += LANES;
+        }
+        let mut mins = [0.0; LANES];
+        let mut args = [UNMATCHED; LANES];
+        _mm256_storeu_pd(mins.as_mut_ptr(), min);
+        _mm256_storeu_pd(args.as_mut_ptr() as *mut f64, arg);
+        for j in body..n {
+            let r = ci[j] - v[j] - h;
+            if r < d[j] {
+                d[j] = r;
+                pred[j] = i;
+            }
+            let lane = j % LANES;
+            if d[j] < mins[lane] {
+                mins[lane] = d[j];
+                args[lane] = j;
+            }
+        }
+        lowest_of_lanes(mins, args)
+    }
+
+    /// `x`, hidden from the optimiser: a blend of a loaded vector stored back to the same place
+    /// would otherwise become a masked store (`vmaskmovpd`), which is microcoded and many times
+    /// slower on AMD processors than a load, a blend and a plain store.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn unconditional(mut x: __m256d) -> __m256d {
+        // SAFETY: an empty instruction sequence that leaves the register as it is.
+        std::arch::asm!("/* {0} */", inout(ymm_reg) x, options(pure, nomem, nostack));
+        x
+    }
+
+    /// [`super::two_lowest_lanes_portable`] with AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn two_lowest_lanes(c: &[f64], v: &[f64]) -> (LaneMinima, LaneColumns) {
+        let n = c.len();
+        assert!(v.len() >= n);
+        let body = n - n % LANES;
+        let step = _mm256_set1_epi64x(LANES as i64);
+        let mut idx = _mm256_setr_epi64x(0, 1, 2, 3);
+        let mut u1 = _mm256_set1_pd(f64::INFINITY);
+        let mut u2 = u1;
+        let mut j1 = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+        let mut j2 = j1;
+        let mut j = 0;
+        while j < body {
+            // SAFETY: j + LANES <= n <= both slices' lengths (asserted above).
+            let h = _mm256_sub_pd(
+                _mm256_loadu_pd(c.as_ptr().add(j)),
+                _mm256_loadu_pd(v.as_ptr().add(j)),
+            );
+            let jv = _mm256_castsi256_pd(idx);
+            let lt1 = _mm256_cmp_pd::<_CMP_LT_OQ>(h, u1);
+            let lt2 = _mm256_cmp_pd::<_CMP_LT_OQ>(h, u2);
+            u2 = _mm256_blendv_pd(_mm256_blendv_pd(u2, h, lt2), u1, lt1);
+            j2 = _mm256_blendv_pd(_mm256_blendv_pd(j2, jv, lt2), j1, lt1);
+            u1 = _mm256_blendv_pd(u1, h, lt1);
+            j1 = _mm256_blendv_pd(j1, jv, lt1);
+            idx = _mm256_add_epi64(idx, step);
+            j += LANES;
+        }
+        let mut u = [[0.0; LANES]; 2];
+        let mut col = [[UNMATCHED; LANES]; 2];
+        _mm256_storeu_pd(u[0].as_mut_ptr(), u1);
+        _mm256_storeu_pd(u[1].as_mut_ptr(), u2);
+        _mm256_storeu_pd(col[0].as_mut_ptr() as *mut f64, j1);
+        _mm256_storeu_pd(col[1].as_mut_ptr() as *mut f64, j2);
+        for j in body..n {
+            let h = c[j] - v[j];
+            let lane = j % LANES;
+            if h < u[0][lane] {
+                (u[1][lane], col[1][lane]) = (u[0][lane], col[0][lane]);
+                (u[0][lane], col[0][lane]) = (h, j);
+            } else if h < u[1][lane] {
+                (u[1][lane], col[1][lane]) = (h, j);
+            }
+        }
+        (u, col)
     }
 }
 
@@ -341,6 +542,60 @@ mod tests {
         }
     }
 
+    /// Tie-heavy values with NaN (settled) distances and every length modulo the lane count.
+    fn scan_inputs(next: &mut impl FnMut() -> usize, n: usize) -> [Vec<f64>; 3] {
+        let values = [0.0, 0.25, 0.5, 2.0 / 3.0, 1.0, -0.125];
+        let mut pick = |nan: bool| -> Vec<f64> {
+            (0..n)
+                .map(|_| match next() % 8 {
+                    7 if nan => f64::NAN,
+                    6 if nan => f64::INFINITY,
+                    k => values[k % values.len()],
+                })
+                .collect()
+        };
+        [pick(false), pick(false), pick(true)]
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn vector_scans_make_the_portable_choices() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut state = 99u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        for round in 0..2000 {
+            let n = round % 37;
+            let [c, v, d] = scan_inputs(&mut next, n);
+            let h = [0.0, 0.25, -0.5][round % 3];
+            let (mut d1, mut d2) = (d.clone(), d);
+            let (mut p1, mut p2) = (vec![7; n], vec![7; n]);
+            let portable = relax_portable(&c, &v, h, 3, &mut d1, &mut p1);
+            // SAFETY: AVX2 was detected above.
+            let vector = unsafe { avx2::relax(&c, &v, h, 3, &mut d2, &mut p2) };
+            assert_eq!(portable.1, vector.1, "{c:?} {v:?}");
+            assert_eq!(portable.0.to_bits(), vector.0.to_bits());
+            assert_eq!(p1, p2);
+            let bits = |x: &[f64]| x.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&d1), bits(&d2));
+            // SAFETY: as above.
+            let lanes = unsafe { avx2::two_lowest_lanes(&c, &v) };
+            assert_eq!(
+                merge_lanes(lanes),
+                merge_lanes(two_lowest_lanes_portable(&c, &v))
+            );
+            let scalar = super::super::two_lowest(c.iter().copied().enumerate(), &v);
+            let merged = merge_lanes(lanes);
+            assert_eq!((merged.0, merged.2), (scalar.0, scalar.2));
+        }
+    }
+
     #[test]
     fn optimal_on_small_tie_heavy_matrices() {
         let mut state = 12345u64;
@@ -359,7 +614,12 @@ mod tests {
                 n_cols: c,
                 data: data.clone(),
             };
-            let solved = solve(&cost, &Cancel::new()).unwrap();
+            let (solved, duals) = solve_with_duals(&cost, &Cancel::new()).unwrap();
+            let sparse = crate::similarity::SparseCost::from_dense(r, c, &data);
+            assert!(
+                duals.certify(&sparse, &solved.col_of_row),
+                "{r}x{c} {data:?}"
+            );
             let best = brute_force(r, c, &data);
             assert!((solved.cost - best).abs() < 1e-12, "{r}x{c} {data:?}");
             let mut used: Vec<usize> = solved
