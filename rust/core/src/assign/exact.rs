@@ -5,47 +5,72 @@
 //! scans columns and breaks ties. Later layers are aligned through that pick, so an "exact" NNSTD
 //! must make the same pick. docs/definition.md#scipy-tie-rules states the rules; two implementations follow them:
 //!
-//! - [`solve_dense`]: a plain port over a dense matrix; the reference.
+//! - [`solve_dense`]: over a dense matrix, every step one contiguous vectorised pass over all
+//!   columns in column order, SciPy's list order kept only as a per-column preference
+//!   (`exact/dense.rs`).
 //! - [`solve`]: the same arithmetic on a [`SparseCost`] whose absent entries are 1. Columns that
 //!   no visited row stores and whose dual is shared with others are not scanned one by one: they
 //!   are kept in groups by dual value, and the minimum and SciPy's tie-break among them are read
 //!   off ordered sets. Every float is computed by the same expression, in the same order, as in the
 //!   dense scan, so the result is identical, element for element.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use super::{invert_matching, Assignment, Key, UNMATCHED};
+use crate::cancel::Cancel;
+use crate::error::Result;
 use crate::similarity::SparseCost;
+
+mod dense;
 
 /// Solves a dense row-major `n_rows x n_cols` matrix exactly as SciPy does.
 pub fn solve_dense(n_rows: usize, n_cols: usize, cost: &[f64]) -> Assignment {
+    try_solve_dense(n_rows, n_cols, cost, &Cancel::new()).expect("never cancelled")
+}
+
+/// [`solve_dense`], stopping with [`crate::error::Error::Interrupted`] soon after `cancel` is
+/// raised (it is checked at every step of every augmentation). Costs must be finite.
+pub fn try_solve_dense(
+    n_rows: usize,
+    n_cols: usize,
+    cost: &[f64],
+    cancel: &Cancel,
+) -> Result<Assignment> {
     assert_eq!(
         cost.len(),
         n_rows * n_cols,
         "dense cost has the wrong length"
     );
     if n_rows == 0 || n_cols == 0 {
-        return Assignment {
+        return Ok(Assignment {
             col_of_row: vec![UNMATCHED; n_rows],
             cost: 0.0,
-        };
+        });
     }
     let transpose = n_rows > n_cols;
     let (nr, nc, c) = if transpose {
-        let mut t = vec![0.0; cost.len()];
-        for i in 0..n_rows {
-            for j in 0..n_cols {
-                t[j * n_rows + i] = cost[i * n_cols + j];
-            }
-        }
-        (n_cols, n_rows, t)
+        (n_cols, n_rows, Cow::Owned(transposed(n_rows, n_cols, cost)))
     } else {
-        (n_rows, n_cols, cost.to_vec())
+        (n_rows, n_cols, Cow::Borrowed(cost))
     };
-    let col4row = dense_wide(nr, nc, &c);
+    let col4row = dense::solve_wide(nr, nc, &c, cancel)?;
     let col_of_row = untranspose(col4row, n_rows, transpose);
-    Assignment::from_matching(col_of_row, |i, j| cost[i * n_cols + j])
+    Ok(Assignment::from_matching(col_of_row, |i, j| {
+        cost[i * n_cols + j]
+    }))
+}
+
+/// The `n_cols x n_rows` transpose of a row-major `n_rows x n_cols` matrix.
+fn transposed(n_rows: usize, n_cols: usize, cost: &[f64]) -> Vec<f64> {
+    let mut t = vec![0.0; cost.len()];
+    for i in 0..n_rows {
+        for j in 0..n_cols {
+            t[j * n_rows + i] = cost[i * n_cols + j];
+        }
+    }
+    t
 }
 
 /// Maps a solution of the (possibly transposed) wide problem back to the input's rows.
@@ -57,8 +82,10 @@ fn untranspose(col4row: Vec<usize>, n_rows: usize, transposed: bool) -> Vec<usiz
     }
 }
 
-/// The dense augmenting-path loop for `nr <= nc`.
-fn dense_wide(nr: usize, nc: usize, cost: &[f64]) -> Vec<usize> {
+/// The plain port of SciPy's loop for `nr <= nc`, column list and all: the reference that the
+/// fast paths are tested against.
+#[cfg(test)]
+fn reference_dense_wide(nr: usize, nc: usize, cost: &[f64]) -> Vec<usize> {
     let mut u = vec![0.0f64; nr];
     let mut v = vec![0.0f64; nc];
     let mut spc = vec![f64::INFINITY; nc];
@@ -938,5 +965,55 @@ impl<'a> SparseSolver<'a> {
             let pos = self.position(j);
             self.index_column(j, pos, true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The plain port on a matrix of any shape.
+    fn reference_dense(n_rows: usize, n_cols: usize, cost: &[f64]) -> Vec<usize> {
+        if n_rows == 0 || n_cols == 0 {
+            return vec![UNMATCHED; n_rows];
+        }
+        if n_rows > n_cols {
+            let t = transposed(n_rows, n_cols, cost);
+            untranspose(reference_dense_wide(n_cols, n_rows, &t), n_rows, true)
+        } else {
+            reference_dense_wide(n_rows, n_cols, cost)
+        }
+    }
+
+    /// Tie-heavy matrices: entries from a handful of values, many equal to 1.
+    fn tie_heavy(max: usize) -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
+        (0usize..max, 0usize..max).prop_flat_map(|(r, c)| {
+            let values = prop_oneof![
+                6 => Just(1.0),
+                1 => Just(0.0),
+                1 => Just(0.5),
+                1 => Just(2.0 / 3.0),
+                1 => Just(0.75),
+                1 => Just(0.25),
+            ];
+            (Just(r), Just(c), prop::collection::vec(values, r * c))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn fast_dense_scan_makes_scipys_choices((r, c, m) in tie_heavy(40)) {
+            prop_assert_eq!(solve_dense(r, c, &m).col_of_row, reference_dense(r, c, &m));
+        }
+    }
+
+    #[test]
+    fn a_raised_cancel_stops_the_dense_scan() {
+        let cancel = Cancel::new();
+        cancel.cancel();
+        assert!(try_solve_dense(3, 3, &[1.0; 9], &cancel).is_err());
     }
 }

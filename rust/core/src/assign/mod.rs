@@ -72,7 +72,7 @@ pub fn solve_layer(plan: Plan, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<
         (Algorithm::Dense, _) => lapjv::solve(&dense_layer_costs(a, b), cancel),
         (_, true) => {
             let costs = dense_layer_costs(a, b);
-            Ok(exact::solve_dense(costs.n_rows, costs.n_cols, &costs.data))
+            exact::try_solve_dense(costs.n_rows, costs.n_cols, &costs.data, cancel)
         }
         (_, false) => Ok(exact::solve(&layer_costs(a, b))),
     }

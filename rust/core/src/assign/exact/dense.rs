@@ -1,0 +1,279 @@
+//! SciPy's shortest augmenting path on a dense matrix, with every scan one contiguous,
+//! branch-free pass.
+//!
+//! SciPy scans the remaining columns in the order of its column list (which its swap-removal
+//! shuffles), through an index array. Here every per-column array is kept in column order, so
+//! that a step reads the cost row, the duals and the path costs sequentially and the compiler can
+//! vectorise it; the list order enters only through each column's *preference* (below), which
+//! turns SciPy's sequential tie rule into a comparison that any lane can make on its own.
+
+use super::super::UNMATCHED;
+use crate::cancel::Cancel;
+use crate::error::Result;
+
+/// SciPy's choice as an order, so that it can be computed out of list order. Among the columns at
+/// the lowest path cost SciPy keeps the last free one in list order, else the first one. A
+/// column's preference encodes that: `nc + pos` when free, `nc - 1 - pos` when not (`pos` its list
+/// position). Free columns outrank taken ones, later free ones outrank earlier ones, earlier taken
+/// ones outrank later ones, and no two remaining columns share a preference; so SciPy's pick is
+/// the column with the lowest path cost and, among equals, the highest preference. Stored as
+/// `f64` (exact below 2^53) so that the scan compares only lanes of one width.
+fn preference(nc: usize, pos: usize, free: bool) -> f64 {
+    (if free { nc + pos } else { nc - 1 - pos }) as f64
+}
+
+/// The best candidate of a scan so far: its path cost and [`preference`].
+#[derive(Debug, Clone, Copy)]
+struct Best {
+    cost: f64,
+    pref: f64,
+}
+
+impl Best {
+    const NONE: Best = Best {
+        cost: f64::INFINITY,
+        pref: -1.0,
+    };
+
+    /// Keeps the candidate SciPy would keep between this one and (`cost`, `pref`).
+    fn offer(&mut self, cost: f64, pref: f64) {
+        if cost < self.cost || (cost == self.cost && pref > self.pref) {
+            *self = Best { cost, pref };
+        }
+    }
+}
+
+/// Per augmentation, by column. Invariants between steps:
+/// - a remaining column `j` has `dual[j] == v[j]`, `spc[j]` its path cost so far (infinite
+///   before any visited row reached it) and `reached[j]` the step (counted from 1; the row is
+///   `visited_rows[step - 1]`) that last lowered it, an integer held as `f64`;
+/// - a removed column has `dual[j] == -inf` and `spc[j] == +inf`, so that no row lowers it (its
+///   candidate `... - (-inf)` is `+inf`) and it never wins a step; its path cost at removal is in
+///   `taken[j]`, and `pred[j]` is the row that gave it (read when the path is flipped);
+/// - `list` is SciPy's column list (remaining columns first), `pos[j]` a remaining column's slot
+///   in it, and `pref[j]` its [`preference`].
+struct Scan {
+    nc: usize,
+    avx: bool,
+    spc: Vec<f64>,
+    dual: Vec<f64>,
+    reached: Vec<f64>,
+    pred: Vec<usize>,
+    pref: Vec<f64>,
+    taken: Vec<f64>,
+    pos: Vec<usize>,
+    list: Vec<usize>,
+    visited_rows: Vec<usize>,
+    visited_cols: Vec<usize>,
+}
+
+impl Scan {
+    fn new(nc: usize) -> Self {
+        Scan {
+            nc,
+            #[cfg(target_arch = "x86_64")]
+            avx: std::arch::is_x86_feature_detected!("avx"),
+            #[cfg(not(target_arch = "x86_64"))]
+            avx: false,
+            spc: vec![f64::INFINITY; nc],
+            dual: vec![0.0; nc],
+            reached: vec![0.0; nc],
+            pred: vec![UNMATCHED; nc],
+            pref: vec![0.0; nc],
+            taken: vec![f64::INFINITY; nc],
+            pos: vec![0; nc],
+            list: vec![0; nc],
+            visited_rows: Vec::new(),
+            visited_cols: Vec::new(),
+        }
+    }
+
+    /// Starts an augmentation: every column remaining, the list in descending column order.
+    fn begin(&mut self, v: &[f64], row4col: &[usize]) {
+        let nc = self.nc;
+        for &j in &self.visited_cols {
+            self.dual[j] = v[j];
+        }
+        self.visited_rows.clear();
+        self.visited_cols.clear();
+        self.spc.fill(f64::INFINITY);
+        self.reached.fill(0.0);
+        for (j, &holder) in row4col.iter().enumerate() {
+            let p = nc - 1 - j;
+            self.pos[j] = p;
+            self.list[p] = j;
+            self.pref[j] = preference(nc, p, holder == UNMATCHED);
+        }
+    }
+
+    /// One step from row `i` (reached at `min_val`): lowers the path costs through row `i` and
+    /// returns SciPy's pick, the remaining column to take next.
+    fn step(&mut self, i: usize, min_val: f64, ui: f64, row: &[f64]) -> usize {
+        self.visited_rows.push(i);
+        let step = self.visited_rows.len() as f64;
+        let n = self.nc;
+        let (spc, reached) = (&mut self.spc[..n], &mut self.reached[..n]);
+        let (dual, pref, row) = (&self.dual[..n], &self.pref[..n], &row[..n]);
+        let mut best = Best::NONE;
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.avx {
+            // SAFETY: the CPU supports AVX (checked in `new`); the slices have length `n`.
+            (best, done) = unsafe { avx::relax(step, min_val, ui, row, dual, pref, spc, reached) };
+        }
+        for j in done..n {
+            let r = min_val + row[j] - ui - dual[j];
+            if r < spc[j] {
+                spc[j] = r;
+                reached[j] = step;
+            }
+            best.offer(spc[j], pref[j]);
+        }
+        self.column_of(best.pref)
+    }
+
+    /// The remaining column with preference `pref`.
+    fn column_of(&self, pref: f64) -> usize {
+        let (nc, pref) = (self.nc, pref as usize);
+        self.list[if pref >= nc { pref - nc } else { nc - 1 - pref }]
+    }
+
+    /// Takes column `j` out of the list the way SciPy does (the last entry moves into its slot).
+    fn remove(&mut self, j: usize, num_remaining: usize, row4col: &[usize]) {
+        self.taken[j] = self.spc[j];
+        self.pred[j] = self.visited_rows[self.reached[j] as usize - 1];
+        self.spc[j] = f64::INFINITY;
+        self.dual[j] = f64::NEG_INFINITY;
+        self.visited_cols.push(j);
+        let slot = self.pos[j];
+        let last = num_remaining - 1;
+        if slot != last {
+            let k = self.list[last];
+            self.list[slot] = k;
+            self.pos[k] = slot;
+            self.pref[k] = preference(self.nc, slot, row4col[k] == UNMATCHED);
+        }
+    }
+}
+
+/// The dense augmenting-path loop for `nr <= nc`: the column of every row.
+pub(super) fn solve_wide(
+    nr: usize,
+    nc: usize,
+    cost: &[f64],
+    cancel: &Cancel,
+) -> Result<Vec<usize>> {
+    let mut u = vec![0.0f64; nr];
+    let mut v = vec![0.0f64; nc];
+    let mut col4row = vec![UNMATCHED; nr];
+    let mut row4col = vec![UNMATCHED; nc];
+    let mut scan = Scan::new(nc);
+    for cur_row in 0..nr {
+        scan.begin(&v, &row4col);
+        let mut num_remaining = nc;
+        let mut min_val = 0.0f64;
+        let mut i = cur_row;
+        let sink = loop {
+            cancel.check()?;
+            let j = scan.step(i, min_val, u[i], &cost[i * nc..(i + 1) * nc]);
+            min_val = scan.spc[j];
+            scan.remove(j, num_remaining, &row4col);
+            num_remaining -= 1;
+            if row4col[j] == UNMATCHED {
+                break j;
+            }
+            i = row4col[j];
+        };
+        u[cur_row] += min_val;
+        for &i in &scan.visited_rows[1..] {
+            u[i] += min_val - scan.taken[col4row[i]];
+        }
+        for &j in &scan.visited_cols {
+            v[j] -= min_val - scan.taken[j];
+        }
+        super::flip_path(sink, cur_row, &scan.pred, &mut row4col, &mut col4row);
+    }
+    Ok(col4row)
+}
+
+/// The scan compiled for CPUs with AVX: four columns per instruction, two running candidates
+/// per lane group (merged at the end), every choice a blend instead of a branch.
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::*;
+
+    use super::Best;
+
+    /// Columns per iteration: two vectors of four.
+    const STRIDE: usize = 8;
+
+    /// The scan's relaxation and pick over the first `STRIDE * floor(n / STRIDE)` columns, `n`
+    /// the length of every slice: (the best candidate among them, how many columns were done).
+    ///
+    /// # Safety
+    /// The CPU must support AVX, and all slices must have the same length.
+    #[target_feature(enable = "avx")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn relax(
+        step: f64,
+        min_val: f64,
+        ui: f64,
+        row: &[f64],
+        dual: &[f64],
+        pref: &[f64],
+        spc: &mut [f64],
+        reached: &mut [f64],
+    ) -> (Best, usize) {
+        let n = spc.len();
+        debug_assert!(row.len() == n && dual.len() == n && pref.len() == n && reached.len() == n);
+        let whole = n - n % STRIDE;
+        let min_val = _mm256_set1_pd(min_val);
+        let ui = _mm256_set1_pd(ui);
+        let step = _mm256_set1_pd(step);
+        let mut best = [_mm256_set1_pd(f64::INFINITY); 2];
+        let mut best_pref = [_mm256_set1_pd(-1.0); 2];
+        let (rp, dp, fp) = (row.as_ptr(), dual.as_ptr(), pref.as_ptr());
+        let (sp, pp) = (spc.as_mut_ptr(), reached.as_mut_ptr());
+        let mut j = 0;
+        while j < whole {
+            for k in 0..2 {
+                let at = j + 4 * k;
+                // SciPy's expression, left to right: ((min_val + c) - u[i]) - v[j].
+                let r = _mm256_sub_pd(
+                    _mm256_sub_pd(_mm256_add_pd(min_val, _mm256_loadu_pd(rp.add(at))), ui),
+                    _mm256_loadu_pd(dp.add(at)),
+                );
+                let old = _mm256_loadu_pd(sp.add(at));
+                // Arithmetic rather than blends, which the compiler would turn into masked
+                // stores (slow on some CPUs): `min` keeps `old` unless `r` is strictly lower,
+                // and a lowered column's stamp becomes `step`, higher than any earlier stamp.
+                let s = _mm256_min_pd(r, old);
+                _mm256_storeu_pd(sp.add(at), s);
+                let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(r, old);
+                let stamp = _mm256_max_pd(_mm256_loadu_pd(pp.add(at)), _mm256_and_pd(lower, step));
+                _mm256_storeu_pd(pp.add(at), stamp);
+                let f = _mm256_loadu_pd(fp.add(at));
+                let wins = _mm256_or_pd(
+                    _mm256_cmp_pd::<_CMP_LT_OQ>(s, best[k]),
+                    _mm256_and_pd(
+                        _mm256_cmp_pd::<_CMP_EQ_OQ>(s, best[k]),
+                        _mm256_cmp_pd::<_CMP_GT_OQ>(f, best_pref[k]),
+                    ),
+                );
+                best[k] = _mm256_blendv_pd(best[k], s, wins);
+                best_pref[k] = _mm256_blendv_pd(best_pref[k], f, wins);
+            }
+            j += STRIDE;
+        }
+        let mut merged = Best::NONE;
+        for k in 0..2 {
+            let (mut costs, mut prefs) = ([0.0f64; 4], [0.0f64; 4]);
+            _mm256_storeu_pd(costs.as_mut_ptr(), best[k]);
+            _mm256_storeu_pd(prefs.as_mut_ptr(), best_pref[k]);
+            for (&cost, &pref) in costs.iter().zip(&prefs) {
+                merged.offer(cost, pref);
+            }
+        }
+        (merged, whole)
+    }
+}
