@@ -43,23 +43,34 @@ impl Best {
     }
 }
 
-/// Per augmentation, by column. Invariants between steps:
-/// - a remaining column `j` has `dual[j] == v[j]`, `spc[j]` its path cost so far (infinite
-///   before any visited row reached it) and `reached[j]` the step (counted from 1; the row is
+/// Columns per [`Quad`].
+const QUAD: usize = 4;
+
+/// The scan's state for four consecutive columns, side by side, so that a step reads and writes
+/// one stream (separate arrays of equal size alias in the store buffer and stall the loads).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+struct Quad {
+    spc: [f64; QUAD],
+    reached: [f64; QUAD],
+    dual: [f64; QUAD],
+    pref: [f64; QUAD],
+}
+
+/// Per augmentation, by column (`quads[j / 4]`, lane `j % 4`). Invariants between steps:
+/// - a remaining column `j` has `dual == v[j]`, `spc` its path cost so far (infinite before any
+///   visited row reached it) and `reached` the step (counted from 1; the row is
 ///   `visited_rows[step - 1]`) that last lowered it, an integer held as `f64`;
-/// - a removed column has `dual[j] == -inf` and `spc[j] == +inf`, so that no row lowers it (its
+/// - a removed column has `dual == -inf` and `spc == +inf`, so that no row lowers it (its
 ///   candidate `... - (-inf)` is `+inf`) and it never wins a step; its path cost at removal is in
 ///   `taken[j]`, and `pred[j]` is the row that gave it (read when the path is flipped);
 /// - `list` is SciPy's column list (remaining columns first), `pos[j]` a remaining column's slot
-///   in it, and `pref[j]` its [`preference`].
+///   in it, and `pref` its [`preference`].
 struct Scan {
     nc: usize,
     avx: bool,
-    spc: Vec<f64>,
-    dual: Vec<f64>,
-    reached: Vec<f64>,
+    quads: Vec<Quad>,
     pred: Vec<usize>,
-    pref: Vec<f64>,
     taken: Vec<f64>,
     pos: Vec<usize>,
     list: Vec<usize>,
@@ -69,17 +80,20 @@ struct Scan {
 
 impl Scan {
     fn new(nc: usize) -> Self {
+        let empty = Quad {
+            spc: [f64::INFINITY; QUAD],
+            reached: [0.0; QUAD],
+            dual: [0.0; QUAD],
+            pref: [-1.0; QUAD],
+        };
         Scan {
             nc,
             #[cfg(target_arch = "x86_64")]
             avx: std::arch::is_x86_feature_detected!("avx"),
             #[cfg(not(target_arch = "x86_64"))]
             avx: false,
-            spc: vec![f64::INFINITY; nc],
-            dual: vec![0.0; nc],
-            reached: vec![0.0; nc],
+            quads: vec![empty; nc.div_ceil(QUAD)],
             pred: vec![UNMATCHED; nc],
-            pref: vec![0.0; nc],
             taken: vec![f64::INFINITY; nc],
             pos: vec![0; nc],
             list: vec![0; nc],
@@ -88,21 +102,28 @@ impl Scan {
         }
     }
 
+    fn quad(&mut self, j: usize) -> (&mut Quad, usize) {
+        (&mut self.quads[j / QUAD], j % QUAD)
+    }
+
     /// Starts an augmentation: every column remaining, the list in descending column order.
     fn begin(&mut self, v: &[f64], row4col: &[usize]) {
         let nc = self.nc;
-        for &j in &self.visited_cols {
-            self.dual[j] = v[j];
+        for k in 0..self.visited_cols.len() {
+            let j = self.visited_cols[k];
+            let (q, l) = self.quad(j);
+            q.dual[l] = v[j];
         }
         self.visited_rows.clear();
         self.visited_cols.clear();
-        self.spc.fill(f64::INFINITY);
-        self.reached.fill(0.0);
         for (j, &holder) in row4col.iter().enumerate() {
             let p = nc - 1 - j;
             self.pos[j] = p;
             self.list[p] = j;
-            self.pref[j] = preference(nc, p, holder == UNMATCHED);
+            let (q, l) = self.quad(j);
+            q.spc[l] = f64::INFINITY;
+            q.reached[l] = 0.0;
+            q.pref[l] = preference(nc, p, holder == UNMATCHED);
         }
     }
 
@@ -112,22 +133,22 @@ impl Scan {
         self.visited_rows.push(i);
         let step = self.visited_rows.len() as f64;
         let n = self.nc;
-        let (spc, reached) = (&mut self.spc[..n], &mut self.reached[..n]);
-        let (dual, pref, row) = (&self.dual[..n], &self.pref[..n], &row[..n]);
+        let row = &row[..n];
         let mut best = Best::NONE;
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
         if self.avx {
-            // SAFETY: the CPU supports AVX (checked in `new`); the slices have length `n`.
-            (best, done) = unsafe { avx::relax(step, min_val, ui, row, dual, pref, spc, reached) };
+            // SAFETY: the CPU supports AVX (checked in `new`).
+            (best, done) = unsafe { avx::relax(step, min_val, ui, row, &mut self.quads) };
         }
-        for j in done..n {
-            let r = min_val + row[j] - ui - dual[j];
-            if r < spc[j] {
-                spc[j] = r;
-                reached[j] = step;
+        for (j, &c) in row.iter().enumerate().skip(done) {
+            let (q, l) = (&mut self.quads[j / QUAD], j % QUAD);
+            let r = min_val + c - ui - q.dual[l];
+            if r < q.spc[l] {
+                q.spc[l] = r;
+                q.reached[l] = step;
             }
-            best.offer(spc[j], pref[j]);
+            best.offer(q.spc[l], q.pref[l]);
         }
         self.column_of(best.pref)
     }
@@ -140,10 +161,11 @@ impl Scan {
 
     /// Takes column `j` out of the list the way SciPy does (the last entry moves into its slot).
     fn remove(&mut self, j: usize, num_remaining: usize, row4col: &[usize]) {
-        self.taken[j] = self.spc[j];
-        self.pred[j] = self.visited_rows[self.reached[j] as usize - 1];
-        self.spc[j] = f64::INFINITY;
-        self.dual[j] = f64::NEG_INFINITY;
+        let (q, l) = (&mut self.quads[j / QUAD], j % QUAD);
+        self.taken[j] = q.spc[l];
+        self.pred[j] = self.visited_rows[q.reached[l] as usize - 1];
+        q.spc[l] = f64::INFINITY;
+        q.dual[l] = f64::NEG_INFINITY;
         self.visited_cols.push(j);
         let slot = self.pos[j];
         let last = num_remaining - 1;
@@ -151,7 +173,8 @@ impl Scan {
             let k = self.list[last];
             self.list[slot] = k;
             self.pos[k] = slot;
-            self.pref[k] = preference(self.nc, slot, row4col[k] == UNMATCHED);
+            let pref = preference(self.nc, slot, row4col[k] == UNMATCHED);
+            self.quad(k).0.pref[k % QUAD] = pref;
         }
     }
 }
@@ -176,7 +199,7 @@ pub(super) fn solve_wide(
         let sink = loop {
             cancel.check()?;
             let j = scan.step(i, min_val, u[i], &cost[i * nc..(i + 1) * nc]);
-            min_val = scan.spc[j];
+            min_val = scan.quads[j / QUAD].spc[j % QUAD];
             scan.remove(j, num_remaining, &row4col);
             num_remaining -= 1;
             if row4col[j] == UNMATCHED {
@@ -202,57 +225,61 @@ pub(super) fn solve_wide(
 mod avx {
     use std::arch::x86_64::*;
 
-    use super::Best;
+    use super::{Best, Quad, QUAD};
 
     /// Columns per iteration: two vectors of four.
     const STRIDE: usize = 8;
 
+    /// How far ahead of the scan (in columns) the cost row is prefetched.
+    const PREFETCH: usize = 256;
+
     /// The scan's relaxation and pick over the first `STRIDE * floor(n / STRIDE)` columns, `n`
-    /// the length of every slice: (the best candidate among them, how many columns were done).
+    /// the length of `row` (`quads` holds at least `n` columns): (the best candidate among them,
+    /// how many columns were done).
     ///
     /// # Safety
-    /// The CPU must support AVX, and all slices must have the same length.
+    /// The CPU must support AVX.
     #[target_feature(enable = "avx")]
-    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn relax(
         step: f64,
         min_val: f64,
         ui: f64,
         row: &[f64],
-        dual: &[f64],
-        pref: &[f64],
-        spc: &mut [f64],
-        reached: &mut [f64],
+        quads: &mut [Quad],
     ) -> (Best, usize) {
-        let n = spc.len();
-        debug_assert!(row.len() == n && dual.len() == n && pref.len() == n && reached.len() == n);
+        let n = row.len();
+        assert!(quads.len() * QUAD >= n);
         let whole = n - n % STRIDE;
         let min_val = _mm256_set1_pd(min_val);
         let ui = _mm256_set1_pd(ui);
         let step = _mm256_set1_pd(step);
         let mut best = [_mm256_set1_pd(f64::INFINITY); 2];
         let mut best_pref = [_mm256_set1_pd(-1.0); 2];
-        let (rp, dp, fp) = (row.as_ptr(), dual.as_ptr(), pref.as_ptr());
-        let (sp, pp) = (spc.as_mut_ptr(), reached.as_mut_ptr());
+        let rp = row.as_ptr();
+        let qp = quads.as_mut_ptr();
         let mut j = 0;
         while j < whole {
+            // The cost row streams from memory: ask for it well ahead of the arithmetic.
+            _mm_prefetch::<_MM_HINT_T0>(rp.wrapping_add(j + PREFETCH) as *const i8);
             for k in 0..2 {
-                let at = j + 4 * k;
+                let at = j + QUAD * k;
+                let q = qp.add(at / QUAD);
+                let (sp, pp) = ((*q).spc.as_mut_ptr(), (*q).reached.as_mut_ptr());
                 // SciPy's expression, left to right: ((min_val + c) - u[i]) - v[j].
                 let r = _mm256_sub_pd(
                     _mm256_sub_pd(_mm256_add_pd(min_val, _mm256_loadu_pd(rp.add(at))), ui),
-                    _mm256_loadu_pd(dp.add(at)),
+                    _mm256_load_pd((*q).dual.as_ptr()),
                 );
-                let old = _mm256_loadu_pd(sp.add(at));
+                let old = _mm256_load_pd(sp);
                 // Arithmetic rather than blends, which the compiler would turn into masked
                 // stores (slow on some CPUs): `min` keeps `old` unless `r` is strictly lower,
                 // and a lowered column's stamp becomes `step`, higher than any earlier stamp.
                 let s = _mm256_min_pd(r, old);
-                _mm256_storeu_pd(sp.add(at), s);
+                _mm256_store_pd(sp, s);
                 let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(r, old);
-                let stamp = _mm256_max_pd(_mm256_loadu_pd(pp.add(at)), _mm256_and_pd(lower, step));
-                _mm256_storeu_pd(pp.add(at), stamp);
-                let f = _mm256_loadu_pd(fp.add(at));
+                let stamp = _mm256_max_pd(_mm256_load_pd(pp), _mm256_and_pd(lower, step));
+                _mm256_store_pd(pp, stamp);
+                let f = _mm256_load_pd((*q).pref.as_ptr());
                 let wins = _mm256_or_pd(
                     _mm256_cmp_pd::<_CMP_LT_OQ>(s, best[k]),
                     _mm256_and_pd(
