@@ -9,6 +9,7 @@
 //! - [`lapjv`]: an optimal assignment of a dense cost matrix (Jonker-Volgenant).
 //! - [`lexicographic`]: optimal, with ties broken by a secondary criterion (the canonical mode).
 
+pub mod auction;
 pub mod duals;
 pub mod exact;
 pub mod lapjv;

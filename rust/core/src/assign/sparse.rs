@@ -11,7 +11,11 @@
 //!
 //! 1. Jonker-Volgenant-style start: row duals at each row's cheapest cost, cheapest edges taken
 //!    greedily, then two passes of augmenting row reduction (free rows bid for their cheapest
-//!    column, so that popular columns get their duals lowered).
+//!    column, so that popular columns get their duals lowered). When a Hopcroft-Karp round on
+//!    top of it leaves rows free (unrelated networks), the start is instead an epsilon-scaling
+//!    auction ([`super::auction`]) down to a small epsilon, whose prices become exact duals by
+//!    a label-correcting pass ([`Phases::absorb_slack`]); the rows that stay short (a few dozen
+//!    in thousands) are freed and the steps below repair them exactly.
 //! 2. Hopcroft-Karp rounds on the tight edges (zero reduced cost): a breadth-first search from
 //!    all free rows, then vertex-disjoint shortest tight paths augmented at once.
 //! 3. When no tight augmenting path is left, one Dijkstra search from all free rows at once
@@ -20,7 +24,9 @@
 //!
 //! NNSTD costs are tie-heavy (between unrelated networks almost every stored cost is 14/15), so
 //! a round augments thousands of paths where row-by-row searches (SciPy's, LAPJVsp's) would each
-//! explore much of the graph: a few phases solve a layer.
+//! explore much of the graph. Measured on unrelated ER layers (mean fan-in 8), one core: 4,096
+//! wide 2.1 s with the Jonker-Volgenant start (168 phases) against 0.24 s with the auction
+//! (3 phases); 16,384 wide 25 s against 4 s.
 //!
 //! The result is an optimal assignment (to float rounding; a reduced cost within [`TIGHT`] of 0
 //! counts as 0), not SciPy's particular one. Rows left without a partner are then given the
@@ -29,7 +35,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{ssp, two_lowest, Assignment, Duals, Key, UNMATCHED};
+use super::{auction, ssp, two_lowest, Assignment, Duals, Key, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -43,6 +49,17 @@ const TIGHT: f64 = 1e-12;
 /// A phase's Dijkstra search goes on until it has finished one free column per this many free
 /// rows.
 const SINKS_PER_FREE_ROW: usize = 2;
+
+/// The auction stops at this epsilon (in cost units) and hands over to the phases: small enough
+/// that its matching is almost always optimal (distinct NNSTD costs differ by more than
+/// 1 / 2,500 when unions are below 50), so that [`Phases::absorb_slack`] finds exact duals and
+/// few rows are left to the phases; large enough to skip the many scaling phases an exact
+/// integer auction would need. Measured on unrelated ER layers at 4,096 wide: 1e-4 left 4,600
+/// rows to the phases, 1e-5 about 70, 1e-6 about 60 in a longer auction.
+const AUCTION_LAST_EPSILON: f64 = 1e-5;
+
+/// Average visits per row of [`Phases::absorb_slack`] before the rows still short are freed.
+const ABSORB_VISITS_PER_ROW: usize = 8;
 
 /// Passes of augmenting row reduction before the phases (Jonker and Volgenant use two).
 const ROW_REDUCTION_PASSES: usize = 2;
@@ -75,27 +92,60 @@ pub fn solve_with_duals(
     if cost.n_rows.min(cost.n_cols) <= ROW_BY_ROW_WIDTH || cheapest_edges_mostly_distinct(cost) {
         return ssp::solve_with_duals(cost, empty_rows, empty_cols, cancel);
     }
+    solve_in_phases(cost, empty_rows, empty_cols, Start::Cheapest, cancel)
+}
+
+/// How [`solve_in_phases`] finds its first matching and duals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Jonker and Volgenant's start and one Hopcroft-Karp round; when rows are left free, the
+    /// auction instead (where its costs allow).
+    Cheapest,
+    /// The auction straight away (tests: small layers rarely need it).
+    #[cfg(test)]
+    Auction,
+}
+
+/// The phased method of this module, without the hand-over to row-by-row searches.
+fn solve_in_phases(
+    cost: &SparseCost,
+    empty_rows: &[usize],
+    empty_cols: &[usize],
+    first: Start,
+    cancel: &Cancel,
+) -> Result<(Assignment, Duals)> {
     let pairs: Vec<(usize, usize)> = empty_rows
         .iter()
         .copied()
         .zip(empty_cols.iter().copied())
         .collect();
     let by_col = cost.transpose();
-    let mut search = Phases::new(cost, &by_col);
-    for &(i, j) in &pairs {
-        search.pair(i, j);
+    let fresh = || {
+        let mut search = Phases::new(cost, &by_col);
+        for &(i, j) in &pairs {
+            search.pair(i, j);
+        }
+        search
+    };
+    let mut search = fresh();
+    let mut free = Vec::new();
+    if first == Start::Cheapest {
+        free = search.jonker_volgenant_start();
+        search.augment_tight_paths(&free);
+        free.retain(|&i| search.col4row[i] == UNMATCHED);
     }
-    search.match_cheapest_edges();
-    let mut free: Vec<usize> = (0..cost.n_rows)
-        .filter(|&i| search.col4row[i] == UNMATCHED)
-        .collect();
-    for _ in 0..ROW_REDUCTION_PASSES {
-        free = search.augmenting_row_reduction(free);
+    if first != Start::Cheapest || !free.is_empty() {
+        // Unrelated networks: Hungarian phases would each explore much of the graph to augment
+        // a few paths; the auction gets (almost) there with one row read per bid.
+        if let Some(start) = auction::start(cost, &by_col, &pairs, AUCTION_LAST_EPSILON, cancel)? {
+            search = fresh();
+            free = search.warm_start(start);
+        } else if first != Start::Cheapest {
+            free = search.jonker_volgenant_start();
+        }
+        search.augment_tight_paths(&free);
+        free.retain(|&i| search.col4row[i] == UNMATCHED);
     }
-    search.set_row_duals();
-    free.retain(|&i| search.col4row[i] == UNMATCHED);
-    search.augment_tight_paths(&free);
-    free.retain(|&i| search.col4row[i] == UNMATCHED);
     while !free.is_empty() {
         cancel.check()?;
         search.tighten_paths(&free);
@@ -317,6 +367,107 @@ impl<'a> Phases<'a> {
                 self.col4row[row] = self.n2 + row;
                 self.row4col[self.n2 + row] = row;
             }
+        }
+    }
+
+    /// The start of Jonker and Volgenant: cheapest edges taken greedily, then augmenting row
+    /// reduction, then row duals that make every reduced cost >= 0. Returns the free rows.
+    fn jonker_volgenant_start(&mut self) -> Vec<usize> {
+        self.match_cheapest_edges();
+        let mut free: Vec<usize> = (0..self.n1)
+            .filter(|&i| self.col4row[i] == UNMATCHED)
+            .collect();
+        for _ in 0..ROW_REDUCTION_PASSES {
+            free = self.augmenting_row_reduction(free);
+        }
+        self.set_row_duals();
+        free.retain(|&i| self.col4row[i] == UNMATCHED);
+        free
+    }
+
+    /// Takes the auction's matching and prices (column duals are minus the prices); every row
+    /// takes its lowest reduced cost as its dual, so all reduced costs are >= 0, and rows whose
+    /// column is not tight are freed. Returns the free rows.
+    fn warm_start(&mut self, start: auction::Start) -> Vec<usize> {
+        self.v = start.price.iter().map(|&p| -p).collect();
+        self.col4row = start.col4row;
+        self.row4col = start.row4col;
+        self.absorb_slack();
+        let mut free = Vec::new();
+        for row in 0..self.u.len() {
+            let (lowest, _, _, _) = two_lowest(self.adjacency(row).iter(), &self.v);
+            self.u[row] = lowest;
+            let j = self.col4row[row];
+            let Some((_, c)) = self.adjacency(row).iter().find(|&(col, _)| col == j) else {
+                // An empty neuron paired up front, or a row left free.
+                if j == UNMATCHED {
+                    free.push(row);
+                } else {
+                    self.u[row] = -self.v[j];
+                }
+                continue;
+            };
+            if !self.is_tight(row, j, c) {
+                self.row4col[j] = UNMATCHED;
+                self.col4row[row] = UNMATCHED;
+                free.push(row);
+            }
+        }
+        free
+    }
+
+    /// Makes matched edges tight by raising column duals (the auction leaves every bidder up to
+    /// its epsilon above its cheapest column): a row whose column costs `slack` more than its
+    /// lowest reduced cost raises that column's dual by `slack`, which may lower the lowest
+    /// reduced cost of the column's other rows, which then do the same (a label-correcting
+    /// shortest-path computation). It converges when the matching is optimal; after
+    /// [`ABSORB_VISITS_PER_ROW`] visits per row on average the rows still short are left to the
+    /// phases.
+    fn absorb_slack(&mut self) {
+        let rows = self.u.len();
+        let mut queued = vec![true; rows];
+        let mut work: std::collections::VecDeque<usize> = (0..rows).collect();
+        let mut budget = ABSORB_VISITS_PER_ROW * rows;
+        while let Some(row) = work.pop_front() {
+            queued[row] = false;
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+            let j = self.col4row[row];
+            let Some((_, c)) = self.adjacency(row).iter().find(|&(col, _)| col == j) else {
+                continue; // free, or an empty neuron paired up front
+            };
+            let (lowest, _, _, _) = two_lowest(self.adjacency(row).iter(), &self.v);
+            let slack = c - self.v[j] - lowest;
+            if slack <= TIGHT {
+                continue;
+            }
+            self.v[j] += slack;
+            self.for_rows_of(j, |other| {
+                if other != row && !queued[other] {
+                    queued[other] = true;
+                    work.push_back(other);
+                }
+            });
+        }
+    }
+
+    /// Calls `visit` on every row with an edge to column `j` (see [`Phases`]).
+    fn for_rows_of(&self, j: usize, mut visit: impl FnMut(usize)) {
+        if j < self.n2 {
+            let span = self.by_col.rowptr[j]..self.by_col.rowptr[j + 1];
+            for &i in &self.by_col.cols[span] {
+                visit(i as usize);
+            }
+            visit(self.n1 + j);
+        } else {
+            let i = j - self.n2;
+            let span = self.cost.rowptr[i]..self.cost.rowptr[i + 1];
+            for &jj in &self.cost.cols[span] {
+                visit(self.n1 + jj as usize);
+            }
+            visit(i);
         }
     }
 
@@ -631,5 +782,73 @@ impl<'a> Phases<'a> {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assign::exact;
+    use crate::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
+    use crate::topology::Layer;
+    use proptest::prelude::*;
+
+    /// Neurons drawing a few inputs each (some none), as unrelated layers do.
+    fn neurons(n_in: u32, n_out: usize) -> impl Strategy<Value = Vec<Vec<u32>>> {
+        prop::collection::vec(prop::collection::vec(0..n_in, 0..5), n_out)
+    }
+
+    fn layers() -> impl Strategy<Value = (Layer, Layer)> {
+        (2u32..24, 1usize..40, 1usize..40).prop_flat_map(|(n_in, n1, n2)| {
+            (neurons(n_in, n1), neurons(n_in, n2)).prop_map(move |(a, b)| {
+                (
+                    Layer::from_neuron_inputs(0, n_in as usize, &a).unwrap(),
+                    Layer::from_neuron_inputs(0, n_in as usize, &b).unwrap(),
+                )
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        #[test]
+        fn auction_start_reaches_the_optimum((a, b) in layers()) {
+            let optimum = exact::solve(&layer_costs(&a, &b)).cost;
+            let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+            let (empty_a, empty_b) = (empty_neurons(&a), empty_neurons(&b));
+            for first in [Start::Auction, Start::Cheapest] {
+                let (solved, duals) =
+                    solve_in_phases(&costs, &empty_a, &empty_b, first, &Cancel::new()).unwrap();
+                prop_assert!((solved.cost - optimum).abs() < 1e-9, "{first:?} {} vs {optimum}", solved.cost);
+                prop_assert!(duals.certify(&costs, &solved.col_of_row), "{first:?} {duals:?}");
+                let mut used: Vec<usize> =
+                    solved.col_of_row.iter().copied().filter(|&j| j != UNMATCHED).collect();
+                used.sort_unstable();
+                used.dedup();
+                prop_assert_eq!(used.len(), a.n_out().min(b.n_out()));
+            }
+        }
+    }
+
+    #[test]
+    fn costs_that_are_not_small_fractions_fall_back_to_the_cheapest_start() {
+        // 3 x 3, every stored cost an arbitrary float: no common denominator for the auction.
+        let cost = SparseCost {
+            n_rows: 3,
+            n_cols: 3,
+            rowptr: vec![0, 2, 4, 6],
+            cols: vec![0, 1, 1, 2, 0, 2],
+            vals: vec![0.123456789, 0.3, 0.987654321, 0.2, 0.4, 0.111111112],
+        };
+        let optimum = exact::solve(&cost).cost;
+        let (solved, duals) =
+            solve_in_phases(&cost, &[], &[], Start::Auction, &Cancel::new()).unwrap();
+        assert!(
+            (solved.cost - optimum).abs() < 1e-12,
+            "{} vs {optimum}",
+            solved.cost
+        );
+        assert!(duals.certify(&cost, &solved.col_of_row));
     }
 }
