@@ -1,6 +1,7 @@
 //! Solves a cost matrix stored as raw little-endian CSR buffers (for profiling):
 //! `solve_csr DIR` reads DIR/{shape,indptr,indices,data}.bin.
 use nnstd_core::assign::exact;
+use nnstd_core::cancel::Cancel;
 use nnstd_core::similarity::SparseCost;
 
 fn read(path: &str) -> Vec<u8> {
@@ -25,7 +26,6 @@ fn main() {
     };
     let reps: usize = std::env::args().nth(2).map_or(1, |s| s.parse().unwrap());
     for method in [
-        exact::Method::Scan,
         exact::Method::Grouped,
         exact::Method::Blocked,
         exact::Method::Adaptive,
@@ -33,7 +33,9 @@ fn main() {
         let t = std::time::Instant::now();
         let mut total = 0.0;
         for _ in 0..reps {
-            total += exact::solve_with(&cost, method).cost;
+            total += exact::solve_with(&cost, method, &Cancel::new())
+                .unwrap()
+                .cost;
         }
         println!(
             "{method:?}: cost {total} in {:?} per solve",

@@ -276,7 +276,7 @@ fn pairwise<'py>(
 }
 
 /// SciPy's optimal assignment of a cost matrix given as CSR buffers whose absent entries are 1.
-/// Returns the column of each row (-1 where none). `dense=True` runs the plain dense port.
+/// Returns the column of each row (-1 where none). `dense=True` runs the dense scan.
 #[pyfunction]
 #[pyo3(signature = (n_rows, n_cols, indptr, indices, data, dense=false))]
 fn assign_exact<'py>(
@@ -289,12 +289,12 @@ fn assign_exact<'py>(
     dense: bool,
 ) -> PyResult<Bound<'py, PyArray1<i64>>> {
     let cost = sparse_cost(n_rows, n_cols, &indptr, &indices, &data)?;
-    let assignment = run_interruptibly(py, None, move |_| {
-        Ok(if dense {
-            exact::solve_dense(n_rows, n_cols, &cost.to_dense())
+    let assignment = run_interruptibly(py, None, move |cancel| {
+        if dense {
+            exact::try_solve_dense(n_rows, n_cols, &cost.to_dense(), cancel)
         } else {
-            exact::solve(&cost)
-        })
+            exact::try_solve(&cost, cancel)
+        }
     })?;
     Ok(matching_array(py, &assignment.col_of_row))
 }

@@ -75,7 +75,7 @@ pub fn solve_layer(plan: Plan, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<
             let costs = dense_layer_costs(a, b);
             exact::try_solve_dense(costs.n_rows, costs.n_cols, &costs.data, cancel)
         }
-        (_, false) => Ok(exact::solve(&layer_costs(a, b))),
+        (_, false) => exact::try_solve(&layer_costs(a, b), cancel),
     }
 }
 

@@ -1,9 +1,52 @@
-//! The structured exact solver against the plain dense port, and both against brute force.
+//! The fast paths against SciPy's plain loop, the strategies against each other, and all of them
+//! against brute force.
 
-use nnstd_core::assign::exact::{solve, solve_dense, solve_with, Method};
-use nnstd_core::assign::UNMATCHED;
-use nnstd_core::similarity::SparseCost;
+use super::*;
 use proptest::prelude::*;
+
+/// The plain port on a matrix of any shape.
+fn reference_dense(n_rows: usize, n_cols: usize, cost: &[f64]) -> Vec<usize> {
+    if n_rows == 0 || n_cols == 0 {
+        return vec![UNMATCHED; n_rows];
+    }
+    if n_rows > n_cols {
+        let t = transposed(n_rows, n_cols, cost);
+        untranspose(reference_dense_wide(n_cols, n_rows, &t), n_rows, true)
+    } else {
+        reference_dense_wide(n_rows, n_cols, cost)
+    }
+}
+
+/// Matrices of up to `max` x `max` entries from a handful of values, many equal to 1.
+fn few_values(max: usize) -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
+    (0usize..max, 0usize..max).prop_flat_map(|(r, c)| {
+        let values = prop_oneof![
+            6 => Just(1.0),
+            1 => Just(0.0),
+            1 => Just(0.5),
+            1 => Just(2.0 / 3.0),
+            1 => Just(0.75),
+            1 => Just(0.25),
+        ];
+        (Just(r), Just(c), prop::collection::vec(values, r * c))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn fast_dense_scan_makes_scipys_choices((r, c, m) in few_values(40)) {
+        prop_assert_eq!(solve_dense(r, c, &m).col_of_row, reference_dense(r, c, &m));
+    }
+}
+
+#[test]
+fn a_raised_cancel_stops_the_dense_scan() {
+    let cancel = Cancel::new();
+    cancel.cancel();
+    assert!(try_solve_dense(3, 3, &[1.0; 9], &cancel).is_err());
+}
 
 /// Tie-heavy matrices: mostly 1, entries from a handful of values, repeated rows and columns.
 fn tie_heavy() -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
@@ -65,7 +108,7 @@ proptest! {
         let dense = solve_dense(r, c, &m);
         let sparse = SparseCost::from_dense(r, c, &m);
         for method in [Method::Scan, Method::Grouped, Method::Blocked, Method::Adaptive] {
-            let solved = solve_with(&sparse, method);
+            let solved = solve_with(&sparse, method, &Cancel::new()).unwrap();
             prop_assert_eq!(&solved.col_of_row, &dense.col_of_row, "{:?}", method);
             prop_assert_eq!(solved.cost.to_bits(), dense.cost.to_bits());
         }
@@ -116,11 +159,29 @@ fn larger_random_sparse_matrices_agree() {
                 Method::Adaptive,
             ] {
                 assert_eq!(
-                    solve_with(&sparse, method).col_of_row,
+                    solve_with(&sparse, method, &Cancel::new())
+                        .unwrap()
+                        .col_of_row,
                     dense.col_of_row,
                     "{r}x{c} {method:?}"
                 );
             }
         }
     }
+}
+
+#[test]
+fn a_raised_cancel_stops_every_strategy() {
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let cost = SparseCost::from_dense(3, 3, &[0.5; 9]);
+    for method in [
+        Method::Scan,
+        Method::Grouped,
+        Method::Blocked,
+        Method::Adaptive,
+    ] {
+        assert!(solve_with(&cost, method, &cancel).is_err(), "{method:?}");
+    }
+    assert!(try_solve(&cost, &cancel).is_err());
 }
