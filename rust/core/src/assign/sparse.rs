@@ -14,8 +14,9 @@
 //!    column, so that popular columns get their duals lowered). When a Hopcroft-Karp round on
 //!    top of it leaves rows free (unrelated networks), the start is instead an epsilon-scaling
 //!    auction ([`super::auction`]) down to a small epsilon, whose prices become exact duals by
-//!    a label-correcting pass ([`Phases::absorb_slack`]); the rows that stay short (a few dozen
-//!    in thousands) are freed and the steps below repair them exactly.
+//!    a label-correcting pass ([`Phases::absorb_slack`]); while many rows stay short the
+//!    auction goes on with a smaller epsilon, and the few rows left short are freed for the
+//!    steps below, which repair them exactly.
 //! 2. Hopcroft-Karp rounds on the tight edges (zero reduced cost): a breadth-first search from
 //!    all free rows, then vertex-disjoint shortest tight paths augmented at once.
 //! 3. When no tight augmenting path is left, one Dijkstra search from all free rows at once
@@ -25,15 +26,15 @@
 //! NNSTD costs are tie-heavy (between unrelated networks almost every stored cost is 14/15), so
 //! a round augments thousands of paths where row-by-row searches (SciPy's, LAPJVsp's) would each
 //! explore much of the graph. Measured on unrelated ER layers (mean fan-in 8), one core: 4,096
-//! wide 2.1 s with the Jonker-Volgenant start (168 phases) against 0.24 s with the auction
-//! (3 phases); 16,384 wide 25 s against 4 s.
+//! wide 2.1 s with the Jonker-Volgenant start (168 phases) against 0.25 s with the auction
+//! (no phase left); 16,384 wide 25 s against 3 s.
 //!
 //! The result is an optimal assignment (to float rounding; a reduced cost within [`TIGHT`] of 0
 //! counts as 0), not SciPy's particular one. Rows left without a partner are then given the
 //! unpaired columns in increasing order, so the matching is complete and deterministic.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use super::{auction, ssp, two_lowest, Assignment, Duals, Key, UNMATCHED};
 use crate::cancel::Cancel;
@@ -50,16 +51,24 @@ const TIGHT: f64 = 1e-12;
 /// rows.
 const SINKS_PER_FREE_ROW: usize = 2;
 
-/// The auction stops at this epsilon (in cost units) and hands over to the phases: small enough
-/// that its matching is almost always optimal (distinct NNSTD costs differ by more than
-/// 1 / 2,500 when unions are below 50), so that [`Phases::absorb_slack`] finds exact duals and
-/// few rows are left to the phases; large enough to skip the many scaling phases an exact
-/// integer auction would need. Measured on unrelated ER layers at 4,096 wide: 1e-4 left 4,600
-/// rows to the phases, 1e-5 about 70, 1e-6 about 60 in a longer auction.
+/// The auction's first hand-over to the phases is at this epsilon (cost units): small enough
+/// that its matching is usually optimal (distinct NNSTD costs differ by more than 1 / 2,500 when
+/// unions are below 50), so that [`Phases::absorb_slack`] turns its prices into exact duals and
+/// few rows are left to the phases; large enough to skip the many more scaling phases an auction
+/// alone would need to prove optimality. Measured on unrelated ER layers at 4,096 wide: 1e-4
+/// left 4,600 rows short, 1e-5 none; at 16,384 wide 1e-5 left 12,500 and 2.5e-6 none.
 const AUCTION_LAST_EPSILON: f64 = 1e-5;
 
-/// Average visits per row of [`Phases::absorb_slack`] before the rows still short are freed.
-const ABSORB_VISITS_PER_ROW: usize = 8;
+/// Average raises per row of [`Phases::absorb_slack`] before the rows still short are freed.
+const ABSORB_RAISES_PER_ROW: usize = 8;
+
+/// The auction goes on with a smaller epsilon (by this factor) while more than one row in this
+/// many is short after [`Phases::absorb_slack`] ...
+const SHORT_ROWS_DIVISOR: usize = 256;
+const AUCTION_SCALING_AFTER_LAST: f64 = 4.0;
+
+/// ... down to this epsilon.
+const AUCTION_SMALLEST_EPSILON: f64 = 1e-9;
 
 /// Passes of augmenting row reduction before the phases (Jonker and Volgenant use two).
 const ROW_REDUCTION_PASSES: usize = 2;
@@ -99,11 +108,15 @@ pub fn solve_with_duals(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Start {
     /// Jonker and Volgenant's start and one Hopcroft-Karp round; when rows are left free, the
-    /// auction instead (where its costs allow).
+    /// auction instead.
     Cheapest,
     /// The auction straight away (tests: small layers rarely need it).
     #[cfg(test)]
     Auction,
+    /// The auction straight away, stopped at its first epsilon (tests: many rows short, left
+    /// to the phases).
+    #[cfg(test)]
+    CoarseAuction,
 }
 
 /// The phased method of this module, without the hand-over to row-by-row searches.
@@ -137,11 +150,22 @@ fn solve_in_phases(
     if first != Start::Cheapest || !free.is_empty() {
         // Unrelated networks: Hungarian phases would each explore much of the graph to augment
         // a few paths; the auction gets (almost) there with one row read per bid.
-        if let Some(start) = auction::start(cost, &by_col, &pairs, AUCTION_LAST_EPSILON, cancel)? {
+        let mut bids = auction::Auction::new(cost, &by_col, &pairs);
+        let (mut last, smallest) = match first {
+            #[cfg(test)]
+            Start::CoarseAuction => (1.0, 1.0),
+            _ => (AUCTION_LAST_EPSILON, AUCTION_SMALLEST_EPSILON),
+        };
+        loop {
+            bids.scale_down_to(last, cancel)?;
             search = fresh();
-            free = search.warm_start(start);
-        } else if first != Start::Cheapest {
-            free = search.jonker_volgenant_start();
+            free = search.warm_start(bids.start());
+            // Many rows short: the matching is not yet optimal, so its prices cannot become
+            // exact duals; a smaller epsilon costs less than repairing them in phases.
+            if free.len() <= search.u.len() / SHORT_ROWS_DIVISOR || last <= smallest {
+                break;
+            }
+            last /= AUCTION_SCALING_AFTER_LAST;
         }
         search.augment_tight_paths(&free);
         free.retain(|&i| search.col4row[i] == UNMATCHED);
@@ -385,29 +409,34 @@ impl<'a> Phases<'a> {
         free
     }
 
-    /// Takes the auction's matching and prices (column duals are minus the prices); every row
-    /// takes its lowest reduced cost as its dual, so all reduced costs are >= 0, and rows whose
-    /// column is not tight are freed. Returns the free rows.
+    /// Takes the auction's matching and prices (column duals are minus the prices): every row
+    /// takes its lowest reduced cost as its dual, so all reduced costs are >= 0, then
+    /// [`Self::absorb_slack`] makes matched edges tight where it can, and rows whose edge is
+    /// still not tight are freed. Returns the free rows.
     fn warm_start(&mut self, start: auction::Start) -> Vec<usize> {
         self.v = start.price.iter().map(|&p| -p).collect();
         self.col4row = start.col4row;
         self.row4col = start.row4col;
-        self.absorb_slack();
-        let mut free = Vec::new();
-        for row in 0..self.u.len() {
-            let (lowest, _, _, _) = two_lowest(self.adjacency(row).iter(), &self.v);
-            self.u[row] = lowest;
+        let rows = self.u.len();
+        // The cost of each row's matched edge; NaN for free rows and empty neurons paired up
+        // front (their pair is no edge of the doubled graph; it costs 0).
+        let mut matched = vec![f64::NAN; rows];
+        for (row, cost) in matched.iter_mut().enumerate() {
+            self.u[row] = two_lowest(self.adjacency(row).iter(), &self.v).0;
             let j = self.col4row[row];
-            let Some((_, c)) = self.adjacency(row).iter().find(|&(col, _)| col == j) else {
-                // An empty neuron paired up front, or a row left free.
-                if j == UNMATCHED {
-                    free.push(row);
-                } else {
-                    self.u[row] = -self.v[j];
-                }
-                continue;
-            };
-            if !self.is_tight(row, j, c) {
+            match self.adjacency(row).iter().find(|&(col, _)| col == j) {
+                Some((_, c)) => *cost = c,
+                None if j != UNMATCHED => self.u[row] = -self.v[j],
+                None => {}
+            }
+        }
+        self.absorb_slack(&matched);
+        let mut free = Vec::new();
+        for (row, &c) in matched.iter().enumerate() {
+            let j = self.col4row[row];
+            if j == UNMATCHED {
+                free.push(row);
+            } else if !c.is_nan() && !self.is_tight(row, j, c) {
                 self.row4col[j] = UNMATCHED;
                 self.col4row[row] = UNMATCHED;
                 free.push(row);
@@ -416,58 +445,57 @@ impl<'a> Phases<'a> {
         free
     }
 
-    /// Makes matched edges tight by raising column duals (the auction leaves every bidder up to
-    /// its epsilon above its cheapest column): a row whose column costs `slack` more than its
-    /// lowest reduced cost raises that column's dual by `slack`, which may lower the lowest
-    /// reduced cost of the column's other rows, which then do the same (a label-correcting
-    /// shortest-path computation). It converges when the matching is optimal; after
-    /// [`ABSORB_VISITS_PER_ROW`] visits per row on average the rows still short are left to the
-    /// phases.
-    fn absorb_slack(&mut self) {
+    /// Makes matched edges tight by raising column duals (the auction leaves a bidder up to
+    /// its epsilon above its cheapest column): a row whose edge (cost `matched[row]`) is `slack`
+    /// above its dual raises its column's dual by `slack`, which may lower the dual (lowest
+    /// reduced cost) of the column's other rows, which then do the same: a label-correcting
+    /// shortest-path computation, which converges when the matching is optimal. After
+    /// [`ABSORB_RAISES_PER_ROW`] raises per row on average, the rows still short are left to
+    /// the phases. Row duals stay the lowest reduced costs throughout.
+    fn absorb_slack(&mut self, matched: &[f64]) {
         let rows = self.u.len();
-        let mut queued = vec![true; rows];
-        let mut work: std::collections::VecDeque<usize> = (0..rows).collect();
-        let mut budget = ABSORB_VISITS_PER_ROW * rows;
+        let (cost, by_col, n1, n2) = (self.cost, self.by_col, self.n1, self.n2);
+        let short = |search: &Self, row: usize| {
+            let c = matched[row];
+            !c.is_nan() && c - search.v[search.col4row[row]] - search.u[row] > TIGHT
+        };
+        let mut queued: Vec<bool> = (0..rows).map(|row| short(self, row)).collect();
+        let mut work: VecDeque<usize> = (0..rows).filter(|&row| queued[row]).collect();
+        let mut budget = ABSORB_RAISES_PER_ROW * rows;
         while let Some(row) = work.pop_front() {
             queued[row] = false;
+            if !short(self, row) {
+                continue;
+            }
             if budget == 0 {
                 break;
             }
             budget -= 1;
             let j = self.col4row[row];
-            let Some((_, c)) = self.adjacency(row).iter().find(|&(col, _)| col == j) else {
-                continue; // free, or an empty neuron paired up front
-            };
-            let (lowest, _, _, _) = two_lowest(self.adjacency(row).iter(), &self.v);
-            let slack = c - self.v[j] - lowest;
-            if slack <= TIGHT {
-                continue;
-            }
-            self.v[j] += slack;
-            self.for_rows_of(j, |other| {
-                if other != row && !queued[other] {
-                    queued[other] = true;
-                    work.push_back(other);
+            self.v[j] = matched[row] - self.u[row];
+            let vj = self.v[j];
+            let mut lower = |k: usize, c: f64| {
+                if k != row && c - vj < self.u[k] {
+                    self.u[k] = c - vj;
+                    if !queued[k] && short(self, k) {
+                        queued[k] = true;
+                        work.push_back(k);
+                    }
                 }
-            });
-        }
-    }
-
-    /// Calls `visit` on every row with an edge to column `j` (see [`Phases`]).
-    fn for_rows_of(&self, j: usize, mut visit: impl FnMut(usize)) {
-        if j < self.n2 {
-            let span = self.by_col.rowptr[j]..self.by_col.rowptr[j + 1];
-            for &i in &self.by_col.cols[span] {
-                visit(i as usize);
+            };
+            if j < n2 {
+                let span = by_col.rowptr[j]..by_col.rowptr[j + 1];
+                for (&i, &c) in by_col.cols[span.clone()].iter().zip(&by_col.vals[span]) {
+                    lower(i as usize, c);
+                }
+                lower(n1 + j, 0.0);
+            } else {
+                let i = j - n2;
+                lower(i, 1.0);
+                for &jj in &cost.cols[cost.rowptr[i]..cost.rowptr[i + 1]] {
+                    lower(n1 + jj as usize, 0.0);
+                }
             }
-            visit(self.n1 + j);
-        } else {
-            let i = j - self.n2;
-            let span = self.cost.rowptr[i]..self.cost.rowptr[i + 1];
-            for &jj in &self.cost.cols[span] {
-                visit(self.n1 + jj as usize);
-            }
-            visit(i);
         }
     }
 
@@ -817,7 +845,7 @@ mod tests {
             let optimum = exact::solve(&layer_costs(&a, &b)).cost;
             let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
             let (empty_a, empty_b) = (empty_neurons(&a), empty_neurons(&b));
-            for first in [Start::Auction, Start::Cheapest] {
+            for first in [Start::Auction, Start::CoarseAuction, Start::Cheapest] {
                 let (solved, duals) =
                     solve_in_phases(&costs, &empty_a, &empty_b, first, &Cancel::new()).unwrap();
                 prop_assert!((solved.cost - optimum).abs() < 1e-9, "{first:?} {} vs {optimum}", solved.cost);
@@ -832,8 +860,8 @@ mod tests {
     }
 
     #[test]
-    fn costs_that_are_not_small_fractions_fall_back_to_the_cheapest_start() {
-        // 3 x 3, every stored cost an arbitrary float: no common denominator for the auction.
+    fn auction_start_reaches_the_optimum_on_arbitrary_costs() {
+        // Not NNSTD fractions: the exact phases decide, whatever the auction's rounding.
         let cost = SparseCost {
             n_rows: 3,
             n_cols: 3,
