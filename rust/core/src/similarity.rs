@@ -274,22 +274,31 @@ pub fn dense_layer_costs(a: &Layer, b: &Layer) -> DenseCost {
         };
     }
     let rows_per_task = (ROWS_PER_TASK * 64 / n2).clamp(ROW_GROUP, ROWS_PER_TASK);
+    let lens_b: Vec<f64> = bits_b.lens.iter().map(|&len| len as f64).collect();
     data.par_chunks_mut(n2 * rows_per_task)
         .enumerate()
         .for_each(|(block, out)| {
             let first = block * rows_per_task;
             bits_a.count_shared(first, &bits_b, out);
             for (k, row) in out.chunks_mut(n2).enumerate() {
-                let len_a = bits_a.lens[first + k] as usize;
-                for (cost, &len_b) in row.iter_mut().zip(&bits_b.lens) {
-                    *cost = set_distance(len_a, len_b as usize, *cost as usize);
-                }
+                set_distances(bits_a.lens[first + k] as f64, &lens_b, row);
             }
         });
     DenseCost {
         n_rows: n1,
         n_cols: n2,
         data,
+    }
+}
+
+/// `shared[j] = set_distance(len_a, lens_b[j], shared[j])`, in float64 throughout so that it
+/// vectorises: the sizes are integers far below 2^53, so every sum and difference is exact and
+/// the one division rounds exactly as [`set_distance`]'s.
+fn set_distances(len_a: f64, lens_b: &[f64], shared: &mut [f64]) {
+    for (cost, &len_b) in shared.iter_mut().zip(lens_b) {
+        let union = len_a + len_b - *cost;
+        let distance = (union - *cost) / union;
+        *cost = if union == 0.0 { 0.0 } else { distance };
     }
 }
 

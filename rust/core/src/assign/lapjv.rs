@@ -112,11 +112,17 @@ impl<'a> Jv<'a> {
         }
         let mut search = Search::new(self.n);
         let mut free_cols: Vec<usize> = (0..self.n).filter(|&j| self.y[j] == UNMATCHED).collect();
+        let mut u = vec![0.0; self.n];
+        for (i, &j) in self.x.iter().enumerate() {
+            if j != UNMATCHED {
+                u[i] = self.row(i)[j] - self.v[j];
+            }
+        }
         for (k, &row) in free.iter().enumerate() {
             if k % 64 == 0 {
                 cancel.check()?;
             }
-            self.augment(row, &mut free_cols, &mut search);
+            self.augment(row, &mut free_cols, &mut u, &mut search);
         }
         Ok(())
     }
@@ -131,12 +137,7 @@ impl<'a> Jv<'a> {
         let first = self.row(0);
         self.v.copy_from_slice(first);
         for i in 1..n {
-            for (j, &c) in self.row(i).iter().enumerate() {
-                if c < self.v[j] {
-                    self.v[j] = c;
-                    argmin[j] = i;
-                }
-            }
+            column_minima(self.row(i), i, &mut self.v, &mut argmin);
         }
         let mut matches = vec![0u32; n];
         for j in (0..n).rev() {
@@ -158,12 +159,10 @@ impl<'a> Jv<'a> {
             match m {
                 0 => free.push(i),
                 1 => {
+                    // The least reduced cost over the row's other columns.
                     let j1 = self.x[i];
-                    let row = self.row(i);
-                    let min = (0..self.n)
-                        .filter(|&j| j != j1)
-                        .map(|j| row[j] - self.v[j])
-                        .fold(f64::INFINITY, f64::min);
+                    let (u1, k1, u2, _) = two_lowest_dense(self.row(i), &self.v);
+                    let min = if k1 == j1 { u2 } else { u1 };
                     if min.is_finite() {
                         self.v[j1] -= min;
                     }
@@ -220,7 +219,11 @@ impl<'a> Jv<'a> {
     /// arrays, so the pass runs at memory speed. Settled columns hold NaN as their distance, so
     /// they neither change nor win again. Among columns at the least distance a free one ends the
     /// search at once (the free columns are few and checked on their own).
-    fn augment(&mut self, start: usize, free_cols: &mut Vec<usize>, s: &mut Search) {
+    ///
+    /// `u[i]` is `c[i][x[i]] - v[x[i]]` for every assigned row, kept up to date: reading it
+    /// from the matrix when a row's turn comes would wait for memory before the row's pass
+    /// could start, once per settled column.
+    fn augment(&mut self, start: usize, free_cols: &mut Vec<usize>, u: &mut [f64], s: &mut Search) {
         s.d.fill(f64::INFINITY);
         s.settled.clear();
         let (mut min, mut next) =
@@ -233,9 +236,8 @@ impl<'a> Jv<'a> {
             let i = self.y[j1];
             s.settled.push((j1, min));
             s.d[j1] = f64::NAN;
-            let ci = self.row(i);
-            let h = ci[j1] - self.v[j1] - min;
-            (min, next) = relax(ci, &self.v, h, i, &mut s.d, &mut s.pred);
+            let h = u[i] - min;
+            (min, next) = relax(self.row(i), &self.v, h, i, &mut s.d, &mut s.pred);
         };
         for &(j, dj) in &s.settled {
             self.v[j] += dj - min;
@@ -249,6 +251,11 @@ impl<'a> Jv<'a> {
                 break;
             }
             j = previous;
+        }
+        // Every column whose dual or row changed is settled or the sink.
+        for j in s.settled.iter().map(|&(j, _)| j).chain([sink]) {
+            let i = self.y[j];
+            u[i] = self.row(i)[j] - self.v[j];
         }
     }
 }
@@ -268,6 +275,21 @@ impl Search {
             d: vec![0.0; n],
             pred: vec![0; n],
             settled: Vec::new(),
+        }
+    }
+}
+
+/// `min[j] = c[j]`, `argmin[j] = i` where `c[j] < min[j]`: one row of the column reduction.
+fn column_minima(c: &[f64], i: usize, min: &mut [f64], argmin: &mut [usize]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { avx2::column_minima(c, i, min, argmin) };
+    }
+    for ((&cj, m), a) in c.iter().zip(min).zip(argmin) {
+        if cj < *m {
+            *m = cj;
+            *a = i;
         }
     }
 }
@@ -459,6 +481,33 @@ mod avx2 {
         // SAFETY: an empty instruction sequence that leaves the register as it is.
         std::arch::asm!("/* {0} */", inout(ymm_reg) x, options(pure, nomem, nostack));
         x
+    }
+
+    /// [`super::column_minima`] with AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn column_minima(c: &[f64], i: usize, min: &mut [f64], argmin: &mut [usize]) {
+        let n = min.len();
+        assert!(c.len() >= n && argmin.len() >= n);
+        let body = n - n % LANES;
+        let iv = _mm256_castsi256_pd(_mm256_set1_epi64x(i as i64));
+        let (mp, ap) = (min.as_mut_ptr(), argmin.as_mut_ptr() as *mut f64);
+        let mut j = 0;
+        while j < body {
+            // SAFETY: j + LANES <= n <= every slice's length (asserted above).
+            let cj = _mm256_loadu_pd(c.as_ptr().add(j));
+            let mj = _mm256_loadu_pd(mp.add(j));
+            let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(cj, mj);
+            _mm256_storeu_pd(mp.add(j), _mm256_min_pd(cj, mj));
+            let aj = unconditional(_mm256_blendv_pd(_mm256_loadu_pd(ap.add(j)), iv, lower));
+            _mm256_storeu_pd(ap.add(j), aj);
+            j += LANES;
+        }
+        for j in body..n {
+            if c[j] < min[j] {
+                min[j] = c[j];
+                argmin[j] = i;
+            }
+        }
     }
 
     /// [`super::two_lowest_lanes_portable`] with AVX2.
