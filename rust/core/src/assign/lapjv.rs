@@ -75,6 +75,12 @@ fn solve_wide(cost: &DenseCost, cancel: &Cancel) -> Result<(Vec<usize>, Duals)> 
     Ok((col_of_row, duals))
 }
 
+/// Passes of augmenting row reduction. Jonker and Volgenant use two; on unrelated layers each
+/// further pass still frees many rows at the price of one row scan per bid, while every row left
+/// for the augmenting searches costs about a thousand row scans at 4,096 wide (measured: two
+/// passes leave 91 rows, four leave 48, and four are about 10% faster overall).
+const ROW_REDUCTION_PASSES: usize = 4;
+
 /// LAPJV's state on a square matrix. Invariant after the initial phases: every reduced cost
 /// `c[i][j] - v[j] - (c[i][x[i]] - v[x[i]])` of an assigned row is >= 0, so the assigned pairs
 /// are optimal for the rows they cover.
@@ -107,7 +113,7 @@ impl<'a> Jv<'a> {
     fn run(&mut self, cancel: &Cancel) -> Result<()> {
         let free = self.column_reduction();
         let mut free = self.reduction_transfer(free);
-        for _ in 0..2 {
+        for _ in 0..ROW_REDUCTION_PASSES {
             free = self.augmenting_row_reduction(free);
         }
         let mut search = Search::new(self.n);
@@ -440,13 +446,16 @@ mod avx2 {
                 _mm256_sub_pd(_mm256_loadu_pd(cp.add(j)), _mm256_loadu_pd(vp.add(j))),
                 hv,
             );
-            let dj = _mm256_loadu_pd(dp.add(j));
+            let mut dj = _mm256_loadu_pd(dp.add(j));
             let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(r, dj);
-            // `min_pd(r, d)` is `r < d ? r : d`, so a NaN distance stays NaN.
-            let dj = _mm256_min_pd(r, dj);
-            _mm256_storeu_pd(dp.add(j), dj);
-            let pj = unconditional(_mm256_blendv_pd(_mm256_loadu_pd(pp.add(j)), iv, lower));
-            _mm256_storeu_pd(pp.add(j), pj);
+            // Few distances drop after a search's first rows: skip the stores when none does.
+            if _mm256_movemask_pd(lower) != 0 {
+                // `min_pd(r, d)` is `r < d ? r : d`, so a NaN distance stays NaN.
+                dj = _mm256_min_pd(r, dj);
+                _mm256_storeu_pd(dp.add(j), dj);
+                let pj = unconditional(_mm256_blendv_pd(_mm256_loadu_pd(pp.add(j)), iv, lower));
+                _mm256_storeu_pd(pp.add(j), pj);
+            }
             let better = _mm256_cmp_pd::<_CMP_LT_OQ>(dj, min);
             min = _mm256_blendv_pd(min, dj, better);
             arg = _mm256_blendv_pd(arg, _mm256_castsi256_pd(idx), better);
