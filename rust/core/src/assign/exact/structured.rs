@@ -571,13 +571,15 @@ impl BlockSummary {
         dual_free: f64::NEG_INFINITY,
     };
 
+    /// Adds one position, without branches (values are never NaN; which of two equal zeros
+    /// is kept does not matter: they compare, add and subtract alike up to the sign of zero).
     fn add(&mut self, stored: f64, dual: f64, free: bool) {
-        self.stored_all = self.stored_all.min(stored);
-        self.dual_all = self.dual_all.max(dual);
-        if free {
-            self.stored_free = self.stored_free.min(stored);
-            self.dual_free = self.dual_free.max(dual);
-        }
+        let lower = |a: f64, b: f64| if b < a { b } else { a };
+        let higher = |a: f64, b: f64| if b > a { b } else { a };
+        self.stored_all = lower(self.stored_all, stored);
+        self.dual_all = higher(self.dual_all, dual);
+        self.stored_free = lower(self.stored_free, if free { stored } else { f64::INFINITY });
+        self.dual_free = higher(self.dual_free, if free { dual } else { f64::NEG_INFINITY });
     }
 
     fn lower_stored(&mut self, stored: f64, free: bool) {
@@ -599,8 +601,11 @@ impl BlockSummary {
 }
 
 /// SciPy's column list, every per-column field kept by list position so that SciPy's
-/// swap-removal is a swap of slots. Rebuilt at the start of every augmentation; invariants
-/// during one, for each remaining list position `p < num_remaining`:
+/// swap-removal is a swap of slots. When `fresh` (between blocked augmentations), the list is in
+/// SciPy's initial order for the current duals: column j at position `nc - 1 - j`, every `spc_p`
+/// infinite and every block summarised over the whole list; a blocked augmentation records in
+/// `touched` every position it changes and restores just those. Invariants during an
+/// augmentation, for each remaining list position `p < num_remaining`:
 /// - `col_p[p]` is the column there and `pos_of[col_p[p]] == p` (a removed column's `pos_of` is
 ///   [`UNMATCHED`]); `v_p[p]` its dual and `free_p[p]` whether it is free;
 /// - `spc_p[p]` the lowest value its stored entries gave so far (blocked augmentations; the
@@ -616,6 +621,9 @@ struct List {
     free_p: Vec<bool>,
     pos_of: Vec<usize>,
     blocks: Vec<BlockSummary>,
+    fresh: bool,
+    touched: Vec<usize>,
+    block_touched: Vec<bool>,
 }
 
 impl List {
@@ -629,20 +637,50 @@ impl List {
             free_p: vec![false; nc],
             pos_of: vec![UNMATCHED; nc],
             blocks: vec![BlockSummary::EMPTY; nc.div_ceil(BLOCK)],
+            fresh: false,
+            touched: Vec::new(),
+            block_touched: vec![false; nc.div_ceil(BLOCK)],
         }
     }
 
-    /// Sets up the scan list in its initial order (column j at position nc-1-j).
+    /// Puts position `p` back in its initial state: column `nc - 1 - p`, no path cost yet.
+    fn reset_position(&mut self, core: &Core, p: usize) {
+        let j = self.nc - 1 - p;
+        self.col_p[p] = j;
+        self.v_p[p] = core.v[j];
+        self.spc_p[p] = f64::INFINITY;
+        self.free_p[p] = core.is_free(j);
+        self.pos_of[j] = p;
+    }
+
+    /// Sets up the whole list in its initial order, blocks summarised.
     fn reset(&mut self, core: &Core) {
-        let nc = self.nc;
-        for p in 0..nc {
-            let j = nc - 1 - p;
-            self.col_p[p] = j;
-            self.v_p[p] = core.v[j];
-            self.spc_p[p] = f64::INFINITY;
-            self.free_p[p] = core.is_free(j);
-            self.pos_of[j] = p;
+        for p in 0..self.nc {
+            self.reset_position(core, p);
         }
+        for b in 0..self.blocks.len() {
+            self.summarise_block(b, self.nc);
+        }
+        self.touched.clear();
+        self.fresh = true;
+    }
+
+    /// After an augmentation (duals updated, path flipped): resets the positions it touched
+    /// and summarises their blocks again, so the list is fresh for the next one.
+    fn restore(&mut self, core: &Core) {
+        for k in 0..self.touched.len() {
+            let p = self.touched[k];
+            self.reset_position(core, p);
+            self.block_touched[p / BLOCK] = true;
+        }
+        self.touched.clear();
+        for b in 0..self.blocks.len() {
+            if self.block_touched[b] {
+                self.block_touched[b] = false;
+                self.summarise_block(b, self.nc);
+            }
+        }
+        self.fresh = true;
     }
 
     /// Moves the list entry at `from` into slot `to` (SciPy's swap-removal).
@@ -694,11 +732,10 @@ impl List {
         cancel: &Cancel,
     ) -> Result<()> {
         search.begin();
-        self.reset(core);
-        let n_blocks = self.nc.div_ceil(BLOCK);
-        for b in 0..n_blocks {
-            self.summarise_block(b, self.nc);
+        if !self.fresh {
+            self.reset(core);
         }
+        self.fresh = false;
         let mut num_remaining = self.nc;
         let mut min_val = 0.0f64;
         let mut i = cur_row;
@@ -719,6 +756,7 @@ impl List {
                     self.spc_p[p] = r;
                     self.path_p[p] = step;
                     self.blocks[p / BLOCK].lower_stored(r, self.free_p[p]);
+                    self.touched.push(p);
                 }
             }
             let (index, value) = self.pick_blocked(base_min, num_remaining.div_ceil(BLOCK));
@@ -729,6 +767,8 @@ impl List {
             search.take(j, value, step);
             self.remove(index, num_remaining);
             num_remaining -= 1;
+            self.touched.push(index);
+            self.touched.push(num_remaining);
             self.summarise_block(index / BLOCK, num_remaining);
             self.summarise_block(num_remaining / BLOCK, num_remaining);
             if core.is_free(j) {
@@ -737,6 +777,7 @@ impl List {
             i = core.row4col[j];
         };
         search.finish(core, cur_row, sink, min_val);
+        self.restore(core);
         Ok(())
     }
 
@@ -794,6 +835,7 @@ impl List {
     ) -> Result<()> {
         search.begin();
         self.reset(core);
+        self.fresh = false; // the scan writes every position
         let mut num_remaining = self.nc;
         let mut min_val = 0.0f64;
         let mut i = cur_row;
