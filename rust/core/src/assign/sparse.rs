@@ -26,8 +26,8 @@
 //! NNSTD costs are tie-heavy (between unrelated networks almost every stored cost is 14/15), so
 //! a round augments thousands of paths where row-by-row searches (SciPy's, LAPJVsp's) would each
 //! explore much of the graph. Measured on unrelated ER layers (mean fan-in 8), one core: 4,096
-//! wide 2.1 s with the Jonker-Volgenant start (168 phases) against 0.25 s with the auction
-//! (no phase left); 16,384 wide 25 s against 3 s.
+//! wide 2.1 s with the Jonker-Volgenant start (168 phases) against 0.21 s with the auction
+//! (no phase left); 16,384 wide 25 s against 2.3 s; 65,536 wide 26 s with the auction.
 //!
 //! The result is an optimal assignment (to float rounding; a reduced cost within [`TIGHT`] of 0
 //! counts as 0), not SciPy's particular one. Rows left without a partner are then given the
@@ -51,13 +51,15 @@ const TIGHT: f64 = 1e-12;
 /// rows.
 const SINKS_PER_FREE_ROW: usize = 2;
 
-/// The auction's first hand-over to the phases is at this epsilon (cost units): small enough
-/// that its matching is usually optimal (distinct NNSTD costs differ by more than 1 / 2,500 when
-/// unions are below 50), so that [`Phases::absorb_slack`] turns its prices into exact duals and
-/// few rows are left to the phases; large enough to skip the many more scaling phases an auction
-/// alone would need to prove optimality. Measured on unrelated ER layers at 4,096 wide: 1e-4
-/// left 4,600 rows short, 1e-5 none; at 16,384 wide 1e-5 left 12,500 and 2.5e-6 none.
-const AUCTION_LAST_EPSILON: f64 = 1e-5;
+/// The auction's first hand-over to the phases is at this epsilon (cost units) over the number
+/// of rows of the doubled graph: small enough that its matching is usually optimal (an
+/// epsilon-optimal matching is within rows x epsilon of the optimum), so that
+/// [`Phases::absorb_slack`] turns its prices into exact duals and few rows are left to the
+/// phases; large enough to skip the many more scaling phases an auction alone would need to
+/// prove optimality. Measured on unrelated ER layers: at 4,096 wide (8,192 rows) epsilon 1e-4
+/// left 4,600 rows short and 1e-5 none; at 16,384 wide 1e-5 left 12,500 and 2.5e-6 none; at
+/// 65,536 wide 1e-5 left 21,000, 2.5e-6 6,200 and 6.25e-7 none.
+const HANDOVER_EPSILON_TIMES_ROWS: f64 = 0.08;
 
 /// Average raises per row of [`Phases::absorb_slack`] before the rows still short are freed.
 const ABSORB_RAISES_PER_ROW: usize = 8;
@@ -154,7 +156,10 @@ fn solve_in_phases(
         let (mut last, smallest) = match first {
             #[cfg(test)]
             Start::CoarseAuction => (1.0, 1.0),
-            _ => (AUCTION_LAST_EPSILON, AUCTION_SMALLEST_EPSILON),
+            _ => (
+                HANDOVER_EPSILON_TIMES_ROWS / (cost.n_rows + cost.n_cols) as f64,
+                AUCTION_SMALLEST_EPSILON,
+            ),
         };
         loop {
             bids.scale_down_to(last, cancel)?;
