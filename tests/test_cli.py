@@ -375,7 +375,10 @@ def test_threads_and_budgets_are_accepted_as_meant(
 ) -> None:
     root = tiny_topo(tmp_path / "topo")
     a, b = root / "net0" / "init", root / "net1" / "init"
-    result = run_here("distance", a, b, "--json", option, value, capsys=capsys)
+    # "auto" reports the algorithm the budget let it use (the default reports "canonical").
+    result = run_here(
+        "distance", a, b, "--json", "--solver", "auto", option, value, capsys=capsys
+    )
     assert result.returncode == 0, result.stderr
     if solvers is not None:
         assert json.loads(result.stdout)["solvers"] == solvers
@@ -494,13 +497,19 @@ def test_distance_reads_weight_files_with_an_orientation_each(tmp_path: Path) ->
     assert json.loads(mixed.stdout)["distances"] == [0.0, 0.0]
 
 
-def test_auto_is_the_default_and_says_what_ran(tmp_path: Path) -> None:
+def test_canonical_is_the_default_and_auto_says_what_ran(tmp_path: Path) -> None:
     root = tiny_topo(tmp_path / "topo")
     result = run("distance", root / "net0" / "init", root / "net1" / "init", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["solver"] == "auto"
-    assert data["solvers"] == ["dense", "dense"]  # most neuron pairs share an input
+    assert data["solver"] == "canonical"
+    assert data["solvers"] == ["canonical", "canonical"]
+    auto = run(
+        "distance", root / "net0" / "init", root / "net1" / "init", "--json", "--solver", "auto"
+    )
+    assert json.loads(auto.stdout)["solvers"] == ["dense", "dense"]  # most pairs share inputs
+    # Layer 0 is the same optimum under both.
+    assert json.loads(auto.stdout)["distances"][0] == data["distances"][0]
     refused = run(
         "distance", root / "net0" / "init", root / "net1" / "init", "--memory-budget", "0"
     )

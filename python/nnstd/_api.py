@@ -17,9 +17,11 @@ from nnstd._network import Network, PathLike, as_network
 if TYPE_CHECKING:
     from distributed import Client
 
-Solver = Literal["auto", "paper", "exact", "sparse", "dense", "canonical"]
+Solver = Literal["canonical", "auto", "paper", "exact", "sparse", "dense"]
 #: Every solver name (defined once, in the Rust core); "exact" is the paper mode's former name.
 SOLVERS: tuple[str, ...] = _core.SOLVERS
+#: The solver used when none is named (the core defines it).
+DEFAULT_SOLVER: str = _core.DEFAULT_SOLVER
 DEFAULT_MEMORY_BUDGET = 1 << 30
 Layers: TypeAlias = int | Sequence[int] | None
 
@@ -118,7 +120,7 @@ def distance(
     b: Network | PathLike,
     *,
     layers: Layers = None,
-    solver: Solver = "auto",
+    solver: Solver = "canonical",
     memory_budget: int | None = None,
 ) -> Distance:
     """The NNSTD of network ``b`` from network ``a``, layer by layer.
@@ -142,17 +144,20 @@ def distance(
         into it, so layer 0 is the same for all; they differ in which optimal assignment they
         pick when there are several, which aligns the next layer
         (``docs/definition.md#solver-guarantees``).
-        ``"auto"`` (default): the fastest optimal algorithm for each layer, chosen by expected
+        ``"canonical"`` (default): among the optimal assignments, the one chosen from the
+        networks' structure alone (canonical labels, structural colours), so the numbers do
+        not depend on how neurons are numbered: a relabelled copy is at distance 0, renaming
+        B's neurons changes nothing, ``distance(a, b)`` and ``distance(b, a)`` make the same
+        matchings, and the result is the same whichever algorithm found the optimum
+        (``docs/definition.md#canonical-mode``).
+        ``"auto"``: the fastest optimal algorithm for each layer, chosen by expected
         time: ``"sparse"`` when few neuron pairs share an input, ``"dense"`` when most do and
-        the dense matrix fits ``memory_budget`` (``Distance.solvers`` says which ran).
+        the dense matrix fits ``memory_budget`` (``Distance.solvers`` says which ran); its
+        choice among optimal assignments depends on labels.
         ``"paper"`` (``"exact"`` is its former name): SciPy's optimal assignment, reproduced
         choice for choice, so the numbers equal the paper algorithm's.
         ``"sparse"``: primal-dual phases on the neuron pairs that share an input, in memory
         proportional to them. ``"dense"``: Jonker-Volgenant on the dense cost matrix.
-        ``"canonical"`` (recommended for analysis): ties between optimal assignments broken
-        by the neurons' structure (colour refinement over inputs and outputs) rather than by
-        their labels, so a network and a copy with its hidden neurons renamed are at distance
-        0; see the README's "Solvers" section for what it guarantees.
     memory_budget
         Bytes (a whole number, such as ``2**30``; default 1 GiB) that one layer's cost
         representation may take: the dense matrix, or the similarity graph; a layer over it is
@@ -207,7 +212,7 @@ def pairwise(
     networks: Sequence[Network | PathLike],
     *,
     layers: Layers = None,
-    solver: Solver = "auto",
+    solver: Solver = "canonical",
     ordered: bool = False,
     threads: int | None = None,
     progress: Callable[[int, int], object] | None = None,

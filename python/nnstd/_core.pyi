@@ -8,6 +8,7 @@ import numpy.typing as npt
 __all__ = [
     "MAX_THREADS",
     "SOLVERS",
+    "DEFAULT_SOLVER",
     "TopologyError",
     "Topology",
     "distance",
@@ -18,6 +19,7 @@ __all__ = [
 
 MAX_THREADS: int
 SOLVERS: tuple[str, ...]
+DEFAULT_SOLVER: str
 
 class TopologyError(ValueError):
     """A topology that cannot be read or compared; the message names the layer and the problem."""
@@ -39,7 +41,7 @@ def distance(
     a: Topology,
     b: Topology,
     depth: int | None = None,
-    solver: str = "auto",
+    solver: str | None = None,
     memory_budget: int | None = None,
 ) -> tuple[
     npt.NDArray[np.float64],
@@ -50,7 +52,7 @@ def distance(
 def pairwise(
     networks: Sequence[Topology],
     depth: int | None = None,
-    solver: str = "auto",
+    solver: str | None = None,
     ordered: bool = False,
     threads: int | None = None,
     progress: Callable[[int], object] | None = None,

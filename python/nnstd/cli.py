@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd import __version__, _core
-from nnstd._api import DEFAULT_MEMORY_BUDGET, SOLVERS, distance
+from nnstd._api import DEFAULT_MEMORY_BUDGET, DEFAULT_SOLVER, SOLVERS, distance
 from nnstd._errors import TopologyError
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET
 from nnstd._network import Network, load_network
@@ -855,10 +855,11 @@ def _common_options() -> OneLineParser:
         "--solver",
         choices=SOLVERS,
         default=None,
-        help="auto (the fastest optimal algorithm per layer: sparse or dense), paper (SciPy's "
-        "choices: the paper's numbers; 'exact' is its former name), sparse (similarity graph), "
-        "dense (dense cost matrix) or canonical (ties broken by structure, not labels); layer 0 "
-        "is the same for all (default: auto; paper for figure4)",
+        help="canonical (optimal, and the same numbers however neurons are numbered), auto (the "
+        "fastest optimal algorithm per layer: sparse or dense), paper (SciPy's choices: the "
+        "paper's numbers; 'exact' is its former name), sparse (similarity graph) or dense "
+        "(dense cost matrix); layer 0 is the same for all (default: canonical; paper for "
+        "figure4)",
     )
     common.add_argument(
         "--threads",
@@ -1198,7 +1199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "solver", "") is None:
-            args.solver = getattr(args, "default_solver", "auto")
+            args.solver = getattr(args, "default_solver", DEFAULT_SOLVER)
         args.run(args)
     except UsageError as exc:
         print(shell_words(str(exc)), file=sys.stderr)

@@ -137,7 +137,7 @@ class TopologySet:
         epoch: str,
         *,
         layers: Layers = None,
-        solver: str = "auto",
+        solver: str = "canonical",
         threads: int | None = None,
         progress: Callable[[int, int], object] | None = None,
         memory_budget: int | None = None,

@@ -4,6 +4,7 @@
 //! `layers N FANIN|DENSITY SEED_A SEED_B [solvers]`, e.g. `layers 16384 8 1 2 sparse` or
 //! `layers 2048 0.3 1 2 dense,exact,exact-dense` (`exact-dense`: the paper mode on a
 //! dense matrix, as it runs on layers whose neurons share many inputs).
+//! `canonical` times two-layer networks in the default and the `auto` mode.
 use std::time::Instant;
 
 use nnstd_core::assign::{exact, lapjv, sparse};
@@ -11,7 +12,8 @@ use nnstd_core::cancel::Cancel;
 use nnstd_core::similarity::{
     dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
 };
-use nnstd_core::topology::{Idx, Layer};
+use nnstd_core::topology::{Idx, Layer, Network};
+use nnstd_core::{distance, Options, Solver};
 
 struct SplitMix(u64);
 
@@ -146,6 +148,22 @@ fn main() {
                     t.elapsed(),
                     s.cost
                 );
+            }
+            // Two-layer networks (the second layer a copy of the first's pattern), the whole
+            // distance in the fastest and the canonical mode.
+            "canonical" => {
+                let net = |l: &Layer| Network::new(vec![l.clone(), l.clone()]).unwrap();
+                let (na, nb) = (net(&a), net(&b));
+                for mode in [Solver::Auto, Solver::Canonical] {
+                    let t = Instant::now();
+                    let d = distance(&na, &nb, None, &Options::new(mode), &Cancel::new()).unwrap();
+                    println!(
+                        "{mode:?}: {:?} costs {:.9} {:.9}",
+                        t.elapsed(),
+                        d[0].cost,
+                        d[1].cost
+                    );
+                }
             }
             other => panic!("unknown solver {other}"),
         }

@@ -8,6 +8,8 @@
 
 pub mod assign;
 pub mod cancel;
+pub mod canon;
+pub mod canonical;
 pub mod error;
 pub mod network;
 pub mod pairwise;

@@ -1,12 +1,12 @@
 //! Network distance: match layer by layer, carrying each matching into the next layer
 //! (docs/definition.md#layer-assignment and #carrying-the-matching).
 
-use crate::assign::{invert_matching, lexicographic, solve_layer, Algorithm, UNMATCHED};
+use std::borrow::Cow;
+
+use crate::assign::{solve_layer, Algorithm, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::policy::{plan, Options, Solver};
-use crate::refine::{agreement, colour_history, History};
-use crate::similarity::layer_costs;
 use crate::topology::{Idx, Layer, Network};
 
 /// One layer of a network distance.
@@ -41,37 +41,8 @@ pub fn check_comparable(a: &Network, b: &Network) -> Result<()> {
     Ok(())
 }
 
-/// Structural colours of both networks, for the canonical mode, over `2 * depth + 1` rounds:
-/// enough for a neuron's colour to reflect the whole depth in both directions.
-struct Structure {
-    a: History,
-    b: History,
-    rounds: usize,
-}
-
-impl Structure {
-    /// 0 for neurons whose colours agree in every round, up to 1 when they never do.
-    fn dissimilarity(&self, k: usize, i: usize, j: usize) -> f64 {
-        1.0 - agreement(&self.a, &self.b, k, i, j) as f64 / self.rounds as f64
-    }
-
-    /// Final colours of layer `k`'s neurons, as canonical sort keys.
-    fn keys(history: &History, k: usize) -> &[u64] {
-        &history[history.len() - 1][k]
-    }
-}
-
-/// A label-free signature of a network: its sorted final colours, layer by layer.
-fn signature(history: &History) -> Vec<Vec<u64>> {
-    let mut last = history[history.len() - 1].clone();
-    for layer in &mut last {
-        layer.sort_unstable();
-    }
-    last
-}
-
 /// A layer's distance: its assignment cost divided by A's neuron count (0 for an empty layer).
-fn layer_distance(cost: f64, n_a: usize) -> f64 {
+pub(crate) fn layer_distance(cost: f64, n_a: usize) -> f64 {
     if n_a == 0 {
         0.0
     } else {
@@ -97,11 +68,24 @@ pub fn carried_labels(matching: &[usize], n_b: usize) -> (Vec<Idx>, usize) {
     (labels, next)
 }
 
+/// B's layer with its inputs renamed by the previous layer's matching (as given for layer 0).
+pub(crate) fn with_carried_labels<'a>(
+    b: &'a Layer,
+    previous: Option<&LayerMatch>,
+) -> Cow<'a, Layer> {
+    match previous {
+        Some(prev) => {
+            let (labels, n_labels) = carried_labels(&prev.matching, b.n_in() / b.group());
+            Cow::Owned(b.relabel_inputs(&labels, n_labels))
+        }
+        None => Cow::Borrowed(b),
+    }
+}
+
 /// The distance of `b` from `a` over their first `depth` layers (all when `None`).
 ///
-/// In the canonical mode the pair is solved in a label-free orientation (the network with the
-/// smaller structural signature as the reference), so `distance(a, b)` and `distance(b, a)` use
-/// the same matchings; distances are still divided by `a`'s widths.
+/// The canonical mode (`crate::canonical`) solves the pair on canonical labels; the other modes
+/// on the networks as given.
 pub fn distance(
     a: &Network,
     b: &Network,
@@ -110,49 +94,8 @@ pub fn distance(
     cancel: &Cancel,
 ) -> Result<Vec<LayerMatch>> {
     if options.solver == Solver::Canonical {
-        check_comparable(a, b)?;
-        let rounds = 2 * a.depth() + 1;
-        let (ha, hb) = (colour_history(a, rounds), colour_history(b, rounds));
-        if signature(&hb) < signature(&ha) {
-            let swapped = Structure {
-                a: hb,
-                b: ha,
-                rounds,
-            };
-            let matches = layer_distances(b, a, depth, options, Some(&swapped), cancel)?;
-            return Ok(matches
-                .into_iter()
-                .zip(a.layers())
-                .map(|(m, la)| {
-                    let n = la.n_out();
-                    LayerMatch {
-                        distance: layer_distance(m.cost, n),
-                        cost: m.cost,
-                        matching: invert_matching(&m.matching, n),
-                        algorithm: m.algorithm,
-                    }
-                })
-                .collect());
-        }
-        let structure = Structure {
-            a: ha,
-            b: hb,
-            rounds,
-        };
-        return layer_distances(a, b, depth, options, Some(&structure), cancel);
+        return crate::canonical::distance(a, b, depth, options, cancel);
     }
-    layer_distances(a, b, depth, options, None, cancel)
-}
-
-/// [`distance`] in the given orientation, with structural colours in the canonical mode.
-fn layer_distances(
-    a: &Network,
-    b: &Network,
-    depth: Option<usize>,
-    options: &Options,
-    structure: Option<&Structure>,
-    cancel: &Cancel,
-) -> Result<Vec<LayerMatch>> {
     check_comparable(a, b)?;
     let depth = depth.unwrap_or(a.depth());
     if depth > a.depth() {
@@ -162,32 +105,15 @@ fn layer_distances(
         )));
     }
     let mut result: Vec<LayerMatch> = Vec::with_capacity(depth);
-    let mut carried: Option<Layer> = None;
     for k in 0..depth {
         cancel.check()?;
         let (la, lb) = (&a.layers()[k], &b.layers()[k]);
-        let lb = match (&carried, result.last()) {
-            (_, Some(prev)) => {
-                let (labels, n_labels) = carried_labels(&prev.matching, lb.n_in() / lb.group());
-                carried = Some(lb.relabel_inputs(&labels, n_labels));
-                carried.as_ref().expect("just set")
-            }
-            _ => lb,
-        };
+        let lb = with_carried_labels(lb, result.last());
+        let lb = lb.as_ref();
         let plan = plan(k, la, lb, options)?;
-        let assignment = match structure {
-            Some(s) => lexicographic::solve(
-                &layer_costs(la, lb),
-                |i, j| s.dissimilarity(k, i, j),
-                Structure::keys(&s.a, k),
-                Structure::keys(&s.b, k),
-            ),
-            None => solve_layer(plan, la, lb, cancel)?,
-        };
-        let n = la.n_out();
-        let distance = layer_distance(assignment.cost, n);
+        let assignment = solve_layer(plan, la, lb, cancel)?;
         result.push(LayerMatch {
-            distance,
+            distance: layer_distance(assignment.cost, la.n_out()),
             cost: assignment.cost,
             matching: assignment.col_of_row,
             algorithm: plan.algorithm,

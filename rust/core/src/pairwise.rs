@@ -6,9 +6,10 @@
 use rayon::prelude::*;
 
 use crate::cancel::Cancel;
+use crate::canonical;
 use crate::error::{Error, Result};
 use crate::network::{check_comparable, distance};
-use crate::policy::Options;
+use crate::policy::{Options, Solver};
 use crate::topology::Network;
 
 /// Which (A, B) pairs a matrix holds.
@@ -58,10 +59,26 @@ pub fn pairwise(
     let depth = depth.unwrap_or(networks[0].depth());
     let list = pair_list(n, pairs);
     let compute = || -> Result<Vec<Vec<f64>>> {
+        // The canonical mode labels each network once, not once per pair.
+        let prepared = if options.solver == Solver::Canonical {
+            Some(
+                networks
+                    .par_iter()
+                    .map(|net| canonical::prepare(net, cancel))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        } else {
+            None
+        };
         list.par_iter()
             .map(|&(i, j)| {
                 cancel.check()?;
-                let d = distance(networks[i], networks[j], Some(depth), options, cancel)?;
+                let d = match &prepared {
+                    Some(p) => {
+                        canonical::distance_prepared(&p[i], &p[j], Some(depth), options, cancel)?
+                    }
+                    None => distance(networks[i], networks[j], Some(depth), options, cancel)?,
+                };
                 cancel.tick();
                 Ok(d.iter().map(|l| l.distance).collect())
             })

@@ -22,8 +22,11 @@ use crate::topology::Layer;
 /// The user's choice of solver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Solver {
-    /// The fastest optimal algorithm for each layer: `Sparse` or `Dense`.
+    /// The default: optimal layer costs, the choice among optimal assignments made by
+    /// structure alone (`crate::canonical`), found with the fastest optimal algorithm.
     #[default]
+    Canonical,
+    /// The fastest optimal algorithm for each layer: `Sparse` or `Dense`.
     Auto,
     /// SciPy's optimal assignment, reproduced choice for choice (the paper's numbers).
     Paper,
@@ -31,20 +34,27 @@ pub enum Solver {
     Sparse,
     /// Jonker-Volgenant on the dense cost matrix.
     Dense,
-    /// Optimal layer costs, ties between optimal assignments broken by structure.
-    Canonical,
 }
 
 impl Solver {
     /// Every solver by the name users give, `"exact"` being the paper mode's former name.
     pub const NAMES: [(&'static str, Solver); 6] = [
+        ("canonical", Solver::Canonical),
         ("auto", Solver::Auto),
         ("paper", Solver::Paper),
         ("exact", Solver::Paper),
         ("sparse", Solver::Sparse),
         ("dense", Solver::Dense),
-        ("canonical", Solver::Canonical),
     ];
+
+    /// The name users give for this solver (the first listed in [`Solver::NAMES`]).
+    pub fn name(self) -> &'static str {
+        Solver::NAMES
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|&(n, _)| n)
+            .expect("every solver has a name")
+    }
 
     /// The solver named `name`, or an error listing the names.
     pub fn from_name(name: &str) -> Result<Solver> {
@@ -82,7 +92,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            solver: Solver::Auto,
+            solver: Solver::default(),
             memory_budget: DEFAULT_MEMORY_BUDGET,
         }
     }
@@ -214,16 +224,23 @@ pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
                 Err(over("the paper mode's cost matrix", sparse, raise))
             }
         }
-        // The canonical mode reads every pair's reduced cost to find the tight edges.
-        Solver::Canonical if fits_dense(Algorithm::Canonical) => {
-            Ok(sparse_plan(Algorithm::Canonical))
+        // The canonical mode runs the fastest optimal algorithm, then chooses among the
+        // optimal assignments from its certificate (crate::canonical).
+        Solver::Canonical => {
+            let fastest = plan(
+                k,
+                a,
+                b,
+                &Options {
+                    solver: Solver::Auto,
+                    ..*options
+                },
+            )?;
+            Ok(Plan {
+                algorithm: Algorithm::Canonical,
+                dense_costs: fastest.dense_costs,
+            })
         }
-        Solver::Canonical => Err(over(
-            "the canonical mode's scan",
-            dense_bytes(n1, n2, Algorithm::Canonical),
-            "use the \"sparse\" solver (same layer costs) for layers this wide, or raise the \
-             memory budget",
-        )),
     }
 }
 
@@ -269,7 +286,7 @@ mod tests {
         let sparse: Vec<Vec<u32>> = (0..64).map(|c| vec![c as u32]).collect();
         let d = Layer::from_neuron_inputs(0, 64, &dense).unwrap();
         let s = Layer::from_neuron_inputs(0, 64, &sparse).unwrap();
-        let options = Options::default();
+        let options = Options::new(Solver::Auto);
         assert_eq!(
             plan(0, &d, &d, &options).unwrap().algorithm,
             Algorithm::Dense

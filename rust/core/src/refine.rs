@@ -23,65 +23,157 @@ fn combine(seed: u64, value: u64) -> u64 {
     mix(seed ^ mix(value).wrapping_add(0x9e37_79b9_7f4a_7c15))
 }
 
-/// The hash of a multiset: sorted, then folded.
-fn multiset(tag: u64, items: &mut [u64]) -> u64 {
-    items.sort_unstable();
-    items
-        .iter()
-        .fold(mix(tag ^ items.len() as u64), |h, &x| combine(h, x))
+/// The hash of a multiset from the wrapping sum of its mixed items (independent of their
+/// order, so no sorting) and its size.
+fn multiset(tag: u64, sum: u64, len: usize) -> u64 {
+    combine(mix(tag ^ len as u64), sum)
 }
 
 const INPUT: u64 = 0x1;
 const LAYER: u64 = 0x2;
 const FROM: u64 = 0x3;
 const TO: u64 = 0x4;
+const INDIVIDUAL: u64 = 0x5;
 
-/// The colour history of one network over `rounds` rounds of refinement.
-pub fn colour_history(net: &Network, rounds: usize) -> History {
-    let layers = net.layers();
-    let inputs: Vec<u64> = (0..layers[0].n_in() as u64)
-        .map(|r| combine(INPUT, r))
-        .collect();
-    let by_input: Vec<(Vec<usize>, Vec<u32>)> =
-        layers.iter().map(|l| l.neurons_by_input()).collect();
-    let mut current: Vec<Vec<u64>> = layers
-        .iter()
-        .enumerate()
-        .map(|(k, l)| vec![combine(LAYER, k as u64); l.n_out()])
-        .collect();
-    let mut history = vec![current.clone()];
-    let mut items = Vec::new();
-    for _ in 0..rounds {
-        let mut next = current.clone();
-        for (k, layer) in layers.iter().enumerate() {
-            let g = layer.group();
-            for (i, colour) in next[k].iter_mut().enumerate() {
-                items.clear();
-                items.extend(layer.inputs(i).iter().map(|&r| {
-                    let r = r as usize;
-                    if k == 0 {
-                        inputs[r]
-                    } else {
-                        combine(current[k - 1][r / g], (r % g) as u64)
-                    }
-                }));
-                let from = multiset(FROM, &mut items);
-                items.clear();
-                if let Some(after) = layers.get(k + 1) {
-                    let (rowptr, cols) = &by_input[k + 1];
-                    let ga = after.group();
-                    for q in 0..ga {
-                        let r = i * ga + q;
-                        for &c in &cols[rowptr[r]..rowptr[r + 1]] {
-                            items.push(combine(current[k + 1][c as usize], q as u64));
-                        }
-                    }
+/// One network's structure as colour refinement reads it.
+pub(crate) struct Refiner<'a> {
+    net: &'a Network,
+    /// The colours of the input features (fixed labels).
+    inputs: Vec<u64>,
+    /// For each layer, its inputs' lists of the neurons they feed.
+    by_input: Vec<(Vec<usize>, Vec<u32>)>,
+}
+
+impl<'a> Refiner<'a> {
+    pub(crate) fn new(net: &'a Network) -> Self {
+        let layers = net.layers();
+        Refiner {
+            net,
+            inputs: (0..layers[0].n_in() as u64)
+                .map(|r| combine(INPUT, r))
+                .collect(),
+            by_input: layers.iter().map(|l| l.neurons_by_input()).collect(),
+        }
+    }
+
+    /// Every neuron's starting colour: its layer's.
+    pub(crate) fn initial(&self) -> Vec<Vec<u64>> {
+        self.net
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(k, l)| vec![combine(LAYER, k as u64); l.n_out()])
+            .collect()
+    }
+
+    /// One round: each neuron's colour combined with the multisets of its inputs' colours and
+    /// of the colours of the neurons it feeds (with kernel positions). Neurons with different
+    /// colours keep different colours (the old colour is part of the new one).
+    pub(crate) fn round(&self, current: &[Vec<u64>]) -> Vec<Vec<u64>> {
+        let layers = self.net.layers();
+        // Each multiset item, mixed once per round: layer k's input r (a feature, or a neuron of
+        // layer k - 1 at a kernel position) and, for the neurons it feeds, input r of layer k + 1.
+        let items: Vec<Vec<u64>> = layers
+            .iter()
+            .enumerate()
+            .map(|(k, layer)| {
+                let g = layer.group();
+                (0..layer.n_in())
+                    .map(|r| {
+                        mix(if k == 0 {
+                            self.inputs[r]
+                        } else {
+                            combine(current[k - 1][r / g], (r % g) as u64)
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let fed: Vec<Vec<u64>> = layers
+            .iter()
+            .zip(current)
+            .map(|(layer, colours)| {
+                let g = layer.group();
+                let mut out = Vec::with_capacity(colours.len() * g);
+                for &c in colours {
+                    out.extend((0..g).map(|q| mix(combine(c, q as u64))));
                 }
-                let to = multiset(TO, &mut items);
+                out
+            })
+            .collect();
+        let mut next = current.to_vec();
+        for (k, layer) in layers.iter().enumerate() {
+            let after = layers
+                .get(k + 1)
+                .map(|l| (l.group(), &self.by_input[k + 1]));
+            for (i, colour) in next[k].iter_mut().enumerate() {
+                let inputs = layer.inputs(i);
+                let from = inputs
+                    .iter()
+                    .fold(0u64, |s, &r| s.wrapping_add(items[k][r as usize]));
+                let from = multiset(FROM, from, inputs.len());
+                let to = match after {
+                    None => multiset(TO, 0, 0),
+                    Some((ga, (rowptr, cols))) => {
+                        let (mut sum, mut len) = (0u64, 0usize);
+                        for q in 0..ga {
+                            let r = i * ga + q;
+                            let span = &cols[rowptr[r]..rowptr[r + 1]];
+                            len += span.len();
+                            sum = span
+                                .iter()
+                                .fold(sum, |s, &c| s.wrapping_add(fed[k + 1][c as usize * ga + q]));
+                        }
+                        multiset(TO, sum, len)
+                    }
+                };
                 *colour = combine(combine(current[k][i], from), to);
             }
         }
-        current = next;
+        next
+    }
+
+    /// Rounds until the partition into colour classes stops splitting (the coarsest equitable
+    /// partition finer than `colours`), in place.
+    pub(crate) fn refine_to_stable(&self, colours: &mut Vec<Vec<u64>>) {
+        let mut classes = class_count(colours);
+        loop {
+            let next = self.round(colours);
+            let after = class_count(&next);
+            *colours = next;
+            if after == classes {
+                return;
+            }
+            classes = after;
+        }
+    }
+}
+
+/// The number of colour classes over all layers.
+fn class_count(colours: &[Vec<u64>]) -> usize {
+    colours
+        .iter()
+        .map(|layer| {
+            let mut sorted = layer.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            sorted.len()
+        })
+        .sum()
+}
+
+/// A neuron singled out in the search for a canonical labelling: its colour, marked.
+pub(crate) fn individualised(colour: u64) -> u64 {
+    combine(colour, INDIVIDUAL)
+}
+
+/// The colour history of one network over `rounds` rounds of refinement.
+pub fn colour_history(net: &Network, rounds: usize) -> History {
+    let refiner = Refiner::new(net);
+    let mut current = refiner.initial();
+    let mut history = vec![current.clone()];
+    for _ in 0..rounds {
+        current = refiner.round(&current);
         history.push(current.clone());
     }
     history

@@ -120,8 +120,11 @@ where
     }
 }
 
-fn parse_options(solver: &str, memory_budget: Option<u64>) -> PyResult<Options> {
-    let solver = Solver::from_name(solver).map_err(|e| PyValueError::new_err(e.to_string()))?;
+fn parse_options(solver: Option<&str>, memory_budget: Option<u64>) -> PyResult<Options> {
+    let solver = match solver {
+        None => Solver::default(),
+        Some(name) => Solver::from_name(name).map_err(|e| PyValueError::new_err(e.to_string()))?,
+    };
     let memory_budget = memory_budget.unwrap_or(core::DEFAULT_MEMORY_BUDGET);
     Ok(Options {
         solver,
@@ -209,13 +212,13 @@ type DistanceArrays<'py> = (
 
 /// Per-layer distances, costs, matchings (-1 where a neuron of A has no partner) and solvers used.
 #[pyfunction]
-#[pyo3(signature = (a, b, depth=None, solver="auto", memory_budget=None))]
+#[pyo3(signature = (a, b, depth=None, solver=None, memory_budget=None))]
 fn distance<'py>(
     py: Python<'py>,
     a: &Topology,
     b: &Topology,
     depth: Option<usize>,
-    solver: &str,
+    solver: Option<&str>,
     memory_budget: Option<u64>,
 ) -> PyResult<DistanceArrays<'py>> {
     let options = parse_options(solver, memory_budget)?;
@@ -240,13 +243,13 @@ fn distance<'py>(
 
 /// An `(n, n, depth)` array of per-layer distances over all pairs of networks.
 #[pyfunction]
-#[pyo3(signature = (networks, depth=None, solver="auto", ordered=false, threads=None, progress=None, memory_budget=None))]
+#[pyo3(signature = (networks, depth=None, solver=None, ordered=false, threads=None, progress=None, memory_budget=None))]
 #[allow(clippy::too_many_arguments)] // one argument per Python keyword
 fn pairwise<'py>(
     py: Python<'py>,
     networks: Vec<PyRef<'py, Topology>>,
     depth: Option<usize>,
-    solver: &str,
+    solver: Option<&str>,
     ordered: bool,
     threads: Option<usize>,
     progress: Option<Py<PyAny>>,
@@ -358,6 +361,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_THREADS", MAX_THREADS)?;
     let names: Vec<&str> = Solver::NAMES.iter().map(|(name, _)| *name).collect();
     m.add("SOLVERS", pyo3::types::PyTuple::new(m.py(), names)?)?;
+    m.add("DEFAULT_SOLVER", Solver::default().name())?;
     m.add_class::<Topology>()?;
     m.add_function(wrap_pyfunction!(distance, m)?)?;
     m.add_function(wrap_pyfunction!(pairwise, m)?)?;

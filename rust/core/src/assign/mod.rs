@@ -7,13 +7,14 @@
 //! - [`sparse`]: an optimal assignment from the similarity graph alone, in memory proportional
 //!   to it: primal-dual phases with Hopcroft-Karp rounds.
 //! - [`lapjv`]: an optimal assignment of a dense cost matrix (Jonker-Volgenant).
-//! - [`lexicographic`]: optimal, with ties broken by a secondary criterion (the canonical mode).
+//! - [`canonical`]: the canonical choice among the optimal assignments that any of them found
+//!   (the canonical mode), read from the certificate every algorithm gives ([`duals`]).
 
 pub mod auction;
+pub mod canonical;
 pub mod duals;
 pub mod exact;
 pub mod lapjv;
-pub mod lexicographic;
 pub mod sparse;
 pub mod ssp;
 
@@ -36,7 +37,7 @@ pub enum Algorithm {
     Sparse,
     /// Jonker-Volgenant on a dense matrix ([`lapjv`]).
     Dense,
-    /// Optimal, ties broken by structure ([`lexicographic`]).
+    /// Optimal, ties broken canonically ([`canonical`]).
     Canonical,
 }
 

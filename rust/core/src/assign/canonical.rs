@@ -1,0 +1,414 @@
+//! The canonical choice among a layer's optimal assignments (docs/definition.md#canonical-choice).
+//!
+//! Which assignment is chosen depends on the set of optimal assignments and on the neurons'
+//! canonical labels and structural colours, never on the algorithm that found an optimum: the
+//! input is any optimal assignment with a certified optimal dual ([`Duals`]), and everything
+//! below is computed from the set they describe.
+//!
+//! 1. *The optimal set.* With absent pairs at cost 1 the optimal assignments are the matchings
+//!    of stored pairs of maximum total similarity, completed by pairing the neurons left over
+//!    ([`super::duals`]). Those matchings are the perfect matchings, on the *doubled graph*, of
+//!    the tight stored pairs that cover every neuron with a positive dual. The doubled graph has
+//!    rows A + B' and columns B + A': a tight pair (i, j) gives edges i-j and j'-i'; a neuron
+//!    with dual 0 may be left over (edge i-i', j'-j). The edges that lie in some perfect
+//!    matching are those inside a strongly connected component of the graph that follows
+//!    unmatched edges from rows to columns and matched edges back; the components do not depend
+//!    on the dual or on the matching we started from.
+//! 2. *Secondary criterion.* Within each component, the matching of least total structural
+//!    dissimilarity is taken: pair (i, j) weighs `secondary(i, j)` in [0, 1] (how soon the
+//!    neurons' colours diverge), leaving a neuron over weighs 1/2. Remaining ties are decided
+//!    by the row-by-row solver (`super::ssp`: rows in canonical order, each taking its
+//!    shortest augmenting path, nearest and then lowest column first) on the component's
+//!    pairs in canonical order: the same input whatever found the optimum, so the same output.
+//! 3. *Left-over neurons* (no stored partner) pair up at cost 1 each, in any way at the same
+//!    cost: empty neurons with empty neurons first (cost 0), then neurons of equal final colour,
+//!    then the rest, each time in canonical order.
+
+use std::collections::BTreeMap;
+
+use super::{sparse, Duals, UNMATCHED};
+use crate::cancel::Cancel;
+use crate::similarity::SparseCost;
+use crate::topology::Idx;
+
+/// What the canonical choice reads besides the optimal set.
+pub struct Criteria<'a> {
+    /// Structural dissimilarity of row `i` and column `j`, in [0, 1].
+    pub secondary: &'a dyn Fn(usize, usize) -> f64,
+    /// Final structural colours of the rows and of the columns.
+    pub row_colours: &'a [u64],
+    pub col_colours: &'a [u64],
+    /// Rows and columns with no input (increasing).
+    pub empty_rows: &'a [usize],
+    pub empty_cols: &'a [usize],
+}
+
+/// The canonical optimal assignment of `stored` (absent pairs cost 1; the zero cost between
+/// empty neurons not stored), from an optimal `col_of_row` and `duals` that certify it
+/// ([`Duals::certify`]). Rows and columns are in canonical order.
+pub fn choose(
+    stored: &SparseCost,
+    col_of_row: &[usize],
+    duals: &Duals,
+    criteria: &Criteria,
+) -> Vec<usize> {
+    let doubled = Doubled::new(stored, col_of_row, duals);
+    let mut mate = doubled.mate.clone();
+    for component in doubled.components() {
+        if component.len() > 1 {
+            doubled.rematch(&component, criteria, &mut mate);
+        }
+    }
+    let (n1, n2) = (stored.n_rows, stored.n_cols);
+    let mut result = vec![UNMATCHED; n1];
+    let mut col_taken = vec![false; n2];
+    for i in 0..n1 {
+        if mate[i] < n2 {
+            result[i] = mate[i];
+            col_taken[mate[i]] = true;
+        }
+    }
+    let empty_row = membership(n1, criteria.empty_rows);
+    let empty_col = membership(n2, criteria.empty_cols);
+    let left_rows: Vec<usize> = (0..n1).filter(|&i| result[i] == UNMATCHED).collect();
+    let left_cols: Vec<usize> = (0..n2).filter(|&j| !col_taken[j]).collect();
+    let (rows_e, rows_rest): (Vec<usize>, Vec<usize>) =
+        left_rows.iter().partition(|&&i| empty_row[i]);
+    let (cols_e, cols_rest): (Vec<usize>, Vec<usize>) =
+        left_cols.iter().partition(|&&j| empty_col[j]);
+    let (mut rows_after, mut cols_after) = pair_by_colour(&rows_e, &cols_e, criteria, &mut result);
+    rows_after.extend(rows_rest);
+    cols_after.extend(cols_rest);
+    rows_after.sort_unstable();
+    cols_after.sort_unstable();
+    pair_by_colour(&rows_after, &cols_after, criteria, &mut result);
+    result
+}
+
+fn membership(n: usize, members: &[usize]) -> Vec<bool> {
+    let mut is = vec![false; n];
+    for &m in members {
+        is[m] = true;
+    }
+    is
+}
+
+/// Pairs `rows` with `cols` (both increasing): equal final colours first (colour by colour,
+/// each in order), then what is left, in order. Returns the rows and columns left unpaired.
+fn pair_by_colour(
+    rows: &[usize],
+    cols: &[usize],
+    criteria: &Criteria,
+    result: &mut [usize],
+) -> (Vec<usize>, Vec<usize>) {
+    let mut groups: BTreeMap<u64, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    for &i in rows {
+        groups.entry(criteria.row_colours[i]).or_default().0.push(i);
+    }
+    for &j in cols {
+        groups.entry(criteria.col_colours[j]).or_default().1.push(j);
+    }
+    let (mut rest_rows, mut rest_cols) = (Vec::new(), Vec::new());
+    for (group_rows, group_cols) in groups.values() {
+        let n = group_rows.len().min(group_cols.len());
+        for k in 0..n {
+            result[group_rows[k]] = group_cols[k];
+        }
+        rest_rows.extend_from_slice(&group_rows[n..]);
+        rest_cols.extend_from_slice(&group_cols[n..]);
+    }
+    rest_rows.sort_unstable();
+    rest_cols.sort_unstable();
+    let n = rest_rows.len().min(rest_cols.len());
+    for k in 0..n {
+        result[rest_rows[k]] = rest_cols[k];
+    }
+    (rest_rows[n..].to_vec(), rest_cols[n..].to_vec())
+}
+
+/// The doubled graph of the tight stored pairs (module documentation) with a perfect matching.
+/// Rows: `i < n1` is A's neuron `i`, `n1 + j` is B's neuron `j`'s copy B'; columns: `j < n2`
+/// is B's neuron `j`, `n2 + i` is A's neuron `i`'s copy A'.
+struct Doubled {
+    n1: usize,
+    n2: usize,
+    /// Row adjacency in CSR form: `cols[ptr[r]..ptr[r + 1]]`, increasing.
+    ptr: Vec<usize>,
+    cols: Vec<Idx>,
+    /// `mate[r]`: the column matched to row `r` (every row has one).
+    mate: Vec<usize>,
+    /// `row_of[c]`: the row matched to column `c`.
+    row_of: Vec<usize>,
+}
+
+impl Doubled {
+    fn new(stored: &SparseCost, col_of_row: &[usize], duals: &Duals) -> Self {
+        let (n1, n2) = (stored.n_rows, stored.n_cols);
+        let tight = |i: usize, j: usize, c: f64| {
+            duals.rows[i] + duals.cols[j] - (1.0 - c) <= super::duals::SLACK
+        };
+        let may_leave_row = |i: usize| duals.rows[i] <= super::duals::SLACK;
+        let may_leave_col = |j: usize| duals.cols[j] <= super::duals::SLACK;
+        // Tight pairs by column, for the B' rows.
+        let mut by_col: Vec<Vec<Idx>> = vec![Vec::new(); n2];
+        let mut ptr = vec![0usize];
+        let mut cols: Vec<Idx> = Vec::new();
+        for i in 0..n1 {
+            for (j, c) in stored.row(i) {
+                if tight(i, j, c) {
+                    cols.push(j as Idx);
+                    by_col[j].push(i as Idx);
+                }
+            }
+            if may_leave_row(i) {
+                cols.push((n2 + i) as Idx);
+            }
+            ptr.push(cols.len());
+        }
+        for (j, rows) in by_col.iter().enumerate() {
+            if may_leave_col(j) {
+                cols.push(j as Idx);
+            }
+            cols.extend(rows.iter().map(|&i| (n2 as Idx) + i));
+            ptr.push(cols.len());
+        }
+        // The starting matching: stored pairs of the given assignment, the rest left over.
+        let mut mate = vec![UNMATCHED; n1 + n2];
+        let mut row_of = vec![UNMATCHED; n1 + n2];
+        for (i, &j) in col_of_row.iter().enumerate() {
+            if j != UNMATCHED && stored.get(i, j) < 1.0 {
+                mate[i] = j;
+                row_of[j] = i;
+                mate[n1 + j] = n2 + i;
+                row_of[n2 + i] = n1 + j;
+            }
+        }
+        for i in 0..n1 {
+            if mate[i] == UNMATCHED {
+                mate[i] = n2 + i;
+                row_of[n2 + i] = i;
+            }
+        }
+        for j in 0..n2 {
+            if row_of[j] == UNMATCHED {
+                mate[n1 + j] = j;
+                row_of[j] = n1 + j;
+            }
+        }
+        Doubled {
+            n1,
+            n2,
+            ptr,
+            cols,
+            mate,
+            row_of,
+        }
+    }
+
+    fn adjacent(&self, r: usize) -> &[Idx] {
+        &self.cols[self.ptr[r]..self.ptr[r + 1]]
+    }
+
+    /// Strongly connected components of rows (row `r` leads to `row_of[c]` for each unmatched
+    /// edge r-c), by Tarjan's algorithm without recursion; each component's rows increasing.
+    fn components(&self) -> Vec<Vec<usize>> {
+        let n = self.mate.len();
+        const NONE: usize = usize::MAX;
+        let mut index = vec![NONE; n];
+        let mut low = vec![0usize; n];
+        let mut on_stack = vec![false; n];
+        let mut stack = Vec::new();
+        let mut out = Vec::new();
+        let mut next = 0;
+        // (row, position in its adjacency)
+        let mut call: Vec<(usize, usize)> = Vec::new();
+        for root in 0..n {
+            if index[root] != NONE {
+                continue;
+            }
+            call.push((root, 0));
+            index[root] = next;
+            low[root] = next;
+            next += 1;
+            stack.push(root);
+            on_stack[root] = true;
+            while let Some(&mut (r, ref mut pos)) = call.last_mut() {
+                let adj = self.adjacent(r);
+                if *pos < adj.len() {
+                    let c = adj[*pos] as usize;
+                    *pos += 1;
+                    if c == self.mate[r] {
+                        continue;
+                    }
+                    let w = self.row_of[c];
+                    if index[w] == NONE {
+                        index[w] = next;
+                        low[w] = next;
+                        next += 1;
+                        stack.push(w);
+                        on_stack[w] = true;
+                        call.push((w, 0));
+                    } else if on_stack[w] {
+                        low[r] = low[r].min(index[w]);
+                    }
+                } else {
+                    call.pop();
+                    if let Some(&(parent, _)) = call.last() {
+                        low[parent] = low[parent].min(low[r]);
+                    }
+                    if low[r] == index[r] {
+                        let mut component = Vec::new();
+                        loop {
+                            let w = stack.pop().expect("r is on the stack");
+                            on_stack[w] = false;
+                            component.push(w);
+                            if w == r {
+                                break;
+                            }
+                        }
+                        component.sort_unstable();
+                        out.push(component);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Re-matches one component: among the matchings of its stored pairs that cover every
+    /// neuron with a positive dual (exactly its share of the optimal assignments), the one of
+    /// least `sum of secondary(i, j) + neurons left over / 2`, by the row-by-row solver
+    /// (`super::ssp`) with rows and columns in canonical order. As a problem where a row left
+    /// over costs 1, pair (i, j) costs `1 - (f_i + f_j) / 3 - (1 - secondary(i, j)) / (3 (m + 1))`
+    /// with `f` = 1 for a neuron that must be matched and `m` the component's rows: covering
+    /// such neurons outweighs any secondary gain, and the rest is the objective above up to a
+    /// constant (a row left over leaves a column over too, or reduces the columns' surplus).
+    fn rematch(&self, component: &[usize], criteria: &Criteria, mate: &mut [usize]) {
+        let (n1, n2) = (self.n1, self.n2);
+        let rows: Vec<usize> = component.iter().copied().filter(|&r| r < n1).collect();
+        let mut cols: Vec<usize> = component
+            .iter()
+            .map(|&r| self.mate[r])
+            .filter(|&c| c < n2)
+            .collect();
+        cols.sort_unstable();
+        let local_col = |c: usize| cols.binary_search(&c).ok();
+        let third = 1.0 / 3.0;
+        let epsilon = third / (rows.len() as f64 + 1.0);
+        let must_row = |i: usize| !self.adjacent(i).contains(&((n2 + i) as Idx));
+        let must_col = |j: usize| !self.adjacent(n1 + j).contains(&(j as Idx));
+        let mut rowptr = vec![0usize];
+        let (mut local_cols, mut vals) = (Vec::new(), Vec::new());
+        for &i in &rows {
+            let fi = if must_row(i) { 1.0 } else { 0.0 };
+            for &c in self.adjacent(i) {
+                let j = c as usize;
+                if j >= n2 {
+                    continue;
+                }
+                if let Some(lc) = local_col(j) {
+                    let fj = if must_col(j) { 1.0 } else { 0.0 };
+                    let gain = 1.0 - (criteria.secondary)(i, j).clamp(0.0, 1.0);
+                    local_cols.push(lc as Idx);
+                    vals.push((1.0 - (fi + fj) * third - gain * epsilon).clamp(0.0, 1.0));
+                }
+            }
+            rowptr.push(local_cols.len());
+        }
+        let local = SparseCost {
+            n_rows: rows.len(),
+            n_cols: cols.len(),
+            rowptr,
+            cols: local_cols,
+            vals,
+        };
+        let Ok(solved) = sparse::solve(&local, &[], &[], &Cancel::new()) else {
+            return;
+        };
+        // Pairs at cost 1 (nothing gained) are neurons left over.
+        let chosen: Vec<Option<usize>> = solved
+            .col_of_row
+            .iter()
+            .enumerate()
+            .map(|(k, &lc)| (lc != UNMATCHED && local.get(k, lc) < 1.0).then_some(lc))
+            .collect();
+        let mut col_used = vec![false; cols.len()];
+        for lc in chosen.iter().flatten() {
+            col_used[*lc] = true;
+        }
+        let covers = rows
+            .iter()
+            .zip(&chosen)
+            .all(|(&i, lc)| lc.is_some() || !must_row(i))
+            && cols
+                .iter()
+                .zip(&col_used)
+                .all(|(&j, &used)| used || !must_col(j));
+        debug_assert!(
+            covers,
+            "a component's optimum covers its neurons that must be matched"
+        );
+        if !covers {
+            return;
+        }
+        for (&i, lc) in rows.iter().zip(&chosen) {
+            match lc {
+                Some(lc) => {
+                    let j = cols[*lc];
+                    mate[i] = j;
+                    mate[n1 + j] = n2 + i;
+                }
+                None => mate[i] = n2 + i,
+            }
+        }
+        for (&j, &used) in cols.iter().zip(&col_used) {
+            if !used {
+                mate[n1 + j] = j;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assign::exact;
+
+    fn no_structure(_: usize, _: usize) -> f64 {
+        0.0
+    }
+
+    #[test]
+    fn the_choice_depends_on_the_optimal_set_not_on_the_start() {
+        // Two optimal assignments of cost 1.0: identity and swap; the secondary prefers the swap.
+        let dense = [0.5, 0.5, 0.9, 0.5, 0.5, 1.0, 1.0, 1.0, 0.0];
+        let cost = SparseCost::from_dense(3, 3, &dense);
+        let (a, u, v) = exact::solve_with_duals(&cost).unwrap();
+        let duals = Duals::from_assignment_duals(&u, &v);
+        assert!(duals.certify(&cost, &a.col_of_row));
+        let prefer = |i: usize, j: usize| {
+            if (i, j) == (0, 1) || (i, j) == (1, 0) {
+                0.0
+            } else {
+                1.0
+            }
+        };
+        let colours = [0u64; 3];
+        let criteria = Criteria {
+            secondary: &prefer,
+            row_colours: &colours,
+            col_colours: &colours,
+            empty_rows: &[],
+            empty_cols: &[],
+        };
+        for start in [vec![0, 1, 2], vec![1, 0, 2]] {
+            assert_eq!(choose(&cost, &start, &duals, &criteria), vec![1, 0, 2]);
+        }
+        let flat = Criteria {
+            secondary: &no_structure,
+            ..criteria
+        };
+        let picked = choose(&cost, &[1, 0, 2], &duals, &flat);
+        assert_eq!(picked, choose(&cost, &[0, 1, 2], &duals, &flat));
+    }
+}
