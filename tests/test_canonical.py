@@ -192,9 +192,7 @@ def test_relabelled_conv_networks_are_at_zero() -> None:
         net = nnstd.Network(layers, input_groups=groups)
         copy = nnstd.Network(shuffled_channels(layers, rng), input_groups=groups)
         assert np.all(nnstd.distance(net, copy).layers == 0.0)
-        other = [
-            (rng.random(w.shape) < 0.15).astype(float) for w in layers
-        ]
+        other = [(rng.random(w.shape) < 0.15).astype(float) for w in layers]
         d = nnstd.distance(net, nnstd.Network(other, input_groups=groups))
         renamed = nnstd.Network(shuffled_channels(other, rng), input_groups=groups)
         np.testing.assert_array_equal(nnstd.distance(net, renamed).layers, d.layers)

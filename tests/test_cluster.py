@@ -53,7 +53,7 @@ def on_cluster(
     return paired_matrix(
         networks,
         layers=None,
-        solver="auto",
+        solver="canonical",
         ordered=ordered,
         threads=None,
         progress=progress,  # type: ignore[arg-type]

@@ -124,7 +124,7 @@ def test_pairwise_with_store_equals_pairwise(
     tiled = paired_matrix(
         nets,
         layers=None,
-        solver="auto",
+        solver="canonical",
         ordered=ordered,
         threads=2,
         progress=None,
@@ -158,7 +158,7 @@ def test_interrupted_run_resumes(
         return paired_matrix(
             paths,
             layers=None,
-            solver="auto",
+            solver="canonical",
             ordered=False,
             threads=threads,
             progress=None,
@@ -254,7 +254,7 @@ def test_shards_fill_the_store_and_a_plain_run_merges_them(
         return paired_matrix(
             paths,
             layers=None,
-            solver="auto",
+            solver="canonical",
             ordered=False,
             threads=1,
             progress=None,

@@ -73,10 +73,10 @@ def test_auto_picks_by_density_and_says_so() -> None:
     # Layer 0: neurons share most inputs (dense); layer 1: a permutation (sparse).
     net = [rng.random((50, 40)) < 0.5, np.eye(40)]
     a, b = nnstd.Network(net), nnstd.Network([net[0][:, ::-1], net[1][::-1]])
-    assert nnstd.distance(a, b).solvers == ("dense", "sparse")  # auto is the default
+    assert nnstd.distance(a, b, solver="auto").solvers == ("dense", "sparse")
     # A budget too small for the dense matrix and for the similarity graph: refused.
     with pytest.raises(nnstd.TopologyError, match=r"layer 0: .*40 x 40 layer"):
-        nnstd.distance(a, b, memory_budget=40 * 40 * 8 - 1)
+        nnstd.distance(a, b, solver="auto", memory_budget=40 * 40 * 8 - 1)
 
 
 def test_layers_over_the_budget_are_refused_with_their_size() -> None:
