@@ -143,7 +143,7 @@ def test_labels_never_change_a_value_on_3000_tiny_networks() -> None:
 
 
 def test_dense_and_sparse_paths_choose_the_same_assignments() -> None:
-    """At fill 0.2-0.4 layers go to the dense solver; a smaller budget sends them to the sparse one."""
+    """At fill 0.2-0.25 layers go to the dense solver; a smaller budget sends them to sparse."""
     rng = np.random.default_rng(7)
     for n, density in [(400, 0.025), (500, 0.02)]:
         la = [(rng.random((n, n)) < density).astype(float) for _ in range(3)]
@@ -160,10 +160,14 @@ def test_dense_and_sparse_paths_choose_the_same_assignments() -> None:
 
 def test_canonical_runs_past_the_dense_budget() -> None:
     """No dense matrix is needed: the layer is solved on the similarity graph."""
-    net = nnstd.Network([np.eye(30), np.eye(30)])
-    shuffled = nnstd.Network(shuffled_all([np.eye(30), np.eye(30)], np.random.default_rng(3)))
-    d = nnstd.distance(net, shuffled, solver="canonical", memory_budget=1000)
+    layers = [np.eye(300), np.eye(300)]
+    net = nnstd.Network(layers)
+    shuffled = nnstd.Network(shuffled_all(layers, np.random.default_rng(3)))
+    # 100 kB: room for the similarity graph (about 64 kB), not for the 720 kB dense matrix.
+    d = nnstd.distance(net, shuffled, solver="canonical", memory_budget=100_000)
     assert np.all(d.layers == 0.0)
+    with pytest.raises(nnstd.TopologyError, match="dense cost matrix"):
+        nnstd.distance(net, shuffled, solver="dense", memory_budget=100_000)
 
 
 def shuffled_channels(layers: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:

@@ -4,7 +4,7 @@
 //! `layers N FANIN|DENSITY SEED_A SEED_B [solvers]`, e.g. `layers 16384 8 1 2 sparse` or
 //! `layers 2048 0.3 1 2 dense,exact,exact-dense` (`exact-dense`: the paper mode on a
 //! dense matrix, as it runs on layers whose neurons share many inputs).
-//! `canonical` times two-layer networks in the default and the `auto` mode.
+//! `canonical` and `auto` time the whole distance of two-layer networks in that mode.
 use std::time::Instant;
 
 use nnstd_core::assign::{exact, lapjv, sparse};
@@ -151,19 +151,27 @@ fn main() {
             }
             // Two-layer networks (the second layer a copy of the first's pattern), the whole
             // distance in the fastest and the canonical mode.
-            "canonical" => {
+            "canonical" | "auto" => {
                 let net = |l: &Layer| Network::new(vec![l.clone(), l.clone()]).unwrap();
                 let (na, nb) = (net(&a), net(&b));
-                for mode in [Solver::Auto, Solver::Canonical] {
-                    let t = Instant::now();
-                    let d = distance(&na, &nb, None, &Options::new(mode), &Cancel::new()).unwrap();
-                    println!(
-                        "{mode:?}: {:?} costs {:.9} {:.9}",
-                        t.elapsed(),
-                        d[0].cost,
-                        d[1].cost
-                    );
+                let mode = Solver::from_name(solver).unwrap();
+                let t = Instant::now();
+                let d = distance(&na, &nb, None, &Options::new(mode), &Cancel::new()).unwrap();
+                println!(
+                    "{solver}: {:?} costs {:.9} {:.9}",
+                    t.elapsed(),
+                    d[0].cost,
+                    d[1].cost
+                );
+            }
+            // Canonical labels and colours of both two-layer networks, nothing else.
+            "prepare" => {
+                let net = |l: &Layer| Network::new(vec![l.clone(), l.clone()]).unwrap();
+                let t = Instant::now();
+                for n in [net(&a), net(&b)] {
+                    nnstd_core::canonical::prepare(&n, &Cancel::new()).unwrap();
                 }
+                println!("prepare: {:?}", t.elapsed());
             }
             other => panic!("unknown solver {other}"),
         }

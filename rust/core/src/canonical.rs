@@ -12,6 +12,7 @@
 //! 3. Matchings are reported in the callers' own labels.
 
 use crate::assign::canonical::{choose, Criteria};
+use crate::assign::duals::{DenseStored, StoredPairs};
 use crate::assign::{
     exact, invert_matching, lapjv, sparse, Algorithm, Assignment, Duals, UNMATCHED,
 };
@@ -19,13 +20,12 @@ use crate::cancel::Cancel;
 use crate::canon::{label, Labelled};
 use crate::error::{Error, Result};
 use crate::network::{check_comparable, layer_distance, with_carried_labels, LayerMatch};
-use crate::policy::{plan, Options, Solver};
+use crate::policy::{plan, Options};
 use crate::refine::{agreement, colour_history, History};
 use crate::similarity::{
-    dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, DenseCost, EmptyPairs,
-    SparseCost,
+    dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
 };
-use crate::topology::{Idx, Layer, Network};
+use crate::topology::{Layer, Network};
 
 /// A network ready for canonical distances: its canonical labelling and structural colours,
 /// computed once per network (`crate::pairwise` reuses them across pairs).
@@ -162,13 +162,15 @@ fn layer_matches(
         let (la, lb) = (&a.layers()[k], &b.layers()[k]);
         let lb = with_carried_labels(lb, result.last());
         let lb = lb.as_ref();
+        // The budget is checked for every layer, identical ones included.
+        let dense_costs = plan(k, la, lb, options)?.dense_costs;
         let assignment = if la == lb {
             Assignment {
                 col_of_row: (0..la.n_out()).collect(),
                 cost: 0.0,
             }
         } else {
-            canonical_layer(k, la, lb, structure, options, cancel)?
+            canonical_layer(k, la, lb, dense_costs, structure, cancel)?
         };
         result.push(LayerMatch {
             distance: layer_distance(assignment.cost, la.n_out()),
@@ -185,53 +187,93 @@ fn canonical_layer(
     k: usize,
     a: &Layer,
     b: &Layer,
+    dense_costs: bool,
     structure: &Structure,
-    options: &Options,
     cancel: &Cancel,
 ) -> Result<Assignment> {
     let (empty_rows, empty_cols) = (empty_neurons(a), empty_neurons(b));
-    let fastest = Options {
-        solver: Solver::Auto,
-        ..*options
-    };
-    let (stored, optimum, duals) = if plan(k, a, b, &fastest)?.dense_costs {
+    if dense_costs {
         let dense = dense_layer_costs(a, b);
         let (optimum, duals) = lapjv::solve_with_duals(&dense, cancel)?;
-        let stored = stored_pairs(&dense, &empty_rows, &empty_cols);
-        (
-            stored,
+        let duals = without_empty(duals, &empty_rows, &empty_cols);
+        let stored = DenseStored {
+            dense: &dense,
+            empty_row: membership(a.n_out(), &empty_rows),
+            empty_col: membership(b.n_out(), &empty_cols),
+        };
+        choose_certified(
+            k,
+            a,
+            b,
+            &stored,
             optimum,
-            without_empty(duals, &empty_rows, &empty_cols),
+            duals,
+            structure,
+            &empty_rows,
+            &empty_cols,
         )
     } else {
-        let stored = layer_costs_with(a, b, EmptyPairs::Skip);
-        let (optimum, duals) = sparse::solve_with_duals(&stored, &empty_rows, &empty_cols, cancel)?;
-        (stored, optimum, duals)
-    };
-    let (optimum, duals) = if duals.certify(&stored, &optimum.col_of_row) {
+        let costs = layer_costs_with(a, b, EmptyPairs::Skip);
+        let (optimum, duals) = sparse::solve_with_duals(&costs, &empty_rows, &empty_cols, cancel)?;
+        choose_certified(
+            k,
+            a,
+            b,
+            &costs,
+            optimum,
+            duals,
+            structure,
+            &empty_rows,
+            &empty_cols,
+        )
+    }
+}
+
+/// The canonical choice from an optimum and its certificate (checked first; the paper mode's
+/// solver gives another if it fails), with its cost checked against the optimum.
+#[allow(clippy::too_many_arguments)]
+fn choose_certified(
+    k: usize,
+    a: &Layer,
+    b: &Layer,
+    stored: &impl StoredPairs,
+    optimum: Assignment,
+    duals: Duals,
+    structure: &Structure,
+    empty_rows: &[usize],
+    empty_cols: &[usize],
+) -> Result<Assignment> {
+    let (optimum, duals) = if duals.certify(stored, &optimum.col_of_row) {
         (optimum, duals)
     } else {
-        certified_by_paper_mode(k, a, b, &stored, &empty_rows, &empty_cols)?
+        certified_by_paper_mode(k, a, b, stored, empty_rows, empty_cols)?
     };
     let dissimilarity = |i: usize, j: usize| structure.dissimilarity(k, i, j);
     let criteria = Criteria {
         secondary: &dissimilarity,
         row_colours: Structure::last(structure.a, k),
         col_colours: Structure::last(structure.b, k),
-        empty_rows: &empty_rows,
-        empty_cols: &empty_cols,
+        empty_rows,
+        empty_cols,
     };
-    let col_of_row = choose(&stored, &optimum.col_of_row, &duals, &criteria);
+    let col_of_row = choose(stored, &optimum.col_of_row, &duals, &criteria);
     let is_empty_pair = |i: usize, j: usize| {
         empty_rows.binary_search(&i).is_ok() && empty_cols.binary_search(&j).is_ok()
     };
-    let chosen = Assignment::from_matching(col_of_row, |i, j| {
-        if is_empty_pair(i, j) {
-            0.0
-        } else {
-            stored.get(i, j)
-        }
-    });
+    let cost = compensated_sum(
+        col_of_row
+            .iter()
+            .enumerate()
+            .filter(|&(_, &j)| j != UNMATCHED)
+            .map(|(i, &j)| {
+                if is_empty_pair(i, j) {
+                    0.0
+                } else {
+                    stored.cost(i, j)
+                }
+            }),
+    );
+    let chosen = Assignment { col_of_row, cost };
     if (chosen.cost - optimum.cost).abs() > 1e-9 * optimum.cost.max(1.0) {
         return Err(Error::InvalidArgument(format!(
             "layer {k}: the canonical choice costs {} against the optimum {}; please report \
@@ -242,34 +284,29 @@ fn canonical_layer(
     Ok(chosen)
 }
 
-/// The stored pairs of a dense cost matrix: entries below 1, except between two empty neurons.
-fn stored_pairs(dense: &DenseCost, empty_rows: &[usize], empty_cols: &[usize]) -> SparseCost {
-    let empty_col = {
-        let mut is = vec![false; dense.n_cols];
-        for &j in empty_cols {
-            is[j] = true;
-        }
-        is
-    };
-    let mut rowptr = vec![0usize];
-    let (mut cols, mut vals) = (Vec::new(), Vec::new());
-    for i in 0..dense.n_rows {
-        let row_empty = empty_rows.binary_search(&i).is_ok();
-        for (j, &c) in dense.row(i).iter().enumerate() {
-            if c < 1.0 && !(row_empty && empty_col[j]) {
-                cols.push(j as Idx);
-                vals.push(c);
-            }
-        }
-        rowptr.push(cols.len());
+/// A sum rounded as if computed exactly (Neumaier's compensated summation): assignments of the
+/// same exact cost give the same float whatever the order of their pairs, so a layer's value
+/// does not depend on how the neurons are numbered, even in the last bit.
+fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut compensation) = (0.0f64, 0.0f64);
+    for x in values {
+        let t = sum + x;
+        compensation += if sum.abs() >= x.abs() {
+            (sum - t) + x
+        } else {
+            (x - t) + sum
+        };
+        sum = t;
     }
-    SparseCost {
-        n_rows: dense.n_rows,
-        n_cols: dense.n_cols,
-        rowptr,
-        cols,
-        vals,
+    sum + compensation
+}
+
+fn membership(n: usize, members: &[usize]) -> Vec<bool> {
+    let mut is = vec![false; n];
+    for &m in members {
+        is[m] = true;
     }
+    is
 }
 
 /// Duals of the problem without the pairs of empty neurons: theirs become 0 (their only
@@ -290,7 +327,7 @@ fn certified_by_paper_mode(
     k: usize,
     a: &Layer,
     b: &Layer,
-    stored: &SparseCost,
+    stored: &impl StoredPairs,
     empty_rows: &[usize],
     empty_cols: &[usize],
 ) -> Result<(Assignment, Duals)> {

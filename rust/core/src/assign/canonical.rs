@@ -26,6 +26,7 @@
 
 use std::collections::BTreeMap;
 
+use super::duals::StoredPairs;
 use super::{sparse, Duals, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::similarity::SparseCost;
@@ -47,7 +48,7 @@ pub struct Criteria<'a> {
 /// empty neurons not stored), from an optimal `col_of_row` and `duals` that certify it
 /// ([`Duals::certify`]). Rows and columns are in canonical order.
 pub fn choose(
-    stored: &SparseCost,
+    stored: &impl StoredPairs,
     col_of_row: &[usize],
     duals: &Duals,
     criteria: &Criteria,
@@ -59,7 +60,7 @@ pub fn choose(
             doubled.rematch(&component, criteria, &mut mate);
         }
     }
-    let (n1, n2) = (stored.n_rows, stored.n_cols);
+    let (n1, n2) = (stored.n_rows(), stored.n_cols());
     let mut result = vec![UNMATCHED; n1];
     let mut col_taken = vec![false; n2];
     for i in 0..n1 {
@@ -142,8 +143,8 @@ struct Doubled {
 }
 
 impl Doubled {
-    fn new(stored: &SparseCost, col_of_row: &[usize], duals: &Duals) -> Self {
-        let (n1, n2) = (stored.n_rows, stored.n_cols);
+    fn new(stored: &impl StoredPairs, col_of_row: &[usize], duals: &Duals) -> Self {
+        let (n1, n2) = (stored.n_rows(), stored.n_cols());
         let tight = |i: usize, j: usize, c: f64| {
             duals.rows[i] + duals.cols[j] - (1.0 - c) <= super::duals::SLACK
         };
@@ -154,7 +155,7 @@ impl Doubled {
         let mut ptr = vec![0usize];
         let mut cols: Vec<Idx> = Vec::new();
         for i in 0..n1 {
-            for (j, c) in stored.row(i) {
+            for (j, c) in stored.stored(i) {
                 if tight(i, j, c) {
                     cols.push(j as Idx);
                     by_col[j].push(i as Idx);
@@ -176,7 +177,7 @@ impl Doubled {
         let mut mate = vec![UNMATCHED; n1 + n2];
         let mut row_of = vec![UNMATCHED; n1 + n2];
         for (i, &j) in col_of_row.iter().enumerate() {
-            if j != UNMATCHED && stored.get(i, j) < 1.0 {
+            if j != UNMATCHED && stored.cost(i, j) < 1.0 {
                 mate[i] = j;
                 row_of[j] = i;
                 mate[n1 + j] = n2 + i;

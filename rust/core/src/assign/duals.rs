@@ -14,7 +14,62 @@
 //! the set of optimal assignments (the same for every optimal dual) from any of them.
 
 use super::UNMATCHED;
-use crate::similarity::SparseCost;
+use crate::similarity::{DenseCost, SparseCost};
+
+/// A layer's stored pairs (cost below 1, other than between two empty neurons), however the
+/// costs are held.
+pub trait StoredPairs {
+    fn n_rows(&self) -> usize;
+    fn n_cols(&self) -> usize;
+    /// Row `i`'s stored `(column, cost)` pairs, columns increasing.
+    fn stored(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_;
+    /// The cost of any pair (1 for a pair not stored).
+    fn cost(&self, i: usize, j: usize) -> f64;
+}
+
+impl StoredPairs for SparseCost {
+    fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+    fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+    fn stored(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.row(i).filter(|&(_, c)| c < 1.0)
+    }
+    fn cost(&self, i: usize, j: usize) -> f64 {
+        self.get(i, j)
+    }
+}
+
+/// The stored pairs of a dense cost matrix, read in place: entries below 1, except between two
+/// empty neurons (whose zero cost the sparse view does not store either).
+pub struct DenseStored<'a> {
+    pub dense: &'a DenseCost,
+    pub empty_row: Vec<bool>,
+    pub empty_col: Vec<bool>,
+}
+
+impl StoredPairs for DenseStored<'_> {
+    fn n_rows(&self) -> usize {
+        self.dense.n_rows
+    }
+    fn n_cols(&self) -> usize {
+        self.dense.n_cols
+    }
+    fn stored(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let row_empty = self.empty_row[i];
+        self.dense
+            .row(i)
+            .iter()
+            .enumerate()
+            .filter(move |&(j, &c)| c < 1.0 && !(row_empty && self.empty_col[j]))
+            .map(|(j, &c)| (j, c))
+    }
+    fn cost(&self, i: usize, j: usize) -> f64 {
+        self.dense.data[i * self.dense.n_cols + j]
+    }
+}
 
 /// Slack within which a dual constraint counts as met or tight. Costs are ratios of small
 /// integers in [0, 1]; the solvers' rounding stays many orders of magnitude below this, and two
@@ -70,11 +125,9 @@ impl Duals {
 
     /// Whether these duals and `col_of_row` (any complete assignment) are both optimal for
     /// `cost` (absent pairs cost 1): the conditions of the module documentation, to [`SLACK`].
-    pub fn certify(&self, cost: &SparseCost, col_of_row: &[usize]) -> bool {
-        if self.rows.len() != cost.n_rows
-            || self.cols.len() != cost.n_cols
-            || col_of_row.len() != cost.n_rows
-        {
+    pub fn certify(&self, cost: &impl StoredPairs, col_of_row: &[usize]) -> bool {
+        let (n_rows, n_cols) = (cost.n_rows(), cost.n_cols());
+        if self.rows.len() != n_rows || self.cols.len() != n_cols || col_of_row.len() != n_rows {
             return false;
         }
         if self
@@ -85,15 +138,15 @@ impl Duals {
         {
             return false;
         }
-        let mut col_used = vec![false; cost.n_cols];
-        for (i, &partner) in col_of_row.iter().enumerate().take(cost.n_rows) {
+        let mut col_used = vec![false; n_cols];
+        for (i, &partner) in col_of_row.iter().enumerate() {
             let mut matched_stored = false;
-            for (j, c) in cost.row(i) {
+            for (j, c) in cost.stored(i) {
                 let slack = self.rows[i] + self.cols[j] - (1.0 - c);
                 if slack < -SLACK {
                     return false;
                 }
-                if partner == j && c < 1.0 {
+                if partner == j {
                     if slack > SLACK {
                         return false;
                     }
@@ -105,9 +158,9 @@ impl Duals {
                 return false;
             }
         }
-        let leftover_col_with_dual = (0..cost.n_cols).any(|j| !col_used[j] && self.cols[j] > SLACK);
+        let leftover_col_with_dual = (0..n_cols).any(|j| !col_used[j] && self.cols[j] > SLACK);
         let assigned = col_of_row.iter().filter(|&&j| j != UNMATCHED).count();
-        !leftover_col_with_dual && assigned == cost.n_rows.min(cost.n_cols)
+        !leftover_col_with_dual && assigned == n_rows.min(n_cols)
     }
 }
 
