@@ -12,8 +12,8 @@
 //! Sparse layers (the paper's networks, wide random ones) have a fill of a few percent and go to
 //! the similarity graph; layers whose neurons mostly share inputs (medium density, conv layers)
 //! go to a dense cost matrix built from bit-packed input sets, when it fits the memory budget.
-//! Measured on random 4,096-wide layers: at fill 9% the sparse solver took 0.4 s against the
-//! dense solver's 1.3 s; at 32%, 4.7 s against 2.1 s; at 79%, 72 s against 3.6 s.
+//! The fill from which the dense matrix is faster grows with the width ([`dense_fill`], with
+//! measurements).
 
 use crate::assign::Algorithm;
 use crate::error::{Error, Result};
@@ -78,8 +78,22 @@ impl Solver {
 /// The default memory budget for one layer's cost representation: 1 GiB.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
 
-/// Fill from which a layer goes to a dense cost matrix (see the module documentation).
+/// Fill from which a layer up to [`DENSE_FILL_WIDTH`] neurons wide goes to a dense cost matrix
+/// (see the module documentation); wider layers need proportionally more ([`dense_fill`]).
 pub const DENSE_FILL: f64 = 0.15;
+
+/// Width up to which [`DENSE_FILL`] applies as it is.
+pub const DENSE_FILL_WIDTH: usize = 2048;
+
+/// The fill from which an `n1 x n2` layer goes to a dense cost matrix: [`DENSE_FILL`], scaled
+/// with the width beyond [`DENSE_FILL_WIDTH`]. The dense solver's work grows with all `n1 n2`
+/// pairs and its augmenting searches get longer with the width, while the sparse one's grows
+/// with the stored pairs; measured on random layers, one core (sparse vs dense): 2,048 wide,
+/// fill 31%: 0.30 s vs 0.26 s; 4,096 wide, fill 16%: 1.3 s vs 3.2 s, fill 39%: 1.7 s vs 2.2 s,
+/// fill 100%: 3.0 s vs 1.5 s; 8,192 wide, fill 50%: 7.7 s vs 17 s, fill 78%: 15 s vs 10 s.
+pub fn dense_fill(n1: usize, n2: usize) -> f64 {
+    DENSE_FILL * (n1.max(n2) as f64 / DENSE_FILL_WIDTH as f64).max(1.0)
+}
 
 /// How layers are solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +211,7 @@ pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
     let raise = "raise the memory budget";
     match options.solver {
         Solver::Auto => {
-            if fill >= DENSE_FILL && fits_dense(Algorithm::Dense) {
+            if fill >= dense_fill(n1, n2) && fits_dense(Algorithm::Dense) {
                 Ok(dense_plan(Algorithm::Dense))
             } else if sparse <= budget {
                 Ok(sparse_plan(Algorithm::Sparse))
@@ -276,6 +290,24 @@ mod tests {
         let err = plan(3, &a, &a, &options).unwrap_err().to_string();
         assert!(err.starts_with("layer 3: the similarity graph"), "{err}");
         assert!(err.contains("over the memory budget of 1.0 MiB"), "{err}");
+    }
+
+    #[test]
+    fn wide_layers_need_more_fill_for_the_dense_matrix() {
+        assert_eq!(dense_fill(100, 2048), DENSE_FILL);
+        assert_eq!(dense_fill(4096, 10), 2.0 * DENSE_FILL);
+        // Every neuron reads 32 consecutive inputs: fill 50% at 2,048 wide, 25% at 4,096.
+        let band = |n: usize| {
+            let sets: Vec<Vec<u32>> = (0..n)
+                .map(|c| (0..32).map(|r| ((c + r) % n) as u32).collect())
+                .collect();
+            Layer::from_neuron_inputs(0, n, &sets).unwrap()
+        };
+        let options = Options::new(Solver::Auto);
+        let (narrow, wide) = (band(2048), band(4096));
+        let algorithm = |layer: &Layer| plan(0, layer, layer, &options).unwrap().algorithm;
+        assert_eq!(algorithm(&narrow), Algorithm::Dense);
+        assert_eq!(algorithm(&wide), Algorithm::Sparse);
     }
 
     #[test]
