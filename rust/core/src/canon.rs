@@ -42,12 +42,16 @@ pub struct Labelled {
 
 /// The canonical labelling of `net`, starting from neuron colours `start` that depend on
 /// structure alone (the layer of each neuron, or some rounds of refinement from it).
-pub fn label(net: &Network, start: Vec<Vec<u64>>, cancel: &Cancel) -> Result<Labelled> {
-    let refiner = Refiner::new(net);
-    let twins = twin_classes(net);
+pub(crate) fn label(
+    refiner: &Refiner,
+    net: &Network,
+    start: Vec<Vec<u64>>,
+    cancel: &Cancel,
+) -> Result<Labelled> {
+    let twins = twin_classes(refiner, net);
     let mut search = Search {
         net,
-        refiner: &refiner,
+        refiner,
         twins,
         nodes: 0,
         best: None,
@@ -65,7 +69,7 @@ pub fn label(net: &Network, start: Vec<Vec<u64>>, cancel: &Cancel) -> Result<Lab
 
 /// `twins[k][i]`: the lowest-numbered neuron of layer `k` with exactly neuron `i`'s inputs and
 /// exactly its outgoing connections (kernel positions included).
-fn twin_classes(net: &Network) -> Vec<Vec<usize>> {
+fn twin_classes(refiner: &Refiner, net: &Network) -> Vec<Vec<usize>> {
     let layers = net.layers();
     layers
         .iter()
@@ -73,16 +77,16 @@ fn twin_classes(net: &Network) -> Vec<Vec<usize>> {
         .map(|(k, layer)| {
             let outgoing = layers
                 .get(k + 1)
-                .map(|after| (after.neurons_by_input(), after.group()));
-            let outputs = |i: usize| -> Vec<(usize, Idx)> {
-                let mut out = Vec::new();
-                if let Some(((rowptr, cols), g)) = &outgoing {
-                    for q in 0..*g {
+                .map(|after| (refiner.by_input(k + 1), after.group()));
+            // Neuron i's outgoing connections, as (kernel position, neuron fed), in order.
+            let outputs = |i: usize| {
+                let spans = outgoing.map(|((rowptr, cols), g)| {
+                    (0..g).flat_map(move |q| {
                         let r = i * g + q;
-                        out.extend(cols[rowptr[r]..rowptr[r + 1]].iter().map(|&c| (q, c)));
-                    }
-                }
-                out
+                        cols[rowptr[r]..rowptr[r + 1]].iter().map(move |&c| (q, c))
+                    })
+                });
+                spans.into_iter().flatten()
             };
             // Candidates by a hash of both lists; equal hashes are checked list by list.
             let hash = |i: usize| -> u64 {
@@ -90,7 +94,7 @@ fn twin_classes(net: &Network) -> Vec<Vec<usize>> {
                     .inputs(i)
                     .iter()
                     .fold(0x51u64, |h, &r| mixed(h, r as u64));
-                outputs(i).iter().fold(mixed(h, 0x7f), |h, &(q, c)| {
+                outputs(i).fold(mixed(h, 0x7f), |h, (q, c)| {
                     mixed(mixed(h, q as u64), c as u64)
                 })
             };
@@ -109,7 +113,7 @@ fn twin_classes(net: &Network) -> Vec<Vec<usize>> {
                     let first = by_hash[start..x].iter().map(|e| e.1).find(|&p| {
                         twin[p] == p
                             && layer.inputs(p) == layer.inputs(i)
-                            && outputs(p) == outputs(i)
+                            && outputs(p).eq(outputs(i))
                     });
                     if let Some(p) = first {
                         twin[i] = p;
@@ -241,17 +245,20 @@ fn ranks(order: &[Vec<usize>]) -> Vec<Vec<Idx>> {
 
 /// Neuron `order[k][r]`'s inputs, renamed as layer `k - 1` is by `rank`, sorted.
 fn renamed_inputs(layer: &Layer, prev_rank: Option<&[Idx]>, neuron: usize) -> Vec<Idx> {
-    let g = layer.group();
-    let mut inputs: Vec<Idx> = layer
-        .inputs(neuron)
-        .iter()
-        .map(|&r| match prev_rank {
-            None => r,
-            Some(rank) => rank[r as usize / g] * g as Idx + r % g as Idx,
-        })
-        .collect();
-    inputs.sort_unstable();
-    inputs
+    let g = layer.group() as Idx;
+    match prev_rank {
+        // Input features keep their labels: already sorted.
+        None => layer.inputs(neuron).to_vec(),
+        Some(rank) => {
+            let mut inputs: Vec<Idx> = layer
+                .inputs(neuron)
+                .iter()
+                .map(|&r| rank[(r / g) as usize] * g + r % g)
+                .collect();
+            inputs.sort_unstable();
+            inputs
+        }
+    }
 }
 
 /// Every layer's neurons in `order`, each with its inputs renamed by the previous layer's order.
@@ -324,6 +331,11 @@ mod tests {
         .unwrap()
     }
 
+    fn labelled(net: &Network) -> Labelled {
+        let refiner = Refiner::new(net);
+        label(&refiner, net, refiner.initial(), &Cancel::new()).unwrap()
+    }
+
     #[test]
     fn relabelled_copies_share_a_canonical_form() {
         let a = net(&[
@@ -335,10 +347,7 @@ mod tests {
             (3, vec![vec![1, 2], vec![2], vec![0], vec![1, 2]]),
             (4, vec![vec![3, 0], vec![1], vec![2, 0]]),
         ]);
-        let (la, lb) = (
-            label(&a, Refiner::new(&a).initial(), &Cancel::new()).unwrap(),
-            label(&b, Refiner::new(&b).initial(), &Cancel::new()).unwrap(),
-        );
+        let (la, lb) = (labelled(&a), labelled(&b));
         assert_eq!(la.form, lb.form);
         assert_eq!(la.network, lb.network);
         // A different network has a different form.
@@ -346,7 +355,7 @@ mod tests {
             (3, vec![vec![0], vec![1, 2], vec![2], vec![1]]),
             (4, vec![vec![0, 1], vec![2], vec![3, 1]]),
         ]);
-        let lc = label(&c, Refiner::new(&c).initial(), &Cancel::new()).unwrap();
+        let lc = labelled(&c);
         assert_ne!(lc.form, la.form);
     }
 
@@ -362,10 +371,7 @@ mod tests {
             (1, vec![vec![0], vec![0], vec![0], vec![0]]),
             (4, vec![vec![0, 2], vec![2, 1], vec![1, 3], vec![3, 0]]),
         ]);
-        let (la, lb) = (
-            label(&a, Refiner::new(&a).initial(), &Cancel::new()).unwrap(),
-            label(&b, Refiner::new(&b).initial(), &Cancel::new()).unwrap(),
-        );
+        let (la, lb) = (labelled(&a), labelled(&b));
         assert_eq!(la.network, lb.network);
     }
 }

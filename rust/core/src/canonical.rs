@@ -21,7 +21,7 @@ use crate::canon::{label, Labelled};
 use crate::error::{Error, Result};
 use crate::network::{check_comparable, layer_distance, with_carried_labels, LayerMatch};
 use crate::policy::{plan, Options};
-use crate::refine::{agreement, colour_history, History};
+use crate::refine::{agreement, History, Refiner};
 use crate::similarity::{
     dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
 };
@@ -39,9 +39,10 @@ pub struct Prepared {
 /// The canonical labelling and colours of `net`.
 pub fn prepare(net: &Network, cancel: &Cancel) -> Result<Prepared> {
     let rounds = 2 * net.depth() + 1;
-    let history = colour_history(net, rounds);
+    let refiner = Refiner::new(net);
+    let history = refiner.history(rounds);
     // The search for canonical labels goes on refining from the last round.
-    let labelled = label(net, history[rounds].clone(), cancel)?;
+    let labelled = label(&refiner, net, history[rounds].clone(), cancel)?;
     let history = history
         .into_iter()
         .map(|round| {

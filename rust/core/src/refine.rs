@@ -56,6 +56,12 @@ impl<'a> Refiner<'a> {
         }
     }
 
+    /// For layer `k`, the neurons that each of its inputs feeds (CSR over inputs).
+    pub(crate) fn by_input(&self, k: usize) -> (&[usize], &[u32]) {
+        let (rowptr, cols) = &self.by_input[k];
+        (rowptr, cols)
+    }
+
     /// Every neuron's starting colour: its layer's.
     pub(crate) fn initial(&self) -> Vec<Vec<u64>> {
         self.net
@@ -169,14 +175,21 @@ pub(crate) fn individualised(colour: u64) -> u64 {
 
 /// The colour history of one network over `rounds` rounds of refinement.
 pub fn colour_history(net: &Network, rounds: usize) -> History {
-    let refiner = Refiner::new(net);
-    let mut current = refiner.initial();
-    let mut history = vec![current.clone()];
-    for _ in 0..rounds {
-        current = refiner.round(&current);
-        history.push(current.clone());
+    Refiner::new(net).history(rounds)
+}
+
+impl Refiner<'_> {
+    /// [`colour_history`] with this refiner.
+    pub(crate) fn history(&self, rounds: usize) -> History {
+        let refiner = self;
+        let mut current = refiner.initial();
+        let mut history = vec![current.clone()];
+        for _ in 0..rounds {
+            current = refiner.round(&current);
+            history.push(current.clone());
+        }
+        history
     }
-    history
 }
 
 /// For how many rounds neuron `i` of `a` and neuron `j` of `b` (layer `k`) had equal colours
