@@ -157,8 +157,14 @@ impl Search<'_> {
             )));
         }
         self.cancel.check()?;
-        self.refiner.refine_to_stable(&mut colours);
-        match self.target_cell(&colours) {
+        // Refinement to a stable partition only where the colours do not already single out
+        // every neuron up to twins (the usual case at the root after the first rounds).
+        let mut target = self.target_cell(&colours);
+        if target.is_some() {
+            self.refiner.refine_to_stable(&mut colours);
+            target = self.target_cell(&colours);
+        }
+        match target {
             None => {
                 self.leaf(&colours);
                 Ok(())

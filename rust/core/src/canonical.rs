@@ -31,14 +31,14 @@ use crate::topology::{Layer, Network};
 /// computed once per network (`crate::pairwise` reuses them across pairs).
 pub struct Prepared {
     labelled: Labelled,
-    /// Colours over `2 * depth + 1` rounds of refinement (enough for a neuron's colour to
+    /// Colours over [`colour_rounds`] rounds of refinement (enough for a neuron's colour to
     /// reflect the whole depth in both directions), neurons in canonical order.
     history: History,
 }
 
 /// The canonical labelling and colours of `net`.
 pub fn prepare(net: &Network, cancel: &Cancel) -> Result<Prepared> {
-    let rounds = 2 * net.depth() + 1;
+    let rounds = colour_rounds(net.depth());
     let refiner = Refiner::new(net);
     let history = refiner.history(rounds);
     // The search for canonical labels goes on refining from the last round.
@@ -55,6 +55,16 @@ pub fn prepare(net: &Network, cancel: &Cancel) -> Result<Prepared> {
         .collect();
     Ok(Prepared { labelled, history })
 }
+
+/// Rounds of colour refinement behind the structural criterion: `2 * depth + 1` (a neuron's
+/// colour then reflects the whole depth in both directions), at most [`MAX_COLOUR_ROUNDS`]:
+/// past three layers either way, more rounds cost time and rarely separate better partners.
+pub fn colour_rounds(depth: usize) -> usize {
+    (2 * depth + 1).min(MAX_COLOUR_ROUNDS)
+}
+
+/// The cap of [`colour_rounds`].
+pub const MAX_COLOUR_ROUNDS: usize = 7;
 
 /// The canonical distance of `b` from `a` over their first `depth` layers.
 pub fn distance(

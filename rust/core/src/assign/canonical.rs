@@ -55,9 +55,16 @@ pub fn choose(
 ) -> Vec<usize> {
     let doubled = Doubled::new(stored, col_of_row, duals);
     let mut mate = doubled.mate.clone();
-    for component in doubled.components() {
+    let components = doubled.components();
+    let mut component_of = vec![0usize; doubled.mate.len()];
+    for (id, component) in components.iter().enumerate() {
+        for &r in component {
+            component_of[r] = id;
+        }
+    }
+    for component in &components {
         if component.len() > 1 {
-            doubled.rematch(&component, criteria, &mut mate);
+            doubled.rematch(component, &component_of, criteria, &mut mate);
         }
     }
     let (n1, n2) = (stored.n_rows(), stored.n_cols());
@@ -284,7 +291,13 @@ impl Doubled {
     /// with `f` = 1 for a neuron that must be matched and `m` the component's rows: covering
     /// such neurons outweighs any secondary gain, and the rest is the objective above up to a
     /// constant (a row left over leaves a column over too, or reduces the columns' surplus).
-    fn rematch(&self, component: &[usize], criteria: &Criteria, mate: &mut [usize]) {
+    fn rematch(
+        &self,
+        component: &[usize],
+        component_of: &[usize],
+        criteria: &Criteria,
+        mate: &mut [usize],
+    ) {
         let (n1, n2) = (self.n1, self.n2);
         let rows: Vec<usize> = component.iter().copied().filter(|&r| r < n1).collect();
         let mut cols: Vec<usize> = component
@@ -296,8 +309,15 @@ impl Doubled {
         let local_col = |c: usize| cols.binary_search(&c).ok();
         let third = 1.0 / 3.0;
         let epsilon = third / (rows.len() as f64 + 1.0);
-        let must_row = |i: usize| !self.adjacent(i).contains(&((n2 + i) as Idx));
-        let must_col = |j: usize| !self.adjacent(n1 + j).contains(&(j as Idx));
+        // Whether edge r-c lies in some optimal assignment: matched, or inside a component.
+        // (Whether it is tight depends on the dual; this does not.)
+        let optimal_edge = |r: usize, c: usize| {
+            self.adjacent(r).contains(&(c as Idx))
+                && (self.mate[r] == c || component_of[r] == component_of[self.row_of[c]])
+        };
+        // Neurons that every optimal assignment matches by a stored pair.
+        let must_row = |i: usize| !optimal_edge(i, n2 + i);
+        let must_col = |j: usize| !optimal_edge(n1 + j, j);
         let mut rowptr = vec![0usize];
         let (mut local_cols, mut vals) = (Vec::new(), Vec::new());
         for &i in &rows {
