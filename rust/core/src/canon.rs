@@ -48,7 +48,7 @@ pub(crate) fn label(
     start: Vec<Vec<u64>>,
     cancel: &Cancel,
 ) -> Result<Labelled> {
-    let twins = twin_classes(refiner, net);
+    let twins = twin_classes(refiner, net, &start);
     let mut search = Search {
         net,
         refiner,
@@ -68,8 +68,9 @@ pub(crate) fn label(
 }
 
 /// `twins[k][i]`: the lowest-numbered neuron of layer `k` with exactly neuron `i`'s inputs and
-/// exactly its outgoing connections (kernel positions included).
-fn twin_classes(refiner: &Refiner, net: &Network) -> Vec<Vec<usize>> {
+/// exactly its outgoing connections (kernel positions included). Twins always share a colour,
+/// so only neurons of equal colour in `colours` are compared.
+fn twin_classes(refiner: &Refiner, net: &Network, colours: &[Vec<u64>]) -> Vec<Vec<usize>> {
     let layers = net.layers();
     layers
         .iter()
@@ -88,54 +89,39 @@ fn twin_classes(refiner: &Refiner, net: &Network) -> Vec<Vec<usize>> {
                 });
                 spans.into_iter().flatten()
             };
-            // Candidates by a hash of both lists; equal hashes are checked list by list.
-            let hash = |i: usize| -> u64 {
-                let h = layer
-                    .inputs(i)
-                    .iter()
-                    .fold(0x51u64, |h, &r| mixed(h, r as u64));
-                outputs(i).fold(mixed(h, 0x7f), |h, (q, c)| {
-                    mixed(mixed(h, q as u64), c as u64)
-                })
+            let same = |p: usize, i: usize| {
+                layer.inputs(p) == layer.inputs(i) && outputs(p).eq(outputs(i))
             };
-            let mut by_hash: Vec<(u64, usize)> = (0..layer.n_out()).map(|i| (hash(i), i)).collect();
-            by_hash.sort_unstable();
+            let mut by_colour: Vec<(u64, usize)> = colours[k]
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (c, i))
+                .collect();
+            by_colour.sort_unstable();
             let mut twin: Vec<usize> = (0..layer.n_out()).collect();
-            let mut start = 0;
-            while start < by_hash.len() {
-                let end = start
-                    + by_hash[start..]
-                        .iter()
-                        .take_while(|e| e.0 == by_hash[start].0)
-                        .count();
-                for x in start + 1..end {
-                    let i = by_hash[x].1;
-                    let first = by_hash[start..x].iter().map(|e| e.1).find(|&p| {
-                        twin[p] == p
-                            && layer.inputs(p) == layer.inputs(i)
-                            && outputs(p).eq(outputs(i))
-                    });
-                    if let Some(p) = first {
-                        twin[i] = p;
+            for class in by_colour
+                .chunk_by(|x, y| x.0 == y.0)
+                .filter(|c| c.len() > 1)
+            {
+                let mut reps: Vec<usize> = Vec::new();
+                for &(_, i) in class {
+                    match reps.iter().copied().find(|&p| same(p, i)) {
+                        Some(p) => twin[i] = p,
+                        None => reps.push(i),
                     }
                 }
-                start = end;
             }
             twin
         })
         .collect()
 }
 
-/// An order-dependent hash step (for lists in a fixed order).
-fn mixed(h: u64, x: u64) -> u64 {
-    let mut z = (h ^ x).wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+/// A layer in compressed sparse column form: `indices[indptr[c]..indptr[c + 1]]` are neuron
+/// `c`'s inputs, increasing.
+type Csc = (Vec<usize>, Vec<Idx>);
 
-/// A leaf of the search: its form, its order, and every layer's neurons' renamed inputs.
-type Leaf = (Vec<u32>, Vec<Vec<usize>>, Vec<Vec<Vec<Idx>>>);
+/// A leaf of the search: its form, its order, and every layer relabelled.
+type Leaf = (Vec<u32>, Vec<Vec<usize>>, Vec<Csc>);
 
 struct Search<'a> {
     net: &'a Network,
@@ -227,10 +213,10 @@ impl Search<'_> {
                 o
             })
             .collect();
-        let neurons = renamed_network(self.net, &order);
-        let form = canonical_form(self.net, &neurons);
+        let layers = relabelled_layers(self.refiner, self.net, &order);
+        let form = canonical_form(self.net, &layers);
         if self.best.as_ref().is_none_or(|(f, _, _)| form < *f) {
-            self.best = Some((form, order, neurons));
+            self.best = Some((form, order, layers));
         }
     }
 }
@@ -249,50 +235,53 @@ fn ranks(order: &[Vec<usize>]) -> Vec<Vec<Idx>> {
         .collect()
 }
 
-/// Neuron `order[k][r]`'s inputs, renamed as layer `k - 1` is by `rank`, sorted.
-fn renamed_inputs(layer: &Layer, prev_rank: Option<&[Idx]>, neuron: usize) -> Vec<Idx> {
-    let g = layer.group() as Idx;
-    match prev_rank {
-        // Input features keep their labels: already sorted.
-        None => layer.inputs(neuron).to_vec(),
-        Some(rank) => {
-            let mut inputs: Vec<Idx> = layer
-                .inputs(neuron)
-                .iter()
-                .map(|&r| rank[(r / g) as usize] * g + r % g)
-                .collect();
-            inputs.sort_unstable();
-            inputs
-        }
-    }
-}
-
-/// Every layer's neurons in `order`, each with its inputs renamed by the previous layer's order.
-fn renamed_network(net: &Network, order: &[Vec<usize>]) -> Vec<Vec<Vec<Idx>>> {
+/// Every layer with its neurons in `order` and its inputs renamed by the previous layer's
+/// order. Built by walking the new input labels in increasing order through the refiner's
+/// input-to-neuron lists, so each neuron's inputs come out sorted without sorting.
+fn relabelled_layers(refiner: &Refiner, net: &Network, order: &[Vec<usize>]) -> Vec<Csc> {
     let rank = ranks(order);
     net.layers()
         .iter()
         .enumerate()
         .map(|(k, layer)| {
-            let prev = (k > 0).then(|| rank[k - 1].as_slice());
-            order[k]
-                .iter()
-                .map(|&i| renamed_inputs(layer, prev, i))
-                .collect()
+            let g = layer.group();
+            let mut indptr = Vec::with_capacity(layer.n_out() + 1);
+            indptr.push(0);
+            for &c in &order[k] {
+                indptr.push(indptr[indptr.len() - 1] + layer.inputs(c).len());
+            }
+            let mut fill = indptr.clone();
+            let mut indices = vec![0 as Idx; layer.n_connections()];
+            let (rowptr, cols) = refiner.by_input(k);
+            for new in 0..layer.n_in() {
+                let old = if k == 0 {
+                    new
+                } else {
+                    order[k - 1][new / g] * g + new % g
+                };
+                for &c in &cols[rowptr[old]..rowptr[old + 1]] {
+                    let slot = &mut fill[rank[k][c as usize] as usize];
+                    indices[*slot] = new as Idx;
+                    *slot += 1;
+                }
+            }
+            (indptr, indices)
         })
         .collect()
 }
 
-/// The renamed network flattened: per layer its shape, then each neuron's input count and inputs.
-fn canonical_form(net: &Network, neurons: &[Vec<Vec<Idx>>]) -> Vec<u32> {
+/// The relabelled network flattened: per layer its shape, then each neuron's input count and
+/// inputs.
+fn canonical_form(net: &Network, layers: &[Csc]) -> Vec<u32> {
     let mut form = Vec::new();
-    for (layer, renamed) in net.layers().iter().zip(neurons) {
+    for (layer, (indptr, indices)) in net.layers().iter().zip(layers) {
         form.extend([
             layer.n_out() as u32,
             layer.n_in() as u32,
             layer.group() as u32,
         ]);
-        for inputs in renamed {
+        for c in 0..layer.n_out() {
+            let inputs = &indices[indptr[c]..indptr[c + 1]];
             form.push(inputs.len() as u32);
             form.extend_from_slice(inputs);
         }
@@ -300,22 +289,15 @@ fn canonical_form(net: &Network, neurons: &[Vec<Vec<Idx>>]) -> Vec<u32> {
     form
 }
 
-/// The network built from renamed neurons (each list sorted and without repeats).
-fn relabelled(net: &Network, neurons: Vec<Vec<Vec<Idx>>>) -> Result<Network> {
+/// The network built from relabelled layers.
+fn relabelled(net: &Network, layers: Vec<Csc>) -> Result<Network> {
     let layers = net
         .layers()
         .iter()
-        .zip(neurons)
+        .zip(layers)
         .enumerate()
-        .map(|(k, (layer, renamed))| {
-            let mut indptr = Vec::with_capacity(renamed.len() + 1);
-            indptr.push(0);
-            let mut indices = Vec::with_capacity(layer.n_connections());
-            for inputs in &renamed {
-                indices.extend_from_slice(inputs);
-                indptr.push(indices.len());
-            }
-            Layer::from_csc(k, layer.n_in(), renamed.len(), indptr, indices)?
+        .map(|(k, (layer, (indptr, indices)))| {
+            Layer::from_csc(k, layer.n_in(), layer.n_out(), indptr, indices)?
                 .with_group(k, layer.group())
         })
         .collect::<Result<Vec<Layer>>>()?;
