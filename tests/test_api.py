@@ -114,6 +114,34 @@ def test_pairwise_progress_reports_every_pair() -> None:
     assert all(t == 10 and 0 <= d <= 10 for d, t in seen)
 
 
+def test_distance_progress_reports_layers() -> None:
+    seen: list[tuple[int, int]] = []
+    d = nnstd.distance(small_net(1), small_net(2), progress=lambda d, t: seen.append((d, t)))
+    depth = len(d.layers)
+    assert seen[-1] == (depth, depth)
+    assert all(t == depth and 0 <= d <= depth for d, t in seen)
+    seen.clear()
+    nnstd.distance(small_net(1), small_net(2), layers=0, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (1, 1)
+
+
+def test_distance_progress_errors_stop_the_work() -> None:
+    rng = np.random.default_rng(5)
+    # 40 unrelated 1,500-wide layers: long enough for a report while layers are matched.
+    layers_a = [sp.random(1500, 1500, density=0.005, random_state=rng) for _ in range(40)]
+    layers_b = [sp.random(1500, 1500, density=0.005, random_state=rng) for _ in range(40)]
+    calls: list[tuple[int, int]] = []
+
+    def stop(done: int, total: int) -> None:
+        calls.append((done, total))
+        if done < total:
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        nnstd.distance(nnstd.Network(layers_a), nnstd.Network(layers_b), progress=stop)
+    assert len(calls) == 1 and calls[0][1] == 40
+
+
 def test_progress_callback_errors_stop_the_work() -> None:
     nets = [small_net(s, (400, 400, 400, 10)) for s in range(30)]  # 900 ordered pairs
     calls: list[tuple[int, int]] = []

@@ -122,6 +122,7 @@ def distance(
     layers: Layers = None,
     solver: Solver = "canonical",
     memory_budget: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> Distance:
     """The NNSTD of network ``b`` from network ``a``, layer by layer.
 
@@ -164,6 +165,11 @@ def distance(
         refused with a TopologyError naming the layer and the size. Negative, fractional,
         infinite or NaN values, and values above 2**64 - 1, are refused with a ValueError.
 
+    progress
+        Called as ``progress(done, total)`` with the number of finished layers (of the
+        ``total`` matched), about five times a second while layers are being matched and once
+        at the end; an exception it raises stops the work and is raised here.
+
     Returns
     -------
     Distance
@@ -191,13 +197,17 @@ def distance(
     net_a, net_b = as_network(a), as_network(b)
     _check_comparable(net_a, net_b, "distance")
     chosen = _layer_selection(layers, net_a.depth)
+    total = max(chosen) + 1
     dists, costs, matchings, solvers = _core.distance(
         net_a._topology,
         net_b._topology,
-        depth=max(chosen) + 1,
+        depth=total,
         solver=solver,
         memory_budget=memory_budget,
+        progress=None if progress is None else (lambda done: progress(done, total)),
     )
+    if progress is not None:
+        progress(total, total)
     pick = list(chosen)
     return Distance(
         layer_indices=chosen,

@@ -43,6 +43,7 @@ def distance(
     depth: int | None = None,
     solver: str | None = None,
     memory_budget: int | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[
     npt.NDArray[np.float64],
     npt.NDArray[np.float64],

@@ -93,10 +93,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 class Progress:
-    """``pairs done / total, elapsed, time left`` on one stderr line, only on a terminal."""
+    """``done / total units, elapsed, time left`` on one stderr line, only on a terminal."""
 
-    def __init__(self, total: int, quiet: bool, stream: TextIO | None = None) -> None:
-        self.total, self.offset = total, 0
+    def __init__(
+        self, total: int, quiet: bool, stream: TextIO | None = None, unit: str = "pairs"
+    ) -> None:
+        self.total, self.offset, self.unit = total, 0, unit
         self.stream = stream if stream is not None else sys.stderr  # the current one
         self.enabled = not quiet and self.stream.isatty()
         self.start = time.perf_counter()
@@ -109,7 +111,7 @@ class Progress:
             elapsed = time.perf_counter() - self.start
             left = elapsed / finished * (self.total - finished) if finished else float("nan")
             self.stream.write(
-                f"\r{label}: {finished}/{self.total} pairs, {elapsed:.1f} s elapsed, "
+                f"\r{label}: {finished}/{self.total} {self.unit}, {elapsed:.1f} s elapsed, "
                 f"~{left:.1f} s left   "
             )
             self.stream.flush()
@@ -504,13 +506,24 @@ def cmd_distance(args: argparse.Namespace) -> None:
             (args.b, args.orientation_b or args.orientation),
         ]
     )
-    result = distance(
-        net_a,
-        net_b,
-        layers=args.layers or None,
-        solver=args.solver,
-        memory_budget=args.memory_budget,
-    )
+    progress = Progress(net_a.depth, args.quiet, unit="layers")
+    report = progress.callback("matching")
+
+    def layers_done(done: int, total: int) -> None:
+        progress.total = total  # the layers asked for and those before them
+        report(done, total)
+
+    try:
+        result = distance(
+            net_a,
+            net_b,
+            layers=args.layers or None,
+            solver=args.solver,
+            memory_budget=args.memory_budget,
+            progress=layers_done,
+        )
+    finally:
+        progress.close()
     mean_label = _mean_label(result.layer_indices, net_a.depth)
     if args.json:
         print(

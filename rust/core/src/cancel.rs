@@ -5,11 +5,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::error::{Error, Result};
 
 /// Shared with the caller while work runs: a flag the caller raises to stop between units of
-/// work, and a count of finished units (pairs) the caller may read to show progress.
+/// work, and counts of finished units the caller may read to show progress: pairs (for
+/// all-pairs matrices) and layers (for one distance; a matrix's pairs count theirs too).
 #[derive(Debug, Default)]
 pub struct Cancel {
     stop: AtomicBool,
     done: AtomicUsize,
+    layers: AtomicUsize,
 }
 
 impl Cancel {
@@ -29,6 +31,16 @@ impl Cancel {
     /// The number of finished units so far.
     pub fn done(&self) -> usize {
         self.done.load(Ordering::Relaxed)
+    }
+
+    /// Counts one finished layer.
+    pub fn layer_finished(&self) {
+        self.layers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The number of finished layers so far.
+    pub fn layers_finished(&self) -> usize {
+        self.layers.load(Ordering::Relaxed)
     }
 
     pub fn check(&self) -> Result<()> {

@@ -183,6 +183,7 @@ fn layer_matches(
         } else {
             canonical_layer(k, la, lb, dense_costs, structure, cancel)?
         };
+        cancel.layer_finished();
         result.push(LayerMatch {
             distance: layer_distance(assignment.cost, la.n_out()),
             cost: assignment.cost,

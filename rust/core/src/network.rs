@@ -112,6 +112,7 @@ pub fn distance(
         let lb = lb.as_ref();
         let plan = plan(k, la, lb, options)?;
         let assignment = solve_layer(plan, la, lb, cancel)?;
+        cancel.layer_finished();
         result.push(LayerMatch {
             distance: layer_distance(assignment.cost, la.n_out()),
             cost: assignment.cost,

@@ -62,12 +62,16 @@ fn to_py_err(err: core::Error) -> PyErr {
     }
 }
 
+/// A progress callback and what it counts (finished pairs or layers).
+type Progress<'a> = (&'a Py<PyAny>, fn(&Cancel) -> usize);
+
 /// Runs `work` without the GIL on a helper thread while this (the calling) thread watches for
 /// Ctrl-C and reports progress; a signal raises the cancel flag and its exception is re-raised
 /// once `work` stops. A panic in `work` becomes a `RuntimeError` instead of crossing into Python.
-/// `progress`, when given, is called with the number of finished units about every 0.2 s; an
-/// exception it raises stops the work like Ctrl-C. Works in a forked child too ([`on_live_pool`]).
-fn run_interruptibly<T, F>(py: Python<'_>, progress: Option<&Py<PyAny>>, work: F) -> PyResult<T>
+/// `progress`, when given, is a callback and the count it is called with (finished pairs or
+/// layers) about every 0.2 s; an exception it raises stops the work like Ctrl-C. Works in a
+/// forked child too ([`on_live_pool`]).
+fn run_interruptibly<T, F>(py: Python<'_>, progress: Option<Progress<'_>>, work: F) -> PyResult<T>
 where
     T: Send,
     F: FnOnce(&Cancel) -> core::Result<T> + Send,
@@ -93,8 +97,8 @@ where
                     let checked = Python::attach(|py| {
                         py.check_signals()?;
                         match progress {
-                            Some(callback) if !done.load(Ordering::Acquire) => {
-                                callback.call1(py, (cancel.done(),)).map(drop)
+                            Some((callback, count)) if !done.load(Ordering::Acquire) => {
+                                callback.call1(py, (count(cancel),)).map(drop)
                             }
                             _ => Ok(()),
                         }
@@ -212,7 +216,7 @@ type DistanceArrays<'py> = (
 
 /// Per-layer distances, costs, matchings (-1 where a neuron of A has no partner) and solvers used.
 #[pyfunction]
-#[pyo3(signature = (a, b, depth=None, solver=None, memory_budget=None))]
+#[pyo3(signature = (a, b, depth=None, solver=None, memory_budget=None, progress=None))]
 fn distance<'py>(
     py: Python<'py>,
     a: &Topology,
@@ -220,10 +224,14 @@ fn distance<'py>(
     depth: Option<usize>,
     solver: Option<&str>,
     memory_budget: Option<u64>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<DistanceArrays<'py>> {
     let options = parse_options(solver, memory_budget)?;
     let (na, nb) = (a.inner.clone(), b.inner.clone());
-    let layers = run_interruptibly(py, None, move |cancel| {
+    let report = progress
+        .as_ref()
+        .map(|p| (p, Cancel::layers_finished as fn(&Cancel) -> usize));
+    let layers = run_interruptibly(py, report, move |cancel| {
         core::distance(&na, &nb, depth, &options, cancel)
     })?;
     let solvers: Vec<&'static str> = layers.iter().map(|l| l.algorithm.name()).collect();
@@ -269,7 +277,10 @@ fn pairwise<'py>(
     let nets: Vec<Arc<Network>> = networks.iter().map(|t| t.inner.clone()).collect();
     let n = nets.len();
     let depth = depth.unwrap_or_else(|| nets.first().map_or(0, |net| net.depth()));
-    let flat = run_interruptibly(py, progress.as_ref(), move |cancel| {
+    let report = progress
+        .as_ref()
+        .map(|p| (p, Cancel::done as fn(&Cancel) -> usize));
+    let flat = run_interruptibly(py, report, move |cancel| {
         let refs: Vec<&Network> = nets.iter().map(|n| n.as_ref()).collect();
         core::pairwise(&refs, Some(depth), &options, pairs, threads, cancel)
     })?;
