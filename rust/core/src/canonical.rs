@@ -11,7 +11,7 @@
 //!    (`crate::assign::canonical`). Identical layers are matched neuron to neuron.
 //! 3. Matchings are reported in the callers' own labels.
 
-use crate::assign::canonical::{choose, Criteria};
+use crate::assign::canonical::{choose, membership, Criteria};
 use crate::assign::duals::{DenseStored, StoredPairs};
 use crate::assign::{
     exact, invert_matching, lapjv, sparse, Algorithm, Assignment, Duals, UNMATCHED,
@@ -19,7 +19,9 @@ use crate::assign::{
 use crate::cancel::Cancel;
 use crate::canon::{label, Labelled};
 use crate::error::{Error, Result};
-use crate::network::{check_comparable, layer_distance, with_carried_labels, LayerMatch};
+use crate::network::{
+    check_comparable, layer_distance, layers_asked, with_carried_labels, LayerMatch,
+};
 use crate::policy::{plan, Options};
 use crate::refine::{agreement, History, Refiner};
 use crate::similarity::{
@@ -93,12 +95,7 @@ pub fn distance_prepared(
     cancel: &Cancel,
 ) -> Result<Vec<LayerMatch>> {
     let full = a.labelled.network.depth();
-    let depth = depth.unwrap_or(full);
-    if depth > full {
-        return Err(Error::InvalidArgument(format!(
-            "asked for {depth} layers of a {full}-layer network"
-        )));
-    }
+    let depth = layers_asked(depth, full)?;
     let swapped = b.labelled.form < a.labelled.form;
     let (first, second) = if swapped { (b, a) } else { (a, b) };
     let structure = Structure {
@@ -311,14 +308,6 @@ fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
         sum = t;
     }
     sum + compensation
-}
-
-fn membership(n: usize, members: &[usize]) -> Vec<bool> {
-    let mut is = vec![false; n];
-    for &m in members {
-        is[m] = true;
-    }
-    is
 }
 
 /// Duals of the problem without the pairs of empty neurons: theirs become 0 (their only

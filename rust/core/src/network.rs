@@ -68,6 +68,17 @@ pub fn carried_labels(matching: &[usize], n_b: usize) -> (Vec<Idx>, usize) {
     (labels, next)
 }
 
+/// The number of layers to match: `depth`, or all `full` when `None`; more is an error.
+pub(crate) fn layers_asked(depth: Option<usize>, full: usize) -> Result<usize> {
+    let depth = depth.unwrap_or(full);
+    if depth > full {
+        return Err(Error::InvalidArgument(format!(
+            "asked for {depth} layers of a {full}-layer network"
+        )));
+    }
+    Ok(depth)
+}
+
 /// B's layer with its inputs renamed by the previous layer's matching (as given for layer 0).
 pub(crate) fn with_carried_labels<'a>(
     b: &'a Layer,
@@ -97,13 +108,7 @@ pub fn distance(
         return crate::canonical::distance(a, b, depth, options, cancel);
     }
     check_comparable(a, b)?;
-    let depth = depth.unwrap_or(a.depth());
-    if depth > a.depth() {
-        return Err(Error::InvalidArgument(format!(
-            "asked for {depth} layers of a {}-layer network",
-            a.depth()
-        )));
-    }
+    let depth = layers_asked(depth, a.depth())?;
     let mut result: Vec<LayerMatch> = Vec::with_capacity(depth);
     for k in 0..depth {
         cancel.check()?;

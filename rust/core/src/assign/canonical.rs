@@ -93,7 +93,8 @@ pub fn choose(
     result
 }
 
-fn membership(n: usize, members: &[usize]) -> Vec<bool> {
+/// `is[m]` for each of `members`, over `n` neurons.
+pub(crate) fn membership(n: usize, members: &[usize]) -> Vec<bool> {
     let mut is = vec![false; n];
     for &m in members {
         is[m] = true;

@@ -24,7 +24,7 @@ use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::policy::Plan;
 use crate::similarity::{
-    dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
+    dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs, SparseCost,
 };
 use crate::topology::Layer;
 
@@ -100,6 +100,31 @@ pub(crate) fn two_lowest(
         }
     }
     (u1, j1, u2, j2)
+}
+
+/// Empty neurons paired in index order, as the sparse solvers fix them up front: they cost 0
+/// with each other (a pair not stored) and 1 with everything else.
+pub(crate) fn empty_pairs(empty_rows: &[usize], empty_cols: &[usize]) -> Vec<(usize, usize)> {
+    empty_rows
+        .iter()
+        .copied()
+        .zip(empty_cols.iter().copied())
+        .collect()
+}
+
+/// The assignment `col_of_row` of `cost` with the fixed empty `pairs` (increasing) at 0.
+pub(crate) fn with_empty_pairs(
+    col_of_row: Vec<usize>,
+    cost: &SparseCost,
+    pairs: &[(usize, usize)],
+) -> Assignment {
+    Assignment::from_matching(col_of_row, |i, j| {
+        if pairs.binary_search(&(i, j)).is_ok() {
+            0.0
+        } else {
+            cost.get(i, j)
+        }
+    })
 }
 
 /// Marks a row or column that has no partner.

@@ -36,7 +36,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use super::{auction, ssp, two_lowest, Assignment, Duals, Key, UNMATCHED};
+use super::{
+    auction, empty_pairs, ssp, two_lowest, with_empty_pairs, Assignment, Duals, Key, UNMATCHED,
+};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -129,11 +131,7 @@ fn solve_in_phases(
     first: Start,
     cancel: &Cancel,
 ) -> Result<(Assignment, Duals)> {
-    let pairs: Vec<(usize, usize)> = empty_rows
-        .iter()
-        .copied()
-        .zip(empty_cols.iter().copied())
-        .collect();
+    let pairs = empty_pairs(empty_rows, empty_cols);
     let by_col = cost.transpose();
     let fresh = || {
         let mut search = Phases::new(cost, &by_col);
@@ -184,13 +182,7 @@ fn solve_in_phases(
     }
     let duals = search.duals();
     let col_of_row = search.complete_with_free_columns();
-    let assignment = Assignment::from_matching(col_of_row, |i, j| {
-        if pairs.binary_search(&(i, j)).is_ok() {
-            0.0
-        } else {
-            cost.get(i, j)
-        }
-    });
+    let assignment = with_empty_pairs(col_of_row, cost, &pairs);
     Ok((assignment, duals.without_fixed(&pairs)))
 }
 

@@ -15,7 +15,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{invert_matching, Assignment, Duals, Key, UNMATCHED};
+use super::{empty_pairs, invert_matching, with_empty_pairs, Assignment, Duals, Key, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -40,18 +40,7 @@ pub fn solve_with_duals(
     empty_cols: &[usize],
     cancel: &Cancel,
 ) -> Result<(Assignment, Duals)> {
-    let pairs: Vec<(usize, usize)> = empty_rows
-        .iter()
-        .copied()
-        .zip(empty_cols.iter().copied())
-        .collect();
-    let zero_cost = |i: usize, j: usize| -> f64 {
-        if pairs.binary_search(&(i, j)).is_ok() {
-            0.0
-        } else {
-            cost.get(i, j)
-        }
-    };
+    let pairs = empty_pairs(empty_rows, empty_cols);
     if cost.n_rows > cost.n_cols {
         let wide = cost.transpose();
         let flipped: Vec<(usize, usize)> = pairs.iter().map(|&(i, j)| (j, i)).collect();
@@ -62,13 +51,13 @@ pub fn solve_with_duals(
             cols: duals.rows,
         };
         return Ok((
-            Assignment::from_matching(col_of_row, zero_cost),
+            with_empty_pairs(col_of_row, cost, &pairs),
             duals.without_fixed(&pairs),
         ));
     }
     let (col_of_row, duals) = solve_wide(cost, &pairs, cancel)?;
     Ok((
-        Assignment::from_matching(col_of_row, zero_cost),
+        with_empty_pairs(col_of_row, cost, &pairs),
         duals.without_fixed(&pairs),
     ))
 }
