@@ -35,9 +35,21 @@ def limit_blas(threads: int) -> None:
     threadpool_limits(threads)
 
 
+def own_peak_kib() -> int:
+    """VmHWM: this process's own peak. ru_maxrss survives exec: it starts at the runner's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def peak_mib() -> float:
     """The largest resident set of this process or any finished child of it, in MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    own = own_peak_kib()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024
 
