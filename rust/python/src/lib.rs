@@ -110,6 +110,10 @@ where
                 }
             }
             let outcome = handle.join().unwrap_or_else(Err);
+            // A Ctrl-C that came after the last check still belongs to this call.
+            if signal.is_none() {
+                signal = Python::attach(|py| py.check_signals()).err();
+            }
             (outcome, signal)
         })
     });
