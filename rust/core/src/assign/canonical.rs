@@ -28,7 +28,6 @@ use std::collections::BTreeMap;
 
 use super::duals::StoredPairs;
 use super::{sparse, Duals, UNMATCHED};
-use crate::cancel::Cancel;
 use crate::similarity::SparseCost;
 use crate::topology::Idx;
 
@@ -344,7 +343,7 @@ impl Doubled {
             cols: local_cols,
             vals,
         };
-        let Ok(solved) = sparse::solve(&local, &[], &[], &Cancel::new()) else {
+        let Ok(solved) = sparse::solve_reference(&local) else {
             return;
         };
         // Pairs at cost 1 (nothing gained) are neurons left over.

@@ -102,6 +102,68 @@ pub(crate) fn two_lowest(
     (u1, j1, u2, j2)
 }
 
+/// A matching and its duals, as augmenting row reduction changes them.
+pub(crate) struct Bidding<'m> {
+    /// Row duals: a bidder's is set to its reduced cost at the column it takes (after the
+    /// dual moved), which stays a lower bound on its reduced costs if it is pushed out later.
+    pub(crate) u: &'m mut [f64],
+    pub(crate) v: &'m mut [f64],
+    pub(crate) col4row: &'m mut [usize],
+    pub(crate) row4col: &'m mut [usize],
+}
+
+/// One pass of Jonker and Volgenant's augmenting row reduction over the `free` rows of a sparse
+/// problem whose rows' edges are `edges(row)`: each row takes its cheapest column (least
+/// `c - v[j]`), lowering that column's dual by the gap to its second cheapest (an auction bid
+/// with no increment), and pushes out the column's holder, which bids next when the dual moved
+/// and in the next pass otherwise. A column once taken stays taken, and every matched row keeps
+/// a cheapest column, so row duals set afterwards (`c - v[col]`) make every reduced cost >= 0.
+/// Returns the rows still free. At most `4 * free.len() + 1024` bids follow a moved dual at
+/// once, which bounds the bidding on tie-heavy layers.
+pub(crate) fn augmenting_row_reduction<I: Iterator<Item = (usize, f64)>>(
+    mut free: Vec<usize>,
+    edges: impl Fn(usize) -> I,
+    state: &mut Bidding,
+) -> Vec<usize> {
+    let mut next_free = Vec::new();
+    let mut k = 0;
+    let mut budget = 4 * free.len() + 1024;
+    while k < free.len() {
+        let row = free[k];
+        k += 1;
+        let (u1, mut j1, u2, j2) = two_lowest(edges(row), state.v);
+        if j1 == UNMATCHED {
+            next_free.push(row); // no edge at all
+            continue;
+        }
+        // The dual moves when the row has a strictly worse second choice.
+        let moved = u1 < u2 && u2.is_finite();
+        let mut pushed = state.row4col[j1];
+        if moved {
+            state.v[j1] -= u2 - u1;
+        } else if pushed != UNMATCHED && j2 != UNMATCHED {
+            j1 = j2;
+            pushed = state.row4col[j2];
+        }
+        state.u[row] = if moved { u2 } else { u1 };
+        if pushed != UNMATCHED {
+            state.col4row[pushed] = UNMATCHED;
+        }
+        state.col4row[row] = j1;
+        state.row4col[j1] = row;
+        if pushed != UNMATCHED {
+            if moved && budget > 0 {
+                budget -= 1;
+                k -= 1;
+                free[k] = pushed;
+            } else {
+                next_free.push(pushed);
+            }
+        }
+    }
+    next_free
+}
+
 /// Empty neurons paired in index order, as the sparse solvers fix them up front: they cost 0
 /// with each other (a pair not stored) and 1 with everything else.
 pub(crate) fn empty_pairs(empty_rows: &[usize], empty_cols: &[usize]) -> Vec<(usize, usize)> {

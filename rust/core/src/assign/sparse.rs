@@ -37,7 +37,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use super::{
-    auction, empty_pairs, ssp, two_lowest, with_empty_pairs, Assignment, Duals, Key, UNMATCHED,
+    auction, augmenting_row_reduction, empty_pairs, ssp, ssp::Procedure, two_lowest,
+    with_empty_pairs, Assignment, Bidding, Duals, Key, UNMATCHED,
 };
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
@@ -97,13 +98,32 @@ pub fn solve_with_duals(
     empty_cols: &[usize],
     cancel: &Cancel,
 ) -> Result<(Assignment, Duals)> {
+    solve_by(cost, empty_rows, empty_cols, Procedure::Fastest, cancel)
+}
+
+/// The assignment of `cost` (no empty neurons paired up front) that the canonical mode's
+/// tie-breaking is defined by (docs/definition.md#canonical-choice): this module's choice of
+/// method, with the row-by-row searches in their [`Procedure::Reference`] order. Fixed: the
+/// canonical mode's results depend on it.
+pub fn solve_reference(cost: &SparseCost) -> Result<Assignment> {
+    Ok(solve_by(cost, &[], &[], Procedure::Reference, &Cancel::new())?.0)
+}
+
+/// [`solve_with_duals`], the row-by-row searches by `procedure`.
+fn solve_by(
+    cost: &SparseCost,
+    empty_rows: &[usize],
+    empty_cols: &[usize],
+    procedure: Procedure,
+    cancel: &Cancel,
+) -> Result<(Assignment, Duals)> {
     if cost.vals.iter().any(|&c| !(0.0..=1.0).contains(&c)) {
         return Err(Error::InvalidArgument(
             "the sparse solver needs costs in [0, 1]".into(),
         ));
     }
     if cost.n_rows.min(cost.n_cols) <= ROW_BY_ROW_WIDTH || cheapest_edges_mostly_distinct(cost) {
-        return ssp::solve_with_duals(cost, empty_rows, empty_cols, cancel);
+        return ssp::solve_by(cost, empty_rows, empty_cols, procedure, cancel);
     }
     solve_in_phases(cost, empty_rows, empty_cols, Start::Cheapest, cancel)
 }
@@ -201,6 +221,34 @@ impl<'a> Adjacency<'a> {
         (0..cols.len())
             .map(move |k| (cols[k] as usize + offset, vals.map_or(0.0, |v| v[k])))
             .chain(std::iter::once(self.extra))
+    }
+}
+
+/// Row `row`'s edges in the doubled problem of `cost` (`n1 x n2`, columns `by_col`).
+fn adjacency<'a>(
+    cost: &'a SparseCost,
+    by_col: &'a SparseCost,
+    n1: usize,
+    n2: usize,
+    row: usize,
+) -> Adjacency<'a> {
+    if row < n1 {
+        let span = cost.rowptr[row]..cost.rowptr[row + 1];
+        Adjacency {
+            cols: &cost.cols[span.clone()],
+            vals: Some(&cost.vals[span]),
+            offset: 0,
+            extra: (n2 + row, 1.0),
+        }
+    } else {
+        let j = row - n1;
+        let span = by_col.rowptr[j]..by_col.rowptr[j + 1];
+        Adjacency {
+            cols: &by_col.cols[span],
+            vals: None,
+            offset: n2,
+            extra: (j, 0.0),
+        }
     }
 }
 
@@ -322,24 +370,7 @@ impl<'a> Phases<'a> {
     /// All of `row`'s edges (see [`Phases`]), borrowed from the cost matrices rather than from
     /// `self`, so that a loop over them may update the search state.
     fn adjacency(&self, row: usize) -> Adjacency<'a> {
-        if row < self.n1 {
-            let span = self.cost.rowptr[row]..self.cost.rowptr[row + 1];
-            Adjacency {
-                cols: &self.cost.cols[span.clone()],
-                vals: Some(&self.cost.vals[span]),
-                offset: 0,
-                extra: (self.n2 + row, 1.0),
-            }
-        } else {
-            let j = row - self.n1;
-            let span = self.by_col.rowptr[j]..self.by_col.rowptr[j + 1];
-            Adjacency {
-                cols: &self.by_col.cols[span],
-                vals: None,
-                offset: self.n2,
-                extra: (j, 0.0),
-            }
-        }
+        adjacency(self.cost, self.by_col, self.n1, self.n2, row)
     }
 
     /// Entry `k` of `row`'s edges (see [`Phases`]), or `None` past the last.
@@ -398,8 +429,16 @@ impl<'a> Phases<'a> {
         let mut free: Vec<usize> = (0..self.n1)
             .filter(|&i| self.col4row[i] == UNMATCHED)
             .collect();
+        let (cost, by_col, n1, n2) = (self.cost, self.by_col, self.n1, self.n2);
+        let edges = |row: usize| adjacency(cost, by_col, n1, n2, row).iter();
+        let mut bidding = Bidding {
+            u: &mut self.u,
+            v: &mut self.v,
+            col4row: &mut self.col4row,
+            row4col: &mut self.row4col,
+        };
         for _ in 0..ROW_REDUCTION_PASSES {
-            free = self.augmenting_row_reduction(free);
+            free = augmenting_row_reduction(free, edges, &mut bidding);
         }
         self.set_row_duals();
         free.retain(|&i| self.col4row[i] == UNMATCHED);
@@ -494,45 +533,6 @@ impl<'a> Phases<'a> {
                 }
             }
         }
-    }
-
-    /// One pass of Jonker and Volgenant's augmenting row reduction over the free rows (rows of
-    /// A or B'): each takes its cheapest column, lowering that column's dual by the gap to its
-    /// second cheapest (an auction bid with no increment), and pushes out the column's holder,
-    /// which bids next when the dual moved and in the next pass otherwise. Every matched row
-    /// keeps an exact cheapest column, so the state stays a valid start for the phases once
-    /// [`Self::set_row_duals`] has run. Returns the rows still free.
-    fn augmenting_row_reduction(&mut self, mut free: Vec<usize>) -> Vec<usize> {
-        let mut next_free = Vec::new();
-        let mut k = 0;
-        let mut budget = 4 * free.len() + 1024;
-        while k < free.len() {
-            let row = free[k];
-            k += 1;
-            let (u1, mut j1, u2, j2) = two_lowest(self.adjacency(row).iter(), &self.v);
-            let mut pushed = self.row4col[j1];
-            if u1 < u2 {
-                self.v[j1] -= u2 - u1;
-            } else if pushed != UNMATCHED && j2 != UNMATCHED {
-                j1 = j2;
-                pushed = self.row4col[j2];
-            }
-            if pushed != UNMATCHED {
-                self.col4row[pushed] = UNMATCHED;
-            }
-            self.col4row[row] = j1;
-            self.row4col[j1] = row;
-            if pushed != UNMATCHED {
-                if u1 < u2 && budget > 0 {
-                    budget -= 1;
-                    k -= 1;
-                    free[k] = pushed;
-                } else {
-                    next_free.push(pushed);
-                }
-            }
-        }
-        next_free
     }
 
     /// Row duals after row reduction: a matched row's dual makes its edge tight, a free row's is
