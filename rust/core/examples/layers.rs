@@ -120,7 +120,7 @@ fn main() {
                 );
             }
             "dense" => {
-                let costs = dense_layer_costs(&a, &b);
+                let costs = dense_layer_costs(&a, &b, &Cancel::new()).unwrap();
                 let tc = t.elapsed();
                 let s = lapjv::solve(&costs, &Cancel::new()).unwrap();
                 println!(
@@ -140,7 +140,7 @@ fn main() {
                 );
             }
             "exact-dense" => {
-                let costs = dense_layer_costs(&a, &b);
+                let costs = dense_layer_costs(&a, &b, &Cancel::new()).unwrap();
                 let tc = t.elapsed();
                 let s = exact::solve_dense(costs.n_rows, costs.n_cols, &costs.data);
                 println!(

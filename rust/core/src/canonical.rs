@@ -202,7 +202,7 @@ fn canonical_layer(
 ) -> Result<Assignment> {
     let (empty_rows, empty_cols) = (empty_neurons(a), empty_neurons(b));
     if dense_costs {
-        let dense = dense_layer_costs(a, b);
+        let dense = dense_layer_costs(a, b, cancel)?;
         let (optimum, duals) = lapjv::solve_with_duals(&dense, cancel)?;
         let duals = without_empty(duals, &empty_rows, &empty_cols);
         let stored = DenseStored {

@@ -6,6 +6,8 @@
 
 use rayon::prelude::*;
 
+use crate::cancel::Cancel;
+use crate::error::Result;
 use crate::topology::{Idx, Layer};
 
 /// The normalised edit distance of two input sets from their sizes and overlap:
@@ -261,34 +263,41 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> SparseCost {
 /// counted on bit-packed input sets (AND and popcount), in parallel over blocks of rows. For
 /// layers whose neurons share many inputs this is far cheaper than walking input lists: the work
 /// is `n1 * n2 * ceil(inputs / 64)` word operations instead of one per shared input.
-pub fn dense_layer_costs(a: &Layer, b: &Layer) -> DenseCost {
+///
+/// Stops with [`crate::error::Error::Interrupted`] when `cancel` is raised, checked before each
+/// block of rows (about `ROWS_PER_TASK * 64` pairs, or one row group when B is wider than that),
+/// so Ctrl-C does not wait for the whole matrix.
+pub fn dense_layer_costs(a: &Layer, b: &Layer, cancel: &Cancel) -> Result<DenseCost> {
+    cancel.check()?;
     let n_in = a.n_in().max(b.n_in());
     let (bits_a, bits_b) = (Bitsets::of(a, n_in), Bitsets::of(b, n_in));
     let (n1, n2) = (a.n_out(), b.n_out());
     let mut data = vec![0.0; n1 * n2];
     if n2 == 0 {
-        return DenseCost {
+        return Ok(DenseCost {
             n_rows: n1,
             n_cols: n2,
             data,
-        };
+        });
     }
     let rows_per_task = (ROWS_PER_TASK * 64 / n2).clamp(ROW_GROUP, ROWS_PER_TASK);
     let lens_b: Vec<f64> = bits_b.lens.iter().map(|&len| len as f64).collect();
     data.par_chunks_mut(n2 * rows_per_task)
         .enumerate()
-        .for_each(|(block, out)| {
+        .try_for_each(|(block, out)| {
+            cancel.check()?;
             let first = block * rows_per_task;
             bits_a.count_shared(first, &bits_b, out);
             for (k, row) in out.chunks_mut(n2).enumerate() {
                 set_distances(bits_a.lens[first + k] as f64, &lens_b, row);
             }
-        });
-    DenseCost {
+            Ok(())
+        })?;
+    Ok(DenseCost {
         n_rows: n1,
         n_cols: n2,
         data,
-    }
+    })
 }
 
 /// `shared[j] = set_distance(len_a, lens_b[j], shared[j])`, in float64 throughout so that it
@@ -577,8 +586,30 @@ mod tests {
             let a = random_layer(n_in, n1, p, seed);
             let b = random_layer(n_in, n2, p, seed + 10);
             assert_eq!(
-                dense_layer_costs(&a, &b).data,
+                dense_layer_costs(&a, &b, &Cancel::new()).unwrap().data,
                 layer_costs(&a, &b).to_dense()
+            );
+        }
+    }
+
+    #[test]
+    fn dense_costs_stop_when_cancelled_and_are_unchanged_otherwise() {
+        // Wider than one block of rows, so the kernel runs several blocks.
+        let a = random_layer(200, 300, 0.3, 5);
+        let b = random_layer(200, 500, 0.3, 6);
+        let cancelled = Cancel::new();
+        cancelled.cancel();
+        assert_eq!(
+            dense_layer_costs(&a, &b, &cancelled),
+            Err(crate::error::Error::Interrupted)
+        );
+        let live = dense_layer_costs(&a, &b, &Cancel::new()).unwrap();
+        assert_eq!((live.n_rows, live.n_cols), (300, 500));
+        assert_eq!(live.data, layer_costs(&a, &b).to_dense());
+        for (i, j) in [(0, 0), (17, 499), (299, 250)] {
+            assert_eq!(
+                live.data[i * 500 + j],
+                neuron_distance(a.inputs(i), b.inputs(j))
             );
         }
     }
@@ -600,7 +631,7 @@ mod tests {
             }
         }
         assert_eq!(c.transpose().transpose(), c);
-        let dense = dense_layer_costs(&a, &b);
+        let dense = dense_layer_costs(&a, &b, &Cancel::new()).unwrap();
         assert_eq!(dense.data, c.to_dense());
     }
 }

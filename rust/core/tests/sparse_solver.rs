@@ -41,13 +41,13 @@ proptest! {
         // Every algorithm's duals certify its assignment (docs/definition.md#optimal-set).
         prop_assert!(duals.certify(&costs, &solved.col_of_row), "sparse duals {:?}", duals);
         let stored = layer_costs(&a, &b);
-        let (jv, jv_duals) = lapjv::solve_with_duals(&dense_layer_costs(&a, &b), &Cancel::new()).unwrap();
+        let (jv, jv_duals) = lapjv::solve_with_duals(&dense_layer_costs(&a, &b, &Cancel::new()).unwrap(), &Cancel::new()).unwrap();
         prop_assert!(jv_duals.certify(&stored, &jv.col_of_row), "dense duals {:?}", jv_duals);
         let (paper, u, v) = exact::solve_with_duals(&stored).unwrap();
         prop_assert!(Duals::from_assignment_duals(&u, &v).certify(&stored, &paper.col_of_row));
         // The dense solver reaches the same optimum, and the paper mode on dense costs makes
         // SciPy's choices exactly as on the similarity graph.
-        let matrix = dense_layer_costs(&a, &b);
+        let matrix = dense_layer_costs(&a, &b, &Cancel::new()).unwrap();
         let jv = lapjv::solve(&matrix, &Cancel::new()).unwrap();
         prop_assert!((jv.cost - dense.cost).abs() < 1e-9, "dense {} exact {}", jv.cost, dense.cost);
         let paper_dense = exact::solve_dense(matrix.n_rows, matrix.n_cols, &matrix.data);
@@ -85,8 +85,11 @@ fn phased_solver_duals_certify_its_assignment() {
         let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
         let (solved, duals) = sparse::solve_with_duals(&costs, &[], &[], &Cancel::new()).unwrap();
         assert!(duals.certify(&costs, &solved.col_of_row), "{n1} x {n2}");
-        let (jv, jv_duals) =
-            lapjv::solve_with_duals(&dense_layer_costs(&a, &b), &Cancel::new()).unwrap();
+        let (jv, jv_duals) = lapjv::solve_with_duals(
+            &dense_layer_costs(&a, &b, &Cancel::new()).unwrap(),
+            &Cancel::new(),
+        )
+        .unwrap();
         assert!((jv.cost - solved.cost).abs() < 1e-7);
         assert!(
             jv_duals.certify(&costs, &jv.col_of_row),

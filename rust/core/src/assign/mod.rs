@@ -71,9 +71,9 @@ pub fn solve_layer(plan: Plan, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<
             let costs = layer_costs_with(a, b, EmptyPairs::Skip);
             sparse::solve(&costs, &empty_neurons(a), &empty_neurons(b), cancel)
         }
-        (Algorithm::Dense, _) => lapjv::solve(&dense_layer_costs(a, b), cancel),
+        (Algorithm::Dense, _) => lapjv::solve(&dense_layer_costs(a, b, cancel)?, cancel),
         (_, true) => {
-            let costs = dense_layer_costs(a, b);
+            let costs = dense_layer_costs(a, b, cancel)?;
             exact::try_solve_dense(costs.n_rows, costs.n_cols, &costs.data, cancel)
         }
         (_, false) => exact::try_solve(&layer_costs(a, b), cancel),
