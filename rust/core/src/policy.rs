@@ -15,7 +15,7 @@
 //! The fill from which the dense matrix is faster grows with the width ([`dense_fill`], with
 //! measurements).
 
-use crate::assign::Algorithm;
+use crate::assign::{auction, Algorithm};
 use crate::error::{Error, Result};
 use crate::topology::Layer;
 
@@ -158,14 +158,20 @@ fn dense_bytes(n1: usize, n2: usize, algorithm: Algorithm) -> u64 {
     cells.saturating_mul(if n1 > n2 { 16 } else { 8 })
 }
 
-/// Bytes of the similarity graph: at most `W` entries of a column index and a cost, stored
-/// twice (by row and by column), plus per-neuron state.
+/// Bytes of the sparse path: the similarity graph (at most `W` entries of a column index and a
+/// cost, stored twice: by row and by column), the exact phases' per-neuron state, and the
+/// epsilon-scaling auction's per-neuron arrays ([`auction::BYTES_PER_NEURON`]), held alongside
+/// the phases' while it hands its matching over.
 fn sparse_bytes(work: u64, n1: usize, n2: usize) -> u64 {
     let entries = work.min((n1 as u64).saturating_mul(n2 as u64));
     entries
         .saturating_mul(2 * 12)
-        .saturating_add(((n1 + n2) as u64).saturating_mul(96))
+        .saturating_add(((n1 + n2) as u64).saturating_mul(PHASES_BYTES_PER_NEURON))
+        .saturating_add(((n1 + n2) as u64).saturating_mul(auction::BYTES_PER_NEURON))
 }
+
+/// The exact phases' per-neuron state in [`sparse_bytes`] (`crate::assign::sparse`).
+const PHASES_BYTES_PER_NEURON: u64 = 96;
 
 /// A byte count in binary units, for messages.
 pub fn human_bytes(bytes: u64) -> String {
@@ -290,6 +296,37 @@ mod tests {
         let err = plan(3, &a, &a, &options).unwrap_err().to_string();
         assert!(err.starts_with("layer 3: the similarity graph"), "{err}");
         assert!(err.contains("over the memory budget of 1.0 MiB"), "{err}");
+    }
+
+    #[test]
+    fn the_auctions_arrays_count_against_the_budget() {
+        // 64-bit targets: price and its copy, col4row, row4col and their copies, fixed, and the
+        // free-row queue at up to twice one entry per row.
+        assert_eq!(auction::BYTES_PER_NEURON, 8 + 16 + 1 + 16 + 8 + 16);
+        assert_eq!(
+            sparse_bytes(1000, 10, 300),
+            1000 * 24 + 310 * (PHASES_BYTES_PER_NEURON + auction::BYTES_PER_NEURON)
+        );
+        // Every neuron reads its own input: a graph of 4,096 entries (96 KiB), 8,192 neurons of
+        // per-neuron state. Without the auction's arrays this came to 864 KiB; with them it is
+        // over 1 MiB.
+        let n = 4096;
+        let cols: Vec<Vec<u32>> = (0..n).map(|c| vec![c as u32]).collect();
+        let a = Layer::from_neuron_inputs(0, n, &cols).unwrap();
+        let options = Options {
+            solver: Solver::Sparse,
+            memory_budget: 1 << 20,
+        };
+        let err = plan(0, &a, &a, &options).unwrap_err().to_string();
+        assert!(err.starts_with("layer 0: the similarity graph"), "{err}");
+        let options = Options {
+            memory_budget: sparse_bytes(pair_work(&a, &a), n, n),
+            ..options
+        };
+        assert_eq!(
+            plan(0, &a, &a, &options).unwrap().algorithm,
+            Algorithm::Sparse
+        );
     }
 
     #[test]

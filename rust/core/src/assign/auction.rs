@@ -28,6 +28,18 @@ const FIRST_EPSILON: f64 = 0.25;
 /// Free rows bid this many times between two checks for cancellation.
 const BIDS_PER_CANCEL_CHECK: usize = 1 << 14;
 
+/// Bytes the auction holds per neuron of A or B (one row and one column of the doubled graph
+/// each), for the memory budget (`crate::policy`): [`Auction`]'s `price`, `col4row`, `row4col`
+/// and `fixed`; its queue of free rows (at most one entry per row, in a buffer that may grow to
+/// twice that); and the copies of `price`, `col4row` and `row4col` that [`Auction::start`] hands
+/// to the exact phases while the auction is still held.
+pub(crate) const BYTES_PER_NEURON: u64 = (size_of::<f64>()
+    + 2 * size_of::<usize>()
+    + size_of::<bool>()
+    + 2 * size_of::<usize>()
+    + size_of::<f64>()
+    + 2 * size_of::<usize>()) as u64;
+
 /// A near-optimal state of the doubled graph of [`super::sparse`] to start its exact phases
 /// from: the matching and every column's price (the column dual is minus it).
 pub(crate) struct Start {
