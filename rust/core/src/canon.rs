@@ -20,6 +20,8 @@
 //! refinement separates every neuron that is not a twin. Highly symmetric networks can need
 //! many leaves; the search stops with an error past [`SEARCH_NODES`] nodes.
 
+use std::cmp::Ordering;
+
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::refine::{individualised, Refiner};
@@ -35,9 +37,15 @@ pub struct Labelled {
     pub order: Vec<Vec<usize>>,
     /// The network with every layer's neurons renamed to their canonical labels.
     pub network: Network,
-    /// The canonical form: shapes and canonical input lists, flattened. Two networks are
-    /// relabelled copies of each other exactly when their forms are equal.
-    pub form: Vec<u32>,
+}
+
+impl Labelled {
+    /// How this network's canonical form compares with `other`'s (see [`form`]). Equal
+    /// exactly when the networks are relabelled copies of each other.
+    pub fn cmp_form(&self, other: &Labelled) -> Ordering {
+        let (mine, theirs) = (parts(&self.network), parts(&other.network));
+        form(&mine).cmp(form(&theirs))
+    }
 }
 
 /// The canonical labelling of `net`, starting from neuron colours `start` that depend on
@@ -58,13 +66,9 @@ pub(crate) fn label(
         cancel,
     };
     search.explore(start)?;
-    let (form, order, neurons) = search.best.expect("the search reaches a leaf");
+    let (order, neurons) = search.best.expect("the search reaches a leaf");
     let network = relabelled(net, neurons)?;
-    Ok(Labelled {
-        order,
-        network,
-        form,
-    })
+    Ok(Labelled { order, network })
 }
 
 /// `twins[k][i]`: the lowest-numbered neuron of layer `k` with exactly neuron `i`'s inputs and
@@ -120,15 +124,15 @@ fn twin_classes(refiner: &Refiner, net: &Network, colours: &[Vec<u64>]) -> Vec<V
 /// `c`'s inputs, increasing.
 type Csc = (Vec<usize>, Vec<Idx>);
 
-/// A leaf of the search: its form, its order, and every layer relabelled.
-type Leaf = (Vec<u32>, Vec<Vec<usize>>, Vec<Csc>);
+/// A leaf of the search: its order, and every layer relabelled.
+type Leaf = (Vec<Vec<usize>>, Vec<Csc>);
 
 struct Search<'a> {
     net: &'a Network,
     refiner: &'a Refiner<'a>,
     twins: Vec<Vec<usize>>,
     nodes: usize,
-    /// The smallest form found so far, with its order and its neurons' renamed inputs.
+    /// The leaf of smallest form found so far.
     best: Option<Leaf>,
     cancel: &'a Cancel,
 }
@@ -214,9 +218,12 @@ impl Search<'_> {
             })
             .collect();
         let layers = relabelled_layers(self.refiner, self.net, &order);
-        let form = canonical_form(self.net, &layers);
-        if self.best.as_ref().is_none_or(|(f, _, _)| form < *f) {
-            self.best = Some((form, order, layers));
+        let smaller = self.best.as_ref().is_none_or(|(_, best)| {
+            let (mine, theirs) = (leaf_parts(self.net, &layers), leaf_parts(self.net, best));
+            form(&mine).lt(form(&theirs))
+        });
+        if smaller {
+            self.best = Some((order, layers));
         }
     }
 }
@@ -236,8 +243,9 @@ fn ranks(order: &[Vec<usize>]) -> Vec<Vec<Idx>> {
 }
 
 /// Every layer with its neurons in `order` and its inputs renamed by the previous layer's
-/// order. Built by walking the new input labels in increasing order through the refiner's
-/// input-to-neuron lists, so each neuron's inputs come out sorted without sorting.
+/// order. The first layer's input lists are copied as they are; later ones are built by walking
+/// the new input labels in increasing order through the refiner's input-to-neuron lists, so
+/// each neuron's inputs come out sorted without sorting.
 fn relabelled_layers(refiner: &Refiner, net: &Network, order: &[Vec<usize>]) -> Vec<Csc> {
     let rank = ranks(order);
     net.layers()
@@ -250,15 +258,19 @@ fn relabelled_layers(refiner: &Refiner, net: &Network, order: &[Vec<usize>]) -> 
             for &c in &order[k] {
                 indptr.push(indptr[indptr.len() - 1] + layer.inputs(c).len());
             }
+            if k == 0 {
+                // The inputs keep their labels: each neuron's list moves as it is.
+                let mut indices = Vec::with_capacity(layer.n_connections());
+                for &c in &order[k] {
+                    indices.extend_from_slice(layer.inputs(c));
+                }
+                return (indptr, indices);
+            }
             let mut fill = indptr.clone();
             let mut indices = vec![0 as Idx; layer.n_connections()];
             let (rowptr, cols) = refiner.by_input(k);
             for new in 0..layer.n_in() {
-                let old = if k == 0 {
-                    new
-                } else {
-                    order[k - 1][new / g] * g + new % g
-                };
+                let old = order[k - 1][new / g] * g + new % g;
                 for &c in &cols[rowptr[old]..rowptr[old + 1]] {
                     let slot = &mut fill[rank[k][c as usize] as usize];
                     indices[*slot] = new as Idx;
@@ -270,23 +282,38 @@ fn relabelled_layers(refiner: &Refiner, net: &Network, order: &[Vec<usize>]) -> 
         .collect()
 }
 
-/// The relabelled network flattened: per layer its shape, then each neuron's input count and
-/// inputs.
-fn canonical_form(net: &Network, layers: &[Csc]) -> Vec<u32> {
-    let mut form = Vec::new();
-    for (layer, (indptr, indices)) in net.layers().iter().zip(layers) {
-        form.extend([
-            layer.n_out() as u32,
-            layer.n_in() as u32,
-            layer.group() as u32,
-        ]);
-        for c in 0..layer.n_out() {
-            let inputs = &indices[indptr[c]..indptr[c + 1]];
-            form.push(inputs.len() as u32);
-            form.extend_from_slice(inputs);
-        }
-    }
-    form
+/// A layer as the canonical form reads it: `(n_in, group, indptr, indices)`.
+type Parts<'l> = (usize, usize, &'l [usize], &'l [Idx]);
+
+fn parts(net: &Network) -> Vec<Parts<'_>> {
+    net.layers()
+        .iter()
+        .map(|l| (l.n_in(), l.group(), l.indptr(), l.indices()))
+        .collect()
+}
+
+/// The parts of `net`'s layers relabelled as `layers`.
+fn leaf_parts<'l>(net: &'l Network, layers: &'l [Csc]) -> Vec<Parts<'l>> {
+    net.layers()
+        .iter()
+        .zip(layers)
+        .map(|(l, (indptr, indices))| (l.n_in(), l.group(), &indptr[..], &indices[..]))
+        .collect()
+}
+
+/// The canonical form of relabelled layers (see [`Parts`]): per
+/// layer its shape, then each neuron's input count and inputs, item by item (compared
+/// lazily, never stored: two networks that differ usually differ in the first neurons).
+fn form<'l>(layers: &'l [Parts<'l>]) -> impl Iterator<Item = u32> + 'l {
+    layers.iter().flat_map(|&(n_in, group, indptr, indices)| {
+        let n_out = indptr.len() - 1;
+        [n_out as u32, n_in as u32, group as u32]
+            .into_iter()
+            .chain((0..n_out).flat_map(move |c| {
+                let inputs = &indices[indptr[c]..indptr[c + 1]];
+                std::iter::once(inputs.len() as u32).chain(inputs.iter().copied())
+            }))
+    })
 }
 
 /// The network built from relabelled layers.
@@ -295,12 +322,10 @@ fn relabelled(net: &Network, layers: Vec<Csc>) -> Result<Network> {
         .layers()
         .iter()
         .zip(layers)
-        .enumerate()
-        .map(|(k, (layer, (indptr, indices)))| {
-            Layer::from_csc(k, layer.n_in(), layer.n_out(), indptr, indices)?
-                .with_group(k, layer.group())
+        .map(|(layer, (indptr, indices))| {
+            Layer::from_valid_csc(layer.n_in(), layer.group(), indptr, indices)
         })
-        .collect::<Result<Vec<Layer>>>()?;
+        .collect();
     Network::new(layers)
 }
 
@@ -336,7 +361,7 @@ mod tests {
             (4, vec![vec![3, 0], vec![1], vec![2, 0]]),
         ]);
         let (la, lb) = (labelled(&a), labelled(&b));
-        assert_eq!(la.form, lb.form);
+        assert_eq!(la.cmp_form(&lb), Ordering::Equal);
         assert_eq!(la.network, lb.network);
         // A different network has a different form.
         let c = net(&[
@@ -344,7 +369,7 @@ mod tests {
             (4, vec![vec![0, 1], vec![2], vec![3, 1]]),
         ]);
         let lc = labelled(&c);
-        assert_ne!(lc.form, la.form);
+        assert_ne!(lc.cmp_form(&la), Ordering::Equal);
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub fn distance_prepared(
 ) -> Result<Vec<LayerMatch>> {
     let full = a.labelled.network.depth();
     let depth = layers_asked(depth, full)?;
-    let swapped = b.labelled.form < a.labelled.form;
+    let swapped = b.labelled.cmp_form(&a.labelled).is_lt();
     let (first, second) = if swapped { (b, a) } else { (a, b) };
     let structure = Structure {
         a: &first.history,

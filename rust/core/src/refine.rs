@@ -38,21 +38,27 @@ const INDIVIDUAL: u64 = 0x5;
 /// One network's structure as colour refinement reads it.
 pub(crate) struct Refiner<'a> {
     net: &'a Network,
-    /// The colours of the input features (fixed labels).
-    inputs: Vec<u64>,
     /// For each layer, its inputs' lists of the neurons they feed.
     by_input: Vec<(Vec<usize>, Vec<u32>)>,
+    /// The multiset hash of each first-layer neuron's inputs: the same in every round, as the
+    /// input features keep their colours.
+    first_from: Vec<u64>,
 }
 
 impl<'a> Refiner<'a> {
     pub(crate) fn new(net: &'a Network) -> Self {
         let layers = net.layers();
+        // The input features' colours are their fixed labels.
+        let items: Vec<u64> = (0..layers[0].n_in() as u64)
+            .map(|r| mix(combine(INPUT, r)))
+            .collect();
+        let first_from = (0..layers[0].n_out())
+            .map(|i| from_multiset(&items, layers[0].inputs(i)))
+            .collect();
         Refiner {
             net,
-            inputs: (0..layers[0].n_in() as u64)
-                .map(|r| combine(INPUT, r))
-                .collect(),
             by_input: layers.iter().map(|l| l.neurons_by_input()).collect(),
+            first_from,
         }
     }
 
@@ -77,21 +83,18 @@ impl<'a> Refiner<'a> {
     /// colours keep different colours (the old colour is part of the new one).
     pub(crate) fn round(&self, current: &[Vec<u64>]) -> Vec<Vec<u64>> {
         let layers = self.net.layers();
-        // Each multiset item, mixed once per round: layer k's input r (a feature, or a neuron of
-        // layer k - 1 at a kernel position) and, for the neurons it feeds, input r of layer k + 1.
+        // Each multiset item, mixed once per round: layer k's input r (a neuron of layer k - 1
+        // at a kernel position) and, for the neurons it feeds, input r of layer k + 1.
         let items: Vec<Vec<u64>> = layers
             .iter()
             .enumerate()
             .map(|(k, layer)| {
+                if k == 0 {
+                    return Vec::new(); // the first layer's multisets are `first_from`
+                }
                 let g = layer.group();
                 (0..layer.n_in())
-                    .map(|r| {
-                        mix(if k == 0 {
-                            self.inputs[r]
-                        } else {
-                            combine(current[k - 1][r / g], (r % g) as u64)
-                        })
-                    })
+                    .map(|r| mix(combine(current[k - 1][r / g], (r % g) as u64)))
                     .collect()
             })
             .collect();
@@ -113,11 +116,11 @@ impl<'a> Refiner<'a> {
                 .get(k + 1)
                 .map(|l| (l.group(), &self.by_input[k + 1]));
             for (i, colour) in next[k].iter_mut().enumerate() {
-                let inputs = layer.inputs(i);
-                let from = inputs
-                    .iter()
-                    .fold(0u64, |s, &r| s.wrapping_add(items[k][r as usize]));
-                let from = multiset(FROM, from, inputs.len());
+                let from = if k == 0 {
+                    self.first_from[i]
+                } else {
+                    from_multiset(&items[k], layer.inputs(i))
+                };
                 let to = match after {
                     None => multiset(TO, 0, 0),
                     Some((ga, (rowptr, cols))) => {
@@ -153,6 +156,14 @@ impl<'a> Refiner<'a> {
             classes = after;
         }
     }
+}
+
+/// The hash of the multiset of `items` over a neuron's `inputs`.
+fn from_multiset(items: &[u64], inputs: &[u32]) -> u64 {
+    let sum = inputs
+        .iter()
+        .fold(0u64, |s, &r| s.wrapping_add(items[r as usize]));
+    multiset(FROM, sum, inputs.len())
 }
 
 /// The number of colour classes over all layers.

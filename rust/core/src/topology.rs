@@ -81,6 +81,38 @@ impl Layer {
         })
     }
 
+    /// A layer from parts known to be valid (a valid layer's neurons renamed): `indptr` runs
+    /// from 0 to `indices.len()` without decreasing, each neuron's inputs are strictly
+    /// increasing and below `n_in`, and `group` divides `n_in`. Checked in debug builds only.
+    pub(crate) fn from_valid_csc(
+        n_in: usize,
+        group: usize,
+        indptr: Vec<usize>,
+        indices: Vec<Idx>,
+    ) -> Self {
+        debug_assert!(
+            Layer::from_csc(0, n_in, indptr.len() - 1, indptr.clone(), indices.clone())
+                .and_then(|l| l.with_group(0, group))
+                .is_ok()
+        );
+        Layer {
+            n_in,
+            group,
+            indptr,
+            indices,
+        }
+    }
+
+    /// The CSC parts: neuron `c`'s inputs are `indices()[indptr()[c]..indptr()[c + 1]]`.
+    pub fn indptr(&self) -> &[usize] {
+        &self.indptr
+    }
+
+    /// See [`Layer::indptr`].
+    pub fn indices(&self) -> &[Idx] {
+        &self.indices
+    }
+
     /// The same layer with `group` inputs per neuron of the previous layer.
     pub fn with_group(mut self, layer: usize, group: usize) -> Result<Self> {
         if group == 0 || self.n_in % group != 0 {
