@@ -209,9 +209,27 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> SparseCost {
         .into_par_iter()
         .map(|block| {
             let rows = block * ROWS_PER_TASK..((block + 1) * ROWS_PER_TASK).min(n1);
+            // At most one entry per shared input (plus the empty pairs): reserved up front.
+            let bound: usize = rows
+                .clone()
+                .map(|i| {
+                    let inputs = a.inputs(i).iter().filter(|&&r| (r as usize) < b.n_in());
+                    let fed: usize = inputs
+                        .map(|&r| b_rowptr[r as usize + 1] - b_rowptr[r as usize])
+                        .sum();
+                    fed.min(n2)
+                        + if a.inputs(i).is_empty() {
+                            empty_b.len()
+                        } else {
+                            0
+                        }
+                })
+                .sum();
             let mut shared = vec![0u32; n2];
+            let mut marks = vec![0u64; n2.div_ceil(64)];
             let mut touched: Vec<Idx> = Vec::new();
-            let (mut lens, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+            let mut lens = Vec::with_capacity(rows.len());
+            let (mut cols, mut vals) = (Vec::with_capacity(bound), Vec::with_capacity(bound));
             for i in rows {
                 let before = cols.len();
                 let inputs = a.inputs(i);
@@ -227,7 +245,7 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> SparseCost {
                         shared[j as usize] += 1;
                     }
                 }
-                touched.sort_unstable();
+                in_increasing_order(&mut touched, &mut marks);
                 for &j in &touched {
                     let s = std::mem::take(&mut shared[j as usize]) as usize;
                     cols.push(j);
@@ -239,23 +257,58 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> SparseCost {
             (lens, cols, vals)
         })
         .collect();
-    let nnz = blocks.iter().map(|(_, c, _)| c.len()).sum();
     let mut rowptr = Vec::with_capacity(n1 + 1);
-    let (mut cols, mut vals) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
     rowptr.push(0);
-    for (lens, block_cols, block_vals) in blocks {
+    for (lens, _, _) in &blocks {
         for len in lens {
             rowptr.push(rowptr.last().expect("non-empty") + len);
         }
-        cols.extend_from_slice(&block_cols);
-        vals.extend_from_slice(&block_vals);
     }
+    let (cols, vals) = if blocks.len() == 1 {
+        let (_, cols, vals) = blocks.into_iter().next().expect("one block");
+        (cols, vals)
+    } else {
+        let nnz = rowptr[n1];
+        let (mut cols, mut vals) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+        for (_, block_cols, block_vals) in blocks {
+            cols.extend_from_slice(&block_cols);
+            vals.extend_from_slice(&block_vals);
+        }
+        (cols, vals)
+    };
     SparseCost {
         n_rows: n1,
         n_cols: n2,
         rowptr,
         cols,
         vals,
+    }
+}
+
+/// Sorts `touched` (distinct columns): by a pass over a bitmap of the columns (`marks`, all
+/// zero, left so) when their range is narrow enough for that to beat a comparison sort.
+fn in_increasing_order(touched: &mut [Idx], marks: &mut [u64]) {
+    let (Some(&lo), Some(&hi)) = (touched.iter().min(), touched.iter().max()) else {
+        return;
+    };
+    let (first, last) = (lo as usize / 64, hi as usize / 64);
+    let n = touched.len();
+    // A comparison sort costs about n log2 n steps; the bitmap one step per word of the range.
+    if last - first > n * (usize::BITS - n.leading_zeros()) as usize {
+        touched.sort_unstable();
+        return;
+    }
+    for &j in touched.iter() {
+        marks[j as usize / 64] |= 1 << (j % 64);
+    }
+    let mut k = 0;
+    for (w, word) in marks[first..=last].iter_mut().enumerate() {
+        let mut bits = std::mem::take(word);
+        while bits != 0 {
+            touched[k] = ((first + w) * 64) as Idx + bits.trailing_zeros() as Idx;
+            k += 1;
+            bits &= bits - 1;
+        }
     }
 }
 
@@ -548,6 +601,20 @@ pub fn empty_neurons(layer: &Layer) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn touched_columns_come_out_increasing_by_either_method() {
+        let mut marks = vec![0u64; 200];
+        // Narrow range: the bitmap pass; wide and few: the comparison sort.
+        for mut touched in [vec![70u32, 3, 64, 127, 5, 66], vec![12_000, 7, 9_000]] {
+            let mut expected = touched.clone();
+            expected.sort_unstable();
+            in_increasing_order(&mut touched, &mut marks);
+            assert_eq!(touched, expected);
+            assert!(marks.iter().all(|&w| w == 0));
+        }
+        in_increasing_order(&mut [], &mut marks);
+    }
 
     #[test]
     fn distance_is_one_division() {
