@@ -54,17 +54,9 @@ pub fn choose(
 ) -> Vec<usize> {
     let doubled = Doubled::new(stored, col_of_row, duals);
     let mut mate = doubled.mate.clone();
-    let components = doubled.components();
-    let mut component_of = vec![0usize; doubled.mate.len()];
-    for (id, component) in components.iter().enumerate() {
-        for &r in component {
-            component_of[r] = id;
-        }
-    }
-    for component in &components {
-        if component.len() > 1 {
-            doubled.rematch(component, &component_of, criteria, &mut mate);
-        }
+    let (component_of, shared) = doubled.components();
+    for component in &shared {
+        doubled.rematch(component, &component_of, criteria, &mut mate);
     }
     let (n1, n2) = (stored.n_rows(), stored.n_cols());
     let mut result = vec![UNMATCHED; n1];
@@ -157,15 +149,13 @@ impl Doubled {
         };
         let may_leave_row = |i: usize| duals.rows[i] <= super::duals::SLACK;
         let may_leave_col = |j: usize| duals.cols[j] <= super::duals::SLACK;
-        // Tight pairs by column, for the B' rows.
-        let mut by_col: Vec<Vec<Idx>> = vec![Vec::new(); n2];
-        let mut ptr = vec![0usize];
+        let mut ptr = Vec::with_capacity(n1 + n2 + 1);
+        ptr.push(0);
         let mut cols: Vec<Idx> = Vec::new();
         for i in 0..n1 {
             for (j, c) in stored.stored(i) {
                 if tight(i, j, c) {
                     cols.push(j as Idx);
-                    by_col[j].push(i as Idx);
                 }
             }
             if may_leave_row(i) {
@@ -173,13 +163,37 @@ impl Doubled {
             }
             ptr.push(cols.len());
         }
-        for (j, rows) in by_col.iter().enumerate() {
-            if may_leave_col(j) {
-                cols.push(j as Idx);
+        // The B' rows: each column's tight pairs mirrored (rows increasing), after its own
+        // column if it may be left over; placed by counting.
+        // `start[j]`: where B' row j begins, past the A rows.
+        let mut start = vec![0usize; n2 + 1];
+        for &j in &cols {
+            if (j as usize) < n2 {
+                start[j as usize + 1] += 1;
             }
-            cols.extend(rows.iter().map(|&i| (n2 as Idx) + i));
-            ptr.push(cols.len());
         }
+        for j in 0..n2 {
+            start[j + 1] += start[j] + usize::from(may_leave_col(j));
+        }
+        let base = cols.len();
+        let mut fill: Vec<usize> = (0..n2).map(|j| base + start[j]).collect();
+        cols.resize(base + start[n2], 0);
+        for j in 0..n2 {
+            if may_leave_col(j) {
+                cols[fill[j]] = j as Idx;
+                fill[j] += 1;
+            }
+        }
+        for i in 0..n1 {
+            for k in ptr[i]..ptr[i + 1] {
+                let j = cols[k] as usize;
+                if j < n2 {
+                    cols[fill[j]] = (n2 + i) as Idx;
+                    fill[j] += 1;
+                }
+            }
+        }
+        ptr.extend(fill);
         // The starting matching: stored pairs of the given assignment, the rest left over.
         let mut mate = vec![UNMATCHED; n1 + n2];
         let mut row_of = vec![UNMATCHED; n1 + n2];
@@ -218,15 +232,18 @@ impl Doubled {
     }
 
     /// Strongly connected components of rows (row `r` leads to `row_of[c]` for each unmatched
-    /// edge r-c), by Tarjan's algorithm without recursion; each component's rows increasing.
-    fn components(&self) -> Vec<Vec<usize>> {
+    /// edge r-c), by Tarjan's algorithm without recursion: the component of every row (an id),
+    /// and the rows of each component of more than one row, increasing (the others have no
+    /// choice to make).
+    fn components(&self) -> (Vec<usize>, Vec<Vec<usize>>) {
         let n = self.mate.len();
         const NONE: usize = usize::MAX;
         let mut index = vec![NONE; n];
         let mut low = vec![0usize; n];
         let mut on_stack = vec![false; n];
         let mut stack = Vec::new();
-        let mut out = Vec::new();
+        let mut component_of = vec![NONE; n];
+        let mut shared = Vec::new();
         let mut next = 0;
         // (row, position in its adjacency)
         let mut call: Vec<(usize, usize)> = Vec::new();
@@ -265,22 +282,26 @@ impl Doubled {
                         low[parent] = low[parent].min(low[r]);
                     }
                     if low[r] == index[r] {
-                        let mut component = Vec::new();
-                        loop {
-                            let w = stack.pop().expect("r is on the stack");
+                        // The component's rows are the stack from `r` up.
+                        let from = stack
+                            .iter()
+                            .rposition(|&w| w == r)
+                            .expect("r is on the stack");
+                        for &w in &stack[from..] {
                             on_stack[w] = false;
-                            component.push(w);
-                            if w == r {
-                                break;
-                            }
+                            component_of[w] = r;
                         }
-                        component.sort_unstable();
-                        out.push(component);
+                        if stack.len() - from > 1 {
+                            let mut component = stack[from..].to_vec();
+                            component.sort_unstable();
+                            shared.push(component);
+                        }
+                        stack.truncate(from);
                     }
                 }
             }
         }
-        out
+        (component_of, shared)
     }
 
     /// Re-matches one component: among the matchings of its stored pairs that cover every
