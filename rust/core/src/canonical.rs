@@ -12,7 +12,7 @@
 //! 3. Matchings are reported in the callers' own labels.
 
 use crate::assign::canonical::{choose, membership, Criteria};
-use crate::assign::duals::{DenseStored, StoredPairs};
+use crate::assign::duals::{DenseStored, StoredPairs, Tight};
 use crate::assign::{
     exact, invert_matching, lapjv, sparse, Algorithm, Assignment, Duals, UNMATCHED,
 };
@@ -252,10 +252,9 @@ fn choose_certified(
     empty_rows: &[usize],
     empty_cols: &[usize],
 ) -> Result<Assignment> {
-    let (optimum, duals) = if duals.certify(stored, &optimum.col_of_row) {
-        (optimum, duals)
-    } else {
-        certified_by_paper_mode(k, a, b, stored, empty_rows, empty_cols)?
+    let (optimum, duals, tight) = match duals.certified_tight(stored, &optimum.col_of_row) {
+        Some(tight) => (optimum, duals, tight),
+        None => certified_by_paper_mode(k, a, b, stored, empty_rows, empty_cols)?,
     };
     let dissimilarity = |i: usize, j: usize| structure.dissimilarity(k, i, j);
     let criteria = Criteria {
@@ -265,7 +264,7 @@ fn choose_certified(
         empty_rows,
         empty_cols,
     };
-    let col_of_row = choose(stored, &optimum.col_of_row, &duals, &criteria);
+    let col_of_row = choose(stored, &optimum.col_of_row, &duals, &tight, &criteria);
     let is_empty_pair = |i: usize, j: usize| {
         empty_rows.binary_search(&i).is_ok() && empty_cols.binary_search(&j).is_ok()
     };
@@ -322,8 +321,8 @@ fn without_empty(mut duals: Duals, empty_rows: &[usize], empty_cols: &[usize]) -
     duals
 }
 
-/// An optimum and certificate from the paper mode's solver, for a layer whose first
-/// certificate failed (float rounding far beyond the usual).
+/// An optimum and certificate (with its tight pairs) from the paper mode's solver, for a layer
+/// whose first certificate failed (float rounding far beyond the usual).
 fn certified_by_paper_mode(
     k: usize,
     a: &Layer,
@@ -331,12 +330,12 @@ fn certified_by_paper_mode(
     stored: &impl StoredPairs,
     empty_rows: &[usize],
     empty_cols: &[usize],
-) -> Result<(Assignment, Duals)> {
+) -> Result<(Assignment, Duals, Tight)> {
     let full = layer_costs(a, b);
     if let Some((optimum, u, v)) = exact::solve_with_duals(&full) {
         let duals = without_empty(Duals::from_assignment_duals(&u, &v), empty_rows, empty_cols);
-        if duals.certify(stored, &optimum.col_of_row) {
-            return Ok((optimum, duals));
+        if let Some(tight) = duals.certified_tight(stored, &optimum.col_of_row) {
+            return Ok((optimum, duals, tight));
         }
     }
     Err(Error::InvalidArgument(format!(

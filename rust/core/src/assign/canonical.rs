@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use super::duals::StoredPairs;
+use super::duals::{StoredPairs, Tight};
 use super::{sparse, Duals, UNMATCHED};
 use crate::similarity::SparseCost;
 use crate::topology::Idx;
@@ -50,9 +50,10 @@ pub fn choose(
     stored: &impl StoredPairs,
     col_of_row: &[usize],
     duals: &Duals,
+    tight: &Tight,
     criteria: &Criteria,
 ) -> Vec<usize> {
-    let doubled = Doubled::new(stored, col_of_row, duals);
+    let doubled = Doubled::new(stored, col_of_row, duals, tight);
     let mut mate = doubled.mate.clone();
     let (component_of, shared) = doubled.components();
     for component in &shared {
@@ -142,22 +143,15 @@ struct Doubled {
 }
 
 impl Doubled {
-    fn new(stored: &impl StoredPairs, col_of_row: &[usize], duals: &Duals) -> Self {
+    fn new(stored: &impl StoredPairs, col_of_row: &[usize], duals: &Duals, tight: &Tight) -> Self {
         let (n1, n2) = (stored.n_rows(), stored.n_cols());
-        let tight = |i: usize, j: usize, c: f64| {
-            duals.rows[i] + duals.cols[j] - (1.0 - c) <= super::duals::SLACK
-        };
         let may_leave_row = |i: usize| duals.rows[i] <= super::duals::SLACK;
         let may_leave_col = |j: usize| duals.cols[j] <= super::duals::SLACK;
         let mut ptr = Vec::with_capacity(n1 + n2 + 1);
         ptr.push(0);
-        let mut cols: Vec<Idx> = Vec::new();
+        let mut cols: Vec<Idx> = Vec::with_capacity(tight.cols.len() * 2 + n1 + n2);
         for i in 0..n1 {
-            for (j, c) in stored.stored(i) {
-                if tight(i, j, c) {
-                    cols.push(j as Idx);
-                }
-            }
+            cols.extend_from_slice(&tight.cols[tight.ptr[i]..tight.ptr[i + 1]]);
             if may_leave_row(i) {
                 cols.push((n2 + i) as Idx);
             }
@@ -414,6 +408,12 @@ impl Doubled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`choose`] from a certified optimum.
+    fn pick(cost: &SparseCost, start: &[usize], duals: &Duals, criteria: &Criteria) -> Vec<usize> {
+        let tight = duals.certified_tight(cost, start).expect("a certificate");
+        choose(cost, start, duals, &tight, criteria)
+    }
     use crate::assign::exact;
 
     fn no_structure(_: usize, _: usize) -> f64 {
@@ -444,13 +444,13 @@ mod tests {
             empty_cols: &[],
         };
         for start in [vec![0, 1, 2], vec![1, 0, 2]] {
-            assert_eq!(choose(&cost, &start, &duals, &criteria), vec![1, 0, 2]);
+            assert_eq!(pick(&cost, &start, &duals, &criteria), vec![1, 0, 2]);
         }
         let flat = Criteria {
             secondary: &no_structure,
             ..criteria
         };
-        let picked = choose(&cost, &[1, 0, 2], &duals, &flat);
-        assert_eq!(picked, choose(&cost, &[0, 1, 2], &duals, &flat));
+        let picked = pick(&cost, &[1, 0, 2], &duals, &flat);
+        assert_eq!(picked, pick(&cost, &[0, 1, 2], &duals, &flat));
     }
 }

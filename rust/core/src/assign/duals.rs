@@ -15,6 +15,7 @@
 
 use super::UNMATCHED;
 use crate::similarity::{DenseCost, SparseCost};
+use crate::topology::Idx;
 
 /// A layer's stored pairs (cost below 1, other than between two empty neurons), however the
 /// costs are held.
@@ -25,6 +26,25 @@ pub trait StoredPairs {
     fn stored(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_;
     /// The cost of any pair (1 for a pair not stored).
     fn cost(&self, i: usize, j: usize) -> f64;
+    /// Whether pair `(i, j)` is stored.
+    fn is_stored(&self, i: usize, j: usize) -> bool {
+        self.cost(i, j) < 1.0
+    }
+    /// Checks row `i`'s stored pairs against its dual `x` and the column duals `y`: false if
+    /// one is violated (`x + y[j] < 1 - c - SLACK`); otherwise the tight ones (`x + y[j] <=
+    /// 1 - c + SLACK`) are appended to `tight`, columns increasing.
+    fn scan_row(&self, i: usize, x: f64, y: &[f64], tight: &mut Vec<Idx>) -> bool {
+        for (j, c) in self.stored(i) {
+            let slack = x + y[j] - (1.0 - c);
+            if slack < -SLACK {
+                return false;
+            }
+            if slack <= SLACK {
+                tight.push(j as Idx);
+            }
+        }
+        true
+    }
 }
 
 impl StoredPairs for SparseCost {
@@ -69,6 +89,45 @@ impl StoredPairs for DenseStored<'_> {
     fn cost(&self, i: usize, j: usize) -> f64 {
         self.dense.data[i * self.dense.n_cols + j]
     }
+    fn is_stored(&self, i: usize, j: usize) -> bool {
+        self.cost(i, j) < 1.0 && !(self.empty_row[i] && self.empty_col[j])
+    }
+    /// The same test as the default, over the whole row in blocks: a block with neither a
+    /// violated nor a tight pair (nearly all of them) is passed by one branch-free test.
+    fn scan_row(&self, i: usize, x: f64, y: &[f64], tight: &mut Vec<Idx>) -> bool {
+        if self.empty_row[i] {
+            return true; // cost 1 with every neuron but the empty ones, which are not stored
+        }
+        const BLOCK: usize = 8;
+        let row = self.dense.row(i);
+        // `x + y[j] - (1 - c) <= SLACK` (tight or violated) for a stored pair.
+        let close = |c: f64, yj: f64| c < 1.0 && x + yj - (1.0 - c) <= SLACK;
+        for (b, (cs, ys)) in row.chunks(BLOCK).zip(y.chunks(BLOCK)).enumerate() {
+            let any = cs
+                .iter()
+                .zip(ys)
+                .fold(false, |any, (&c, &yj)| any | close(c, yj));
+            if !any {
+                continue;
+            }
+            for (k, (&c, &yj)) in cs.iter().zip(ys).enumerate() {
+                if close(c, yj) {
+                    if x + yj - (1.0 - c) < -SLACK {
+                        return false;
+                    }
+                    tight.push((b * BLOCK + k) as Idx);
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The tight stored pairs of every row under some duals, in CSR form: row `i`'s columns are
+/// `cols[ptr[i]..ptr[i + 1]]`, increasing.
+pub struct Tight {
+    pub ptr: Vec<usize>,
+    pub cols: Vec<Idx>,
 }
 
 /// Slack within which a dual constraint counts as met or tight. Costs are ratios of small
@@ -126,9 +185,15 @@ impl Duals {
     /// Whether these duals and `col_of_row` (any complete assignment) are both optimal for
     /// `cost` (absent pairs cost 1): the conditions of the module documentation, to [`SLACK`].
     pub fn certify(&self, cost: &impl StoredPairs, col_of_row: &[usize]) -> bool {
+        self.certified_tight(cost, col_of_row).is_some()
+    }
+
+    /// The tight stored pairs when these duals certify `col_of_row` ([`Duals::certify`]), read
+    /// in the same pass; `None` when they do not.
+    pub fn certified_tight(&self, cost: &impl StoredPairs, col_of_row: &[usize]) -> Option<Tight> {
         let (n_rows, n_cols) = (cost.n_rows(), cost.n_cols());
         if self.rows.len() != n_rows || self.cols.len() != n_cols || col_of_row.len() != n_rows {
-            return false;
+            return None;
         }
         if self
             .rows
@@ -136,31 +201,36 @@ impl Duals {
             .chain(&self.cols)
             .any(|&d| d.is_nan() || d < -SLACK)
         {
-            return false;
+            return None;
         }
         let mut col_used = vec![false; n_cols];
+        let mut tight = Tight {
+            ptr: Vec::with_capacity(n_rows + 1),
+            cols: Vec::new(),
+        };
+        tight.ptr.push(0);
         for (i, &partner) in col_of_row.iter().enumerate() {
-            let mut matched_stored = false;
-            for (j, c) in cost.stored(i) {
-                let slack = self.rows[i] + self.cols[j] - (1.0 - c);
-                if slack < -SLACK {
-                    return false;
-                }
-                if partner == j {
-                    if slack > SLACK {
-                        return false;
-                    }
-                    matched_stored = true;
-                    col_used[j] = true;
-                }
+            let start = tight.cols.len();
+            if !cost.scan_row(i, self.rows[i], &self.cols, &mut tight.cols) {
+                return None;
             }
-            if !matched_stored && self.rows[i] > SLACK {
-                return false;
+            // The partner is a stored pair (which must be tight), or the row's dual is 0.
+            if partner != UNMATCHED && cost.is_stored(i, partner) {
+                if tight.cols[start..]
+                    .binary_search(&(partner as Idx))
+                    .is_err()
+                {
+                    return None;
+                }
+                col_used[partner] = true;
+            } else if self.rows[i] > SLACK {
+                return None;
             }
+            tight.ptr.push(tight.cols.len());
         }
         let leftover_col_with_dual = (0..n_cols).any(|j| !col_used[j] && self.cols[j] > SLACK);
         let assigned = col_of_row.iter().filter(|&&j| j != UNMATCHED).count();
-        !leftover_col_with_dual && assigned == n_rows.min(n_cols)
+        (!leftover_col_with_dual && assigned == n_rows.min(n_cols)).then_some(tight)
     }
 }
 
