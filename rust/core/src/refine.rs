@@ -38,7 +38,8 @@ const INDIVIDUAL: u64 = 0x5;
 /// One network's structure as colour refinement reads it.
 pub(crate) struct Refiner<'a> {
     net: &'a Network,
-    /// For each layer, its inputs' lists of the neurons they feed.
+    /// For each layer after the first, its inputs' lists of the neurons they feed (the first
+    /// layer's are never read: its inputs are features, which feed no colour).
     by_input: Vec<(Vec<usize>, Vec<u32>)>,
     /// The multiset hash of each first-layer neuron's inputs: the same in every round, as the
     /// input features keep their colours.
@@ -57,13 +58,16 @@ impl<'a> Refiner<'a> {
             .collect();
         Refiner {
             net,
-            by_input: layers.iter().map(|l| l.neurons_by_input()).collect(),
+            by_input: std::iter::once((Vec::new(), Vec::new()))
+                .chain(layers[1..].iter().map(|l| l.neurons_by_input()))
+                .collect(),
             first_from,
         }
     }
 
-    /// For layer `k`, the neurons that each of its inputs feeds (CSR over inputs).
+    /// For layer `k >= 1`, the neurons that each of its inputs feeds (CSR over inputs).
     pub(crate) fn by_input(&self, k: usize) -> (&[usize], &[u32]) {
+        debug_assert!(k >= 1, "the first layer's lists are not kept");
         let (rowptr, cols) = &self.by_input[k];
         (rowptr, cols)
     }
