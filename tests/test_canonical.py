@@ -143,15 +143,20 @@ def test_labels_never_change_a_value_on_3000_tiny_networks() -> None:
 
 
 def test_dense_and_sparse_paths_choose_the_same_assignments() -> None:
-    """At fill 0.2-0.25 layers go to the dense solver; a smaller budget sends them to sparse."""
+    """At fill 0.1-0.12 layers go to the similarity graph; a budget that holds the dense matrix
+    and not the sparse solver's arrays (about 11 times the fill times the dense matrix) sends
+    them to the dense solver."""
     rng = np.random.default_rng(7)
-    for n, density in [(400, 0.025), (500, 0.02)]:
+    for n, density in [(400, 0.016), (500, 0.0145)]:
         la = [(rng.random((n, n)) < density).astype(float) for _ in range(3)]
         lb = [(rng.random((n, n)) < density).astype(float) for _ in range(3)]
         a, b = nnstd.Network(la), nnstd.Network(lb)
-        dense = nnstd.distance(a, b, solver="canonical")
-        # Room for the similarity graph, not for an n x n float64 matrix.
-        sparse = nnstd.distance(a, b, solver="canonical", memory_budget=n * n * 8 - 1)
+        # Room for an n x n float64 matrix, not for the similarity graph and its solver.
+        budget = n * n * 8
+        assert nnstd.distance(a, b, solver="auto").solvers == ("sparse",) * 3
+        assert nnstd.distance(a, b, solver="auto", memory_budget=budget).solvers == ("dense",) * 3
+        sparse = nnstd.distance(a, b, solver="canonical")
+        dense = nnstd.distance(a, b, solver="canonical", memory_budget=budget)
         np.testing.assert_array_equal(sparse.layers, dense.layers)
         for k in range(3):
             np.testing.assert_array_equal(sparse.matchings[k], dense.matchings[k])
@@ -163,12 +168,12 @@ def test_canonical_runs_past_the_dense_budget() -> None:
     layers = [np.eye(300), np.eye(300)]
     net = nnstd.Network(layers)
     shuffled = nnstd.Network(shuffled_all(layers, np.random.default_rng(3)))
-    # 200 kB: room for the similarity graph and the sparse solver's per-neuron arrays (about
-    # 104 kB), not for the 720 kB dense matrix.
-    d = nnstd.distance(net, shuffled, solver="canonical", memory_budget=200_000)
+    # 250 kB: room for the similarity graph and the sparse solver's arrays (about 241 kB), not
+    # for the 720 kB dense matrix.
+    d = nnstd.distance(net, shuffled, solver="canonical", memory_budget=250_000)
     assert np.all(d.layers == 0.0)
     with pytest.raises(nnstd.TopologyError, match="dense cost matrix"):
-        nnstd.distance(net, shuffled, solver="dense", memory_budget=200_000)
+        nnstd.distance(net, shuffled, solver="dense", memory_budget=250_000)
 
 
 def shuffled_channels(layers: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:

@@ -15,9 +15,9 @@
 //! The fill from which the dense matrix is faster grows with the width ([`dense_fill`], with
 //! measurements).
 
-use crate::assign::{auction, Algorithm};
+use crate::assign::{auction, sparse, ssp, Algorithm};
 use crate::error::{Error, Result};
-use crate::topology::Layer;
+use crate::topology::{Idx, Layer};
 
 /// The user's choice of solver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -158,20 +158,33 @@ fn dense_bytes(n1: usize, n2: usize, algorithm: Algorithm) -> u64 {
     cells.saturating_mul(if n1 > n2 { 16 } else { 8 })
 }
 
-/// Bytes of the sparse path: the similarity graph (at most `W` entries of a column index and a
-/// cost, stored twice: by row and by column), the exact phases' per-neuron state, and the
-/// epsilon-scaling auction's per-neuron arrays ([`auction::BYTES_PER_NEURON`]), held alongside
-/// the phases' while it hands its matching over.
+/// Bytes of the sparse path: the similarity graph itself ([`GRAPH_BYTES_PER_ENTRY`] for each
+/// of at most `W` entries, a row pointer per neuron of A), and whichever solver's arrays are
+/// larger, both counted in their modules: the phased method's (the transposed graph, the
+/// Dijkstra heap at its bound, the per-neuron arrays) with the epsilon-scaling auction's,
+/// held alongside while it hands its matching over ([`auction::BYTES_PER_NEURON`]); or the
+/// row-by-row searches'. Which of the two runs is only known once the graph is built.
 fn sparse_bytes(work: u64, n1: usize, n2: usize) -> u64 {
     let entries = work.min((n1 as u64).saturating_mul(n2 as u64));
-    entries
-        .saturating_mul(2 * 12)
-        .saturating_add(((n1 + n2) as u64).saturating_mul(PHASES_BYTES_PER_NEURON))
-        .saturating_add(((n1 + n2) as u64).saturating_mul(auction::BYTES_PER_NEURON))
+    let neurons = (n1 + n2) as u64;
+    let arrays = |per_entry: u64, per_neuron: u64| {
+        entries
+            .saturating_mul(per_entry)
+            .saturating_add(neurons.saturating_mul(per_neuron))
+    };
+    let phases = arrays(
+        sparse::PHASES_BYTES_PER_ENTRY,
+        sparse::PHASES_BYTES_PER_NEURON + auction::BYTES_PER_NEURON,
+    );
+    let row_by_row = arrays(ssp::SSP_BYTES_PER_ENTRY, ssp::SSP_BYTES_PER_NEURON);
+    arrays(GRAPH_BYTES_PER_ENTRY, size_of::<usize>() as u64).saturating_add(phases.max(row_by_row))
 }
 
-/// The exact phases' per-neuron state in [`sparse_bytes`] (`crate::assign::sparse`).
-const PHASES_BYTES_PER_NEURON: u64 = 96;
+/// Bytes of one stored entry of the similarity graph: a column index and a cost.
+const GRAPH_BYTES_PER_ENTRY: u64 = (size_of::<Idx>() + size_of::<f64>()) as u64;
+
+/// What [`sparse_bytes`] counts, in refusals.
+const SPARSE_NEEDS: (&str, &str) = ("the similarity graph and the solver's arrays", "need");
 
 /// A byte count in binary units, for messages.
 pub fn human_bytes(bytes: u64) -> String {
@@ -198,9 +211,9 @@ pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
     let budget = options.memory_budget;
     let fits_dense = |algorithm| dense_bytes(n1, n2, algorithm) <= budget;
     let sparse = sparse_bytes(work, n1, n2);
-    let over = |what: &str, bytes: u64, hint: &str| {
+    let over = |(what, verb): (&str, &str), bytes: u64, hint: &str| {
         Error::InvalidArgument(format!(
-            "layer {k}: {what} of the {n1} x {n2} layer needs about {}, over the memory \
+            "layer {k}: {what} of the {n1} x {n2} layer {verb} about {}, over the memory \
              budget of {}; {hint}",
             human_bytes(bytes),
             human_bytes(budget)
@@ -224,14 +237,14 @@ pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
             } else if fits_dense(Algorithm::Dense) {
                 Ok(dense_plan(Algorithm::Dense))
             } else {
-                Err(over("the similarity graph", sparse, raise))
+                Err(over(SPARSE_NEEDS, sparse, raise))
             }
         }
         Solver::Sparse if sparse <= budget => Ok(sparse_plan(Algorithm::Sparse)),
-        Solver::Sparse => Err(over("the similarity graph", sparse, raise)),
+        Solver::Sparse => Err(over(SPARSE_NEEDS, sparse, raise)),
         Solver::Dense if fits_dense(Algorithm::Dense) => Ok(dense_plan(Algorithm::Dense)),
         Solver::Dense => Err(over(
-            "the dense cost matrix",
+            ("the dense cost matrix", "needs"),
             dense_bytes(n1, n2, Algorithm::Dense),
             "use the \"sparse\" solver or raise the memory budget",
         )),
@@ -241,7 +254,11 @@ pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
             } else if sparse <= budget {
                 Ok(sparse_plan(Algorithm::Paper))
             } else {
-                Err(over("the paper mode's cost matrix", sparse, raise))
+                Err(over(
+                    ("the paper mode's cost matrix", "needs"),
+                    sparse,
+                    raise,
+                ))
             }
         }
         // The canonical mode runs the fastest optimal algorithm, then chooses among the
@@ -294,33 +311,68 @@ mod tests {
             memory_budget: 1 << 20,
         };
         let err = plan(3, &a, &a, &options).unwrap_err().to_string();
-        assert!(err.starts_with("layer 3: the similarity graph"), "{err}");
+        assert!(
+            err.starts_with("layer 3: the similarity graph and the solver's arrays"),
+            "{err}"
+        );
         assert!(err.contains("over the memory budget of 1.0 MiB"), "{err}");
     }
 
     #[test]
-    fn the_auctions_arrays_count_against_the_budget() {
-        // 64-bit targets: price and its copy, col4row, row4col and their copies, fixed, and the
-        // free-row queue at up to twice one entry per row.
+    fn the_solvers_arrays_count_against_the_budget() {
+        // 64-bit targets. The auction: price and its copy, col4row, row4col and their copies,
+        // fixed, and the free-row queue at up to twice one entry per row.
         assert_eq!(auction::BYTES_PER_NEURON, 8 + 16 + 1 + 16 + 8 + 16);
+        // The phases: u, v, dist; col4row, row4col, pred; five stamps; finished, sinks, queue
+        // and stack at twice their bound; two heap entries (16 bytes each) for the one edge per
+        // neuron; by_col's row pointer; two free-row lists and the roots at twice their bound;
+        // matched costs, queued flags, the work queue at twice its bound; half a fixed pair.
+        assert_eq!(
+            sparse::PHASES_BYTES_PER_NEURON,
+            24 + 24 + 20 + 2 * (8 + 8 + 16 + 16) + 2 * 16 + 8 + 3 * 16 + 8 + 1 + 16 + 8
+        );
+        assert_eq!(sparse::PHASES_BYTES_PER_NEURON, 285);
+        // by_col's entry, and twice two heap entries (two doubled-graph edges per entry).
+        assert_eq!(sparse::PHASES_BYTES_PER_ENTRY, 12 + 2 * 2 * 16);
+        // The row-by-row searches: v, dist, row4col, pred, two stamps; u, col4row, finished at
+        // twice its bound; two heap entries (24 bytes each) for the dummy edge; two free-row
+        // lists at twice their bound; the transposed row pointer; a fixed pair and its flip.
+        assert_eq!(
+            ssp::SSP_BYTES_PER_NEURON,
+            32 + 8 + 16 + 16 + 2 * 24 + 2 * 16 + 8 + 16
+        );
+        assert_eq!(ssp::SSP_BYTES_PER_ENTRY, 12 + 2 * 24);
+        // The phases hold more than the row-by-row searches, per neuron and per entry: they
+        // decide the estimate.
+        const {
+            assert!(sparse::PHASES_BYTES_PER_NEURON > ssp::SSP_BYTES_PER_NEURON);
+            assert!(sparse::PHASES_BYTES_PER_ENTRY > ssp::SSP_BYTES_PER_ENTRY);
+        }
         assert_eq!(
             sparse_bytes(1000, 10, 300),
-            1000 * 24 + 310 * (PHASES_BYTES_PER_NEURON + auction::BYTES_PER_NEURON)
+            1000 * (12 + 76) + 310 * (8 + 285 + 65)
         );
-        // Every neuron reads its own input: a graph of 4,096 entries (96 KiB), 8,192 neurons of
-        // per-neuron state. Without the auction's arrays this came to 864 KiB; with them it is
-        // over 1 MiB.
+        // Every neuron reads its own input: a graph of 4,096 entries, 8,192 neurons:
+        // 4,096 x 88 + 8,192 x 358 bytes = 3.1 MiB.
         let n = 4096;
         let cols: Vec<Vec<u32>> = (0..n).map(|c| vec![c as u32]).collect();
         let a = Layer::from_neuron_inputs(0, n, &cols).unwrap();
+        let needed = sparse_bytes(pair_work(&a, &a), n, n);
+        assert_eq!(needed, 4096 * 88 + 8192 * 358);
         let options = Options {
             solver: Solver::Sparse,
-            memory_budget: 1 << 20,
+            memory_budget: needed - 1,
         };
         let err = plan(0, &a, &a, &options).unwrap_err().to_string();
-        assert!(err.starts_with("layer 0: the similarity graph"), "{err}");
+        assert!(
+            err.starts_with(
+                "layer 0: the similarity graph and the solver's arrays of the 4096 x 4096 \
+                 layer need about 3.1 MiB"
+            ),
+            "{err}"
+        );
         let options = Options {
-            memory_budget: sparse_bytes(pair_work(&a, &a), n, n),
+            memory_budget: needed,
             ..options
         };
         assert_eq!(

@@ -78,6 +78,51 @@ const AUCTION_SMALLEST_EPSILON: f64 = 1e-9;
 /// Passes of augmenting row reduction before the phases (Jonker and Volgenant use two).
 const ROW_REDUCTION_PASSES: usize = 2;
 
+/// Bytes the phased method ([`solve_in_phases`]) holds per neuron of A or B, for the memory
+/// budget (`crate::policy`); each neuron is one row and one column of the doubled graph. All
+/// charged as if held at once (an upper bound; some are not), a list that grows by pushes at
+/// twice its longest (a vector grown by pushes never holds room for more than twice its
+/// largest length, or 4 entries):
+/// - [`Phases`]' arrays over rows or columns: `u`, `v`, `dist`; `col4row`, `row4col`, `pred`;
+///   `seen`, `done`, `used`, `visited`, `layer`;
+/// - its lists: `finished` and `sinks` (a column at most once per search), `queue` (a row at
+///   most once per round: a root, or the holder of a column layered once) and `stack`
+///   (distinct rows along one path);
+/// - the heap's entries for the one edge per neuron of the doubled graph (A's dummy, a B'
+///   row's own column), see [`PHASES_BYTES_PER_ENTRY`];
+/// - the row pointers of the transposed graph `by_col`;
+/// - the free-row list of [`solve_in_phases`] and the one replacing it, the free roots of
+///   [`Phases::augment_tight_paths`] (each at most one entry per row);
+/// - [`Phases::warm_start`]'s matched costs, [`Phases::absorb_slack`]'s flags and work queue
+///   (a row at most once at a time);
+/// - the empty neurons paired up front (at most one pair per two neurons).
+///
+/// The auction's arrays, held while it hands over, are [`auction::BYTES_PER_NEURON`].
+pub(crate) const PHASES_BYTES_PER_NEURON: u64 = (3 * size_of::<f64>()
+    + 3 * size_of::<usize>()
+    + 5 * size_of::<u32>()
+    + 2 * (2 * size_of::<usize>() + size_of::<(usize, u32)>() + size_of::<(usize, usize)>())
+    + 2 * size_of::<HeapEntry>()
+    + size_of::<usize>()
+    + 3 * 2 * size_of::<usize>()
+    + size_of::<f64>()
+    + size_of::<bool>()
+    + 2 * size_of::<usize>()
+    + size_of::<(usize, usize)>() / 2) as u64;
+
+/// Bytes the phased method holds per stored entry of the similarity graph, beyond the graph:
+/// its transposed copy `by_col` (a column index and a cost), and the Dijkstra heap. A search
+/// relaxes each row at most once (free rows at its start, a matched row once, behind its
+/// column when finished), pushing at most one entry per edge of the doubled graph: two per
+/// stored entry (the pair, and its mirror between B' and A'), plus one per neuron (in
+/// [`PHASES_BYTES_PER_NEURON`]); the heap is cleared, not shrunk, between searches, so its
+/// capacity is at most twice that.
+pub(crate) const PHASES_BYTES_PER_ENTRY: u64 =
+    (size_of::<Idx>() + size_of::<f64>() + 2 * 2 * size_of::<HeapEntry>()) as u64;
+
+/// An entry of [`Phases`]' Dijkstra heap: a column by its distance.
+type HeapEntry = Reverse<(Key, usize)>;
+
 /// Solves `cost` (absent entries are 1, stored entries in [0, 1]) optimally. `empty_rows` and
 /// `empty_cols` (increasing) are neurons with no input: they cost 0 with each other and 1 with
 /// everything else, so they are paired in index order first, and their mutual zeros need not be
@@ -181,6 +226,8 @@ fn solve_in_phases(
         };
         loop {
             bids.scale_down_to(last, cancel)?;
+            // The previous state goes before the next is built: one is held at a time.
+            drop(search);
             search = fresh();
             free = search.warm_start(bids.start());
             // Many rows short: the matching is not yet optimal, so its prices cannot become
@@ -313,7 +360,7 @@ struct Phases<'a> {
     sinks: Vec<usize>,
     /// Per phase, free rows whose tree already augmented, where `used[row] == stamp`.
     used: Vec<u32>,
-    heap: BinaryHeap<Reverse<(Key, usize)>>,
+    heap: BinaryHeap<HeapEntry>,
     // Per Hopcroft-Karp round, a column is layered where `visited[col] == stamp`:
     visited: Vec<u32>,
     layer: Vec<u32>,
@@ -450,7 +497,10 @@ impl<'a> Phases<'a> {
     /// [`Self::absorb_slack`] makes matched edges tight where it can, and rows whose edge is
     /// still not tight are freed. Returns the free rows.
     fn warm_start(&mut self, start: auction::Start) -> Vec<usize> {
-        self.v = start.price.iter().map(|&p| -p).collect();
+        // In place: no second column-dual array while the auction's state is held.
+        for (v, &p) in self.v.iter_mut().zip(&start.price) {
+            *v = -p;
+        }
         self.col4row = start.col4row;
         self.row4col = start.row4col;
         let rows = self.u.len();

@@ -25,6 +25,42 @@ use super::{
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
+use crate::topology::Idx;
+
+/// Bytes the row-by-row searches hold per neuron of A or B, for the memory budget
+/// (`crate::policy`). Arrays over rows are charged per neuron too (rows are the narrower
+/// side); all charged as if held at once, a list that grows by pushes at twice its longest:
+/// - [`Search`]'s arrays over columns and dummies: `v`, `dist`; `row4col`, `pred`; `seen`, `done`;
+/// - its arrays over rows: `u`, `col4row`; its `finished` list (a matched column at most once
+///   per search, at most one per row);
+/// - the heap's entries for the one dummy edge per row, see [`SSP_BYTES_PER_ENTRY`];
+/// - the free-row list and the one augmenting row reduction builds (at most one entry per row);
+/// - for a tall matrix, the transposed graph's row pointers;
+/// - the empty neurons paired up front, and their flipped copy for a tall matrix (at most one
+///   pair per two neurons each).
+pub(crate) const SSP_BYTES_PER_NEURON: u64 = (2 * size_of::<f64>()
+    + 2 * size_of::<usize>()
+    + 2 * size_of::<u32>()
+    + size_of::<f64>()
+    + size_of::<usize>()
+    + 2 * size_of::<usize>()
+    + 2 * size_of::<HeapEntry>()
+    + 2 * 2 * size_of::<usize>()
+    + size_of::<usize>()
+    + size_of::<(usize, usize)>()) as u64;
+
+/// Bytes the row-by-row searches hold per stored entry of the similarity graph, beyond the
+/// graph: the transposed copy of a tall matrix, and the Dijkstra heap. A search relaxes each
+/// row at most once (its start, then a matched row once, behind its column when finished),
+/// pushing at most one entry per stored entry of the row (plus its dummy, in
+/// [`SSP_BYTES_PER_NEURON`]); the heap is cleared, not shrunk, between searches, so its
+/// capacity is at most twice that.
+pub(crate) const SSP_BYTES_PER_ENTRY: u64 =
+    (size_of::<Idx>() + size_of::<f64>() + 2 * size_of::<HeapEntry>()) as u64;
+
+/// An entry of [`Search`]'s Dijkstra heap: a column by its distance, then (for
+/// [`Procedure::Fastest`]) free ones first, then by index.
+type HeapEntry = Reverse<(Key, bool, usize)>;
 
 /// Solves `cost` (absent entries are 1, stored entries in [0, 1]) optimally. `empty_rows` and
 /// `empty_cols` (increasing) are neurons with no input: they cost 0 with each other and 1 with
@@ -146,8 +182,7 @@ struct Search<'a> {
     /// The least distance of a free column reached so far: the search ends there or sooner, so
     /// no column beyond it is worth queueing (nor, for [`Procedure::Fastest`], at it).
     bound: f64,
-    /// Columns by distance, then (for [`Procedure::Fastest`]) free ones first, then by index.
-    heap: BinaryHeap<Reverse<(Key, bool, usize)>>,
+    heap: BinaryHeap<HeapEntry>,
 }
 
 impl<'a> Search<'a> {
