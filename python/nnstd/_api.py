@@ -161,8 +161,9 @@ def distance(
         proportional to them. ``"dense"``: Jonker-Volgenant on the dense cost matrix.
     memory_budget
         Bytes (a whole number, such as ``2**30``; default 1 GiB) that one layer's cost
-        representation may take: the dense matrix, or the similarity graph; a layer over it is
-        refused with a TopologyError naming the layer and the size. Negative, fractional,
+        representation may take: the dense matrix, or the similarity graph with the sparse
+        solver's arrays; a layer over it is refused with a TopologyError naming the layer and
+        the size. Negative, fractional,
         infinite or NaN values, and values above 2**64 - 1, are refused with a ValueError.
 
     progress

@@ -887,8 +887,8 @@ def _common_options() -> OneLineParser:
         default=None,
         metavar="GIB",
         help="GiB (not bytes; the Python API takes bytes) that one layer's costs may take "
-        "(dense matrix or similarity graph); fractions allowed, inf for no limit "
-        f"(default: {DEFAULT_MEMORY_BUDGET / 2**30:g})",
+        "(dense matrix, or similarity graph and solver's arrays); fractions allowed, inf for "
+        f"no limit (default: {DEFAULT_MEMORY_BUDGET / 2**30:g})",
     )
     common.add_argument(
         "--load-budget",

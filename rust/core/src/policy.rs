@@ -99,7 +99,8 @@ pub fn dense_fill(n1: usize, n2: usize) -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     pub solver: Solver,
-    /// Bytes that one layer's cost representation may take.
+    /// Bytes that one layer's cost representation may take (on the sparse path, with the
+    /// solver's arrays, `sparse_bytes`).
     pub memory_budget: u64,
 }
 
