@@ -22,7 +22,7 @@ Solver = Literal["canonical", "auto", "paper", "exact", "sparse", "dense"]
 SOLVERS: tuple[str, ...] = _core.SOLVERS
 #: The solver used when none is named (the core defines it).
 DEFAULT_SOLVER: str = _core.DEFAULT_SOLVER
-DEFAULT_MEMORY_BUDGET = 1 << 30
+DEFAULT_MEMORY_BUDGET: int = _core.DEFAULT_MEMORY_BUDGET
 Layers: TypeAlias = int | Sequence[int] | None
 
 
@@ -64,7 +64,7 @@ def _check_solver(solver: str) -> None:
 
 
 def check_memory_budget(memory_budget: object) -> int | None:
-    """``memory_budget`` in bytes as the core takes it: None (the default, 1 GiB) or a whole
+    """``memory_budget`` in bytes as the core takes it: None (the default, 4 GiB) or a whole
     number from 0 to 2**64 - 1 (a float holding one, such as ``1e9``, is accepted); anything
     else is a one-line ValueError."""
     return None if memory_budget is None else byte_count(memory_budget)
@@ -160,7 +160,7 @@ def distance(
         ``"sparse"``: primal-dual phases on the neuron pairs that share an input, in memory
         proportional to them. ``"dense"``: Jonker-Volgenant on the dense cost matrix.
     memory_budget
-        Bytes (a whole number, such as ``2**30``; default 1 GiB) that one layer's cost
+        Bytes (a whole number, such as ``2**30``; default 4 GiB) that one layer's cost
         representation may take: the dense matrix, or the similarity graph with the sparse
         solver's arrays; a layer over it is refused with a TopologyError naming the layer and
         the size. Negative, fractional,

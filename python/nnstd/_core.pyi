@@ -8,6 +8,7 @@ import numpy.typing as npt
 __all__ = [
     "MAX_THREADS",
     "SOLVERS",
+    "DEFAULT_MEMORY_BUDGET",
     "DEFAULT_SOLVER",
     "TopologyError",
     "Topology",
@@ -20,6 +21,7 @@ __all__ = [
 MAX_THREADS: int
 SOLVERS: tuple[str, ...]
 DEFAULT_SOLVER: str
+DEFAULT_MEMORY_BUDGET: int
 
 class TopologyError(ValueError):
     """A topology that cannot be read or compared; the message names the layer and the problem."""

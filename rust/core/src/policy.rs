@@ -75,8 +75,10 @@ impl Solver {
     }
 }
 
-/// The default memory budget for one layer's cost representation: 1 GiB.
-pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
+/// The default memory budget for one layer's cost representation: 4 GiB (as the loaders'). The
+/// sparse path is charged an upper bound of its solver's arrays (growing buffers at twice their
+/// bound), so near-twins 262,144 wide, for instance, are charged about 1.7 GiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 4 << 30;
 
 /// Fill from which a layer up to [`DENSE_FILL_WIDTH`] neurons wide goes to a dense cost matrix
 /// (see the module documentation); wider layers need proportionally more ([`dense_fill`]).

@@ -377,6 +377,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let names: Vec<&str> = Solver::NAMES.iter().map(|(name, _)| *name).collect();
     m.add("SOLVERS", pyo3::types::PyTuple::new(m.py(), names)?)?;
     m.add("DEFAULT_SOLVER", Solver::default().name())?;
+    m.add("DEFAULT_MEMORY_BUDGET", core::DEFAULT_MEMORY_BUDGET)?;
     m.add_class::<Topology>()?;
     m.add_function(wrap_pyfunction!(distance, m)?)?;
     m.add_function(wrap_pyfunction!(pairwise, m)?)?;
