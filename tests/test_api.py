@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import signal
 from pathlib import Path
 
 import nnstd
@@ -214,5 +215,11 @@ def test_ctrl_c_stops_a_long_pairwise() -> None:
         if done < total:
             _thread.interrupt_main()  # what the terminal's Ctrl-C does to Python
 
-    with pytest.raises(KeyboardInterrupt):
-        nnstd.pairwise(nets, ordered=True, threads=1, progress=press_ctrl_c)
+    # Python's own SIGINT handler, as in a terminal: a runner started in the background of a
+    # non-interactive shell ignores SIGINT, and then interrupt_main does nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            nnstd.pairwise(nets, ordered=True, threads=1, progress=press_ctrl_c)
+    finally:
+        signal.signal(signal.SIGINT, previous)
