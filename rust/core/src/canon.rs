@@ -334,14 +334,7 @@ mod tests {
     use super::*;
 
     fn net(layers: &[(usize, Vec<Vec<Idx>>)]) -> Network {
-        Network::new(
-            layers
-                .iter()
-                .enumerate()
-                .map(|(k, (n_in, cols))| Layer::from_neuron_inputs(k, *n_in, cols).unwrap())
-                .collect(),
-        )
-        .unwrap()
+        Network::from_neuron_inputs(layers)
     }
 
     fn labelled(net: &Network) -> Labelled {

@@ -19,9 +19,7 @@ use crate::assign::{
 use crate::cancel::Cancel;
 use crate::canon::{label, Labelled};
 use crate::error::{Error, Result};
-use crate::network::{
-    check_comparable, layer_distance, layers_asked, with_carried_labels, LayerMatch,
-};
+use crate::network::{check_comparable, layer_distance, layers_asked, match_layers, LayerMatch};
 use crate::policy::{plan, Options};
 use crate::refine::{agreement, History, Refiner};
 use crate::similarity::{
@@ -164,12 +162,7 @@ fn layer_matches(
     options: &Options,
     cancel: &Cancel,
 ) -> Result<Vec<LayerMatch>> {
-    let mut result: Vec<LayerMatch> = Vec::with_capacity(depth);
-    for k in 0..depth {
-        cancel.check()?;
-        let (la, lb) = (&a.layers()[k], &b.layers()[k]);
-        let lb = with_carried_labels(lb, result.last());
-        let lb = lb.as_ref();
+    match_layers(a, b, depth, cancel, |k, la, lb| {
         // The budget is checked for every layer, identical ones included.
         let dense_costs = plan(k, la, lb, options)?.dense_costs;
         let assignment = if la == lb {
@@ -180,15 +173,8 @@ fn layer_matches(
         } else {
             canonical_layer(k, la, lb, dense_costs, structure, cancel)?
         };
-        cancel.layer_finished();
-        result.push(LayerMatch {
-            distance: layer_distance(assignment.cost, la.n_out()),
-            cost: assignment.cost,
-            matching: assignment.col_of_row,
-            algorithm: Algorithm::Canonical,
-        });
-    }
-    Ok(result)
+        Ok((assignment, Algorithm::Canonical))
+    })
 }
 
 /// One layer's canonical assignment (module documentation, step 2).

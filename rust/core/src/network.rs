@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::assign::{solve_layer, Algorithm, UNMATCHED};
+use crate::assign::{solve_layer, Algorithm, Assignment, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::policy::{plan, Options, Solver};
@@ -80,10 +80,7 @@ pub(crate) fn layers_asked(depth: Option<usize>, full: usize) -> Result<usize> {
 }
 
 /// B's layer with its inputs renamed by the previous layer's matching (as given for layer 0).
-pub(crate) fn with_carried_labels<'a>(
-    b: &'a Layer,
-    previous: Option<&LayerMatch>,
-) -> Cow<'a, Layer> {
+fn with_carried_labels<'a>(b: &'a Layer, previous: Option<&LayerMatch>) -> Cow<'a, Layer> {
     match previous {
         Some(prev) => {
             let (labels, n_labels) = carried_labels(&prev.matching, b.n_in() / b.group());
@@ -109,20 +106,34 @@ pub fn distance(
     }
     check_comparable(a, b)?;
     let depth = layers_asked(depth, a.depth())?;
+    match_layers(a, b, depth, cancel, |k, la, lb| {
+        let plan = plan(k, la, lb, options)?;
+        Ok((solve_layer(plan, la, lb, cancel)?, plan.algorithm))
+    })
+}
+
+/// Matches `a`'s first `depth` layers with `b`'s, each of `b`'s layers with its inputs renamed
+/// by the previous layer's matching: `solve(k, a_layer, b_layer)` gives the layer's assignment
+/// and the algorithm that made it. Checks `cancel` before each layer and counts finished ones.
+pub(crate) fn match_layers(
+    a: &Network,
+    b: &Network,
+    depth: usize,
+    cancel: &Cancel,
+    mut solve: impl FnMut(usize, &Layer, &Layer) -> Result<(Assignment, Algorithm)>,
+) -> Result<Vec<LayerMatch>> {
     let mut result: Vec<LayerMatch> = Vec::with_capacity(depth);
     for k in 0..depth {
         cancel.check()?;
         let (la, lb) = (&a.layers()[k], &b.layers()[k]);
         let lb = with_carried_labels(lb, result.last());
-        let lb = lb.as_ref();
-        let plan = plan(k, la, lb, options)?;
-        let assignment = solve_layer(plan, la, lb, cancel)?;
+        let (assignment, algorithm) = solve(k, la, lb.as_ref())?;
         cancel.layer_finished();
         result.push(LayerMatch {
             distance: layer_distance(assignment.cost, la.n_out()),
             cost: assignment.cost,
             matching: assignment.col_of_row,
-            algorithm: plan.algorithm,
+            algorithm,
         });
     }
     Ok(result)
@@ -133,14 +144,7 @@ mod tests {
     use super::*;
 
     fn net(layers: &[(usize, Vec<Vec<Idx>>)]) -> Network {
-        Network::new(
-            layers
-                .iter()
-                .enumerate()
-                .map(|(k, (n_in, cols))| Layer::from_neuron_inputs(k, *n_in, cols).unwrap())
-                .collect(),
-        )
-        .unwrap()
+        Network::from_neuron_inputs(layers)
     }
 
     #[test]

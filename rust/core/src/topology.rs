@@ -213,6 +213,19 @@ pub struct Network {
 }
 
 impl Network {
+    /// A network from each layer's input count and per-neuron input lists (tests).
+    #[cfg(test)]
+    pub(crate) fn from_neuron_inputs(layers: &[(usize, Vec<Vec<Idx>>)]) -> Network {
+        Network::new(
+            layers
+                .iter()
+                .enumerate()
+                .map(|(k, (n_in, cols))| Layer::from_neuron_inputs(k, *n_in, cols).unwrap())
+                .collect(),
+        )
+        .unwrap()
+    }
+
     pub fn new(layers: Vec<Layer>) -> Result<Self> {
         if layers.is_empty() {
             return Err(Error::InvalidArgument(

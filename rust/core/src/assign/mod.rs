@@ -112,15 +112,28 @@ pub(crate) struct Bidding<'m> {
     pub(crate) row4col: &'m mut [usize],
 }
 
-/// One pass of Jonker and Volgenant's augmenting row reduction over the `free` rows of a sparse
+/// `passes` passes of Jonker and Volgenant's augmenting row reduction over the `free` rows of a sparse
 /// problem whose rows' edges are `edges(row)`: each row takes its cheapest column (least
 /// `c - v[j]`), lowering that column's dual by the gap to its second cheapest (an auction bid
 /// with no increment), and pushes out the column's holder, which bids next when the dual moved
 /// and in the next pass otherwise. A column once taken stays taken, and every matched row keeps
 /// a cheapest column, so row duals set afterwards (`c - v[col]`) make every reduced cost >= 0.
-/// Returns the rows still free. At most `4 * free.len() + 1024` bids follow a moved dual at
-/// once, which bounds the bidding on tie-heavy layers.
+/// Returns the rows still free. In each pass at most `4 * free.len() + 1024` bids follow a
+/// moved dual at once, which bounds the bidding on tie-heavy layers.
 pub(crate) fn augmenting_row_reduction<I: Iterator<Item = (usize, f64)>>(
+    mut free: Vec<usize>,
+    passes: usize,
+    edges: impl Fn(usize) -> I,
+    state: &mut Bidding,
+) -> Vec<usize> {
+    for _ in 0..passes {
+        free = row_reduction_pass(free, &edges, state);
+    }
+    free
+}
+
+/// One pass of [`augmenting_row_reduction`].
+fn row_reduction_pass<I: Iterator<Item = (usize, f64)>>(
     mut free: Vec<usize>,
     edges: impl Fn(usize) -> I,
     state: &mut Bidding,

@@ -484,9 +484,7 @@ impl<'a> Phases<'a> {
             col4row: &mut self.col4row,
             row4col: &mut self.row4col,
         };
-        for _ in 0..ROW_REDUCTION_PASSES {
-            free = augmenting_row_reduction(free, edges, &mut bidding);
-        }
+        free = augmenting_row_reduction(free, ROW_REDUCTION_PASSES, edges, &mut bidding);
         self.set_row_duals();
         free.retain(|&i| self.col4row[i] == UNMATCHED);
         free

@@ -284,9 +284,7 @@ impl<'a> Search<'a> {
             col4row: &mut self.col4row,
             row4col: &mut self.row4col,
         };
-        for _ in 0..ROW_REDUCTION_PASSES {
-            free = augmenting_row_reduction(free, edges, &mut bidding);
-        }
+        free = augmenting_row_reduction(free, ROW_REDUCTION_PASSES, edges, &mut bidding);
         free.sort_unstable();
         free
     }
