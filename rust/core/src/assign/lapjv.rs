@@ -7,14 +7,24 @@
 //! row takes it), reduction transfer (a row that took one column moves its slack onto that
 //! column), and two passes of augmenting row reduction (free rows bid for their cheapest column,
 //! lowering its dual by the gap to their second cheapest, and push out its holder). The
-//! remaining rows augment by a Dijkstra search over dense arrays that settles all columns at the
-//! current minimum at once.
+//! remaining rows augment by Dijkstra searches for a shortest augmenting path.
+//!
+//! After column reduction, transfer, row reduction and the searches work on each row's list of
+//! its cheapest columns, with a bound on the rest that stays valid because column duals only
+//! fall ([`shortlist`]): a row step reads a few dozen entries instead of the whole row, and a row
+//! is read whole only when its bound is reached, so the optimum is the dense method's. A search
+//! that has to read many rows whole is left to the dense search (array scans over all columns).
 //!
 //! The result is an optimal assignment (to float rounding), not SciPy's particular one.
 //! Rectangular matrices are made square: a tall one is transposed, a wide one gets rows of
 //! zeros, which take the columns that no real row takes.
 
-use super::{invert_matching, Assignment, Duals, UNMATCHED};
+mod shortlist;
+
+use self::shortlist::{ListedSearch, Shortlists, MAX_EXPANSIONS};
+use super::{
+    augmenting_row_reduction, invert_matching, Assignment, Bidder, Bidding, Duals, UNMATCHED,
+};
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::similarity::DenseCost;
@@ -64,7 +74,7 @@ fn solve_wide(cost: &DenseCost, cancel: &Cancel) -> Result<(Vec<usize>, Duals)> 
         cost
     };
     let mut jv = Jv::new(square);
-    jv.run(cancel)?;
+    jv.run(cancel, MAX_EXPANSIONS)?;
     // Row duals of the real rows: each row's reduced cost at its column (its minimum).
     let u: Vec<f64> = (0..n_rows)
         .map(|i| square.data[i * square.n_cols + jv.x[i]] - jv.v[jv.x[i]])
@@ -75,11 +85,11 @@ fn solve_wide(cost: &DenseCost, cancel: &Cancel) -> Result<(Vec<usize>, Duals)> 
     Ok((col_of_row, duals))
 }
 
-/// Passes of augmenting row reduction. Jonker and Volgenant use two; on unrelated layers each
-/// further pass still frees many rows at the price of one row scan per bid, while every row left
-/// for the augmenting searches costs about a thousand row scans at 4,096 wide (measured: two
-/// passes leave 91 rows, four leave 48, and four are about 10% faster overall).
-const ROW_REDUCTION_PASSES: usize = 4;
+/// Passes of augmenting row reduction. Jonker and Volgenant use two; a bid on the candidate
+/// lists reads a few dozen entries, while a row left for the searches settles hundreds of
+/// columns on unrelated layers (measured at 4,096 wide, density 0.1: 4 passes leave 163 rows,
+/// 16 leave 67 and save about a third of the searches' time).
+const ROW_REDUCTION_PASSES: usize = 16;
 
 /// LAPJV's state on a square matrix. Invariant after the initial phases: every reduced cost
 /// `c[i][j] - v[j] - (c[i][x[i]] - v[x[i]])` of an assigned row is >= 0, so the assigned pairs
@@ -110,25 +120,45 @@ impl<'a> Jv<'a> {
         &self.c[i * self.n..(i + 1) * self.n]
     }
 
-    fn run(&mut self, cancel: &Cancel) -> Result<()> {
-        let free = self.column_reduction();
-        let mut free = self.reduction_transfer(free);
-        for _ in 0..ROW_REDUCTION_PASSES {
-            free = self.augmenting_row_reduction(free);
-        }
-        let mut search = Search::new(self.n);
-        let mut free_cols: Vec<usize> = (0..self.n).filter(|&j| self.y[j] == UNMATCHED).collect();
+    /// Solves; `max_expansions` as [`ListedSearch`] says (0 sends every search to the dense one).
+    fn run(&mut self, cancel: &Cancel, max_expansions: usize) -> Result<()> {
+        let matches = self.column_reduction();
+        // Column duals only fall from here on, which the lists rely on.
+        let mut lists = Shortlists::of(self.c, self.n, &self.v);
+        let free = self.reduction_transfer(matches, &mut lists);
         let mut u = vec![0.0; self.n];
+        let free = augmenting_row_reduction(
+            free,
+            ROW_REDUCTION_PASSES,
+            &mut ListBidder {
+                c: self.c,
+                n: self.n,
+                lists: &mut lists,
+            },
+            &mut Bidding {
+                u: &mut u,
+                v: &mut self.v,
+                col4row: &mut self.x,
+                row4col: &mut self.y,
+            },
+        );
+        let mut free_cols: Vec<usize> = (0..self.n).filter(|&j| self.y[j] == UNMATCHED).collect();
         for (i, &j) in self.x.iter().enumerate() {
             if j != UNMATCHED {
                 u[i] = self.row(i)[j] - self.v[j];
             }
         }
+        let mut listed = ListedSearch::new(self.n, max_expansions);
+        let mut dense = Search::new(self.n);
         for (k, &row) in free.iter().enumerate() {
             if k % 64 == 0 {
                 cancel.check()?;
             }
-            self.augment(row, &mut free_cols, &mut u, &mut search);
+            let done = listed.worthwhile()
+                && self.augment_listed(row, &mut free_cols, &mut u, &mut lists, &mut listed);
+            if !done {
+                self.augment(row, &mut free_cols, &mut u, &mut dense);
+            }
         }
         Ok(())
     }
@@ -159,7 +189,7 @@ impl<'a> Jv<'a> {
 
     /// Rows that took exactly one column move their slack onto it: the column's dual drops to
     /// the row's cost there minus its second-best reduced cost. Returns the free rows.
-    fn reduction_transfer(&mut self, matches: Vec<u32>) -> Vec<usize> {
+    fn reduction_transfer(&mut self, matches: Vec<u32>, lists: &mut Shortlists) -> Vec<usize> {
         let mut free = Vec::new();
         for (i, &m) in matches.iter().enumerate() {
             match m {
@@ -167,7 +197,7 @@ impl<'a> Jv<'a> {
                 1 => {
                     // The least reduced cost over the row's other columns.
                     let j1 = self.x[i];
-                    let (u1, k1, u2, _) = two_lowest_dense(self.row(i), &self.v);
+                    let (u1, k1, u2, _) = lists.two_lowest(i, self.row(i), &self.v);
                     let min = if k1 == j1 { u2 } else { u1 };
                     if min.is_finite() {
                         self.v[j1] -= min;
@@ -177,44 +207,6 @@ impl<'a> Jv<'a> {
             }
         }
         free
-    }
-
-    /// One pass of augmenting row reduction over `free`: each free row takes its cheapest
-    /// column, lowering that column's dual by the gap to its second cheapest so that it stays
-    /// the row's best; the previous holder is processed next (when the dual moved) or left for
-    /// the next pass. Returns the rows still free.
-    fn augmenting_row_reduction(&mut self, mut free: Vec<usize>) -> Vec<usize> {
-        let mut next_free = Vec::new();
-        let mut k = 0;
-        // Bounds the bidding on tie-heavy matrices (JV's two passes bound it across passes).
-        let mut budget = 4 * self.n + free.len();
-        while k < free.len() {
-            let i = free[k];
-            k += 1;
-            let (u1, mut j1, u2, j2) = two_lowest_dense(self.row(i), &self.v);
-            let mut i0 = self.y[j1];
-            if u1 < u2 {
-                self.v[j1] -= u2 - u1;
-            } else if i0 != UNMATCHED && j2 != UNMATCHED {
-                j1 = j2;
-                i0 = self.y[j2];
-            }
-            if i0 != UNMATCHED {
-                self.x[i0] = UNMATCHED;
-            }
-            self.x[i] = j1;
-            self.y[j1] = i;
-            if i0 != UNMATCHED {
-                if u1 < u2 && budget > 0 {
-                    budget -= 1;
-                    k -= 1;
-                    free[k] = i0;
-                } else {
-                    next_free.push(i0);
-                }
-            }
-        }
-        next_free
     }
 
     /// A shortest augmenting path from free row `start` (Dijkstra over dense arrays); updates
@@ -235,8 +227,8 @@ impl<'a> Jv<'a> {
         let (mut min, mut next) =
             relax(self.row(start), &self.v, 0.0, start, &mut s.d, &mut s.pred);
         let sink = loop {
-            if let Some(k) = free_cols.iter().position(|&j| s.d[j] == min) {
-                break free_cols.swap_remove(k);
+            if let Some(&j) = free_cols.iter().find(|&&j| s.d[j] == min) {
+                break j;
             }
             let j1 = next;
             let i = self.y[j1];
@@ -245,12 +237,33 @@ impl<'a> Jv<'a> {
             let h = u[i] - min;
             (min, next) = relax(self.row(i), &self.v, h, i, &mut s.d, &mut s.pred);
         };
-        for &(j, dj) in &s.settled {
+        let k = free_cols
+            .iter()
+            .position(|&j| j == sink)
+            .expect("a free column");
+        free_cols.swap_remove(k);
+        self.apply_path(start, sink, min, &s.settled, &s.pred, u);
+    }
+
+    /// Ends an augmenting search from `start` that reached free column `sink` at distance
+    /// `min` through the `settled` columns (with their distances) and predecessors `pred`:
+    /// lowers the settled columns' duals so that the path is tight, flips the path and updates
+    /// `u` where a row's column or its dual changed.
+    fn apply_path(
+        &mut self,
+        start: usize,
+        sink: usize,
+        min: f64,
+        settled: &[(usize, f64)],
+        pred: &[usize],
+        u: &mut [f64],
+    ) {
+        for &(j, dj) in settled {
             self.v[j] += dj - min;
         }
         let mut j = sink;
         loop {
-            let i = s.pred[j];
+            let i = pred[j];
             self.y[j] = i;
             let previous = std::mem::replace(&mut self.x[i], j);
             if i == start {
@@ -259,10 +272,24 @@ impl<'a> Jv<'a> {
             j = previous;
         }
         // Every column whose dual or row changed is settled or the sink.
-        for j in s.settled.iter().map(|&(j, _)| j).chain([sink]) {
+        for j in settled.iter().map(|&(j, _)| j).chain([sink]) {
             let i = self.y[j];
             u[i] = self.row(i)[j] - self.v[j];
         }
+    }
+}
+
+/// Row reduction's bids read from the candidate lists.
+struct ListBidder<'a, 'l> {
+    c: &'a [f64],
+    n: usize,
+    lists: &'l mut Shortlists,
+}
+
+impl Bidder for ListBidder<'_, '_> {
+    fn two_lowest(&mut self, row: usize, v: &[f64]) -> (f64, usize, f64, usize) {
+        let ci = &self.c[row * self.n..(row + 1) * self.n];
+        self.lists.two_lowest(row, ci, v)
     }
 }
 
@@ -362,60 +389,10 @@ fn lowest_of_lanes(min: [f64; LANES], arg: [usize; LANES]) -> (f64, usize) {
     (best, col)
 }
 
-/// The two lowest reduced costs `c[j] - v[j]` of a row with their columns, as [`super::two_lowest`]
-/// defines them, computed per lane and merged.
-fn two_lowest_dense(c: &[f64], v: &[f64]) -> (f64, usize, f64, usize) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        let lanes = unsafe { avx2::two_lowest_lanes(c, v) };
-        return merge_lanes(lanes);
-    }
-    merge_lanes(two_lowest_lanes_portable(c, v))
-}
-
-/// Per lane: the two lowest reduced costs and their columns.
-type LaneMinima = [[f64; LANES]; 2];
-type LaneColumns = [[usize; LANES]; 2];
-
-fn two_lowest_lanes_portable(c: &[f64], v: &[f64]) -> (LaneMinima, LaneColumns) {
-    let n = c.len();
-    let v = &v[..n];
-    let mut u = [[f64::INFINITY; LANES]; 2];
-    let mut col = [[UNMATCHED; LANES]; 2];
-    for j in 0..n {
-        let h = c[j] - v[j];
-        let lane = j % LANES;
-        if h < u[0][lane] {
-            (u[1][lane], col[1][lane]) = (u[0][lane], col[0][lane]);
-            (u[0][lane], col[0][lane]) = (h, j);
-        } else if h < u[1][lane] {
-            (u[1][lane], col[1][lane]) = (h, j);
-        }
-    }
-    (u, col)
-}
-
-fn merge_lanes((u, col): (LaneMinima, LaneColumns)) -> (f64, usize, f64, usize) {
-    let (mut u1, mut j1, mut u2, mut j2) = (f64::INFINITY, UNMATCHED, f64::INFINITY, UNMATCHED);
-    for lane in 0..LANES {
-        for k in 0..2 {
-            let (h, j) = (u[k][lane], col[k][lane]);
-            if h < u1 {
-                (u2, j2) = (u1, j1);
-                (u1, j1) = (h, j);
-            } else if h < u2 {
-                (u2, j2) = (h, j);
-            }
-        }
-    }
-    (u1, j1, u2, j2)
-}
-
 /// The scans compiled for AVX2 (four float64 lanes), chosen at run time.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{lowest_of_lanes, LaneColumns, LaneMinima, LANES, UNMATCHED};
+    use super::{lowest_of_lanes, LANES, UNMATCHED};
     use std::arch::x86_64::*;
 
     /// [`super::relax_portable`] with AVX2.
@@ -518,54 +495,6 @@ mod avx2 {
             }
         }
     }
-
-    /// [`super::two_lowest_lanes_portable`] with AVX2.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn two_lowest_lanes(c: &[f64], v: &[f64]) -> (LaneMinima, LaneColumns) {
-        let n = c.len();
-        assert!(v.len() >= n);
-        let body = n - n % LANES;
-        let step = _mm256_set1_epi64x(LANES as i64);
-        let mut idx = _mm256_setr_epi64x(0, 1, 2, 3);
-        let mut u1 = _mm256_set1_pd(f64::INFINITY);
-        let mut u2 = u1;
-        let mut j1 = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
-        let mut j2 = j1;
-        let mut j = 0;
-        while j < body {
-            // SAFETY: j + LANES <= n <= both slices' lengths (asserted above).
-            let h = _mm256_sub_pd(
-                _mm256_loadu_pd(c.as_ptr().add(j)),
-                _mm256_loadu_pd(v.as_ptr().add(j)),
-            );
-            let jv = _mm256_castsi256_pd(idx);
-            let lt1 = _mm256_cmp_pd::<_CMP_LT_OQ>(h, u1);
-            let lt2 = _mm256_cmp_pd::<_CMP_LT_OQ>(h, u2);
-            u2 = _mm256_blendv_pd(_mm256_blendv_pd(u2, h, lt2), u1, lt1);
-            j2 = _mm256_blendv_pd(_mm256_blendv_pd(j2, jv, lt2), j1, lt1);
-            u1 = _mm256_blendv_pd(u1, h, lt1);
-            j1 = _mm256_blendv_pd(j1, jv, lt1);
-            idx = _mm256_add_epi64(idx, step);
-            j += LANES;
-        }
-        let mut u = [[0.0; LANES]; 2];
-        let mut col = [[UNMATCHED; LANES]; 2];
-        _mm256_storeu_pd(u[0].as_mut_ptr(), u1);
-        _mm256_storeu_pd(u[1].as_mut_ptr(), u2);
-        _mm256_storeu_pd(col[0].as_mut_ptr() as *mut f64, j1);
-        _mm256_storeu_pd(col[1].as_mut_ptr() as *mut f64, j2);
-        for j in body..n {
-            let h = c[j] - v[j];
-            let lane = j % LANES;
-            if h < u[0][lane] {
-                (u[1][lane], col[1][lane]) = (u[0][lane], col[0][lane]);
-                (u[0][lane], col[0][lane]) = (h, j);
-            } else if h < u[1][lane] {
-                (u[1][lane], col[1][lane]) = (h, j);
-            }
-        }
-        (u, col)
-    }
 }
 
 #[cfg(test)]
@@ -642,15 +571,85 @@ mod tests {
             assert_eq!(p1, p2);
             let bits = |x: &[f64]| x.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&d1), bits(&d2));
-            // SAFETY: as above.
-            let lanes = unsafe { avx2::two_lowest_lanes(&c, &v) };
-            assert_eq!(
-                merge_lanes(lanes),
-                merge_lanes(two_lowest_lanes_portable(&c, &v))
-            );
-            let scalar = super::super::two_lowest(c.iter().copied().enumerate(), &v);
-            let merged = merge_lanes(lanes);
-            assert_eq!((merged.0, merged.2), (scalar.0, scalar.2));
+        }
+    }
+
+    /// Matrices wider than a candidate list (so that the lists, their bounds and the fallback
+    /// to whole rows are all used): the paper mode's optimum, and a valid certificate.
+    #[test]
+    fn optimal_beyond_the_candidate_lists() {
+        let mut state = 4242u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        for round in 0..90 {
+            let (r, c) = (20 + next() % 130, 20 + next() % 130);
+            // Few distinct values (ties everywhere; mostly 1: no shared input) or many (Jaccard
+            // distances of small sets).
+            let data: Vec<f64> = (0..r * c)
+                .map(|_| {
+                    if round % 3 == 0 {
+                        [0.0, 0.25, 0.5, 0.75, 1.0, 1.0][next() % 6]
+                    } else if round % 3 == 1 {
+                        [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0][next() % 8]
+                    } else {
+                        let union = 1 + next() % 40;
+                        let shared = next() % (union + 1);
+                        crate::similarity::set_distance(union, shared, shared)
+                    }
+                })
+                .collect();
+            let cost = DenseCost {
+                n_rows: r,
+                n_cols: c,
+                data: data.clone(),
+            };
+            let (solved, duals) = solve_with_duals(&cost, &Cancel::new()).unwrap();
+            let reference = crate::assign::exact::solve_dense(r, c, &data);
+            assert!((solved.cost - reference.cost).abs() < 1e-9, "{r}x{c}");
+            let sparse = crate::similarity::SparseCost::from_dense(r, c, &data);
+            assert!(duals.certify(&sparse, &solved.col_of_row), "{r}x{c}");
+        }
+    }
+
+    /// The dense search alone (every list search left to it at its first whole row) and the
+    /// list search with no such limit reach the same optimum.
+    #[test]
+    fn either_search_reaches_the_optimum() {
+        let mut state = 99u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        for round in 0..60 {
+            let n = 1 + next() % 80;
+            let values = [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0];
+            let data: Vec<f64> = (0..n * n)
+                .map(|_| {
+                    if round % 2 == 0 {
+                        values[next() % values.len()]
+                    } else {
+                        (next() % 1000) as f64 / 1000.0
+                    }
+                })
+                .collect();
+            let cost = DenseCost {
+                n_rows: n,
+                n_cols: n,
+                data: data.clone(),
+            };
+            let reference = crate::assign::exact::solve_dense(n, n, &data).cost;
+            for limit in [0, usize::MAX] {
+                let mut jv = Jv::new(&cost);
+                jv.run(&Cancel::new(), limit).unwrap();
+                let total: f64 = (0..n).map(|i| data[i * n + jv.x[i]]).sum();
+                assert!((total - reference).abs() < 1e-9, "{n} {limit}");
+            }
         }
     }
 

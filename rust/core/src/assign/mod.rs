@@ -112,30 +112,50 @@ pub(crate) struct Bidding<'m> {
     pub(crate) row4col: &'m mut [usize],
 }
 
-/// `passes` passes of Jonker and Volgenant's augmenting row reduction over the `free` rows of a sparse
-/// problem whose rows' edges are `edges(row)`: each row takes its cheapest column (least
-/// `c - v[j]`), lowering that column's dual by the gap to its second cheapest (an auction bid
-/// with no increment), and pushes out the column's holder, which bids next when the dual moved
-/// and in the next pass otherwise. A column once taken stays taken, and every matched row keeps
-/// a cheapest column, so row duals set afterwards (`c - v[col]`) make every reduced cost >= 0.
-/// Returns the rows still free. In each pass at most `4 * free.len() + 1024` bids follow a
-/// moved dual at once, which bounds the bidding on tie-heavy layers.
-pub(crate) fn augmenting_row_reduction<I: Iterator<Item = (usize, f64)>>(
+/// What a row bids with in [`augmenting_row_reduction`]: its two lowest reduced costs
+/// `c - v[j]` over all its columns, with their columns, as [`two_lowest`] defines them. The
+/// sparse solvers read them from the row's edges, the dense solver from its candidate lists.
+pub(crate) trait Bidder {
+    fn two_lowest(&mut self, row: usize, v: &[f64]) -> (f64, usize, f64, usize);
+}
+
+/// A row's edges: `edges(row)` lists every `(column, cost)` of the row.
+pub(crate) struct Edges<F>(pub(crate) F);
+
+impl<F, I> Bidder for Edges<F>
+where
+    F: Fn(usize) -> I,
+    I: Iterator<Item = (usize, f64)>,
+{
+    fn two_lowest(&mut self, row: usize, v: &[f64]) -> (f64, usize, f64, usize) {
+        two_lowest((self.0)(row), v)
+    }
+}
+
+/// `passes` passes of Jonker and Volgenant's augmenting row reduction over the `free` rows:
+/// each row takes its cheapest column (least `c - v[j]`, as `bidder` finds it), lowering that
+/// column's dual by the gap to its second cheapest (an auction bid with no increment), and
+/// pushes out the column's holder, which bids next when the dual moved and in the next pass
+/// otherwise. A column once taken stays taken, and every matched row keeps a cheapest column,
+/// so row duals set afterwards (`c - v[col]`) make every reduced cost >= 0. Column duals only
+/// decrease. Returns the rows still free. In each pass at most `4 * free.len() + 1024` bids
+/// follow a moved dual at once, which bounds the bidding on tie-heavy layers.
+pub(crate) fn augmenting_row_reduction(
     mut free: Vec<usize>,
     passes: usize,
-    edges: impl Fn(usize) -> I,
+    bidder: &mut impl Bidder,
     state: &mut Bidding,
 ) -> Vec<usize> {
     for _ in 0..passes {
-        free = row_reduction_pass(free, &edges, state);
+        free = row_reduction_pass(free, bidder, state);
     }
     free
 }
 
 /// One pass of [`augmenting_row_reduction`].
-fn row_reduction_pass<I: Iterator<Item = (usize, f64)>>(
+fn row_reduction_pass(
     mut free: Vec<usize>,
-    edges: impl Fn(usize) -> I,
+    bidder: &mut impl Bidder,
     state: &mut Bidding,
 ) -> Vec<usize> {
     let mut next_free = Vec::new();
@@ -144,7 +164,7 @@ fn row_reduction_pass<I: Iterator<Item = (usize, f64)>>(
     while k < free.len() {
         let row = free[k];
         k += 1;
-        let (u1, mut j1, u2, j2) = two_lowest(edges(row), state.v);
+        let (u1, mut j1, u2, j2) = bidder.two_lowest(row, state.v);
         if j1 == UNMATCHED {
             next_free.push(row); // no edge at all
             continue;

@@ -38,7 +38,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use super::{
     auction, augmenting_row_reduction, empty_pairs, ssp, ssp::Procedure, two_lowest,
-    with_empty_pairs, Assignment, Bidding, Duals, Key, UNMATCHED,
+    with_empty_pairs, Assignment, Bidding, Duals, Edges, Key, UNMATCHED,
 };
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
@@ -477,14 +477,14 @@ impl<'a> Phases<'a> {
             .filter(|&i| self.col4row[i] == UNMATCHED)
             .collect();
         let (cost, by_col, n1, n2) = (self.cost, self.by_col, self.n1, self.n2);
-        let edges = |row: usize| adjacency(cost, by_col, n1, n2, row).iter();
+        let mut edges = Edges(|row: usize| adjacency(cost, by_col, n1, n2, row).iter());
         let mut bidding = Bidding {
             u: &mut self.u,
             v: &mut self.v,
             col4row: &mut self.col4row,
             row4col: &mut self.row4col,
         };
-        free = augmenting_row_reduction(free, ROW_REDUCTION_PASSES, edges, &mut bidding);
+        free = augmenting_row_reduction(free, ROW_REDUCTION_PASSES, &mut edges, &mut bidding);
         self.set_row_duals();
         free.retain(|&i| self.col4row[i] == UNMATCHED);
         free

@@ -20,7 +20,7 @@ use std::collections::BinaryHeap;
 
 use super::{
     augmenting_row_reduction, empty_pairs, invert_matching, with_empty_pairs, Assignment, Bidding,
-    Duals, Key, UNMATCHED,
+    Duals, Edges, Key, UNMATCHED,
 };
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
@@ -277,14 +277,15 @@ impl<'a> Search<'a> {
             return free;
         }
         let (cost, n_cols) = (self.cost, self.n_cols);
-        let edges = |row: usize| cost.row(row).chain(std::iter::once((n_cols + row, 1.0)));
+        let mut edges =
+            Edges(|row: usize| cost.row(row).chain(std::iter::once((n_cols + row, 1.0))));
         let mut bidding = Bidding {
             u: &mut self.u,
             v: &mut self.v,
             col4row: &mut self.col4row,
             row4col: &mut self.row4col,
         };
-        free = augmenting_row_reduction(free, ROW_REDUCTION_PASSES, edges, &mut bidding);
+        free = augmenting_row_reduction(free, ROW_REDUCTION_PASSES, &mut edges, &mut bidding);
         free.sort_unstable();
         free
     }
