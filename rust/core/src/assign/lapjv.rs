@@ -120,7 +120,7 @@ impl<'a> Jv<'a> {
         &self.c[i * self.n..(i + 1) * self.n]
     }
 
-    /// Solves; `max_expansions` as [`ListedSearch`] says (0 sends every search to the dense one).
+    /// Solves; `max_expansions` as [`ListedSearch`] says, 0 for the dense search alone.
     fn run(&mut self, cancel: &Cancel, max_expansions: usize) -> Result<()> {
         let matches = self.column_reduction();
         // Column duals only fall from here on, which the lists rely on.
@@ -154,7 +154,8 @@ impl<'a> Jv<'a> {
             if k % 64 == 0 {
                 cancel.check()?;
             }
-            let done = listed.worthwhile()
+            let done = max_expansions > 0
+                && listed.worthwhile()
                 && self.augment_listed(row, &mut free_cols, &mut u, &mut lists, &mut listed);
             if !done {
                 self.augment(row, &mut free_cols, &mut u, &mut dense);

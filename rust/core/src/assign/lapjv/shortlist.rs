@@ -23,9 +23,12 @@ use crate::assign::{two_lowest, Key, UNMATCHED};
 /// to the dense search) runs often on small matrices.
 const WIDTH: usize = if cfg!(test) { 3 } else { 32 };
 
-/// Rows read whole in one augmenting search before it is left to the dense search: where
-/// bounds are reached often (long searches through rows with many equal costs), the dense
-/// search's array scans beat a heap fed with whole rows.
+/// Rows read whole in one augmenting search, beyond half the columns it has settled, before it
+/// is left to the dense search. A whole row costs the list search about what a step of the dense
+/// search costs, so reading fewer rows whole than the search settles still wins (the last
+/// searches on unrelated layers settle most columns and read a few hundred rows whole); where
+/// almost every settled row has to be read whole (rows of many equal costs), the dense search's
+/// array scans beat a heap fed with whole rows.
 pub(super) const MAX_EXPANSIONS: usize = 16;
 
 /// Searches in a row that are left to the dense search before the rest of the layer goes there
@@ -218,7 +221,7 @@ pub(super) struct ListedSearch {
     /// `offset[i]`: the offset `h` with which row `i` was reached in this search.
     offset: Vec<f64>,
     heap: BinaryHeap<Reverse<(Key, Step)>>,
-    /// Rows a search may read whole ([`MAX_EXPANSIONS`]; fewer in tests of the dense search).
+    /// Rows a search may read whole beyond half the columns it settled ([`MAX_EXPANSIONS`]).
     max_expansions: usize,
     /// Searches in a row that read too many rows whole (see [`MAX_GIVE_UPS`]).
     give_ups: usize,
@@ -269,7 +272,7 @@ impl ListedSearch {
 impl Jv<'_> {
     /// [`Jv::augment`] from free row `start`, stepping through rows' lists and reading a row
     /// whole only when its bound is reached. Returns false, having changed nothing but scratch,
-    /// when the search read `max_expansions` rows whole (the dense search is then faster).
+    /// when the search read too many rows whole (the dense search is then faster).
     pub(super) fn augment_listed(
         &mut self,
         start: usize,
@@ -289,7 +292,7 @@ impl Jv<'_> {
             };
             match step {
                 Step::ReadRow(i) => {
-                    if expansions == s.max_expansions {
+                    if expansions >= s.max_expansions.saturating_add(s.settled.len() / 2) {
                         s.give_ups += 1;
                         return false;
                     }
