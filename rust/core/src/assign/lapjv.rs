@@ -616,8 +616,8 @@ mod tests {
         }
     }
 
-    /// The dense search alone (every list search left to it at its first whole row) and the
-    /// list search with no such limit reach the same optimum.
+    /// The dense search alone, the list search with a small allowance of whole rows (often left
+    /// to the dense search midway) and with none reach the same optimum.
     #[test]
     fn either_search_reaches_the_optimum() {
         let mut state = 99u64;
@@ -627,16 +627,14 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (state >> 33) as usize
         };
-        for round in 0..60 {
-            let n = 1 + next() % 80;
+        for round in 0..90 {
+            let n = 1 + next() % 120;
             let values = [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0];
             let data: Vec<f64> = (0..n * n)
-                .map(|_| {
-                    if round % 2 == 0 {
-                        values[next() % values.len()]
-                    } else {
-                        (next() % 1000) as f64 / 1000.0
-                    }
+                .map(|_| match round % 3 {
+                    0 => values[next() % values.len()],
+                    1 => [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0][next() % 8],
+                    _ => (next() % 1000) as f64 / 1000.0,
                 })
                 .collect();
             let cost = DenseCost {
@@ -645,7 +643,7 @@ mod tests {
                 data: data.clone(),
             };
             let reference = crate::assign::exact::solve_dense(n, n, &data).cost;
-            for limit in [0, usize::MAX] {
+            for limit in [0, 1, usize::MAX] {
                 let mut jv = Jv::new(&cost);
                 jv.run(&Cancel::new(), limit).unwrap();
                 let total: f64 = (0..n).map(|i| data[i * n + jv.x[i]]).sum();
