@@ -56,7 +56,7 @@ pub(crate) fn label(
     start: Vec<Vec<u64>>,
     cancel: &Cancel,
 ) -> Result<Labelled> {
-    let twins = twin_classes(refiner, net, &start);
+    let twins = twin_classes(net, &start);
     let mut search = Search {
         net,
         refiner,
@@ -73,19 +73,34 @@ pub(crate) fn label(
 
 /// `twins[k][i]`: the lowest-numbered neuron of layer `k` with exactly neuron `i`'s inputs and
 /// exactly its outgoing connections (kernel positions included). Twins always share a colour,
-/// so only neurons of equal colour in `colours` are compared.
-fn twin_classes(refiner: &Refiner, net: &Network, colours: &[Vec<u64>]) -> Vec<Vec<usize>> {
+/// so only neurons of equal colour in `colours` are compared (and a layer's outgoing
+/// connections are listed only if some do).
+fn twin_classes(net: &Network, colours: &[Vec<u64>]) -> Vec<Vec<usize>> {
     let layers = net.layers();
     layers
         .iter()
         .enumerate()
         .map(|(k, layer)| {
-            let outgoing = layers
-                .get(k + 1)
-                .map(|after| (refiner.by_input(k + 1), after.group()));
+            let mut by_colour: Vec<(u64, usize)> = colours[k]
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (c, i))
+                .collect();
+            by_colour.sort_unstable();
+            let mut twin: Vec<usize> = (0..layer.n_out()).collect();
+            let mut shared = by_colour
+                .chunk_by(|x, y| x.0 == y.0)
+                .filter(|c| c.len() > 1)
+                .peekable();
+            if shared.peek().is_none() {
+                return twin;
+            }
+            let after = layers.get(k + 1);
+            let outgoing = after.map(|l| (l.neurons_by_input(), l.group()));
             // Neuron i's outgoing connections, as (kernel position, neuron fed), in order.
             let outputs = |i: usize| {
-                let spans = outgoing.map(|((rowptr, cols), g)| {
+                let spans = outgoing.as_ref().map(|((rowptr, cols), g)| {
+                    let g = *g;
                     (0..g).flat_map(move |q| {
                         let r = i * g + q;
                         cols[rowptr[r]..rowptr[r + 1]].iter().map(move |&c| (q, c))
@@ -96,17 +111,7 @@ fn twin_classes(refiner: &Refiner, net: &Network, colours: &[Vec<u64>]) -> Vec<V
             let same = |p: usize, i: usize| {
                 layer.inputs(p) == layer.inputs(i) && outputs(p).eq(outputs(i))
             };
-            let mut by_colour: Vec<(u64, usize)> = colours[k]
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| (c, i))
-                .collect();
-            by_colour.sort_unstable();
-            let mut twin: Vec<usize> = (0..layer.n_out()).collect();
-            for class in by_colour
-                .chunk_by(|x, y| x.0 == y.0)
-                .filter(|c| c.len() > 1)
-            {
+            for class in shared {
                 let mut reps: Vec<usize> = Vec::new();
                 for &(_, i) in class {
                     match reps.iter().copied().find(|&p| same(p, i)) {
@@ -217,7 +222,7 @@ impl Search<'_> {
                 o
             })
             .collect();
-        let layers = relabelled_layers(self.refiner, self.net, &order);
+        let layers = relabelled_layers(self.net, &order);
         let smaller = self.best.as_ref().is_none_or(|(_, best)| {
             let (mine, theirs) = (leaf_parts(self.net, &layers), leaf_parts(self.net, best));
             form(&mine).lt(form(&theirs))
@@ -243,43 +248,93 @@ fn ranks(order: &[Vec<usize>]) -> Vec<Vec<Idx>> {
 }
 
 /// Every layer with its neurons in `order` and its inputs renamed by the previous layer's
-/// order. The first layer's input lists are copied as they are; later ones are built by walking
-/// the new input labels in increasing order through the refiner's input-to-neuron lists, so
-/// each neuron's inputs come out sorted without sorting.
-fn relabelled_layers(refiner: &Refiner, net: &Network, order: &[Vec<usize>]) -> Vec<Csc> {
+/// order (the first layer's inputs keep their labels).
+fn relabelled_layers(net: &Network, order: &[Vec<usize>]) -> Vec<Csc> {
     let rank = ranks(order);
     net.layers()
         .iter()
         .enumerate()
         .map(|(k, layer)| {
-            let g = layer.group();
             let mut indptr = Vec::with_capacity(layer.n_out() + 1);
             indptr.push(0);
             for &c in &order[k] {
                 indptr.push(indptr[indptr.len() - 1] + layer.inputs(c).len());
             }
+            let mut indices = vec![0 as Idx; layer.n_connections()];
+            // Neurons in their own order (reading the layer in order), each to its new place.
+            let columns = rank[k].iter().enumerate().map(|(c, &new)| {
+                let new = new as usize;
+                (c, indptr[new]..indptr[new + 1])
+            });
             if k == 0 {
                 // The inputs keep their labels: each neuron's list moves as it is.
-                let mut indices = Vec::with_capacity(layer.n_connections());
-                for &c in &order[k] {
-                    indices.extend_from_slice(layer.inputs(c));
+                for (c, span) in columns {
+                    indices[span].copy_from_slice(layer.inputs(c));
                 }
-                return (indptr, indices);
-            }
-            let mut fill = indptr.clone();
-            let mut indices = vec![0 as Idx; layer.n_connections()];
-            let (rowptr, cols) = refiner.by_input(k);
-            for new in 0..layer.n_in() {
-                let old = order[k - 1][new / g] * g + new % g;
-                for &c in &cols[rowptr[old]..rowptr[old + 1]] {
-                    let slot = &mut fill[rank[k][c as usize] as usize];
-                    indices[*slot] = new as Idx;
-                    *slot += 1;
+            } else {
+                let mut sorter = Sorter::new(layer.n_in());
+                let (g, before) = (layer.group(), &rank[k - 1]);
+                for (c, span) in columns {
+                    let out = &mut indices[span];
+                    let inputs = layer.inputs(c).iter();
+                    if g == 1 {
+                        sorter.sort_into(inputs.map(|&r| before[r as usize]), out);
+                    } else {
+                        sorter.sort_into(
+                            inputs.map(|&r| {
+                                let r = r as usize;
+                                (before[r / g] as usize * g + r % g) as Idx
+                            }),
+                            out,
+                        );
+                    }
                 }
             }
             (indptr, indices)
         })
         .collect()
+}
+
+/// Sorts lists of distinct labels below a bound: by a bitmap of the labels when the list is
+/// long enough for reading the bitmap to cost less than sorting, otherwise by sorting.
+struct Sorter {
+    bits: Vec<u64>,
+}
+
+impl Sorter {
+    fn new(bound: usize) -> Self {
+        Sorter {
+            bits: vec![0; bound.div_ceil(64)],
+        }
+    }
+
+    /// Writes the distinct `labels`, as many as `out` is long, to `out` in increasing order.
+    fn sort_into(&mut self, labels: impl Iterator<Item = Idx>, out: &mut [Idx]) {
+        if out.len() < self.bits.len() {
+            for (slot, r) in out.iter_mut().zip(labels) {
+                *slot = r;
+            }
+            out.sort_unstable();
+            return;
+        }
+        // Labels first, then bits: two simple loops run faster than one.
+        for (slot, r) in out.iter_mut().zip(labels) {
+            *slot = r;
+        }
+        for &r in out.iter() {
+            self.bits[r as usize / 64] |= 1 << (r % 64);
+        }
+        let mut slots = out.iter_mut();
+        for (w, word) in self.bits.iter_mut().enumerate() {
+            let mut rest = std::mem::take(word);
+            while rest != 0 {
+                if let Some(slot) = slots.next() {
+                    *slot = (w * 64) as Idx + rest.trailing_zeros() as Idx;
+                }
+                rest &= rest - 1;
+            }
+        }
+    }
 }
 
 /// A layer as the canonical form reads it: `(n_in, group, indptr, indices)`.

@@ -7,7 +7,7 @@
 //! alone, so they compare across networks and do not depend on how neurons are numbered: a
 //! neuron and its image in a relabelled copy get the same colour in every round.
 
-use crate::topology::Network;
+use crate::topology::{Layer, Network};
 
 /// Colours by round: `colours[t][k][i]` for neuron `i` of layer `k` after `t` rounds.
 pub type History = Vec<Vec<Vec<u64>>>;
@@ -38,9 +38,9 @@ const INDIVIDUAL: u64 = 0x5;
 /// One network's structure as colour refinement reads it.
 pub(crate) struct Refiner<'a> {
     net: &'a Network,
-    /// For each layer after the first, its inputs' lists of the neurons they feed (the first
-    /// layer's are never read: its inputs are features, which feed no colour).
-    by_input: Vec<(Vec<usize>, Vec<u32>)>,
+    /// For each layer but the last, how many connections each neuron feeds (the size of its
+    /// multiset of neurons fed, the same in every round).
+    fed_counts: Vec<Vec<usize>>,
     /// The multiset hash of each first-layer neuron's inputs: the same in every round, as the
     /// input features keep their colours.
     first_from: Vec<u64>,
@@ -56,20 +56,23 @@ impl<'a> Refiner<'a> {
         let first_from = (0..layers[0].n_out())
             .map(|i| from_multiset(&items, layers[0].inputs(i)))
             .collect();
+        let fed_counts = layers
+            .windows(2)
+            .map(|pair| {
+                let (layer, after) = (&pair[0], &pair[1]);
+                let g = after.group();
+                let mut counts = vec![0usize; layer.n_out()];
+                for &r in after.indices() {
+                    counts[r as usize / g] += 1;
+                }
+                counts
+            })
+            .collect();
         Refiner {
             net,
-            by_input: std::iter::once((Vec::new(), Vec::new()))
-                .chain(layers[1..].iter().map(|l| l.neurons_by_input()))
-                .collect(),
+            fed_counts,
             first_from,
         }
-    }
-
-    /// For layer `k >= 1`, the neurons that each of its inputs feeds (CSR over inputs).
-    pub(crate) fn by_input(&self, k: usize) -> (&[usize], &[u32]) {
-        debug_assert!(k >= 1, "the first layer's lists are not kept");
-        let (rowptr, cols) = &self.by_input[k];
-        (rowptr, cols)
     }
 
     /// Every neuron's starting colour: its layer's.
@@ -87,63 +90,43 @@ impl<'a> Refiner<'a> {
     /// colours keep different colours (the old colour is part of the new one).
     pub(crate) fn round(&self, current: &[Vec<u64>]) -> Vec<Vec<u64>> {
         let layers = self.net.layers();
-        // Each multiset item, mixed once per round: layer k's input r (a neuron of layer k - 1
-        // at a kernel position) and, for the neurons it feeds, input r of layer k + 1.
-        let items: Vec<Vec<u64>> = layers
+        // One pass over each layer k >= 1's connections gives both multisets it holds: its
+        // neurons' inputs (gathered) and, for layer k - 1's neurons, the neurons they feed
+        // (scattered: a wrapping sum does not depend on the order of its terms).
+        let mut from: Vec<Vec<u64>> = Vec::with_capacity(layers.len());
+        let mut to: Vec<Vec<u64>> = Vec::with_capacity(layers.len());
+        from.push(Vec::new()); // the first layer's multisets are `first_from`
+        for (k, layer) in layers.iter().enumerate().skip(1) {
+            let (f, t) = connection_sums(layer, &current[k - 1], &current[k]);
+            from.push(f);
+            to.push(t);
+        }
+        to.push(Vec::new()); // the last layer feeds nothing
+        let last = layers.len() - 1;
+        current
             .iter()
             .enumerate()
-            .map(|(k, layer)| {
-                if k == 0 {
-                    return Vec::new(); // the first layer's multisets are `first_from`
-                }
-                let g = layer.group();
-                (0..layer.n_in())
-                    .map(|r| mix(combine(current[k - 1][r / g], (r % g) as u64)))
+            .map(|(k, colours)| {
+                let layer = &layers[k];
+                colours
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &colour)| {
+                        let from = if k == 0 {
+                            self.first_from[i]
+                        } else {
+                            multiset(FROM, from[k][i], layer.inputs(i).len())
+                        };
+                        let to = if k == last {
+                            multiset(TO, 0, 0)
+                        } else {
+                            multiset(TO, to[k][i], self.fed_counts[k][i])
+                        };
+                        combine(combine(colour, from), to)
+                    })
                     .collect()
             })
-            .collect();
-        let fed: Vec<Vec<u64>> = layers
-            .iter()
-            .zip(current)
-            .map(|(layer, colours)| {
-                let g = layer.group();
-                let mut out = Vec::with_capacity(colours.len() * g);
-                for &c in colours {
-                    out.extend((0..g).map(|q| mix(combine(c, q as u64))));
-                }
-                out
-            })
-            .collect();
-        let mut next = current.to_vec();
-        for (k, layer) in layers.iter().enumerate() {
-            let after = layers
-                .get(k + 1)
-                .map(|l| (l.group(), &self.by_input[k + 1]));
-            for (i, colour) in next[k].iter_mut().enumerate() {
-                let from = if k == 0 {
-                    self.first_from[i]
-                } else {
-                    from_multiset(&items[k], layer.inputs(i))
-                };
-                let to = match after {
-                    None => multiset(TO, 0, 0),
-                    Some((ga, (rowptr, cols))) => {
-                        let (mut sum, mut len) = (0u64, 0usize);
-                        for q in 0..ga {
-                            let r = i * ga + q;
-                            let span = &cols[rowptr[r]..rowptr[r + 1]];
-                            len += span.len();
-                            sum = span
-                                .iter()
-                                .fold(sum, |s, &c| s.wrapping_add(fed[k + 1][c as usize * ga + q]));
-                        }
-                        multiset(TO, sum, len)
-                    }
-                };
-                *colour = combine(combine(current[k][i], from), to);
-            }
-        }
-        next
+            .collect()
     }
 
     /// Rounds until the partition into colour classes stops splitting (the coarsest equitable
@@ -160,6 +143,48 @@ impl<'a> Refiner<'a> {
             classes = after;
         }
     }
+}
+
+/// For layer `layer` (not the first), with `before` the colours of the previous layer's neurons
+/// and `colours` its own: the wrapping sum of each neuron's mixed input items, and for each
+/// neuron of the previous layer the wrapping sum of the mixed items of the neurons it feeds
+/// (each a neuron's colour at the kernel position of the connection).
+fn connection_sums(layer: &Layer, before: &[u64], colours: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let g = layer.group();
+    let mut from = vec![0u64; layer.n_out()];
+    let mut to = vec![0u64; before.len()];
+    if g == 1 {
+        let items: Vec<u64> = before.iter().map(|&c| mix(combine(c, 0))).collect();
+        for (c, (sum, &colour)) in from.iter_mut().zip(colours).enumerate() {
+            let fed = mix(combine(colour, 0));
+            let mut s = 0u64;
+            for &r in layer.inputs(c) {
+                s = s.wrapping_add(items[r as usize]);
+                let t = &mut to[r as usize];
+                *t = t.wrapping_add(fed);
+            }
+            *sum = s;
+        }
+    } else {
+        let items: Vec<u64> = (0..layer.n_in())
+            .map(|r| mix(combine(before[r / g], (r % g) as u64)))
+            .collect();
+        let mut fed = vec![0u64; g];
+        for (c, (sum, &colour)) in from.iter_mut().zip(colours).enumerate() {
+            for (q, f) in fed.iter_mut().enumerate() {
+                *f = mix(combine(colour, q as u64));
+            }
+            let mut s = 0u64;
+            for &r in layer.inputs(c) {
+                let r = r as usize;
+                s = s.wrapping_add(items[r]);
+                let t = &mut to[r / g];
+                *t = t.wrapping_add(fed[r % g]);
+            }
+            *sum = s;
+        }
+    }
+    (from, to)
 }
 
 /// The hash of the multiset of `items` over a neuron's `inputs`.
@@ -196,12 +221,11 @@ pub fn colour_history(net: &Network, rounds: usize) -> History {
 impl Refiner<'_> {
     /// [`colour_history`] with this refiner.
     pub(crate) fn history(&self, rounds: usize) -> History {
-        let refiner = self;
-        let mut current = refiner.initial();
-        let mut history = vec![current.clone()];
-        for _ in 0..rounds {
-            current = refiner.round(&current);
-            history.push(current.clone());
+        let mut history = Vec::with_capacity(rounds + 1);
+        history.push(self.initial());
+        for t in 0..rounds {
+            let next = self.round(&history[t]);
+            history.push(next);
         }
         history
     }
