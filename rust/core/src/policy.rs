@@ -82,17 +82,18 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 4 << 30;
 
 /// Fill from which a layer up to [`DENSE_FILL_WIDTH`] neurons wide goes to a dense cost matrix
 /// (see the module documentation); wider layers need proportionally more ([`dense_fill`]).
-pub const DENSE_FILL: f64 = 0.15;
+pub const DENSE_FILL: f64 = 0.10;
 
 /// Width up to which [`DENSE_FILL`] applies as it is.
-pub const DENSE_FILL_WIDTH: usize = 2048;
+pub const DENSE_FILL_WIDTH: usize = 8192;
 
 /// The fill from which an `n1 x n2` layer goes to a dense cost matrix: [`DENSE_FILL`], scaled
-/// with the width beyond [`DENSE_FILL_WIDTH`]. The dense solver's work grows with all `n1 n2`
-/// pairs and its augmenting searches get longer with the width, while the sparse one's grows
-/// with the stored pairs; measured on random layers, one core (sparse vs dense): 2,048 wide,
-/// fill 31%: 0.30 s vs 0.26 s; 4,096 wide, fill 16%: 1.3 s vs 3.2 s, fill 39%: 1.7 s vs 2.2 s,
-/// fill 100%: 3.0 s vs 1.5 s; 8,192 wide, fill 50%: 7.7 s vs 17 s, fill 78%: 15 s vs 10 s.
+/// with the width beyond [`DENSE_FILL_WIDTH`] (the dense work grows with all `n1 n2` pairs times
+/// the input width, the sparse one with the stored pairs). Measured on random layers of fixed
+/// fan-in, one core, sparse vs dense (`examples/layers`): 2,048 wide, fill 9%: 0.25 s vs
+/// 0.15 s, fill 26%: 0.74 s vs 0.16 s; 4,096 wide, fill 9%: 0.75 s vs 0.77 s, fill 15%: 0.79 s
+/// vs 0.78 s, fill 32%: 2.5 s vs 0.9 s; 8,192 wide, fill 8%: 2.8 s vs 5.9 s, fill 15%: 7.2 s vs
+/// 4.1 s, fill 39%: 12.8 s vs 4.6 s.
 pub fn dense_fill(n1: usize, n2: usize) -> f64 {
     DENSE_FILL * (n1.max(n2) as f64 / DENSE_FILL_WIDTH as f64).max(1.0)
 }
@@ -386,9 +387,9 @@ mod tests {
 
     #[test]
     fn wide_layers_need_more_fill_for_the_dense_matrix() {
-        assert_eq!(dense_fill(100, 2048), DENSE_FILL);
-        assert_eq!(dense_fill(4096, 10), 2.0 * DENSE_FILL);
-        // Every neuron reads 32 consecutive inputs: fill 50% at 2,048 wide, 25% at 4,096.
+        assert_eq!(dense_fill(100, 8192), DENSE_FILL);
+        assert_eq!(dense_fill(16384, 10), 2.0 * DENSE_FILL);
+        // Every neuron reads 32 consecutive inputs: fill 12.5% at 8,192 wide, 6.25% at 16,384.
         let band = |n: usize| {
             let sets: Vec<Vec<u32>> = (0..n)
                 .map(|c| (0..32).map(|r| ((c + r) % n) as u32).collect())
@@ -396,7 +397,7 @@ mod tests {
             Layer::from_neuron_inputs(0, n, &sets).unwrap()
         };
         let options = Options::new(Solver::Auto);
-        let (narrow, wide) = (band(2048), band(4096));
+        let (narrow, wide) = (band(8192), band(16384));
         let algorithm = |layer: &Layer| plan(0, layer, layer, &options).unwrap().algorithm;
         assert_eq!(algorithm(&narrow), Algorithm::Dense);
         assert_eq!(algorithm(&wide), Algorithm::Sparse);
