@@ -75,13 +75,9 @@ pub fn distance(
     cancel: &Cancel,
 ) -> Result<Vec<LayerMatch>> {
     check_comparable(a, b)?;
-    distance_prepared(
-        &prepare(a, cancel)?,
-        &prepare(b, cancel)?,
-        depth,
-        options,
-        cancel,
-    )
+    // Each network's preparation depends on it alone: both at once where threads allow.
+    let (pa, pb) = rayon::join(|| prepare(a, cancel), || prepare(b, cancel));
+    distance_prepared(&pa?, &pb?, depth, options, cancel)
 }
 
 /// [`distance`] between prepared networks (of one depth and input width).

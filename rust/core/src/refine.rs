@@ -62,8 +62,14 @@ impl<'a> Refiner<'a> {
                 let (layer, after) = (&pair[0], &pair[1]);
                 let g = after.group();
                 let mut counts = vec![0usize; layer.n_out()];
-                for &r in after.indices() {
-                    counts[r as usize / g] += 1;
+                if g == 1 {
+                    for &r in after.indices() {
+                        counts[r as usize] += 1;
+                    }
+                } else {
+                    for &r in after.indices() {
+                        counts[r as usize / g] += 1;
+                    }
                 }
                 counts
             })
@@ -97,7 +103,12 @@ impl<'a> Refiner<'a> {
         let mut to: Vec<Vec<u64>> = Vec::with_capacity(layers.len());
         from.push(Vec::new()); // the first layer's multisets are `first_from`
         for (k, layer) in layers.iter().enumerate().skip(1) {
-            let (f, t) = connection_sums(layer, &current[k - 1], &current[k]);
+            let (before, colours) = (&current[k - 1], &current[k]);
+            let (f, t) = if layer.group() == 1 && uniform(before) && uniform(colours) {
+                uniform_sums(layer, before, colours, &self.fed_counts[k - 1])
+            } else {
+                connection_sums(layer, before, colours)
+            };
             from.push(f);
             to.push(t);
         }
@@ -143,6 +154,33 @@ impl<'a> Refiner<'a> {
             classes = after;
         }
     }
+}
+
+/// Whether all `colours` are equal (as in every layer before the first round).
+fn uniform(colours: &[u64]) -> bool {
+    colours.windows(2).all(|w| w[0] == w[1])
+}
+
+/// [`connection_sums`] for a layer of group 1 whose neurons, and those of the layer before, all
+/// have one colour, without reading the connections: every item of a sum is the same, and a
+/// wrapping sum of `n` equal items is `n` times the item. `fed_counts` are the numbers of
+/// connections each neuron of the layer before feeds.
+fn uniform_sums(
+    layer: &Layer,
+    before: &[u64],
+    colours: &[u64],
+    fed_counts: &[usize],
+) -> (Vec<u64>, Vec<u64>) {
+    let item = before.first().map_or(0, |&c| mix(combine(c, 0)));
+    let fed = colours.first().map_or(0, |&c| mix(combine(c, 0)));
+    let from = (0..layer.n_out())
+        .map(|c| (layer.inputs(c).len() as u64).wrapping_mul(item))
+        .collect();
+    let to = fed_counts
+        .iter()
+        .map(|&n| (n as u64).wrapping_mul(fed))
+        .collect();
+    (from, to)
 }
 
 /// For layer `layer` (not the first), with `before` the colours of the previous layer's neurons
