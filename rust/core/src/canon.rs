@@ -217,9 +217,11 @@ impl Search<'_> {
         let order: Vec<Vec<usize>> = colours
             .iter()
             .map(|layer| {
-                let mut o: Vec<usize> = (0..layer.len()).collect();
-                o.sort_by_key(|&i| (layer[i], i));
-                o
+                // (colour, neuron) pairs are distinct: an unstable sort gives the one order.
+                let mut keyed: Vec<(u64, usize)> =
+                    layer.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+                keyed.sort_unstable();
+                keyed.into_iter().map(|(_, i)| i).collect()
             })
             .collect();
         let layers = relabelled_layers(self.net, &order);
@@ -324,13 +326,12 @@ impl Sorter {
         for &r in out.iter() {
             self.bits[r as usize / 64] |= 1 << (r % 64);
         }
-        let mut slots = out.iter_mut();
+        let mut n = 0;
         for (w, word) in self.bits.iter_mut().enumerate() {
-            let mut rest = std::mem::take(word);
+            let (mut rest, base) = (std::mem::take(word), (w * 64) as Idx);
             while rest != 0 {
-                if let Some(slot) = slots.next() {
-                    *slot = (w * 64) as Idx + rest.trailing_zeros() as Idx;
-                }
+                out[n] = base + rest.trailing_zeros() as Idx;
+                n += 1;
                 rest &= rest - 1;
             }
         }
