@@ -18,6 +18,9 @@ pub mod refine;
 pub mod similarity;
 pub mod topology;
 
+#[cfg(test)]
+mod testing;
+
 pub use cancel::Cancel;
 pub use error::{Error, Result};
 pub use network::{distance, LayerMatch};

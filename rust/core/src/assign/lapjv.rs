@@ -238,18 +238,14 @@ impl<'a> Jv<'a> {
             let h = u[i] - min;
             (min, next) = relax(self.row(i), &self.v, h, i, &mut s.d, &mut s.pred);
         };
-        let k = free_cols
-            .iter()
-            .position(|&j| j == sink)
-            .expect("a free column");
-        free_cols.swap_remove(k);
-        self.apply_path(start, sink, min, &s.settled, &s.pred, u);
+        self.apply_path(start, sink, min, &s.settled, &s.pred, u, free_cols);
     }
 
     /// Ends an augmenting search from `start` that reached free column `sink` at distance
     /// `min` through the `settled` columns (with their distances) and predecessors `pred`:
-    /// lowers the settled columns' duals so that the path is tight, flips the path and updates
-    /// `u` where a row's column or its dual changed.
+    /// lowers the settled columns' duals so that the path is tight, flips the path, updates
+    /// `u` where a row's column or its dual changed and takes `sink` off the free columns.
+    #[allow(clippy::too_many_arguments)]
     fn apply_path(
         &mut self,
         start: usize,
@@ -258,7 +254,13 @@ impl<'a> Jv<'a> {
         settled: &[(usize, f64)],
         pred: &[usize],
         u: &mut [f64],
+        free_cols: &mut Vec<usize>,
     ) {
+        let k = free_cols
+            .iter()
+            .position(|&j| j == sink)
+            .expect("the sink is a free column");
+        free_cols.swap_remove(k);
         for &(j, dj) in settled {
             self.v[j] += dj - min;
         }
@@ -551,13 +553,7 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("avx2") {
             return;
         }
-        let mut state = 99u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut next = crate::testing::numbers(99u64);
         for round in 0..2000 {
             let n = round % 37;
             let [c, v, d] = scan_inputs(&mut next, n);
@@ -579,13 +575,7 @@ mod tests {
     /// to whole rows are all used): the paper mode's optimum, and a valid certificate.
     #[test]
     fn optimal_beyond_the_candidate_lists() {
-        let mut state = 4242u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut next = crate::testing::numbers(4242u64);
         for round in 0..90 {
             let (r, c) = (20 + next() % 130, 20 + next() % 130);
             // Few distinct values (ties everywhere; mostly 1: no shared input) or many (Jaccard
@@ -620,13 +610,7 @@ mod tests {
     /// to the dense search midway) and with none reach the same optimum.
     #[test]
     fn either_search_reaches_the_optimum() {
-        let mut state = 99u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut next = crate::testing::numbers(99u64);
         for round in 0..90 {
             let n = 1 + next() % 120;
             let values = [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0];
@@ -654,13 +638,7 @@ mod tests {
 
     #[test]
     fn optimal_on_small_tie_heavy_matrices() {
-        let mut state = 12345u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut next = crate::testing::numbers(12345u64);
         for _ in 0..3000 {
             let (r, c) = (1 + next() % 6, 1 + next() % 6);
             let values = [0.0, 0.25, 0.5, 2.0 / 3.0, 1.0, 1.0, 1.0];

@@ -136,13 +136,7 @@ fn constant_matrix_gives_identity_like_scipy() {
 #[test]
 fn larger_random_sparse_matrices_agree() {
     // A deterministic LCG keeps this independent of proptest's shrinking for big shapes.
-    let mut state = 0x2545F4914F6CDD1Du64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as usize
-    };
+    let mut next = crate::testing::numbers(0x2545F4914F6CDD1Du64);
     for &(r, c) in &[(60, 60), (40, 70), (70, 40), (150, 150)] {
         for _ in 0..20 {
             let mut m = vec![1.0; r * c];

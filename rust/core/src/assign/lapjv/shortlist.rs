@@ -122,35 +122,6 @@ fn cheapest(
     cols: &mut [u32],
     costs: &mut [f64],
 ) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { cheapest_avx2(ci, v, scratch, cols, costs) };
-    }
-    cheapest_portable(ci, v, scratch, cols, costs)
-}
-
-/// [`cheapest`] compiled for AVX2 (the block test then runs four columns per instruction).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn cheapest_avx2(
-    ci: &[f64],
-    v: &[f64],
-    scratch: &mut Vec<(f64, u32)>,
-    cols: &mut [u32],
-    costs: &mut [f64],
-) -> f64 {
-    cheapest_portable(ci, v, scratch, cols, costs)
-}
-
-#[inline(always)]
-fn cheapest_portable(
-    ci: &[f64],
-    v: &[f64],
-    scratch: &mut Vec<(f64, u32)>,
-    cols: &mut [u32],
-    costs: &mut [f64],
-) -> f64 {
     let width = cols.len();
     if ci.len() <= width {
         for (j, (col, cost)) in cols.iter_mut().zip(costs.iter_mut()).enumerate() {
@@ -318,13 +289,7 @@ impl Jv<'_> {
             }
         };
         s.give_ups = 0;
-
-        let k = free_cols
-            .iter()
-            .position(|&j| j == sink)
-            .expect("a free column");
-        free_cols.swap_remove(k);
-        self.apply_path(start, sink, min, &s.settled, &s.pred, u);
+        self.apply_path(start, sink, min, &s.settled, &s.pred, u, free_cols);
         true
     }
 
@@ -347,13 +312,7 @@ mod tests {
 
     #[test]
     fn lists_hold_the_cheapest_columns_and_bound_the_rest() {
-        let mut state = 7u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut next = crate::testing::numbers(7u64);
         for round in 0..200 {
             let n = 1 + round % 90;
             let values = [0.0, 0.25, 0.5, 0.75, 1.0];
