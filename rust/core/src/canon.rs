@@ -436,4 +436,30 @@ mod tests {
         let (la, lb) = (labelled(&a), labelled(&b));
         assert_eq!(la.network, lb.network);
     }
+
+    #[test]
+    fn relabelled_layers_rename_and_sort_inputs() {
+        // Dense neurons (inputs sorted through a bitmap) and sparse ones, with groups.
+        for (seed, groups, fill) in [(1, &[1, 1][..], 0.3), (2, &[1, 3, 2], 0.05)] {
+            let net = crate::refine::tests::random_network(seed, groups, fill);
+            let l = labelled(&net);
+            let rank = ranks(&l.order);
+            for (k, (layer, new)) in net.layers().iter().zip(l.network.layers()).enumerate() {
+                assert_eq!((new.n_in(), new.group()), (layer.n_in(), layer.group()));
+                let g = layer.group();
+                for (c, &old) in l.order[k].iter().enumerate() {
+                    let mut expected: Vec<Idx> = layer
+                        .inputs(old)
+                        .iter()
+                        .map(|&r| match k {
+                            0 => r,
+                            _ => (rank[k - 1][r as usize / g] * g as Idx) + r % g as Idx,
+                        })
+                        .collect();
+                    expected.sort_unstable();
+                    assert_eq!(new.inputs(c), &expected[..], "seed {seed} layer {k}");
+                }
+            }
+        }
+    }
 }

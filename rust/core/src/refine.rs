@@ -279,9 +279,9 @@ pub fn agreement(a: &History, b: &History, k: usize, i: usize, j: usize) -> usiz
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::topology::Layer;
+    use crate::topology::Idx;
 
     fn net(l0: &[Vec<u32>], l1: &[Vec<u32>]) -> Network {
         Network::new(vec![
@@ -302,5 +302,101 @@ mod tests {
         // Hidden 0 and 1 of A have the same inputs but feed different neurons.
         assert_eq!(agreement(&ha, &ha, 0, 0, 1), 1);
         assert_eq!(agreement(&ha, &hb, 0, 2, 1), 3);
+    }
+
+    /// A network of `depth` layers with the given groups, neurons whose inputs are drawn with
+    /// probability `fill` (some dense enough to be read as bitmaps elsewhere), from a seed.
+    pub(crate) fn random_network(seed: u64, groups: &[usize], fill: f64) -> Network {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            mix(state)
+        };
+        let mut n_prev = 5;
+        let layers = groups
+            .iter()
+            .enumerate()
+            .map(|(k, &g)| {
+                let n_in = n_prev * g;
+                let n_out = 3 + (next() % 150) as usize;
+                let neurons: Vec<Vec<Idx>> = (0..n_out)
+                    .map(|_| {
+                        (0..n_in as Idx)
+                            .filter(|_| (next() % 1000) as f64 / 1000.0 < fill)
+                            .collect()
+                    })
+                    .collect();
+                n_prev = n_out;
+                Layer::from_neuron_inputs(k, n_in, &neurons)
+                    .unwrap()
+                    .with_group(k, g)
+                    .unwrap()
+            })
+            .collect();
+        Network::new(layers).unwrap()
+    }
+
+    /// One round as the module documentation defines it, neuron by neuron: each neuron's
+    /// multisets listed from every connection of its layer and of the next.
+    fn reference_round(net: &Network, current: &[Vec<u64>]) -> Vec<Vec<u64>> {
+        let layers = net.layers();
+        let input = |k: usize, r: usize| {
+            if k == 0 {
+                mix(combine(INPUT, r as u64))
+            } else {
+                let g = layers[k].group();
+                mix(combine(current[k - 1][r / g], (r % g) as u64))
+            }
+        };
+        (0..layers.len())
+            .map(|k| {
+                (0..layers[k].n_out())
+                    .map(|i| {
+                        let inputs = layers[k].inputs(i);
+                        let sum = inputs
+                            .iter()
+                            .fold(0u64, |s, &r| s.wrapping_add(input(k, r as usize)));
+                        let from = multiset(FROM, sum, inputs.len());
+                        let (mut sum, mut len) = (0u64, 0usize);
+                        if let Some(after) = layers.get(k + 1) {
+                            let g = after.group();
+                            for (c, &colour) in current[k + 1].iter().enumerate() {
+                                for &r in after.inputs(c) {
+                                    let r = r as usize;
+                                    if r / g == i {
+                                        let item = mix(combine(colour, (r % g) as u64));
+                                        sum = sum.wrapping_add(item);
+                                        len += 1;
+                                    }
+                                }
+                            }
+                        }
+                        let to = multiset(TO, sum, len);
+                        combine(combine(current[k][i], from), to)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rounds_match_their_definition() {
+        for (seed, groups, fill) in [
+            (1, &[1, 1][..], 0.3),
+            (2, &[1, 3, 1], 0.05),
+            (3, &[1, 1, 4], 0.5),
+            (4, &[1], 0.2),
+            (5, &[1, 2, 1, 1], 0.01),
+        ] {
+            let net = random_network(seed, groups, fill);
+            let refiner = Refiner::new(&net);
+            // From the layers' colours (the first round reads no connection), then onwards.
+            let mut colours = refiner.initial();
+            for _ in 0..3 {
+                let next = refiner.round(&colours);
+                assert_eq!(next, reference_round(&net, &colours), "seed {seed}");
+                colours = next;
+            }
+        }
     }
 }
