@@ -307,11 +307,7 @@ pub(crate) mod tests {
     /// A network of `depth` layers with the given groups, neurons whose inputs are drawn with
     /// probability `fill` (some dense enough to be read as bitmaps elsewhere), from a seed.
     pub(crate) fn random_network(seed: u64, groups: &[usize], fill: f64) -> Network {
-        let mut state = seed;
-        let mut next = move || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            mix(state)
-        };
+        let mut next = crate::testing::numbers(seed);
         let mut n_prev = 5;
         let layers = groups
             .iter()
