@@ -314,7 +314,7 @@ pub(crate) mod tests {
             .enumerate()
             .map(|(k, &g)| {
                 let n_in = n_prev * g;
-                let n_out = 3 + (next() % 150) as usize;
+                let n_out = 3 + next() % 150;
                 let neurons: Vec<Vec<Idx>> = (0..n_out)
                     .map(|_| {
                         (0..n_in as Idx)
