@@ -35,6 +35,12 @@ pub(super) const MAX_EXPANSIONS: usize = 16;
 /// directly.
 const MAX_GIVE_UPS: usize = 4;
 
+/// Queued steps per column of the matrix beyond which a search is left to the dense search:
+/// every distance that drops is queued (stale entries stay until popped), so a search that
+/// reads many rows whole could otherwise queue many times the matrix's own size. About 1 KiB a
+/// column at most (24 bytes a step).
+const MAX_QUEUED_PER_COLUMN: usize = 40;
+
 /// Each row's list and bound. Invariant (see the module): `bound[i] <= c[i][j] - v[j]` for
 /// every column `j` not in row `i`'s list, for the solver's current duals `v`.
 pub(super) struct Shortlists {
@@ -243,7 +249,8 @@ impl ListedSearch {
 impl Jv<'_> {
     /// [`Jv::augment`] from free row `start`, stepping through rows' lists and reading a row
     /// whole only when its bound is reached. Returns false, having changed nothing but scratch,
-    /// when the search read too many rows whole (the dense search is then faster).
+    /// when the search read too many rows whole or queued too many steps (the dense search is
+    /// then faster, and its memory fixed).
     pub(super) fn augment_listed(
         &mut self,
         start: usize,
@@ -256,6 +263,10 @@ impl Jv<'_> {
         self.reach(start, 0.0, lists, s);
         let mut expansions = 0;
         let (sink, min) = loop {
+            if s.heap.len() > MAX_QUEUED_PER_COLUMN * self.n {
+                s.give_ups += 1;
+                return false;
+            }
             let Some(Reverse((Key(key), step))) = s.heap.pop() else {
                 // Unreachable (every reached row is read whole at the latest when its bound
                 // comes up, and a free column exists); the dense search decides.
