@@ -163,8 +163,8 @@ def distance(
         Bytes (a whole number, such as ``2**30``; default 4 GiB) that one layer's cost
         representation may take: the dense matrix, or the similarity graph with the sparse
         solver's arrays; a layer over it is refused with a TopologyError naming the layer and
-        the size. Negative, fractional,
-        infinite or NaN values, and values above 2**64 - 1, are refused with a ValueError.
+        the size. Negative, fractional, infinite or NaN values, and values above 2**64 - 1, are
+        refused with a ValueError.
 
     progress
         Called as ``progress(done, total)`` with the number of finished layers (of the

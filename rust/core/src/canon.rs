@@ -312,16 +312,13 @@ impl Sorter {
 
     /// Writes the distinct `labels`, as many as `out` is long, to `out` in increasing order.
     fn sort_into(&mut self, labels: impl Iterator<Item = Idx>, out: &mut [Idx]) {
-        if out.len() < self.bits.len() {
-            for (slot, r) in out.iter_mut().zip(labels) {
-                *slot = r;
-            }
-            out.sort_unstable();
-            return;
-        }
-        // Labels first, then bits: two simple loops run faster than one.
+        // Labels first, then (for long lists) bits: two simple loops run faster than one.
         for (slot, r) in out.iter_mut().zip(labels) {
             *slot = r;
+        }
+        if out.len() < self.bits.len() {
+            out.sort_unstable();
+            return;
         }
         for &r in out.iter() {
             self.bits[r as usize / 64] |= 1 << (r % 64);

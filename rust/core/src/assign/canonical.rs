@@ -408,13 +408,13 @@ impl Doubled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assign::exact;
 
     /// [`choose`] from a certified optimum.
     fn pick(cost: &SparseCost, start: &[usize], duals: &Duals, criteria: &Criteria) -> Vec<usize> {
         let tight = duals.certified_tight(cost, start).expect("a certificate");
         choose(cost, start, duals, &tight, criteria)
     }
-    use crate::assign::exact;
 
     fn no_structure(_: usize, _: usize) -> f64 {
         0.0

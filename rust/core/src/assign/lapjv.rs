@@ -224,35 +224,39 @@ impl<'a> Jv<'a> {
     /// could start, once per settled column.
     fn augment(&mut self, start: usize, free_cols: &mut Vec<usize>, u: &mut [f64], s: &mut Search) {
         s.d.fill(f64::INFINITY);
-        s.settled.clear();
-        let (mut min, mut next) =
-            relax(self.row(start), &self.v, 0.0, start, &mut s.d, &mut s.pred);
+        s.tree.settled.clear();
+        let (mut min, mut next) = relax(
+            self.row(start),
+            &self.v,
+            0.0,
+            start,
+            &mut s.d,
+            &mut s.tree.pred,
+        );
         let sink = loop {
             if let Some(&j) = free_cols.iter().find(|&&j| s.d[j] == min) {
                 break j;
             }
             let j1 = next;
             let i = self.y[j1];
-            s.settled.push((j1, min));
+            s.tree.settled.push((j1, min));
             s.d[j1] = f64::NAN;
             let h = u[i] - min;
-            (min, next) = relax(self.row(i), &self.v, h, i, &mut s.d, &mut s.pred);
+            (min, next) = relax(self.row(i), &self.v, h, i, &mut s.d, &mut s.tree.pred);
         };
-        self.apply_path(start, sink, min, &s.settled, &s.pred, u, free_cols);
+        self.apply_path(start, sink, min, &s.tree, u, free_cols);
     }
 
     /// Ends an augmenting search from `start` that reached free column `sink` at distance
-    /// `min` through the `settled` columns (with their distances) and predecessors `pred`:
-    /// lowers the settled columns' duals so that the path is tight, flips the path, updates
-    /// `u` where a row's column or its dual changed and takes `sink` off the free columns.
-    #[allow(clippy::too_many_arguments)]
+    /// `min` through `tree`: lowers the settled columns' duals so that the path is tight, flips
+    /// the path, updates `u` where a row's column or its dual changed and takes `sink` off the
+    /// free columns.
     fn apply_path(
         &mut self,
         start: usize,
         sink: usize,
         min: f64,
-        settled: &[(usize, f64)],
-        pred: &[usize],
+        tree: &Tree,
         u: &mut [f64],
         free_cols: &mut Vec<usize>,
     ) {
@@ -261,12 +265,12 @@ impl<'a> Jv<'a> {
             .position(|&j| j == sink)
             .expect("the sink is a free column");
         free_cols.swap_remove(k);
-        for &(j, dj) in settled {
+        for &(j, dj) in &tree.settled {
             self.v[j] += dj - min;
         }
         let mut j = sink;
         loop {
-            let i = pred[j];
+            let i = tree.pred[j];
             self.y[j] = i;
             let previous = std::mem::replace(&mut self.x[i], j);
             if i == start {
@@ -275,7 +279,7 @@ impl<'a> Jv<'a> {
             j = previous;
         }
         // Every column whose dual or row changed is settled or the sink.
-        for j in settled.iter().map(|&(j, _)| j).chain([sink]) {
+        for j in tree.settled.iter().map(|&(j, _)| j).chain([sink]) {
             let i = self.y[j];
             u[i] = self.row(i)[j] - self.v[j];
         }
@@ -296,21 +300,35 @@ impl Bidder for ListBidder<'_, '_> {
     }
 }
 
-/// Scratch arrays of one augmenting search, reused across searches.
-struct Search {
-    /// The distance of every unsettled column; NaN once settled.
-    d: Vec<f64>,
+/// What an augmenting search leaves for [`Jv::apply_path`], in either search.
+struct Tree {
+    /// `pred[j]`: the row through which column `j` was last reached.
     pred: Vec<usize>,
     /// The settled columns and their distances, in settling order.
     settled: Vec<(usize, f64)>,
+}
+
+impl Tree {
+    fn new(n: usize) -> Self {
+        Tree {
+            pred: vec![0; n],
+            settled: Vec::new(),
+        }
+    }
+}
+
+/// Scratch arrays of the dense search, reused across searches.
+struct Search {
+    /// The distance of every unsettled column; NaN once settled.
+    d: Vec<f64>,
+    tree: Tree,
 }
 
 impl Search {
     fn new(n: usize) -> Self {
         Search {
             d: vec![0.0; n],
-            pred: vec![0; n],
-            settled: Vec::new(),
+            tree: Tree::new(n),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
-use super::Jv;
+use super::{Jv, Tree};
 use crate::assign::{two_lowest, Key, UNMATCHED};
 
 /// Entries per row. On unrelated layers (costs close together, many near-ties) the optimal
@@ -190,11 +190,9 @@ enum Step {
 pub(super) struct ListedSearch {
     /// Distances: infinite where not reached, NaN once settled.
     d: Vec<f64>,
-    pred: Vec<usize>,
+    tree: Tree,
     /// The columns whose distance is not infinite, to reset.
     touched: Vec<usize>,
-    /// The settled columns and their distances, in settling order.
-    pub(super) settled: Vec<(usize, f64)>,
     /// `offset[i]`: the offset `h` with which row `i` was reached in this search.
     offset: Vec<f64>,
     heap: BinaryHeap<Reverse<(Key, Step)>>,
@@ -209,9 +207,8 @@ impl ListedSearch {
         ListedSearch {
             max_expansions,
             d: vec![f64::INFINITY; n],
-            pred: vec![0; n],
+            tree: Tree::new(n),
             touched: Vec::new(),
-            settled: Vec::new(),
             offset: vec![0.0; n],
             heap: BinaryHeap::new(),
             give_ups: 0,
@@ -228,7 +225,7 @@ impl ListedSearch {
             self.d[j] = f64::INFINITY;
         }
         self.touched.clear();
-        self.settled.clear();
+        self.tree.settled.clear();
         self.heap.clear();
     }
 
@@ -239,7 +236,7 @@ impl ListedSearch {
                 self.touched.push(j);
             }
             self.d[j] = r;
-            self.pred[j] = i;
+            self.tree.pred[j] = i;
             let step = if free { Step::Free(j) } else { Step::Settle(j) };
             self.heap.push(Reverse((Key(r), step)));
         }
@@ -274,7 +271,7 @@ impl Jv<'_> {
             };
             match step {
                 Step::ReadRow(i) => {
-                    if expansions >= s.max_expansions.saturating_add(s.settled.len() / 2) {
+                    if expansions >= s.max_expansions.saturating_add(s.tree.settled.len() / 2) {
                         s.give_ups += 1;
                         return false;
                     }
@@ -293,14 +290,14 @@ impl Jv<'_> {
                         break (j, key);
                     }
                     s.d[j] = f64::NAN;
-                    s.settled.push((j, key));
+                    s.tree.settled.push((j, key));
                     let i = self.y[j];
                     self.reach(i, u[i] - key, lists, s);
                 }
             }
         };
         s.give_ups = 0;
-        self.apply_path(start, sink, min, &s.settled, &s.pred, u, free_cols);
+        self.apply_path(start, sink, min, &s.tree, u, free_cols);
         true
     }
 
