@@ -46,9 +46,22 @@ def parse_epoch(text: str | int) -> str:
 
 
 def bundled_topo_root() -> Path:
-    """The topologies bundled with nnstd: package data (``nnstd/data/topo``), found alike from
-    a checkout, an editable install or a wheel, whatever the working directory."""
-    return Path(__file__).resolve().parent / "data" / "topo"
+    """The topologies bundled with nnstd, whatever the working directory.
+
+    A wheel carries them as package data (``nnstd/data/topo``); a checkout (or an editable
+    install of one) reads its top-level ``topo/`` folder, the source of that package data.
+
+    Examples
+    --------
+    >>> from nnstd.topology_set import bundled_topo_root
+    >>> (bundled_topo_root() / "w0" / "epoch_190" / "weight_l0.npz").is_file()
+    True
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "data" / "topo"
+    if installed.is_dir():
+        return installed
+    return package.parent.parent / "topo"
 
 
 def default_topo_root() -> Path:
