@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from nnstd.generate import PAPER_SNAPSHOTS
+from nnstd.topology_set import bundled_topo_root
 
 sys.path.insert(0, str(Path(__file__).parent))  # the oracle module
 
@@ -37,6 +38,17 @@ def paper_topo() -> Path:
 
 def paper_networks(root: Path, epoch: str) -> list[Path]:
     return [root / f"e5_s0_w{k}" / epoch for k in range(10)]
+
+
+@pytest.fixture(scope="session")
+def bundled_topo() -> Path:
+    """The topologies bundled with nnstd (ten networks w0 ... w9, the paper's snapshots): what
+    every test but the checks of the paper's own numbers runs on, on CI and on a fresh clone."""
+    return bundled_topo_root()
+
+
+def bundled_networks(root: Path, epoch: str) -> list[Path]:
+    return [root / f"w{k}" / epoch for k in range(10)]
 
 
 PAPER_EPOCHS = [f"epoch_{e:03d}" for e in PAPER_SNAPSHOTS]

@@ -28,10 +28,10 @@ def column_distances(a: sp.csc_array, b: sp.csc_array) -> np.ndarray:
 
 
 @pytest.fixture(scope="module", params=PAIRS, ids=lambda p: f"{p[0]}-w{p[1]}-w{p[2]}")
-def paper_pair(request: pytest.FixtureRequest, paper_topo: Path) -> tuple[nnstd.Network, ...]:
+def paper_pair(request: pytest.FixtureRequest, bundled_topo: Path) -> tuple[nnstd.Network, ...]:
     epoch, x, y = request.param
-    a = nnstd.Network(paper_layers(str(paper_topo / f"e5_s0_w{x}" / epoch)))
-    b = nnstd.Network(paper_layers(str(paper_topo / f"e5_s0_w{y}" / epoch)))
+    a = nnstd.Network(paper_layers(str(bundled_topo / f"w{x}" / epoch)))
+    b = nnstd.Network(paper_layers(str(bundled_topo / f"w{y}" / epoch)))
     return a, b
 
 
@@ -69,11 +69,11 @@ def test_a_relabelled_copy_is_aligned_back_exactly(
     np.testing.assert_array_equal(nnstd.overlap(a, back, measure="hamming"), 0.0)
 
 
-def test_overlap_of_identical_networks(paper_topo: Path) -> None:
-    a = nnstd.load_network(paper_topo / "e5_s0_w0" / "epoch_190")
+def test_overlap_of_identical_networks(bundled_topo: Path) -> None:
+    a = nnstd.load_network(bundled_topo / "w0" / "epoch_190")
     np.testing.assert_array_equal(nnstd.overlap(a, a), [1.0, 1.0, 1.0, 1.0])
     np.testing.assert_array_equal(nnstd.overlap(a, a, measure="hamming"), 0.0)
-    b = nnstd.load_network(paper_topo / "e5_s0_w1" / "epoch_190")
+    b = nnstd.load_network(bundled_topo / "w1" / "epoch_190")
     raw = nnstd.overlap(a, b)
     assert np.all((raw[:3] > 0) & (raw[:3] < 1)) and raw[3] == 1.0  # the output layer is dense
 

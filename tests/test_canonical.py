@@ -7,7 +7,7 @@ from pathlib import Path
 import nnstd
 import numpy as np
 import pytest
-from conftest import paper_networks
+from conftest import bundled_networks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracle import check_layers_are_optimal, paper_layers, set_cost_matrix, shuffled_hidden
@@ -16,10 +16,10 @@ CASES = [("epoch_000", 0, 5), ("epoch_100", 3, 9), ("epoch_190", 0, 5), ("epoch_
 
 
 @pytest.mark.parametrize(("epoch", "x", "y"), CASES)
-def test_canonical_on_the_paper_set(paper_topo: Path, epoch: str, x: int, y: int) -> None:
+def test_canonical_on_the_bundled_set(bundled_topo: Path, epoch: str, x: int, y: int) -> None:
     rng = np.random.default_rng(x * 10 + y)
-    la = paper_layers(str(paper_topo / f"e5_s0_w{x}" / epoch))
-    lb = paper_layers(str(paper_topo / f"e5_s0_w{y}" / epoch))
+    la = paper_layers(str(bundled_topo / f"w{x}" / epoch))
+    lb = paper_layers(str(bundled_topo / f"w{y}" / epoch))
     a, b = nnstd.Network(la), nnstd.Network(lb)
     # A relabelled copy of itself is at distance 0 (the exact mode gives 0.03-0.07 here).
     copy = nnstd.Network(shuffled_hidden(la, rng))
@@ -39,8 +39,8 @@ def test_canonical_on_the_paper_set(paper_topo: Path, epoch: str, x: int, y: int
     np.testing.assert_array_equal(nnstd.distance(a, b).layers, d.layers)
 
 
-def test_canonical_pairwise_is_symmetric(paper_topo: Path) -> None:
-    folders = paper_networks(paper_topo, "epoch_050")[:4]
+def test_canonical_pairwise_is_symmetric(bundled_topo: Path) -> None:
+    folders = bundled_networks(bundled_topo, "epoch_050")[:4]
     m = nnstd.pairwise(folders, solver="canonical", ordered=True)
     np.testing.assert_allclose(m, m.transpose(1, 0, 2), rtol=0, atol=1e-12)
     assert np.all(np.diagonal(m, axis1=0, axis2=1) == 0.0)

@@ -12,7 +12,7 @@ import nnstd
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import paper_networks
+from conftest import bundled_networks
 from oracle import paper_layers, scipy_distance
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -89,12 +89,12 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
     return lines[0]
 
 
-def test_figure4_matrices_equal_pairwise_and_scipy(paper_topo: Path, tmp_path: Path) -> None:
+def test_figure4_matrices_equal_pairwise_and_scipy(bundled_topo: Path, tmp_path: Path) -> None:
     out, saved = tmp_path / "fig4.png", tmp_path / "matrices"
     result = run(
         "figure4",
         "--topo-root",
-        paper_topo,
+        bundled_topo,
         "--epoch",
         "0",
         "190",
@@ -106,7 +106,7 @@ def test_figure4_matrices_equal_pairwise_and_scipy(paper_topo: Path, tmp_path: P
     )
     assert result.returncode == 0, result.stderr
     for epoch in ("epoch_000", "epoch_190"):
-        folders = paper_networks(paper_topo, epoch)
+        folders = bundled_networks(bundled_topo, epoch)
         matrix = np.load(saved / f"{epoch}.npy")
         np.testing.assert_array_equal(
             matrix, nnstd.pairwise(folders, layers=0, solver="paper")[:, :, 0]
@@ -119,7 +119,7 @@ def test_figure4_matrices_equal_pairwise_and_scipy(paper_topo: Path, tmp_path: P
         csv = np.loadtxt(saved / f"{epoch}.csv", delimiter=",", skiprows=1, usecols=range(1, 11))
         np.testing.assert_array_equal(csv, matrix)
         header = (saved / f"{epoch}.csv").read_text().splitlines()[0].split(",")
-        assert header[1:] == [f"e5_s0_w{k}" for k in range(10)]
+        assert header[1:] == [f"w{k}" for k in range(10)]
     width, height = png_size(out)
     assert width > height > 300  # two panels side by side
     assert png_is_not_blank(out)

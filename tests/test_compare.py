@@ -26,8 +26,8 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_json_matches_the_api(paper_topo: Path) -> None:
-    a, b = (paper_topo / f"e5_s0_w{k}" / "epoch_190" for k in (0, 1))
+def test_json_matches_the_api(bundled_topo: Path) -> None:
+    a, b = (bundled_topo / f"w{k}" / "epoch_190" for k in (0, 1))
     result = run(a, b, "--json", "--solver", "canonical")
     assert result.returncode == 0, result.stderr
     got = json.loads(result.stdout)

@@ -574,10 +574,13 @@ def test_torch_dtypes_and_sparse_tensors(tmp_path: Path) -> None:
 # The paper's lone layer file, the arguments, and fork ----------------------------------------
 
 
-def test_lone_paper_layer_file_gives_the_folders_value(paper_topo: Path) -> None:
-    a, b = paper_topo / "e5_s0_w0" / "epoch_000", paper_topo / "e5_s0_w1" / "epoch_000"
+def test_lone_paper_layer_file_gives_the_folders_value(bundled_topo: Path) -> None:
+    from oracle import paper_layers, scipy_distance
+
+    a, b = bundled_topo / "w0" / "epoch_000", bundled_topo / "w1" / "epoch_000"
     folder_value = nnstd.distance(a, b).layers[0]
-    assert folder_value == pytest.approx(0.2902, abs=5e-5)
+    expected, _ = scipy_distance(paper_layers(str(a))[:1], paper_layers(str(b))[:1])
+    assert folder_value == pytest.approx(expected[0], abs=1e-12)
     assert nnstd.distance(a / "weight_l0.npz", b / "weight_l0.npz").value == folder_value
     with pytest.raises(nnstd.TopologyError, match=f"pass the folder {a}"):
         nnstd.load_network(a / "weight_l1.npz")
@@ -594,7 +597,7 @@ def test_lone_paper_layer_file_gives_the_folders_value(paper_topo: Path) -> None
         text=True,
         timeout=CHILD_TIMEOUT,
     )
-    assert cli.returncode == 0 and "0.290237" in cli.stdout, cli.stderr
+    assert cli.returncode == 0 and f"{folder_value:.6f}" in cli.stdout, cli.stderr
 
 
 @pytest.mark.parametrize("bad", [-1, 0.5, float("nan"), float("inf"), 2**64, "1e9", True])

@@ -7,13 +7,11 @@ from pathlib import Path
 import nnstd
 import numpy as np
 import pytest
-from conftest import PAPER_EPOCHS, paper_networks
+from conftest import PAPER_EPOCHS, bundled_networks, paper_networks
 from oracle import paper_layers, scipy_distance
 
 
-@pytest.mark.parametrize("epoch", PAPER_EPOCHS)
-def test_pairwise_equals_scipy_oracle_on_every_pair_and_layer(paper_topo: Path, epoch: str) -> None:
-    folders = paper_networks(paper_topo, epoch)
+def check_pairwise_equals_scipy_oracle(folders: list[Path]) -> None:
     result = nnstd.pairwise(folders, solver="paper")
     assert result.shape == (10, 10, 4)
     layers = [paper_layers(str(f)) for f in folders]
@@ -25,27 +23,52 @@ def test_pairwise_equals_scipy_oracle_on_every_pair_and_layer(paper_topo: Path, 
             np.testing.assert_array_equal(result[j, i], result[i, j])
 
 
-@pytest.mark.parametrize("epoch", ["epoch_000", "epoch_100", "epoch_190"])
-def test_matchings_are_scipys_assignments(paper_topo: Path, epoch: str) -> None:
-    a, b = paper_topo / "e5_s0_w7" / epoch, paper_topo / "e5_s0_w2" / epoch
+def check_matchings_are_scipys_assignments(a: Path, b: Path) -> None:
     d = nnstd.distance(a, b, solver="paper")
     _, matchings = scipy_distance(paper_layers(str(a)), paper_layers(str(b)))
-    for mine, theirs in zip(d.matchings, matchings, strict=False):
+    assert len(d.matchings) == len(matchings)
+    for mine, theirs in zip(d.matchings, matchings, strict=True):
         np.testing.assert_array_equal(mine, theirs)
 
 
+def test_pairwise_equals_scipy_oracle_on_every_pair_and_layer_of_the_paper_set(
+    paper_topo: Path,
+) -> None:
+    for epoch in PAPER_EPOCHS:
+        check_pairwise_equals_scipy_oracle(paper_networks(paper_topo, epoch))
+
+
+def test_matchings_are_scipys_assignments_on_the_paper_set(paper_topo: Path) -> None:
+    for epoch in ("epoch_000", "epoch_100", "epoch_190"):
+        check_matchings_are_scipys_assignments(
+            paper_topo / "e5_s0_w7" / epoch, paper_topo / "e5_s0_w2" / epoch
+        )
+
+
+@pytest.mark.parametrize("epoch", ["epoch_000", "epoch_190"])
+def test_pairwise_equals_scipy_oracle_on_the_bundled_set(bundled_topo: Path, epoch: str) -> None:
+    check_pairwise_equals_scipy_oracle(bundled_networks(bundled_topo, epoch))
+
+
+@pytest.mark.parametrize("epoch", ["epoch_000", "epoch_100", "epoch_190"])
+def test_matchings_are_scipys_assignments_on_the_bundled_set(
+    bundled_topo: Path, epoch: str
+) -> None:
+    check_matchings_are_scipys_assignments(bundled_topo / "w7" / epoch, bundled_topo / "w2" / epoch)
+
+
 @pytest.mark.parametrize("solver", ["auto", "paper", "sparse", "dense", "canonical"])
-def test_self_distance_is_zero_and_values_in_unit_interval(paper_topo: Path, solver: str) -> None:
+def test_self_distance_is_zero_and_values_in_unit_interval(bundled_topo: Path, solver: str) -> None:
     for epoch in ("epoch_000", "epoch_190"):
-        net = nnstd.load_network(paper_topo / "e5_s0_w4" / epoch)
+        net = nnstd.load_network(bundled_topo / "w4" / epoch)
         assert np.all(nnstd.distance(net, net, solver=solver).layers == 0.0)  # type: ignore[arg-type]
-        ordered = nnstd.pairwise(paper_networks(paper_topo, epoch)[:4], ordered=True)
+        ordered = nnstd.pairwise(bundled_networks(bundled_topo, epoch)[:4], ordered=True)
         assert np.all((ordered >= 0) & (ordered <= 1))
         assert np.all(np.diagonal(ordered, axis1=0, axis2=1) == 0.0)
 
 
-def test_results_do_not_depend_on_thread_count(paper_topo: Path) -> None:
-    folders = paper_networks(paper_topo, "epoch_100")[:5]
+def test_results_do_not_depend_on_thread_count(bundled_topo: Path) -> None:
+    folders = bundled_networks(bundled_topo, "epoch_100")[:5]
     one = nnstd.pairwise(folders, threads=1, ordered=True)
     two = nnstd.pairwise(folders, threads=2, ordered=True)
     np.testing.assert_array_equal(one, two)

@@ -8,7 +8,7 @@ import nnstd
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import paper_networks
+from conftest import bundled_networks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracle import check_layers_are_optimal, paper_layers, scipy_distance, set_cost_matrix
@@ -16,8 +16,8 @@ from oracle import check_layers_are_optimal, paper_layers, scipy_distance, set_c
 
 @pytest.mark.parametrize("solver", ["sparse", "dense", "auto"])
 @pytest.mark.parametrize("epoch", ["epoch_000", "epoch_050", "epoch_190"])
-def test_costs_are_optimal_on_the_paper_set(paper_topo: Path, epoch: str, solver: str) -> None:
-    folders = paper_networks(paper_topo, epoch)
+def test_costs_are_optimal_on_the_bundled_set(bundled_topo: Path, epoch: str, solver: str) -> None:
+    folders = bundled_networks(bundled_topo, epoch)
     layers = [paper_layers(str(f)) for f in folders]
     for i, j in [(1, 0), (5, 0), (9, 3), (7, 6)]:
         d = nnstd.distance(folders[i], folders[j], solver=solver)  # type: ignore[arg-type]
