@@ -17,7 +17,7 @@ from typing import Any
 os.environ.setdefault("MATURIN_NO_INSTALL_RUST", "1")
 
 import maturin  # noqa: E402  (reads the variable above when its hooks run)
-from stage_topo import stage_topologies  # noqa: E402  (build_backend/ is on the backend path)
+from stage_data import stage_package_data  # noqa: E402  (build_backend/ is on the backend path)
 from maturin import (  # noqa: E402, F401  (the PEP 517 hooks that need no check)
     build_sdist,
     get_requires_for_build_editable,
@@ -53,7 +53,7 @@ def build_wheel(
     metadata_directory: str | None = None,
 ) -> str:
     _check_cargo()
-    stage_topologies()
+    stage_package_data()
     return str(maturin.build_wheel(wheel_directory, config_settings, metadata_directory))
 
 

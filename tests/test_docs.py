@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -16,14 +15,17 @@ def python_blocks(path: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
 
 
-def test_readme_quick_example_runs(paper_topo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_first_example_runs_as_written_from_the_checkout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     block = python_blocks(ROOT / "README.md")[0]
-    assert "nnstd.distance" in block
+    assert "nnstd.distance" in block and "shared" not in block  # what a fresh clone has
     monkeypatch.chdir(ROOT)
-    block = block.replace('"../shared/paper-topo', f'"{os.fspath(paper_topo)}')
     namespace: dict[str, object] = {}
     exec(compile(block, "README.md", "exec"), namespace)
-    assert np.asarray(namespace["m"]).shape == (3, 3, 2)
+    assert np.asarray(namespace["m"]).shape == (3, 3, 4)
+    d = namespace["d"]
+    assert 0 < d.value < 1  # type: ignore[attr-defined]
 
 
 def test_conv_worked_example_runs_and_prints_what_it_says() -> None:
@@ -55,3 +57,42 @@ def test_links_to_the_definition_name_existing_sections() -> None:
     }
     assert cited, "nothing cites docs/definition.md"
     assert {(name, a) for name, a in cited if a not in anchors} == set()
+
+
+def test_relative_links_in_the_readme_and_docs_name_existing_files_and_headings() -> None:
+    broken = []
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue  # a URL
+            file, _, anchor = target.partition("#")
+            path = (page.parent / file).resolve() if file else page
+            if not path.exists() or (anchor and anchor not in heading_anchors(path)):
+                broken.append(f"{page.name}: {target}")
+    assert broken == []
+
+
+def test_the_readme_starts_with_its_two_commands_and_stays_short() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 160
+    head = "\n".join(lines[:60])
+    assert "pip install . && nnstd figure4" in head
+    assert 'pip install ".[test]" && python -m pytest' in head
+
+
+def test_help_points_to_a_definition_that_exists_and_submodules_need_no_import() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "nnstd.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    (path,) = re.findall(r"Definition: (\S+definition\.md)", " ".join(out.split()))
+    assert Path(path).is_file()
+    code = "import nnstd; print(nnstd.topology_set.bundled_topo_root().is_dir())"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "True", run.stderr

@@ -10,6 +10,8 @@ the neurons of each layer by their input sets and carries the matching forward.
 0.0
 """
 
+# A public submodule reachable as an attribute: nnstd.topology_set.bundled_topo_root().
+from nnstd import topology_set as topology_set
 from nnstd._align import align, alignment, overlap
 from nnstd._api import Distance, distance, pairwise
 from nnstd._errors import TopologyError

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from nnstd import __version__, _core
 from nnstd._api import DEFAULT_MEMORY_BUDGET, DEFAULT_SOLVER, SOLVERS, distance
+from nnstd._data import data_dir
 from nnstd._errors import TopologyError
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET
 from nnstd._network import Network, load_network
@@ -957,7 +958,7 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="nnstd",
         description="Neural Network Sparse Topology Distance (Liu et al., ECML-PKDD 2020). "
-        "Definition: docs/definition.md in the source tree.",
+        f"Definition: {data_dir('docs') / 'definition.md'}",
         epilog="Example: nnstd figure4 --out figure4.png",
     )
     parser.add_argument("--version", action="version", version=f"nnstd {__version__}")

@@ -13,7 +13,8 @@ As in the paper's runs (all ten with seed 0), the networks share one random stre
 data order and, for part of every SET update, the same regrowth positions; the rest of the
 regrowth comes from each network's own stream (``regrow_shared``). With independent streams
 (the first version of this generator) the networks drifted apart 50% faster than the paper's
-in the first epoch. ``topo/README.md`` (the bundled set, shipped as ``nnstd/data/topo``) has the measurements behind the defaults.
+in the first epoch. ``topo/README.md`` in the source tree (the bundled set) has the
+measurements behind the defaults.
 
 Snapshots are written in the paper's layout, ``OUT/<network>/<snapshot>/weight_l<k>.npz``
 (``scipy.sparse.save_npz``, shape ``(n_in + 1, n_out)``, bias row last): ``init`` is the

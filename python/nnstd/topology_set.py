@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd._api import Layers, pairwise
+from nnstd._data import data_dir
 from nnstd._errors import TopologyError
 from nnstd._network import Network, PathLike, load_network
 
@@ -57,11 +58,7 @@ def bundled_topo_root() -> Path:
     >>> (bundled_topo_root() / "w0" / "epoch_190" / "weight_l0.npz").is_file()
     True
     """
-    package = Path(__file__).resolve().parent
-    installed = package / "data" / "topo"
-    if installed.is_dir():
-        return installed
-    return package.parent.parent / "topo"
+    return data_dir("topo")
 
 
 def default_topo_root() -> Path:
