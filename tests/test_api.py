@@ -103,7 +103,12 @@ def test_bad_options_are_reported() -> None:
     with pytest.raises(ValueError, match="unknown solver"):
         nnstd.distance(small_net(), small_net(), solver="magic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="threads"):
-        nnstd.pairwise([small_net()], threads=0)
+        nnstd.pairwise([small_net()], threads=-1)
+    # 0 means one thread per core, as `--threads 0` on the command line.
+    np.testing.assert_array_equal(
+        nnstd.pairwise([small_net(0), small_net(1)], threads=0),
+        nnstd.pairwise([small_net(0), small_net(1)], threads=None),
+    )
     with pytest.raises(TypeError, match="nnstd.Network or a path"):
         nnstd.distance(42, small_net())  # type: ignore[arg-type]
 
@@ -223,3 +228,11 @@ def test_ctrl_c_stops_a_long_pairwise() -> None:
             nnstd.pairwise(nets, ordered=True, threads=1, progress=press_ctrl_c)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_repr_of_a_distance_is_one_short_line() -> None:
+    rng = np.random.default_rng(1)
+    a = nnstd.Network([rng.random((784, 300)) < 0.05, rng.random((300, 10)) < 0.3])
+    text = repr(nnstd.distance(a, a))
+    assert "\n" not in text and len(text) < 200, text
+    assert text.startswith("Distance(value=0, layers=[0, 0]") and "300, 10 neurons" in text

@@ -26,7 +26,7 @@ DEFAULT_MEMORY_BUDGET: int = _core.DEFAULT_MEMORY_BUDGET
 Layers: TypeAlias = int | Sequence[int] | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Distance:
     """The NNSTD of network B from network A, layer by layer.
 
@@ -57,6 +57,15 @@ class Distance:
         """The mean of the reported layer distances (the paper code's summary)."""
         return float(np.mean(self.layers)) if len(self.layers) else 0.0
 
+    def __repr__(self) -> str:
+        # One short line: the matchings (one entry per neuron) are left to the attribute.
+        layers = ", ".join(f"{x:.6g}" for x in self.layers)
+        widths = ", ".join(str(len(m)) for m in self.matchings)
+        return (
+            f"Distance(value={self.value:.6g}, layers=[{layers}], "
+            f"solvers={self.solvers!r}, matchings of {widths} neurons)"
+        )
+
 
 def _check_solver(solver: str) -> None:
     if solver not in SOLVERS:
@@ -71,20 +80,21 @@ def check_memory_budget(memory_budget: object) -> int | None:
 
 
 def check_threads(threads: object) -> int | None:
-    """``threads`` as the core takes it: None (one per core) or a whole number from 1 to
-    ``MAX_THREADS`` (256); anything else is a one-line ValueError."""
+    """``threads`` as the core takes it: None or 0 (one per core, as ``--threads 0`` on the
+    command line) or a whole number from 1 to ``MAX_THREADS`` (256); anything else is a
+    one-line ValueError."""
     if threads is None:
         return None
     if (
         isinstance(threads, (bool, np.bool_))
         or not isinstance(threads, (int, np.integer))
-        or not 1 <= threads <= _core.MAX_THREADS
+        or not 0 <= threads <= _core.MAX_THREADS
     ):
         raise ValueError(
             f"threads must be a whole number from 1 to {_core.MAX_THREADS} "
-            f"(or None: one per core), got {threads!r}"
+            f"(or 0 or None: one per core), got {threads!r}"
         )
-    return int(threads)
+    return int(threads) or None
 
 
 def _layer_selection(layers: Layers, depth: int) -> tuple[int, ...]:
@@ -246,11 +256,12 @@ def pairwise(
         higher-indexed network as A, ``[i, j] = [j, i]`` and a zero diagonal. ``True``: every
         ordered pair, ``[i, j]`` with network ``i`` as A (the diagonal is computed too).
     threads
-        Worker threads, a whole number from 1 to 256 (default None: one per core); 0,
-        negative and larger numbers are refused with a ValueError (more threads than cores
-        only slow the work down). The result is the same for any number. In a process forked
-        after nnstd has run (``multiprocessing``'s "fork" start method, PyTorch DataLoader
-        workers), a fresh pool of threads is started for each call, with the same results.
+        Worker threads, a whole number from 1 to 256; None (the default) or 0: one per core,
+        as ``--threads 0`` on the command line. Negative and larger numbers are refused with a
+        ValueError (more threads than cores only slow the work down). The result is the same
+        for any number. In a process forked after nnstd has run (``multiprocessing``'s "fork"
+        start method, PyTorch DataLoader workers), a fresh pool of threads is started for each
+        call, with the same results.
     progress
         Called as ``progress(done, total)`` with the number of finished pairs, about five times a
         second while the work runs, and once at the end. Ctrl-C stops the work.

@@ -17,7 +17,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 create_exception!(
-    _core,
+    nnstd, // shown as nnstd.TopologyError in tracebacks, where users import it from
     TopologyError,
     PyValueError,
     "A topology that cannot be read or compared; the message names the layer and the problem."
