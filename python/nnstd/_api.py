@@ -191,6 +191,9 @@ def distance(
         If the networks differ in depth or input width, or a layer does not exist.
     ValueError
         If ``solver`` or ``memory_budget`` is not one of the accepted values.
+    MemoryError
+        If the system refuses memory that ``memory_budget`` allows (too little free memory, or
+        an address-space limit): one line naming the layer, the buffer and its size.
 
     Examples
     --------

@@ -1218,7 +1218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(shell_words(str(exc)), file=sys.stderr)
         return 2
-    except (CommandError, TopologyError, ValueError, OSError) as exc:  # bad input, said once
+    # Bad input, and memory the machine could not give (the core's or numpy's MemoryError,
+    # already one line), said once.
+    except (CommandError, TopologyError, ValueError, OSError, MemoryError) as exc:
         print(f"nnstd: error: {shell_words(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -103,7 +103,7 @@ fn main() {
         let t = Instant::now();
         match solver {
             "sparse" => {
-                let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+                let costs = layer_costs_with(&a, &b, EmptyPairs::Skip).unwrap();
                 let tc = t.elapsed();
                 let s = sparse::solve(
                     &costs,
@@ -130,7 +130,7 @@ fn main() {
                 );
             }
             "exact" => {
-                let costs = layer_costs(&a, &b);
+                let costs = layer_costs(&a, &b).unwrap();
                 let tc = t.elapsed();
                 let s = exact::solve(&costs);
                 println!(

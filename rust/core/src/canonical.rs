@@ -204,7 +204,7 @@ fn canonical_layer(
             &empty_cols,
         )
     } else {
-        let costs = layer_costs_with(a, b, EmptyPairs::Skip);
+        let costs = layer_costs_with(a, b, EmptyPairs::Skip)?;
         let (optimum, duals) = sparse::solve_with_duals(&costs, &empty_rows, &empty_cols, cancel)?;
         choose_certified(
             k,
@@ -313,7 +313,7 @@ fn certified_by_paper_mode(
     empty_rows: &[usize],
     empty_cols: &[usize],
 ) -> Result<(Assignment, Duals, Tight)> {
-    let full = layer_costs(a, b);
+    let full = layer_costs(a, b)?;
     if let Some((optimum, u, v)) = exact::solve_with_duals(&full) {
         let duals = without_empty(Duals::from_assignment_duals(&u, &v), empty_rows, empty_cols);
         if let Some(tight) = duals.certified_tight(stored, &optimum.col_of_row) {

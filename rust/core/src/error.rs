@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::policy::human_bytes;
+
 /// Everything that can go wrong in the core. Messages name the layer (0-based) and the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -13,6 +15,33 @@ pub enum Error {
     InvalidArgument(String),
     /// The caller asked the computation to stop (Ctrl-C in Python).
     Interrupted,
+    /// The system refused a buffer of `bytes` bytes (`what` it was for, such as "the dense cost
+    /// matrix") that the memory budget allowed: the machine, or an address-space limit
+    /// (`ulimit -v`), gives less than the budget. `layer` is set by whoever knows which layer
+    /// was being matched ([`Error::in_layer`]).
+    OutOfMemory {
+        layer: Option<usize>,
+        what: &'static str,
+        bytes: u64,
+    },
+}
+
+impl Error {
+    /// The error, attributed to layer `k` where it does not name a layer yet.
+    pub fn in_layer(self, k: usize) -> Error {
+        match self {
+            Error::OutOfMemory {
+                layer: None,
+                what,
+                bytes,
+            } => Error::OutOfMemory {
+                layer: Some(k),
+                what,
+                bytes,
+            },
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -21,6 +50,17 @@ impl fmt::Display for Error {
             Error::InvalidLayer { layer, reason } => write!(f, "layer {layer}: {reason}"),
             Error::Mismatch(msg) | Error::InvalidArgument(msg) => f.write_str(msg),
             Error::Interrupted => f.write_str("interrupted"),
+            Error::OutOfMemory { layer, what, bytes } => {
+                if let Some(k) = layer {
+                    write!(f, "layer {k}: ")?;
+                }
+                write!(
+                    f,
+                    "not enough memory for {what} ({}), which the memory budget allows; free \
+                     memory, or lower the memory budget to what this machine can give",
+                    human_bytes(*bytes)
+                )
+            }
         }
     }
 }

@@ -127,7 +127,7 @@ pub(crate) fn match_layers(
         cancel.check()?;
         let (la, lb) = (&a.layers()[k], &b.layers()[k]);
         let lb = with_carried_labels(lb, result.last());
-        let (assignment, algorithm) = solve(k, la, lb.as_ref())?;
+        let (assignment, algorithm) = solve(k, la, lb.as_ref()).map_err(|e| e.in_layer(k))?;
         cancel.layer_finished();
         result.push(LayerMatch {
             distance: layer_distance(assignment.cost, la.n_out()),

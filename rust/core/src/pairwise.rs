@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use crate::alloc;
 use crate::cancel::Cancel;
 use crate::canonical;
 use crate::error::{Error, Result};
@@ -24,11 +25,13 @@ pub enum Pairs {
 }
 
 /// The (A, B) index pairs to compute, in a fixed order.
-fn pair_list(n: usize, pairs: Pairs) -> Vec<(usize, usize)> {
+fn pair_list(n: usize, pairs: Pairs) -> Result<Vec<(usize, usize)>> {
+    let mut list = alloc::with_capacity(pair_count(n, pairs), "the list of pairs")?;
     match pairs {
-        Pairs::Paper => (0..n).flat_map(|i| (0..i).map(move |j| (i, j))).collect(),
-        Pairs::Ordered => (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).collect(),
+        Pairs::Paper => list.extend((0..n).flat_map(|i| (0..i).map(move |j| (i, j)))),
+        Pairs::Ordered => list.extend((0..n).flat_map(|i| (0..n).map(move |j| (i, j)))),
     }
+    Ok(list)
 }
 
 /// The number of pairs [`pairwise`] computes for `n` networks.
@@ -57,7 +60,11 @@ pub fn pairwise(
             .map_err(|e| Error::Mismatch(format!("network {k} against network 0: {e}")))?;
     }
     let depth = depth.unwrap_or(networks[0].depth());
-    let list = pair_list(n, pairs);
+    let list = pair_list(n, pairs)?;
+    // Allocated before any pair is computed, so that a matrix the machine cannot hold is
+    // refused at once rather than after the work.
+    let cells = n.saturating_mul(n).saturating_mul(depth);
+    let mut out = alloc::zeros(cells, "the pairwise distance matrix")?;
     let compute = || -> Result<Vec<Vec<f64>>> {
         // The canonical mode labels each network once, not once per pair.
         let prepared = if options.solver == Solver::Canonical {
@@ -92,7 +99,6 @@ pub fn pairwise(
             .map_err(|e| Error::InvalidArgument(format!("cannot start {t} threads: {e}")))?
             .install(compute)?,
     };
-    let mut out = vec![0.0; n * n * depth];
     for (&(i, j), layers) in list.iter().zip(&rows) {
         out[(i * n + j) * depth..][..depth].copy_from_slice(layers);
         if pairs == Pairs::Paper {

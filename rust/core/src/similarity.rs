@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use crate::alloc;
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::topology::{Idx, Layer};
@@ -71,15 +72,16 @@ impl SparseCost {
         }
     }
 
-    /// The dense matrix, row-major (for tests and small inputs).
-    pub fn to_dense(&self) -> Vec<f64> {
-        let mut dense = vec![1.0; self.n_rows * self.n_cols];
+    /// The dense matrix, row-major.
+    pub fn to_dense(&self) -> Result<Vec<f64>> {
+        let cells = self.n_rows.saturating_mul(self.n_cols);
+        let mut dense = alloc::filled(cells, 1.0, "the dense cost matrix")?;
         for i in 0..self.n_rows {
             for (j, c) in self.row(i) {
                 dense[i * self.n_cols + j] = c;
             }
         }
-        dense
+        Ok(dense)
     }
 
     /// Builds a sparse cost from a dense row-major matrix, storing every entry that is not 1.
@@ -106,7 +108,7 @@ impl SparseCost {
     }
 
     /// The transposed matrix (rows become columns).
-    pub fn transpose(&self) -> SparseCost {
+    pub fn transpose(&self) -> Result<SparseCost> {
         let mut rowptr = vec![0usize; self.n_cols + 1];
         for &c in &self.cols {
             rowptr[c as usize + 1] += 1;
@@ -115,8 +117,8 @@ impl SparseCost {
             rowptr[j + 1] += rowptr[j];
         }
         let mut fill = rowptr.clone();
-        let mut cols = vec![0 as Idx; self.cols.len()];
-        let mut vals = vec![0.0; self.vals.len()];
+        let mut cols: Vec<Idx> = alloc::zeros(self.cols.len(), TRANSPOSED_GRAPH)?;
+        let mut vals: Vec<f64> = alloc::zeros(self.vals.len(), TRANSPOSED_GRAPH)?;
         for i in 0..self.n_rows {
             for (j, c) in self.row(i) {
                 cols[fill[j]] = i as Idx;
@@ -124,13 +126,13 @@ impl SparseCost {
                 fill[j] += 1;
             }
         }
-        SparseCost {
+        Ok(SparseCost {
             n_rows: self.n_cols,
             n_cols: self.n_rows,
             rowptr,
             cols,
             vals,
-        }
+        })
     }
 
     /// The number of stored entries.
@@ -153,42 +155,48 @@ impl DenseCost {
         &self.data[i * self.n_cols..(i + 1) * self.n_cols]
     }
 
-    pub fn transpose(&self) -> DenseCost {
-        let mut data = matrix_buffer(self.data.len());
+    pub fn transpose(&self) -> Result<DenseCost> {
+        let mut data = matrix_buffer(self.data.len(), "the transposed dense cost matrix")?;
         for i in 0..self.n_rows {
             for (j, &c) in self.row(i).iter().enumerate() {
                 data[j * self.n_rows + i] = c;
             }
         }
-        DenseCost {
+        Ok(DenseCost {
             n_rows: self.n_cols,
             n_cols: self.n_rows,
             data,
-        }
+        })
     }
 
     /// The same matrix with rows of zeros appended up to a square.
-    pub fn padded_square(&self) -> DenseCost {
-        let mut data = matrix_buffer(self.n_cols * self.n_cols);
+    pub fn padded_square(&self) -> Result<DenseCost> {
+        let cells = self.n_cols.saturating_mul(self.n_cols);
+        let mut data = matrix_buffer(cells, "the dense cost matrix padded to a square")?;
         data[..self.data.len()].copy_from_slice(&self.data);
-        DenseCost {
+        Ok(DenseCost {
             n_rows: self.n_cols,
             n_cols: self.n_cols,
             data,
-        }
+        })
     }
 }
 
-/// `len` zeros for a dense matrix. Large ones are backed by transparent huge pages where the
-/// system offers them on request (Linux's `madvise` mode): the first write to a fresh matrix
-/// otherwise takes a page fault every 4 KiB, about a fifth of a dense layer's time at 2,048 wide.
-pub(crate) fn matrix_buffer(len: usize) -> Vec<f64> {
-    let mut data: Vec<f64> = Vec::with_capacity(len);
+/// `len` zeros for a dense matrix (`what`, for the error when the system refuses them). Large
+/// ones are backed by transparent huge pages where the system offers them on request (Linux's
+/// `madvise` mode): the first write to a fresh matrix otherwise takes a page fault every 4 KiB,
+/// about a fifth of a dense layer's time at 2,048 wide.
+pub(crate) fn matrix_buffer(len: usize, what: &'static str) -> Result<Vec<f64>> {
+    let mut data: Vec<f64> = alloc::with_capacity(len, what)?;
     #[cfg(target_os = "linux")]
     advise_huge_pages(data.as_mut_ptr() as usize, len * std::mem::size_of::<f64>());
     data.resize(len, 0.0);
-    data
+    Ok(data)
 }
+
+/// What the similarity graph's buffers are called in out-of-memory errors.
+const GRAPH: &str = "the similarity graph";
+const TRANSPOSED_GRAPH: &str = "the transposed similarity graph";
 
 /// Asks for huge pages over the whole 2 MiB pages inside `[start, start + bytes)`.
 #[cfg(target_os = "linux")]
@@ -221,7 +229,7 @@ pub enum EmptyPairs {
 /// The cost matrix between the neurons of `a` (rows) and of `b` (columns), empty pairs stored.
 /// Both layers must use the same input labels (B's inputs already renamed through the carried
 /// matching).
-pub fn layer_costs(a: &Layer, b: &Layer) -> SparseCost {
+pub fn layer_costs(a: &Layer, b: &Layer) -> Result<SparseCost> {
     layer_costs_with(a, b, EmptyPairs::Store)
 }
 
@@ -230,7 +238,7 @@ const ROWS_PER_TASK: usize = 2048;
 
 /// [`layer_costs`], built in parallel over blocks of rows; the result does not depend on the
 /// number of threads.
-pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> SparseCost {
+pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> Result<SparseCost> {
     let (n1, n2) = (a.n_out(), b.n_out());
     let (b_rowptr, b_cols) = b.neurons_by_input();
     let empty_b: Vec<Idx> = match empty {
@@ -261,7 +269,8 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> SparseCost {
             let mut marks = vec![0u64; n2.div_ceil(64)];
             let mut touched: Vec<Idx> = Vec::new();
             let mut lens = Vec::with_capacity(rows.len());
-            let (mut cols, mut vals) = (Vec::with_capacity(bound), Vec::with_capacity(bound));
+            let mut cols: Vec<Idx> = alloc::with_capacity(bound, GRAPH)?;
+            let mut vals: Vec<f64> = alloc::with_capacity(bound, GRAPH)?;
             for i in rows {
                 let before = cols.len();
                 let inputs = a.inputs(i);
@@ -286,9 +295,9 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> SparseCost {
                 touched.clear();
                 lens.push(cols.len() - before);
             }
-            (lens, cols, vals)
+            Ok((lens, cols, vals))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut rowptr = Vec::with_capacity(n1 + 1);
     rowptr.push(0);
     for (lens, _, _) in &blocks {
@@ -301,20 +310,21 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> SparseCost {
         (cols, vals)
     } else {
         let nnz = rowptr[n1];
-        let (mut cols, mut vals) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+        let mut cols: Vec<Idx> = alloc::with_capacity(nnz, GRAPH)?;
+        let mut vals: Vec<f64> = alloc::with_capacity(nnz, GRAPH)?;
         for (_, block_cols, block_vals) in blocks {
             cols.extend_from_slice(&block_cols);
             vals.extend_from_slice(&block_vals);
         }
         (cols, vals)
     };
-    SparseCost {
+    Ok(SparseCost {
         n_rows: n1,
         n_cols: n2,
         rowptr,
         cols,
         vals,
-    }
+    })
 }
 
 /// Sorts `touched` (distinct columns): by a pass over a bitmap of the columns (`marks`, all
@@ -355,9 +365,9 @@ fn in_increasing_order(touched: &mut [Idx], marks: &mut [u64]) {
 pub fn dense_layer_costs(a: &Layer, b: &Layer, cancel: &Cancel) -> Result<DenseCost> {
     cancel.check()?;
     let n_in = a.n_in().max(b.n_in());
-    let (bits_a, bits_b) = (Bitsets::of(a, n_in), Bitsets::of(b, n_in));
+    let (bits_a, bits_b) = (Bitsets::of(a, n_in)?, Bitsets::of(b, n_in)?);
     let (n1, n2) = (a.n_out(), b.n_out());
-    let mut data = matrix_buffer(n1 * n2);
+    let mut data = matrix_buffer(n1.saturating_mul(n2), "the dense cost matrix")?;
     if n2 == 0 {
         return Ok(DenseCost {
             n_rows: n1,
@@ -396,6 +406,9 @@ fn set_distances(len_a: f64, lens_b: &[f64], shared: &mut [f64]) {
     }
 }
 
+/// What the bit-packed input sets are called in out-of-memory errors.
+const BITSETS: &str = "the bit-packed input sets";
+
 /// Rows of A counted together against each neuron of B: every word of B is loaded once for
 /// all of them, and their sums are independent chains.
 const ROW_GROUP: usize = 4;
@@ -415,10 +428,10 @@ struct Bitsets {
 }
 
 impl Bitsets {
-    fn of(layer: &Layer, n_in: usize) -> Bitsets {
+    fn of(layer: &Layer, n_in: usize) -> Result<Bitsets> {
         // Whole 256-bit vectors per set, for the AVX2 kernel.
         let words = n_in.div_ceil(256).max(1) * 4;
-        let mut bits = vec![0u64; words * layer.n_out()];
+        let mut bits: Vec<u64> = alloc::zeros(words.saturating_mul(layer.n_out()), BITSETS)?;
         let mut lens = Vec::with_capacity(layer.n_out());
         for c in 0..layer.n_out() {
             let set = &mut bits[c * words..(c + 1) * words];
@@ -427,13 +440,19 @@ impl Bitsets {
             }
             lens.push(layer.inputs(c).len() as u32);
         }
-        Bitsets {
+        #[cfg(target_arch = "x86_64")]
+        let nibbles = if std::arch::is_x86_feature_detected!("avx2") {
+            Some(avx2::Nibbles::of(&bits)?)
+        } else {
+            None
+        };
+        Ok(Bitsets {
             words,
             #[cfg(target_arch = "x86_64")]
-            nibbles: std::arch::is_x86_feature_detected!("avx2").then(|| avx2::Nibbles::of(&bits)),
+            nibbles,
             bits,
             lens,
-        }
+        })
     }
 
     fn set(&self, i: usize) -> &[u64] {
@@ -518,6 +537,8 @@ unsafe fn count_shared_popcnt(a: &Bitsets, first: usize, b: &Bitsets, out: &mut 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{ROW_GROUP, TILE_BYTES};
+    use crate::alloc;
+    use crate::error::Result;
     use std::arch::x86_64::*;
 
     /// Every byte of a set split into its low nibble (`lo`) and its high nibble shifted down
@@ -529,12 +550,12 @@ mod avx2 {
     }
 
     impl Nibbles {
-        pub fn of(bits: &[u64]) -> Nibbles {
+        pub fn of(bits: &[u64]) -> Result<Nibbles> {
             const LOW: u64 = 0x0f0f_0f0f_0f0f_0f0f;
-            Nibbles {
-                lo: bits.iter().map(|&w| w & LOW).collect(),
-                hi: bits.iter().map(|&w| (w >> 4) & LOW).collect(),
-            }
+            Ok(Nibbles {
+                lo: alloc::collect(bits.iter().map(|&w| w & LOW), super::BITSETS)?,
+                hi: alloc::collect(bits.iter().map(|&w| (w >> 4) & LOW), super::BITSETS)?,
+            })
         }
     }
 
@@ -686,7 +707,7 @@ mod tests {
             let b = random_layer(n_in, n2, p, seed + 10);
             assert_eq!(
                 dense_layer_costs(&a, &b, &Cancel::new()).unwrap().data,
-                layer_costs(&a, &b).to_dense()
+                layer_costs(&a, &b).unwrap().to_dense().unwrap()
             );
         }
     }
@@ -704,7 +725,7 @@ mod tests {
         );
         let live = dense_layer_costs(&a, &b, &Cancel::new()).unwrap();
         assert_eq!((live.n_rows, live.n_cols), (300, 500));
-        assert_eq!(live.data, layer_costs(&a, &b).to_dense());
+        assert_eq!(live.data, layer_costs(&a, &b).unwrap().to_dense().unwrap());
         for (i, j) in [(0, 0), (17, 499), (299, 250)] {
             assert_eq!(
                 live.data[i * 500 + j],
@@ -719,7 +740,7 @@ mod tests {
             Layer::from_neuron_inputs(0, 5, &[vec![0, 1], vec![], vec![2, 3, 4], vec![4]]).unwrap();
         let b =
             Layer::from_neuron_inputs(0, 5, &[vec![], vec![1, 4], vec![3], vec![0, 1, 2]]).unwrap();
-        let c = layer_costs(&a, &b);
+        let c = layer_costs(&a, &b).unwrap();
         for i in 0..a.n_out() {
             for j in 0..b.n_out() {
                 assert_eq!(
@@ -729,8 +750,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(c.transpose().transpose(), c);
+        assert_eq!(c.transpose().unwrap().transpose().unwrap(), c);
         let dense = dense_layer_costs(&a, &b, &Cancel::new()).unwrap();
-        assert_eq!(dense.data, c.to_dense());
+        assert_eq!(dense.data, c.to_dense().unwrap());
     }
 }

@@ -34,13 +34,13 @@ proptest! {
             cols_b.push(if k % 2 == 0 { vec![] } else { vec![(k % n_in) as u32] });
         }
         let b = Layer::from_neuron_inputs(0, n_in, &cols_b).unwrap();
-        let dense = exact::solve(&layer_costs(&a, &b));
-        let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+        let dense = exact::solve(&layer_costs(&a, &b).unwrap());
+        let costs = layer_costs_with(&a, &b, EmptyPairs::Skip).unwrap();
         let (solved, duals) = sparse::solve_with_duals(&costs, &empty_neurons(&a), &empty_neurons(&b), &Cancel::new()).unwrap();
         prop_assert!((solved.cost - dense.cost).abs() < 1e-9, "sparse {} exact {}", solved.cost, dense.cost);
         // Every algorithm's duals certify its assignment (docs/definition.md#optimal-set).
         prop_assert!(duals.certify(&costs, &solved.col_of_row), "sparse duals {:?}", duals);
-        let stored = layer_costs(&a, &b);
+        let stored = layer_costs(&a, &b).unwrap();
         let (jv, jv_duals) = lapjv::solve_with_duals(&dense_layer_costs(&a, &b, &Cancel::new()).unwrap(), &Cancel::new()).unwrap();
         prop_assert!(jv_duals.certify(&stored, &jv.col_of_row), "dense duals {:?}", jv_duals);
         let (paper, u, v) = exact::solve_with_duals(&stored).unwrap();
@@ -82,7 +82,7 @@ fn phased_solver_duals_certify_its_assignment() {
     for (n1, n2, seed) in [(1500, 1500, 1), (1400, 1700, 2), (1800, 1300, 3)] {
         let a = random_layer(n1, 1500, 3, seed);
         let b = random_layer(n2, 1500, 3, seed + 100);
-        let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+        let costs = layer_costs_with(&a, &b, EmptyPairs::Skip).unwrap();
         let (solved, duals) = sparse::solve_with_duals(&costs, &[], &[], &Cancel::new()).unwrap();
         assert!(duals.certify(&costs, &solved.col_of_row), "{n1} x {n2}");
         let (jv, jv_duals) = lapjv::solve_with_duals(
@@ -102,7 +102,7 @@ fn phased_solver_duals_certify_its_assignment() {
 fn layers_with_no_overlap_cost_one_per_neuron() {
     let a = Layer::from_neuron_inputs(0, 6, &[vec![0], vec![1], vec![2]]).unwrap();
     let b = Layer::from_neuron_inputs(0, 6, &[vec![3], vec![4], vec![5]]).unwrap();
-    let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+    let costs = layer_costs_with(&a, &b, EmptyPairs::Skip).unwrap();
     assert_eq!(costs.nnz(), 0);
     let solved = sparse::solve(&costs, &[], &[], &Cancel::new()).unwrap();
     assert_eq!(solved.cost, 3.0);
@@ -113,7 +113,7 @@ fn layers_with_no_overlap_cost_one_per_neuron() {
 fn empty_neurons_pair_with_empty_neurons() {
     let a = Layer::from_neuron_inputs(0, 3, &[vec![], vec![0], vec![]]).unwrap();
     let b = Layer::from_neuron_inputs(0, 3, &[vec![0], vec![], vec![1], vec![]]).unwrap();
-    let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+    let costs = layer_costs_with(&a, &b, EmptyPairs::Skip).unwrap();
     let solved = sparse::solve(
         &costs,
         &empty_neurons(&a),

@@ -13,7 +13,7 @@ use nnstd_core::{self as core, Cancel, Layer, Network, Options, Pairs, Solver};
 use numpy::ndarray::Array3;
 use numpy::{IntoPyArray, PyArray1, PyArray3, PyReadonlyArray1};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 create_exception!(
@@ -54,10 +54,12 @@ where
     }
 }
 
-/// The one place where core errors become Python exceptions.
+/// The one place where core errors become Python exceptions. A buffer the system refused is a
+/// `MemoryError` (what Python raises when it cannot allocate), with the core's one-line message.
 fn to_py_err(err: core::Error) -> PyErr {
     match err {
         core::Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
+        oom @ core::Error::OutOfMemory { .. } => PyMemoryError::new_err(oom.to_string()),
         other => TopologyError::new_err(other.to_string()),
     }
 }
@@ -309,7 +311,7 @@ fn assign_exact<'py>(
     let cost = sparse_cost(n_rows, n_cols, &indptr, &indices, &data)?;
     let assignment = run_interruptibly(py, None, move |cancel| {
         if dense {
-            exact::try_solve_dense(n_rows, n_cols, &cost.to_dense(), cancel)
+            exact::try_solve_dense(n_rows, n_cols, &cost.to_dense()?, cancel)
         } else {
             exact::try_solve(&cost, cancel)
         }

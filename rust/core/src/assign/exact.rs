@@ -22,6 +22,7 @@
 use std::borrow::Cow;
 
 use super::{invert_matching, Assignment, UNMATCHED};
+use crate::alloc;
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::similarity::SparseCost;
@@ -57,7 +58,11 @@ pub fn try_solve_dense(
     }
     let transpose = n_rows > n_cols;
     let (nr, nc, c) = if transpose {
-        (n_cols, n_rows, Cow::Owned(transposed(n_rows, n_cols, cost)))
+        (
+            n_cols,
+            n_rows,
+            Cow::Owned(transposed(n_rows, n_cols, cost)?),
+        )
     } else {
         (n_rows, n_cols, Cow::Borrowed(cost))
     };
@@ -69,14 +74,14 @@ pub fn try_solve_dense(
 }
 
 /// The `n_cols x n_rows` transpose of a row-major `n_rows x n_cols` matrix.
-fn transposed(n_rows: usize, n_cols: usize, cost: &[f64]) -> Vec<f64> {
-    let mut t = vec![0.0; cost.len()];
+fn transposed(n_rows: usize, n_cols: usize, cost: &[f64]) -> Result<Vec<f64>> {
+    let mut t = alloc::zeros(cost.len(), "the transposed dense cost matrix")?;
     for i in 0..n_rows {
         for j in 0..n_cols {
             t[j * n_rows + i] = cost[i * n_cols + j];
         }
     }
-    t
+    Ok(t)
 }
 
 /// Maps a solution of the (possibly transposed) wide problem back to the input's rows.
@@ -190,7 +195,7 @@ pub fn solve_with(cost: &SparseCost, method: Method, cancel: &Cancel) -> Result<
     }
     match solve_structured(cost, method, cancel)? {
         Some((assignment, _, _)) => Ok(assignment),
-        None => try_solve_dense(cost.n_rows, cost.n_cols, &cost.to_dense(), cancel),
+        None => try_solve_dense(cost.n_rows, cost.n_cols, &cost.to_dense()?, cancel),
     }
 }
 
@@ -220,7 +225,7 @@ fn solve_structured(cost: &SparseCost, method: Method, cancel: &Cancel) -> Resul
     }
     let transpose = cost.n_rows > cost.n_cols;
     let (col4row, u, v) = if transpose {
-        structured::run(&cost.transpose(), method, cancel)?
+        structured::run(&cost.transpose()?, method, cancel)?
     } else {
         structured::run(cost, method, cancel)?
     };

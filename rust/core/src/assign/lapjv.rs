@@ -50,7 +50,7 @@ pub fn solve_with_duals(cost: &DenseCost, cancel: &Cancel) -> Result<(Assignment
         ));
     }
     let (col_of_row, duals) = if cost.n_rows > cost.n_cols {
-        let (wide, duals) = solve_wide(&cost.transpose(), cancel)?;
+        let (wide, duals) = solve_wide(&cost.transpose()?, cancel)?;
         let duals = Duals {
             rows: duals.cols,
             cols: duals.rows,
@@ -68,7 +68,7 @@ fn solve_wide(cost: &DenseCost, cancel: &Cancel) -> Result<(Vec<usize>, Duals)> 
     let n_rows = cost.n_rows;
     let padded;
     let square = if n_rows < cost.n_cols {
-        padded = cost.padded_square();
+        padded = cost.padded_square()?;
         &padded
     } else {
         cost

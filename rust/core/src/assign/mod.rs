@@ -68,7 +68,7 @@ pub fn solve_layer(plan: Plan, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<
     }
     match (plan.algorithm, plan.dense_costs) {
         (Algorithm::Sparse, _) => {
-            let costs = layer_costs_with(a, b, EmptyPairs::Skip);
+            let costs = layer_costs_with(a, b, EmptyPairs::Skip)?;
             sparse::solve(&costs, &empty_neurons(a), &empty_neurons(b), cancel)
         }
         (Algorithm::Dense, _) => lapjv::solve(&dense_layer_costs(a, b, cancel)?, cancel),
@@ -76,7 +76,7 @@ pub fn solve_layer(plan: Plan, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<
             let costs = dense_layer_costs(a, b, cancel)?;
             exact::try_solve_dense(costs.n_rows, costs.n_cols, &costs.data, cancel)
         }
-        (_, false) => exact::try_solve(&layer_costs(a, b), cancel),
+        (_, false) => exact::try_solve(&layer_costs(a, b)?, cancel),
     }
 }
 

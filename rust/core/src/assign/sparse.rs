@@ -197,7 +197,7 @@ fn solve_in_phases(
     cancel: &Cancel,
 ) -> Result<(Assignment, Duals)> {
     let pairs = empty_pairs(empty_rows, empty_cols);
-    let by_col = cost.transpose();
+    let by_col = cost.transpose()?;
     let fresh = || {
         let mut search = Phases::new(cost, &by_col);
         for &(i, j) in &pairs {
@@ -887,8 +887,8 @@ mod tests {
 
         #[test]
         fn auction_start_reaches_the_optimum((a, b) in layers()) {
-            let optimum = exact::solve(&layer_costs(&a, &b)).cost;
-            let costs = layer_costs_with(&a, &b, EmptyPairs::Skip);
+            let optimum = exact::solve(&layer_costs(&a, &b).unwrap()).cost;
+            let costs = layer_costs_with(&a, &b, EmptyPairs::Skip).unwrap();
             let (empty_a, empty_b) = (empty_neurons(&a), empty_neurons(&b));
             for first in [Start::Auction, Start::CoarseAuction, Start::Cheapest] {
                 let (solved, duals) =

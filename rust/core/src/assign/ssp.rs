@@ -107,7 +107,7 @@ pub(crate) fn solve_by(
 ) -> Result<(Assignment, Duals)> {
     let pairs = empty_pairs(empty_rows, empty_cols);
     if cost.n_rows > cost.n_cols {
-        let wide = cost.transpose();
+        let wide = cost.transpose()?;
         let flipped: Vec<(usize, usize)> = pairs.iter().map(|&(i, j)| (j, i)).collect();
         let (solved, duals) = solve_wide(&wide, &flipped, procedure, cancel)?;
         let col_of_row = invert_matching(&solved, cost.n_rows);

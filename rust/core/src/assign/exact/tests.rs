@@ -10,7 +10,7 @@ fn reference_dense(n_rows: usize, n_cols: usize, cost: &[f64]) -> Vec<usize> {
         return vec![UNMATCHED; n_rows];
     }
     if n_rows > n_cols {
-        let t = transposed(n_rows, n_cols, cost);
+        let t = transposed(n_rows, n_cols, cost).unwrap();
         untranspose(reference_dense_wide(n_cols, n_rows, &t), n_rows, true)
     } else {
         reference_dense_wide(n_rows, n_cols, cost)
