@@ -254,7 +254,8 @@ def test_real_inflation_is_checked_against_the_budget(tmp_path: Path) -> None:
     assert (tmp_path / "ones.npz").stat().st_size < 100_000
     with pytest.raises(nnstd.TopologyError, match="more than the memory budget of 1,000,000"):
         nnstd.load_network(tmp_path / "ones.npz", memory_budget=10**6)
-    assert nnstd.load_network(tmp_path / "ones.npz").connections == [9_000_000]
+    with pytest.warns(UserWarning, match="100% dense"):  # and said once
+        assert nnstd.load_network(tmp_path / "ones.npz").connections == [9_000_000]
 
 
 def test_paper_folders_refuse_odd_names_at_once(tmp_path: Path) -> None:

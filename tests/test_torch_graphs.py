@@ -155,7 +155,7 @@ GRAPHS: dict[str, tuple[Callable[[], nn.Module], str, tuple[int, ...]]] = {
     "equal-width-resnet": (equal_width_resnet, r"layer1\.0\.conv1\.weight", (2, 3, 8, 8)),
     "encoder-2": (lambda: encoder(2), r"layers\.0\.self_attn", (2, 5, 8)),
     "encoder-1": (lambda: encoder(1), r"layers\.0\.self_attn", (2, 5, 8)),
-    "decoder": (decoder, r"layers\.0\.self_attn\.q_proj\.weight", (2, 5, 8)),
+    "decoder": (decoder, r"layers\.0\.self_attn\.[qkv]_proj\.weight", (2, 5, 8)),
 }
 
 
@@ -226,9 +226,12 @@ def test_permute_and_align_refuse_graphs(kind: str) -> None:
 def test_a_resnet_state_dict_named_as_a_sub_chain_is_read() -> None:
     model = resnet()
     stem = ["conv1.weight", "layer1.0.conv1.weight"]  # the user says this is a chain
-    net = nnstd.Network.from_torch(model.state_dict(), layers=stem)
+    with pytest.warns(UserWarning, match="100% dense"):  # unpruned
+        net = nnstd.Network.from_torch(model.state_dict(), layers=stem)
     assert net.shapes == [(27, 4), (36, 4)]
-    assert nnstd.torch.to_network(model, layers=["conv1", "layer1.0.conv1"]).shapes == net.shapes
+    with pytest.warns(UserWarning, match="100% dense"):
+        same = nnstd.torch.to_network(model, layers=["conv1", "layer1.0.conv1"])
+    assert same.shapes == net.shapes
 
 
 def test_an_untraceable_model_is_checked_on_its_outputs() -> None:
@@ -308,7 +311,7 @@ def test_a_branch_seen_in_shapes_is_named_as_one() -> None:
     }
     with pytest.raises(nnstd.TopologyError, match=r"extra\.weight.*a branch") as raised:
         nnstd.Network.from_torch(state)
-    assert "other way round" not in str(raised.value)
+    assert "is this layer stored the other way round?" not in str(raised.value)
 
 
 def test_an_unread_weight_is_refused() -> None:

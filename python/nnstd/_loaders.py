@@ -14,8 +14,9 @@ import math
 import os
 import re
 import stat
+import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, TypeAlias
 
@@ -323,24 +324,134 @@ def _torch_reason(exc: BaseException) -> str:
     return one_line(text)
 
 
+# Checkpoint layouts. A checkpoint dict holds the state dict under one of these keys, and
+# possibly masks beside it (RigL, sparselearning, open_lth-style training loops): a dict from
+# weight (or module) name to a 0/1 tensor of the weight's shape.
+_MODEL_KEYS = ("state_dict", "model_state_dict", "model")
+_MASK_KEYS = ("masks", "mask")
+# Entries of a checkpoint that are not the model: optimizer and scheduler states, settings.
+_NOT_MODEL = re.compile(
+    r".*(optim|sched|scaler).*|hparams|hyper_parameters|args|config|callbacks|loops|"
+    r".*_extra_state",
+    re.IGNORECASE,
+)
+_KEYS_SHOWN = 20
+
+
+def _is_module(obj: object) -> bool:
+    return callable(getattr(obj, "state_dict", None))
+
+
+def _is_tensor(value: object) -> bool:
+    return (
+        (hasattr(value, "detach") and hasattr(value, "layout"))
+        or isinstance(value, np.ndarray)
+        or sp.issparse(value)
+    )
+
+
+def _keys(obj: Iterable[Any]) -> str:
+    """Names (a mapping's keys), the first few, comma-separated."""
+    keys = [str(k) for k in obj]
+    more = f", ... ({len(keys)} keys)" if len(keys) > _KEYS_SHOWN else ""
+    return ", ".join(keys[:_KEYS_SHOWN]) + more
+
+
 def state_dict_of(obj: object, source: str) -> Mapping[str, Any]:
-    """A module's state dict, or the tensors of a (possibly nested) checkpoint dict."""
-    if hasattr(obj, "state_dict") and callable(obj.state_dict):
-        return dict(obj.state_dict())
+    """A module's state dict, or the tensors of a checkpoint dict.
+
+    Read: a state dict; a checkpoint holding one under ``state_dict``, ``model_state_dict`` or
+    ``model`` (other entries, such as the optimizer's, ignored), or under a single other key
+    (its names then prefixed with that key); masks beside the weights under ``masks`` or
+    ``mask`` (a dict from weight or module name to a tensor of the weight's shape), returned as
+    ``<weight>_mask`` tensors, which the readers prefer over the weights. Anything else is
+    refused, listing the keys found.
+    """
+    if _is_module(obj):
+        return dict(obj.state_dict())  # type: ignore[attr-defined]
     if not isinstance(obj, Mapping):
         raise TopologyError(
             f"{source}: expected a state dict or a module, got {type(obj).__name__}"
         )
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(obj.get(key), Mapping):
-            return state_dict_of(obj[key], source)
-    flat: dict[str, Any] = {}
-    for key, value in obj.items():
-        if isinstance(value, Mapping):
-            flat.update({f"{key}.{k}": v for k, v in state_dict_of(value, source).items()})
-        else:
-            flat[str(key)] = value
-    return flat
+    masks_key = next((k for k in _MASK_KEYS if k in obj and not _is_tensor(obj[k])), None)
+    if masks_key is not None and not isinstance(obj[masks_key], Mapping):
+        raise TopologyError(
+            f"{source}: the masks under {masks_key!r} are a {type(obj[masks_key]).__name__}; "
+            f"nnstd reads masks as a dict from weight name to mask (keys found: {_keys(obj)})"
+        )
+    model_key = next(
+        (k for k in _MODEL_KEYS if isinstance(obj.get(k), Mapping) or _is_module(obj.get(k))),
+        None,
+    )
+    if model_key is not None:
+        state = state_dict_of(obj[model_key], source)
+    else:
+        state = _only_state_dict(obj, masks_key, source)
+    if masks_key is not None:
+        state = _with_masks(state, obj[masks_key], source)
+    return state
+
+
+def _only_state_dict(
+    obj: Mapping[Any, Any], masks_key: str | None, source: str
+) -> Mapping[str, Any]:
+    """The tensors of a flat state dict, or of the one dict a checkpoint holds (prefixed)."""
+    rest = {
+        str(k): v for k, v in obj.items() if k != masks_key and not _NOT_MODEL.fullmatch(str(k))
+    }
+    nested = [k for k, v in rest.items() if isinstance(v, Mapping) or _is_module(v)]
+    has_tensors = any(_is_tensor(v) for v in rest.values())
+    if len(nested) == 1 and not has_tensors:
+        inner = state_dict_of(rest[nested[0]], source)
+        return {f"{nested[0]}.{k}": v for k, v in inner.items()}
+    if nested or not has_tensors:
+        what = (
+            "masks with no weights beside them"
+            if masks_key is not None and not nested and not has_tensors
+            else "not a state dict or a checkpoint layout nnstd knows"
+        )
+        raise TopologyError(
+            f"{source}: {what} (keys found: {_keys(obj)}); nnstd reads a state dict, or a "
+            f"checkpoint holding one under 'state_dict', 'model_state_dict' or 'model' (masks "
+            f"beside it under 'masks'), or holding one dict: pass the state dict itself"
+        )
+    return rest
+
+
+def _masked_weight(state: Mapping[str, Any], key: str) -> str | None:
+    """The weight a mask's key names: the weight itself, its module, or either without (or
+    with) a ``module.`` prefix (DataParallel); ``*_orig`` when the weight is pruned."""
+    bare = key.removeprefix("module.")
+    for candidate in (key, f"{key}.weight", bare, f"{bare}.weight"):
+        for name in (candidate, f"{candidate}_orig"):
+            if name in state:
+                return name
+    suffixes = (f".{bare}", f".{bare}.weight", f".{bare}_orig", f".{bare}.weight_orig")
+    found = [n for n in state if n.endswith(suffixes)]
+    return found[0] if len(found) == 1 else None
+
+
+def _with_masks(state: Mapping[str, Any], masks: Mapping[Any, Any], source: str) -> dict[str, Any]:
+    out = dict(state)
+    for key, mask in masks.items():
+        if not _is_tensor(mask):
+            raise TopologyError(
+                f"{source}: mask {str(key)!r} is a {type(mask).__name__}, not a tensor"
+            )
+        weight = _masked_weight(state, str(key))
+        if weight is None:
+            weights = [n for n in state if len(getattr(state[n], "shape", ())) >= 2]
+            raise TopologyError(
+                f"{source}: mask {str(key)!r} names no weight of the model (weights: "
+                f"{_keys(weights)})"
+            )
+        shape, expected = tuple(mask.shape), tuple(getattr(state[weight], "shape", ()))
+        if shape != expected:
+            raise TopologyError(
+                f"{source}: mask {str(key)!r} has shape {shape}, but {weight} has shape {expected}"
+            )
+        out[weight.removesuffix(_ORIG_SUFFIX) + _MASK_SUFFIX] = mask
+    return out
 
 
 def tensors_to_numpy(
@@ -657,13 +768,89 @@ def drop_last_row(pattern: sp.csc_array) -> sp.csc_array:
 # Layers of a weights file ---------------------------------------------------------------------
 
 
+# What, in a state dict's names, shows a model that is not a plain chain: a state dict holds
+# no graph, so it is read as a chain only when nothing in it says otherwise. Searched in the
+# names of weights (2-D and more), in this order; what each shows, for the message.
+_GRAPH_NAMES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"(?:^|[._])(?:downsample|shortcut|skip\w*|residual\w*)(?:[._]|$)", re.I),
+        "a branch (downsample/shortcut) beside the main path",
+    ),
+    (
+        re.compile(
+            r"(?:^|[._])(?:\w*attn\w*|\w*attention\w*|in_proj\w*|[qkv]_proj|qkv\w*)(?:[._]|$)", re.I
+        ),
+        "attention (query, key and value projections read one input, added back to it)",
+    ),
+    (
+        re.compile(r"(?:^|[._])(?:gate_proj|up_proj)(?:[._]|$)", re.I),
+        "a gated MLP (gate and up projections read one input)",
+    ),
+    (
+        re.compile(r"(?:^|\.)layer[0-9]+\.[0-9]+\.(?:conv|bn)[0-9]+\."),
+        "in a residual block (a ResNet's layerN.M with conv1, conv2: its input is added to "
+        "its output)",
+    ),
+)
+GRAPH_WAY_OUT = (
+    "nnstd reads a model as a chain of layers, and graphs (residual connections, attention) "
+    "are not supported yet; to read a part of it that is a plain chain, name its weights in "
+    "order with layers=[...]"
+)
+
+
+def not_a_chain(source: str, detail: str) -> TopologyError:
+    return TopologyError(f"{source}: not a plain chain of layers: {detail}. {GRAPH_WAY_OUT}")
+
+
+def check_plain_chain(shapes: Mapping[str, tuple[int, ...]], read: object, source: str) -> None:
+    """Refuses a state dict whose names or unread weights show a graph.
+
+    ``shapes``: every tensor's shape; ``read``: the names the chain reads (weights and their
+    masks). A weight whose name shows a branch, attention or a residual block, or a weight
+    (2-D or more) the chain would leave unread, stops it with a `TopologyError` naming it.
+    """
+    weights = [name for name, shape in shapes.items() if len(shape) >= 2]
+    for pattern, what in _GRAPH_NAMES:
+        found = next((name for name in weights if pattern.search(name)), None)
+        if found is not None:
+            raise not_a_chain(source, f"{found} is {what}")
+    unread = [name for name in weights if name not in read]  # type: ignore[operator]
+    if unread:
+        name = unread[0]
+        raise not_a_chain(
+            source,
+            f"{name} (shape {tuple(shapes[name])}) is not read as a layer, so a chain would "
+            f"skip it (a branch, attention, or a layer nnstd does not read)",
+        )
+
+
+def _shape(value: object) -> tuple[int, ...]:
+    return tuple(int(n) for n in getattr(value, "shape", ()))
+
+
+def warn_if_dense(patterns: Sequence[sp.csc_array], source: str) -> None:
+    """One warning when every layer (a connection pattern) holds a connection at every
+    position: then every two networks of the same widths are at distance 0."""
+    if patterns and all(0 < p.nnz == p.shape[0] * p.shape[1] for p in patterns):
+        warnings.warn(
+            f"{source}: every layer is 100% dense (no zero weight, no mask), so NNSTD between "
+            f"it and any network of the same widths is 0; to compare sparse topologies, keep "
+            f"the masks with the weights (prune's weight_mask, or masks under 'masks' beside "
+            f"'model')",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 def pick_weights(
     tensors: Mapping[str, Weights], patterns: Sequence[str] | None, source: str
 ) -> list[tuple[str, Weights]]:
     """The layers' weights in order. Without patterns: every 2-D or 4-D weight, one per module,
-    its pruning mask (``weight_mask``) preferred over ``weight`` over ``weight_orig``. With
-    patterns: each pattern (an exact name or a regular expression matched in full) in the order
-    given, the names it matches in their natural order."""
+    its pruning mask (``weight_mask``) preferred over ``weight`` over ``weight_orig``; refused
+    (`check_plain_chain`) where names or unread weights show a graph. With patterns: each
+    pattern (an exact name or a regular expression matched in full) in the order given, the
+    names it matches in their natural order."""
     if patterns is not None:
         chosen: list[str] = []
         for pattern in patterns:
@@ -700,6 +887,11 @@ def pick_weights(
     picked = [bases[b].get("mask") or bases[b].get("weight") or bases[b]["orig"] for b in order]
     if not picked:
         raise TopologyError(f"{source}: no 2-D or 4-D weights found")
+    check_plain_chain(
+        {name: _shape(array) for name, array in tensors.items()},
+        {name for base in order for name in bases[base].values()},
+        source,
+    )
     return [(n, tensors[n]) for n in picked]
 
 
@@ -747,6 +939,19 @@ def _first_break(shapes: Sequence[tuple[int, int]], groups: Sequence[int]) -> in
     return None
 
 
+def _branch_source(shapes: Sequence[tuple[int, int]], kernels: Sequence[int], k: int) -> int | None:
+    """The earlier layer (-1: the network's inputs) whose units layer ``k``, which does not
+    chain with layer ``k - 1``, reads whole: a branch such as a ResNet's downsample, which
+    reads a block's input beside the block's first layer."""
+    if shapes[k][0] % kernels[k]:
+        return None
+    channels = shapes[k][0] // kernels[k]
+    for j in range(k - 2, -1, -1):
+        if shapes[j][1] == channels:
+            return j
+    return -1 if shapes[0][0] == channels * kernels[0] else None
+
+
 def chain_groups(
     names: Sequence[str],
     layers: list[tuple[Weights, int]],
@@ -763,24 +968,44 @@ def chain_groups(
         return groups
     other = "in_out" if orientation == "out_in" else "out_in"
     flipped = [(s[1], s[0]) if g == 1 else s for s, g in zip(shapes, kernels, strict=True)]
-    hint = ""
     if _first_break(flipped, _infer_groups(flipped, kernels)) is None:
         hint = (
             f"; all layers chain when read the other way round: pass "
             f"orientation={other!r} (they were read as {orientation!r})"
         )
-    elif kernels[k] == 1:
-        single = list(shapes)
-        single[k] = flipped[k]
-        if (
-            _first_break(single, _infer_groups(single, kernels)) in (None, k + 1)
-            and single[k][0] == shapes[k - 1][1]
-        ):
-            hint = "; it chains when transposed: is this layer stored the other way round?"
-    raise TopologyError(
-        f"{source}: layer {k} ({names[k]}) has shape {shapes[k]} as (inputs, neurons), which "
-        f"does not chain with layer {k - 1}'s {shapes[k - 1][1]} neurons{hint}"
+    else:
+        hint = _transposed_hint(shapes, flipped, kernels, k)
+    problem = (
+        f"layer {k} ({names[k]}) has shape {shapes[k]} as (inputs, neurons), which does not "
+        f"chain with layer {k - 1}'s {shapes[k - 1][1]} neurons"
     )
+    earlier = _branch_source(shapes, kernels, k)
+    if earlier is not None and not hint.startswith("; all layers"):
+        what = "the network's inputs" if earlier < 0 else f"layer {earlier} ({names[earlier]})"
+        transposed = ", unless it is a 2-D weight stored transposed (it chains when transposed)"
+        raise not_a_chain(
+            source,
+            f"{problem}: it reads the units of {what}, so it is a branch (downsample/shortcut)"
+            f"{transposed if hint else ''}",
+        )
+    raise TopologyError(f"{source}: {problem}{hint}")
+
+
+def _transposed_hint(
+    shapes: list[tuple[int, int]], flipped: list[tuple[int, int]], kernels: list[int], k: int
+) -> str:
+    """The hint when layer ``k`` alone chains when transposed (a 2-D layer stored the other
+    way round), else nothing."""
+    if kernels[k] != 1:
+        return ""
+    single = list(shapes)
+    single[k] = flipped[k]
+    if (
+        _first_break(single, _infer_groups(single, kernels)) in (None, k + 1)
+        and single[k][0] == shapes[k - 1][1]
+    ):
+        return "; it chains when transposed: is this layer stored the other way round?"
+    return ""
 
 
 def check_orientation(orientation: str | None, default: Orientation) -> Orientation:

@@ -34,6 +34,7 @@ from nnstd._loaders import (
     sparse_from_npz,
     state_dict_of,
     tensors_to_numpy,
+    warn_if_dense,
 )
 
 LayerLike: TypeAlias = npt.ArrayLike | sp.spmatrix | sp.sparray
@@ -286,6 +287,7 @@ def network_from_tensors(
         _connection_pattern(matrix, k, f"{name} ({label})", budget)
         for k, ((label, _), (matrix, _)) in enumerate(zip(picked, converted, strict=True))
     ]
+    warn_if_dense(patterns, name)
     return Network._from_patterns(patterns, name, groups)
 
 

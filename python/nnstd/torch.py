@@ -12,6 +12,7 @@ Works on state dicts of ``torch.Tensor`` or of numpy arrays; modules need PyTorc
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Mapping, Sequence
@@ -26,8 +27,11 @@ from nnstd._api import Solver
 from nnstd._errors import TopologyError
 from nnstd._loaders import (
     DEFAULT_LOAD_BUDGET,
+    GRAPH_WAY_OUT,
     apply_mask_conventions,
+    check_plain_chain,
     natural_key,
+    one_line,
     state_dict_of,
     tensors_to_numpy,
 )
@@ -87,6 +91,12 @@ def _chain(
     """Indices (into ``modules``) of the chain's layers, in order."""
     if layers is None:
         chosen = [i for i, m in enumerate(modules) if _is_layer(m, state)]
+        if chosen:
+            check_plain_chain(
+                {name: tuple(getattr(value, "shape", ())) for name, value in state.items()},
+                {n for i in chosen for n in modules[i].names("weight")},
+                source,
+            )
     else:
         chosen = []
         for pattern in layers:
@@ -121,6 +131,7 @@ def _take(tensor: Any, index: npt.NDArray[np.int64], dim: int) -> Any:
     if hasattr(tensor, "index_select"):
         import torch
 
+        index = np.ascontiguousarray(index)  # torch takes no negative strides
         return tensor.index_select(dim, torch.as_tensor(index, device=tensor.device))
     return np.take(np.asarray(tensor), index, axis=dim)
 
@@ -221,16 +232,16 @@ def _only_user(node: Any, layer: str, source: str) -> Any:
     return users[0]
 
 
-def _check_traced_chain(model: Any, names: list[str], source: str) -> None:
+def _check_traced_chain(model: Any, names: list[str], source: str) -> str | None:
     """Through ``torch.fx``: each hidden layer's output reaches the next layer alone, through
     operations of one tensor (activations, BatchNorm, flatten), never added to another
-    tensor. A model that cannot be traced is not checked (its state dict is still)."""
+    tensor. Returns why tracing failed (then nothing is checked here), or None."""
     try:
         import torch.fx
 
         graph = torch.fx.symbolic_trace(model).graph
-    except Exception:  # dynamic control flow and the like: fx cannot follow it
-        return
+    except Exception as exc:  # dynamic control flow and the like: fx cannot follow it
+        return one_line(exc)
     calls: dict[str, list[Any]] = {}
     for node in graph.nodes:
         if node.op == "call_module":
@@ -251,6 +262,139 @@ def _check_traced_chain(model: Any, names: list[str], source: str) -> None:
                     f"{node.name} before {names[k + 1]} (a residual connection?): permute "
                     f"follows plain chains only"
                 )
+    return None
+
+
+# How far the renamed model's outputs may be from the model's (relative, in the 2-norm): a
+# renaming only reorders sums, so they agree to rounding.
+_TOLERANCES = {"torch.float64": 1e-5, "torch.float32": 1e-4}
+_LOW_PRECISION_TOLERANCE = 1e-2  # float16, bfloat16
+
+
+def _as_inputs(example_inputs: Any) -> tuple[Any, ...]:
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs)
+    return (example_inputs,)
+
+
+def _guessed_inputs(model: Any) -> tuple[Any, ...] | None:
+    """A random batch for a model whose first layer is a ``Linear`` (its input width is then
+    known); None for any other first layer (a convolution's image size is not)."""
+    import torch
+
+    layer_types = (
+        torch.nn.Linear,
+        torch.nn.modules.conv._ConvNd,
+        torch.nn.MultiheadAttention,
+        torch.nn.Embedding,
+        torch.nn.RNNBase,
+    )
+    first = next((m for m in model.modules() if isinstance(m, layer_types)), None)
+    if not isinstance(first, torch.nn.Linear):
+        return None
+    like = next(iter(first.parameters()), None)
+    dtype = like.dtype if like is not None and like.is_floating_point() else torch.float32
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.randn(4, first.in_features, generator=generator, dtype=dtype)
+    return (batch.to(like.device) if like is not None else batch,)
+
+
+def _tensors_in(output: Any) -> list[Any]:
+    if hasattr(output, "detach"):
+        return [output]
+    if isinstance(output, Mapping):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return [t for item in output for t in _tensors_in(item)]
+    return []
+
+
+def _outputs(model: Any, inputs: tuple[Any, ...], source: str, guessed: bool) -> list[Any] | None:
+    """The model's output tensors on ``inputs``, in eval mode (dropout off, BatchNorm
+    statistics neither used from the batch nor updated) without gradients; the modules'
+    modes are restored. None when a guessed input does not fit the model."""
+    import torch
+
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(*inputs)
+    except Exception as exc:
+        if guessed:
+            return None
+        raise TopologyError(
+            f"{source}: running the model on example_inputs failed ({one_line(exc)})"
+        ) from None
+    finally:
+        for module, mode in modes:
+            module.training = mode
+    return [t.detach().clone() for t in _tensors_in(output)]
+
+
+def _relative_error(before: list[Any], after: list[Any]) -> tuple[float, float]:
+    """The largest relative difference between two lists of outputs, and the tolerance for
+    their precision."""
+    import torch
+
+    error, tolerance = 0.0, _TOLERANCES["torch.float64"]
+    for old, new in zip(before, after, strict=True):
+        if not (old.is_floating_point() or old.is_complex()):
+            error = max(error, 0.0 if torch.equal(old, new) else math.inf)
+            continue
+        tolerance = max(tolerance, _TOLERANCES.get(str(old.dtype), _LOW_PRECISION_TOLERANCE))
+        old, new = (
+            old.to(torch.complex128 if old.is_complex() else torch.float64),
+            new.to(torch.complex128 if old.is_complex() else torch.float64),
+        )
+        scale = float(torch.linalg.vector_norm(old))
+        diff = float(torch.linalg.vector_norm(new - old))
+        relative = diff / scale if scale > 0 else diff
+        error = max(error, relative if math.isfinite(relative) else math.inf)
+    return error, tolerance
+
+
+def _permute_module(
+    model: Any,
+    orders: Sequence[npt.ArrayLike],
+    layers: Sequence[str] | None,
+    example_inputs: Any,
+) -> Any:
+    """`permute` on a module: the chain checked through torch.fx, the renamed model's outputs
+    checked against the model's on ``example_inputs`` (or a random input when the first layer
+    is a Linear); a renaming that changes them is undone and refused."""
+    source = type(model).__name__
+    state = model.state_dict()
+    modules = _modules(state)
+    names = [modules[i].name for i in _chain(modules, state, layers, source)]
+    untraced = _check_traced_chain(model, names, source)
+    new_state = permute_state(state, orders, layers=layers, source=source)
+    guessed = example_inputs is None
+    inputs = _guessed_inputs(model) if guessed else _as_inputs(example_inputs)
+    before = None if inputs is None else _outputs(model, inputs, source, guessed)
+    if not before or inputs is None:
+        if untraced is not None:
+            raise TopologyError(
+                f"{source}: torch.fx cannot trace its forward ({untraced}), so permute cannot "
+                f"see whether {', '.join(names)} form a plain chain, and has no input to check "
+                f"the renamed model on: pass example_inputs=(...)"
+            )
+        model.load_state_dict(new_state)  # a chain, as traced
+        return model
+    saved = {name: value.detach().clone() for name, value in state.items()}
+    model.load_state_dict(new_state)
+    error, tolerance = _relative_error(before, _outputs(model, inputs, source, False) or [])
+    if not error <= tolerance:
+        model.load_state_dict(saved)
+        on = "a random input" if guessed else "example_inputs"
+        raise TopologyError(
+            f"{source}: renaming the units of {', '.join(names[:-1])} changes the model's "
+            f"outputs on {on} (relative error {error:.2g} > {tolerance:g}): they are not a "
+            f"plain chain permute can follow (a residual connection, attention, another branch "
+            f"or a per-unit tensor outside the chain's modules reads them); the model is left "
+            f"as it was. {GRAPH_WAY_OUT}"
+        )
+    return model
 
 
 def permute_state(
@@ -280,6 +424,7 @@ def permute(
     orders: Sequence[npt.ArrayLike],
     *,
     layers: Sequence[str] | None = None,
+    example_inputs: Any = None,
 ) -> Any:
     """Rename the hidden units of a PyTorch model or state dict.
 
@@ -293,8 +438,17 @@ def permute(
         One permutation per hidden layer of the chain (every layer but the last):
         ``order[j]`` is the unit that goes to position ``j``, as `nnstd.alignment` returns.
     layers
-        The chain's modules (exact names or regular expressions matched in full), in order.
-        Default: every module with a 2-D or 4-D ``weight``, in the state dict's order.
+        The chain's modules (exact names or regular expressions matched in full), in order:
+        a sub-chain you know to be a plain chain. Default: every module with a 2-D or 4-D
+        ``weight``, in the state dict's order, refused where names or weights show a graph
+        (a downsample or shortcut branch, a ResNet block, attention, a gated MLP, a weight
+        the chain would leave unread).
+    example_inputs
+        For a module: an input tensor, or a tuple of them (``model(*example_inputs)``), on
+        which the renamed model's outputs are checked against the model's (relative error at
+        most 1e-5 in float64, 1e-4 in float32, in eval mode). Default: a random batch when the
+        model's first layer is a ``Linear``; otherwise no output check, which is refused when
+        ``torch.fx`` cannot trace the model either.
 
     Returns
     -------
@@ -304,11 +458,12 @@ def permute(
     ------
     TopologyError
         If an order is not a permutation of its layer's units, or the chain cannot be
-        inferred: a module between two layers holds something other than one value per unit
-        (a residual connection, a branch), or a layer does not take the previous one's units
-        as inputs. The message names the module. For a module, ``torch.fx`` traces
-        ``forward`` to find skip connections a state dict cannot show (a model fx cannot
-        trace is checked through its state dict alone).
+        inferred: names or weights show a graph, a module between two layers holds something
+        other than one value per unit (a residual connection, a branch), or a layer does not
+        take the previous one's units as inputs. The message names the module. For a module,
+        ``torch.fx`` traces ``forward`` to find skip connections a state dict cannot show, and
+        a renaming that changes the outputs on ``example_inputs`` is undone and refused; a
+        module fx cannot trace, with no input to check it on, is refused.
 
     Notes
     -----
@@ -330,15 +485,9 @@ def permute(
     (array([2., 0., 1.]), array([[6., 4., 5.]]))
     """
     if hasattr(model, "load_state_dict") and hasattr(model, "state_dict"):
-        source = type(model).__name__
-        state = model.state_dict()
-        modules = _modules(state)
-        names = [modules[i].name for i in _chain(modules, state, layers, source)]
-        _check_traced_chain(model, names, source)
-        model.load_state_dict(
-            permute_state(model.state_dict(), orders, layers=layers, source=source)
-        )
-        return model
+        return _permute_module(model, orders, layers, example_inputs)
+    if example_inputs is not None:
+        raise ValueError("example_inputs needs a module (a state dict cannot be run)")
     return permute_state(state_dict_of(model, "state dict"), orders, layers=layers)
 
 
@@ -365,7 +514,9 @@ def to_network(
     model
         A ``torch.nn.Module`` or a state dict (tensors or numpy arrays).
     layers
-        As in `permute`.
+        As in `permute`. By default a model whose names or weights show a graph (residual
+        connections, attention) is refused, and a module's ``forward`` is traced with
+        ``torch.fx`` (when it can be) to find skip connections between layers of equal widths.
     name
         The network's name (default: the model's type).
 
@@ -383,6 +534,11 @@ def to_network(
     """
     source = name or type(model).__name__
     state = state_dict_of(model, source)
+    if layers is None and hasattr(model, "state_dict") and hasattr(model, "forward"):
+        modules = _modules(state)  # a skip between layers of equal widths, if fx can see it
+        _check_traced_chain(
+            model, [modules[i].name for i in _chain(modules, state, None, source)], source
+        )
     picked = _masks_or_weights(state, layers, source)
     tensors = tensors_to_numpy({n: state[n] for n in picked}, source, DEFAULT_LOAD_BUDGET)
     tensors = apply_mask_conventions(tensors, source)  # one tensor per layer, in order
@@ -395,6 +551,7 @@ def align(
     *,
     solver: Solver = "canonical",
     layers: Sequence[str] | None = None,
+    example_inputs: Any = None,
 ) -> Any:
     """``model`` with its hidden units renamed after their partners in ``reference``.
 
@@ -411,6 +568,9 @@ def align(
         As in `nnstd.distance` (default ``"canonical"``).
     layers
         As in `permute`, for both.
+    example_inputs
+        As in `permute`: inputs on which the renamed ``model`` is checked to compute what it
+        computed before.
 
     Returns
     -------
@@ -428,4 +588,5 @@ def align(
     """
     net_a = to_network(reference, layers=layers, name="reference")
     net_b = to_network(model, layers=layers, name="model")
-    return permute(model, alignment(net_a, net_b, solver=solver), layers=layers)
+    orders = alignment(net_a, net_b, solver=solver)
+    return permute(model, orders, layers=layers, example_inputs=example_inputs)
