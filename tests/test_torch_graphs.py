@@ -385,3 +385,17 @@ def test_a_checkpoint_dense_in_every_layer_warns_once(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # masked: no warning
         nnstd.Network.from_torch(a)
+
+
+def test_checkpoint_entries_beside_the_model_are_ignored_by_name_not_tensors() -> None:
+    a, masks = rigl_checkpoint(0)
+    model = {k: v for k, v in a["model"].items()}
+    optimizer = {"state": {0: {"momentum_buffer": torch.ones(16, 10)}}, "param_groups": []}
+    nested = {"net": model, "optimizer": optimizer, "epoch": 3, "masks": a["masks"]}
+    net = nnstd.Network.from_torch(nested)  # the one model dict, its masks matched by suffix
+    assert net.connections == [int(m.sum()) for m in masks]
+    renamed = {
+        k.replace("0.", "scaler.", 1) if k.startswith("0.") else k: v for k, v in model.items()
+    }  # a layer named like a scheduler's entry is kept
+    with pytest.warns(UserWarning, match="100% dense"):
+        assert nnstd.Network.from_torch(renamed).depth == 3

@@ -396,8 +396,10 @@ def _only_state_dict(
     obj: Mapping[Any, Any], masks_key: str | None, source: str
 ) -> Mapping[str, Any]:
     """The tensors of a flat state dict, or of the one dict a checkpoint holds (prefixed)."""
-    rest = {
-        str(k): v for k, v in obj.items() if k != masks_key and not _NOT_MODEL.fullmatch(str(k))
+    rest = {  # tensors are kept whatever their names: a layer may be called "scaler"
+        str(k): v
+        for k, v in obj.items()
+        if k != masks_key and (_is_tensor(v) or not _NOT_MODEL.fullmatch(str(k)))
     }
     nested = [k for k, v in rest.items() if isinstance(v, Mapping) or _is_module(v)]
     has_tensors = any(_is_tensor(v) for v in rest.values())
