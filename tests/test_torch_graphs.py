@@ -399,3 +399,14 @@ def test_checkpoint_entries_beside_the_model_are_ignored_by_name_not_tensors() -
     }  # a layer named like a scheduler's entry is kept
     with pytest.warns(UserWarning, match="100% dense"):
         assert nnstd.Network.from_torch(renamed).depth == 3
+
+
+def test_a_depthwise_convolution_is_named() -> None:
+    torch.manual_seed(0)
+    state = {
+        "stem.weight": torch.randn(8, 3, 3, 3),
+        "dw.weight": torch.randn(8, 1, 3, 3),  # groups=8
+        "pw.weight": torch.randn(16, 8, 1, 1),
+    }
+    with pytest.raises(nnstd.TopologyError, match=r"dw\.weight.*depthwise convolution \(8 groups"):
+        nnstd.Network.from_torch(state)

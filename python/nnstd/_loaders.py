@@ -941,6 +941,19 @@ def _first_break(shapes: Sequence[tuple[int, int]], groups: Sequence[int]) -> in
     return None
 
 
+def _convolution_groups(shapes: Sequence[tuple[int, int]], kernels: Sequence[int], k: int) -> int:
+    """How many groups convolution ``k`` has if it reads a whole fraction of the previous
+    layer's channels (``groups=`` in PyTorch: each output channel reads its group only); 1
+    when it does not look grouped (or is not a convolution)."""
+    previous = shapes[k - 1][1]
+    if kernels[k] == 1 or shapes[k][0] % kernels[k]:
+        return 1
+    channels = shapes[k][0] // kernels[k]
+    if 0 < channels < previous and previous % channels == 0:
+        return previous // channels
+    return 1
+
+
 def _branch_source(shapes: Sequence[tuple[int, int]], kernels: Sequence[int], k: int) -> int | None:
     """The earlier layer (-1: the network's inputs) whose units layer ``k``, which does not
     chain with layer ``k - 1``, reads whole: a branch such as a ResNet's downsample, which
@@ -981,6 +994,13 @@ def chain_groups(
         f"layer {k} ({names[k]}) has shape {shapes[k]} as (inputs, neurons), which does not "
         f"chain with layer {k - 1}'s {shapes[k - 1][1]} neurons"
     )
+    grouped = _convolution_groups(shapes, kernels, k)
+    if grouped > 1:
+        raise TopologyError(
+            f"{source}: {problem}: it reads {shapes[k][0] // kernels[k]} of them per output "
+            f"channel, so it is a grouped or depthwise convolution ({grouped} groups), which "
+            f"nnstd does not read yet; name the layers before or after it with layers=[...]"
+        )
     earlier = _branch_source(shapes, kernels, k)
     if earlier is not None and not hint.startswith("; all layers"):
         what = "the network's inputs" if earlier < 0 else f"layer {earlier} ({names[earlier]})"
