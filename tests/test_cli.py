@@ -520,3 +520,290 @@ def test_help_has_examples() -> None:
     for command in ("figure4", "matrix", "distance", "evolution"):
         sub = run(command, "--help")
         assert sub.returncode == 0 and "Example: nnstd " + command in sub.stdout
+
+
+# ---- output files: checked before computing, written whole or not at all -------------------
+
+FAULT_TIMEOUT = 120  # seconds a fault-injection child may take
+# Runs nnstd.cli.main on each command line (JSON on argv[1]) and prints what it left: the exit
+# code, stderr, the folder's files and their bytes (hex). With "--patch-fsync", every fsync
+# fails with ENOSPC: a full disk as it shows on NFS, quotas and delayed allocation.
+FULL_DISK_CHILD = r"""
+import contextlib, errno, io, json, os, sys
+commands, folder = json.loads(sys.argv[1]), sys.argv[2]
+if "--patch-fsync" in sys.argv:
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    os.fsync = full
+else:  # fill the (small) disk the folder is on
+    filler = os.open(os.path.join(folder, "filler"), os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):
+        while True:
+            os.write(filler, b"\0" * 4096)
+    os.close(filler)
+from nnstd.cli import main
+outcomes = []
+for argv in commands:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    outcomes.append({"code": code, "stderr": err.getvalue()})
+files = {
+    name: open(os.path.join(folder, name), "rb").read().hex()
+    for name in sorted(os.listdir(folder)) if name != "filler"
+}
+print(json.dumps({"outcomes": outcomes, "files": files}))
+"""
+
+
+def full_disk_fault() -> tuple[list[str], str]:
+    """How this machine can fill a disk: a 64 KiB tmpfs mounted in a private mount namespace
+    (root with `unshare`), else failing fsync calls; and why, when it is the fallback."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return [], "not root: cannot mount a small tmpfs"
+    if shutil.which("unshare") is None:
+        return [], "no unshare command to mount a tmpfs privately"
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"],
+        capture_output=True,
+        timeout=FAULT_TIMEOUT,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return [], f"unshare --mount failed: {probe.stderr.decode(errors='replace').strip()}"
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c"], ""
+
+
+def test_a_full_disk_keeps_the_previous_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tiny_topo(tmp_path / "topo")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    previous = {"m.csv": b"network,a\na,0\n", "m.npy": b"old npy", "m.png": PNG_MAGIC + b"old"}
+    base = ["matrix", "--topo-root", str(root), "--epoch", "init", "-q"]
+    commands = [
+        [*base, "--save", str(disk / "m.csv")],
+        [*base, "--save", str(disk / "m.npy")],
+        [*base, "--out", str(disk / "m.png")],
+    ]
+    prefix, fallback = full_disk_fault()
+    child = [sys.executable, "-c", FULL_DISK_CHILD, json.dumps(commands), str(disk)]
+    if prefix:
+        import shlex
+
+        seed = " && ".join(
+            f"printf %s {shlex.quote(data.hex())} | xxd -r -p > {shlex.quote(str(disk / name))}"
+            for name, data in previous.items()
+        )
+        script = (
+            f"mount -t tmpfs -o size=64k tmpfs {shlex.quote(str(disk))} && {seed} && "
+            + shlex.join(child)
+        )
+        argv = [*prefix, script]
+    else:
+        for name, data in previous.items():
+            (disk / name).write_bytes(data)
+        argv = [*child, "--patch-fsync"]
+        with capsys.disabled():
+            print(f"\n[full disk simulated by failing fsync: {fallback}]")
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=FAULT_TIMEOUT, check=False
+    )
+    if prefix and result.returncode != 0 and "mount" in result.stderr:
+        pytest.fail(f"could not mount a tmpfs although unshare works: {result.stderr}")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    for command, outcome in zip(commands, report["outcomes"], strict=True):
+        assert outcome["code"] == 1, (command, outcome)
+        lines = outcome["stderr"].strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in outcome["stderr"], outcome
+        assert command[-1] in lines[0] and "No space left on device" in lines[0], lines
+        assert "the previous file is kept" in lines[0], lines
+    # The previous files are there, whole; no temporary file is left behind.
+    assert report["files"] == {name: data.hex() for name, data in previous.items()}
+
+
+def test_a_special_file_is_written_in_place_and_its_errors_said(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    if not Path("/dev/full").exists():
+        pytest.fail("this test needs /dev/full (a device whose writes fail with ENOSPC)")
+    root = tiny_topo(tmp_path / "topo")
+    (tmp_path / "full.csv").symlink_to("/dev/full")
+    result = run("matrix", "--topo-root", root, "--epoch", "init", "--save", tmp_path / "full.csv")
+    line = one_line_error(result, 1)
+    assert "full.csv" in line and "No space left on device" in line
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)  # written into, never replaced
+    assert (tmp_path / "full.csv").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.csv", "topo"]
+
+
+def test_outputs_replace_files_whole_keeping_their_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    root = tiny_topo(tmp_path / "topo")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "m.csv").write_text("old")
+    os.chmod(out / "m.csv", 0o640)
+    link = out / "link.npy"
+    link.symlink_to("m.npy")
+    args = ["--topo-root", root, "--epoch", "init"]
+    result = run("matrix", *args, "--save", out / "m.csv")
+    assert result.returncode == 0, result.stderr
+    assert run("matrix", *args, "--save", link).returncode == 0
+    table = (out / "m.csv").read_text().splitlines()
+    assert table[0] == "network,net0,net1,net2" and len(table) == 4
+    assert stat.S_IMODE((out / "m.csv").stat().st_mode) == 0o640
+    assert link.is_symlink() and np.load(out / "m.npy").shape == (3, 3)  # through the link
+    assert sorted(p.name for p in out.iterdir()) == ["link.npy", "m.csv", "m.npy"]
+
+
+def test_every_output_creates_its_parent_folders(tmp_path: Path) -> None:
+    root = tiny_topo(tmp_path / "topo")
+    args = ["--topo-root", root, "--epoch", "init", "-q"]
+    saved = run(
+        "matrix", *args, "--save", tmp_path / "a" / "b" / "m.csv", "--out", tmp_path / "c" / "m.png"
+    )
+    assert saved.returncode == 0, saved.stderr
+    assert (tmp_path / "a" / "b" / "m.csv").is_file() and (tmp_path / "c" / "m.png").is_file()
+    fig = run(
+        "figure4", *args, "--out", tmp_path / "d" / "f.png", "--save-matrices", tmp_path / "e" / "f"
+    )
+    assert fig.returncode == 0, fig.stderr
+    assert (tmp_path / "d" / "f.png").is_file() and (tmp_path / "e" / "f" / "init.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["matrix", "--save", "{tmp}/folder.csv"], "{tmp}/folder.csv: is a folder"),
+        (["matrix", "--out", "{tmp}/plain/m.png"], "{tmp}/plain is not a folder"),
+        (["matrix", "--save", "{tmp}/plain/deeper/m.npy"], "{tmp}/plain is not a folder"),
+        (["figure4", "--save-matrices", "{tmp}/plain"], "{tmp}/plain is not a folder"),
+        (["cluster", "--out", "{tmp}/same.png", "--mds", "{tmp}/same.png"], "same file"),
+        (["evolution", "--out", "{tmp}/folder.csv"], "extension"),
+        (["convergence", "--out", "{tmp}/plain/c.png"], "{tmp}/plain is not a folder"),
+    ],
+)
+def test_output_paths_are_checked_before_computing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], message: str
+) -> None:
+    root = tiny_topo(tmp_path / "topo", epochs=("init", "epoch_000"))
+    # A broken network: computing would fail on it, so the error shows what was checked first.
+    (root / "net1" / "init" / "weight_l1.npz").write_bytes(b"broken")
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "plain").write_text("a file")
+    fill = {"tmp": tmp_path}
+    args = [a.format(**fill) for a in command]
+    result = run_here(*args, "--topo-root", root, "--epoch", "init", capsys=capsys)
+    line = one_line_error(result, 2 if message == "extension" else 1)
+    assert message.format(**fill) in line
+    assert "broken" not in line and "weight_l1" not in line
+
+
+def test_a_shard_refuses_outputs_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tiny_topo(tmp_path / "topo")
+    store = tmp_path / "store"
+    for output in (["--save", str(tmp_path / "m.npy")], ["--out", str(tmp_path / "m.png")]):
+        result = run_here(
+            "matrix",
+            "--topo-root",
+            root,
+            "--epoch",
+            "init",
+            "--store",
+            store,
+            "--shard",
+            "0/3",
+            *output,
+            capsys=capsys,
+        )
+        line = one_line_error(result, 2)
+        assert "--shard" in line and output[0] in line and "without --shard" in line
+    assert not store.exists() and not (tmp_path / "m.npy").exists()
+
+
+@pytest.mark.parametrize(
+    ("snapshots", "message"),
+    [(["999"], "--snapshots 999"), (["0", "1"], "--snapshots 1"), (["-1"], "--snapshots -1")],
+)
+def test_generate_refuses_snapshots_it_would_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], snapshots: list[str], message: str
+) -> None:
+    out = tmp_path / "gen"
+    result = run_here(
+        "generate", "--out", out, "--epochs", "1", "--snapshots", *snapshots, capsys=capsys
+    )
+    line = one_line_error(result, 2)
+    assert message in line and "--epochs 1" in line
+    assert not out.exists()
+
+
+def test_generate_says_which_default_snapshots_it_leaves_out(tmp_path: Path) -> None:
+    tiny = ["--widths", "784", "12", "10", "--networks", "1", "--epochs", "11"]
+    result = run("generate", "--out", tmp_path / "gen", *tiny, "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == (
+        "nnstd: note: saving snapshots 0, 10 of the paper's; 20, 30, 40, 50, 100, 150, 190 are "
+        "past --epochs 11"
+    )
+    assert sorted(p.name for p in (tmp_path / "gen" / "w0").iterdir() if p.is_dir()) == [
+        "epoch_000",
+        "epoch_010",
+        "init",
+    ]
+
+
+# ---- the shell: paths starting with '-', closed pipes ---------------------------------------
+
+
+def test_a_path_starting_with_a_dash_gets_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    for name in ("-x.npz", "b.npz"):
+        np.savez(tmp_path / name, rng.random((5, 4)) < 0.5)
+    for args in (["-x.npz", "b.npz"], ["b.npz", "-x.npz"]):
+        line = one_line_error(run_here("distance", *args, capsys=capsys), 2)
+        assert "use -- before paths starting with '-', or ./-x.npz" in line, line
+    for args in (["--", "-x.npz", "b.npz"], ["./-x.npz", "b.npz"]):
+        result = run_here("distance", "--json", *args, capsys=capsys)
+        assert result.returncode == 0, result.stderr
+    # Options and negative numbers get no hint.
+    plain = one_line_error(run_here("distance", "b.npz", capsys=capsys), 2)
+    assert "paths starting with" not in plain
+
+
+@pytest.mark.parametrize("command", ["matrix", "distance"])
+def test_a_closed_output_pipe_ends_quietly(tmp_path: Path, command: str) -> None:
+    import os
+
+    root = tiny_topo(tmp_path / "topo")
+    if command == "matrix":
+        words = ["matrix", "--topo-root", str(root), "--epoch", "init"]
+    else:
+        words = ["distance", str(root / "net0" / "init"), str(root / "net1" / "init")]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `| head -1` does once it has its line
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "nnstd.cli", *words],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=FAULT_TIMEOUT,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1 and result.stderr == "", result.stderr

@@ -105,9 +105,12 @@ def test_unknown_files_and_pickles_are_refused(tmp_path: Path) -> None:
     np.savez(tmp_path / "obj.npz", np.array([{"a": 1}], dtype=object))
     with pytest.raises(nnstd.TopologyError, match="pickled"):
         nnstd.load_network(tmp_path / "obj.npz")
-    np.savez(tmp_path / "vec.npz", np.ones(3), np.ones((3, 2, 2)))
+    np.savez(tmp_path / "vec.npz", np.ones(3), np.ones(2))  # biases only
     with pytest.raises(nnstd.TopologyError, match="no 2-D or 4-D weights"):
         nnstd.load_network(tmp_path / "vec.npz")
+    np.savez(tmp_path / "cube.npz", np.ones(3), np.ones((3, 2, 2)))  # no longer left out
+    with pytest.raises(nnstd.TopologyError, match=r"array 'arr_1' has shape \(3, 2, 2\)"):
+        nnstd.load_network(tmp_path / "cube.npz")
     np.savez(tmp_path / "nan.npz", np.array([[1.0, np.nan]]))
     with pytest.raises(nnstd.TopologyError, match="NaN"):
         nnstd.load_network(tmp_path / "nan.npz")

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from nnstd import _core
 from nnstd._errors import TopologyError
-from nnstd._loaders import byte_count
+from nnstd._loaders import byte_count, check_flag, is_whole_number, whole_numbers
 from nnstd._network import Network, PathLike, as_network
 
 if TYPE_CHECKING:
@@ -97,19 +97,24 @@ def check_threads(threads: object) -> int | None:
     return int(threads) or None
 
 
-def _layer_selection(layers: Layers, depth: int) -> tuple[int, ...]:
-    """The requested layer indices, validated against the network depth."""
+def _layer_selection(layers: object, depth: int) -> tuple[int, ...]:
+    """The requested layer indices, validated against the network depth: None (all), a whole
+    number or a sequence of them (`whole_numbers`: no bools, floats or strings; a TypeError
+    otherwise), each an existing layer (a TopologyError otherwise)."""
     if layers is None:
         return tuple(range(depth))
-    chosen = (layers,) if isinstance(layers, (int, np.integer)) else tuple(layers)
+    if is_whole_number(layers):
+        chosen = [int(layers)]  # type: ignore[call-overload]
+    else:
+        chosen = whole_numbers(layers, "layers", "a layer index or a list of them")
     for k in chosen:
-        if not isinstance(k, (int, np.integer)) or not 0 <= k < depth:
+        if not 0 <= k < depth:
             raise TopologyError(
                 f"layer {k} does not exist: the networks have layers 0..{depth - 1}"
             )
     if not chosen:
         raise ValueError("layers must name at least one layer")
-    return tuple(int(k) for k in chosen)
+    return tuple(chosen)
 
 
 def _check_comparable(a: Network, b: Network, what: str) -> None:
@@ -148,8 +153,9 @@ def distance(
         Networks, or paths that `load_network` reads. ``a`` is the reference: layer distances
         are divided by ``a``'s widths.
     layers
-        A layer index or a list of them (default: all). Later layers need all earlier ones
-        matched, so asking for layer 2 alone still matches layers 0 and 1.
+        A layer index or a list (tuple, range, 1-D integer array) of them (default: all); a
+        bool, a float (even ``1.0``) or a string is a TypeError. Later layers need all earlier
+        ones matched, so asking for layer 2 alone still matches layers 0 and 1.
     solver
         Every solver gives every layer an optimal assignment cost for the alignment carried
         into it, so layer 0 is the same for all; they differ in which optimal assignment they
@@ -194,6 +200,8 @@ def distance(
     MemoryError
         If the system refuses memory that ``memory_budget`` allows (too little free memory, or
         an address-space limit): one line naming the layer, the buffer and its size.
+    TypeError
+        If ``layers`` is not a whole number or a sequence of them.
 
     Examples
     --------
@@ -251,13 +259,14 @@ def pairwise(
     networks
         Networks (or paths) of equal depth and input width.
     layers
-        A layer index or a list of them (default: all).
+        As in `distance`: a layer index or a list of them (default: all).
     solver, memory_budget
         As in `distance`.
     ordered
         ``False`` (default): the paper's convention, each unordered pair once with the
         higher-indexed network as A, ``[i, j] = [j, i]`` and a zero diagonal. ``True``: every
-        ordered pair, ``[i, j]`` with network ``i`` as A (the diagonal is computed too).
+        ordered pair, ``[i, j]`` with network ``i`` as A (the diagonal is computed too). A
+        bool: anything else (``"no"``, ``0``) is a TypeError.
     threads
         Worker threads, a whole number from 1 to 256; None (the default) or 0: one per core,
         as ``--threads 0`` on the command line. Negative and larger numbers are refused with a
@@ -284,6 +293,7 @@ def pairwise(
            [0.  , 0.  , 0.25],
            [0.25, 0.25, 0.  ]])
     """
+    ordered = check_flag(ordered, "ordered")
     if store is not None or client is not None:
         from nnstd._many import paired_matrix
 

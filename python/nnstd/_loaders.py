@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import stat
 import warnings
 import zipfile
@@ -79,6 +80,58 @@ def byte_count(value: object, what: str = "memory_budget") -> int:
     if not 0 <= count <= BYTE_LIMIT:
         raise ValueError(f"{what} must be between 0 and 2**64 - 1 bytes, got {count}")
     return count
+
+
+def is_whole_number(value: object) -> bool:
+    """An ``int`` or numpy integer; a bool is not one (``True`` is no layer index)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def whole_numbers(values: object, what: str, expected: str) -> list[int]:
+    """``values`` as whole numbers: a list, tuple, range or 1-D integer array of them. A string,
+    a set, an iterator, floats (even ``2.0``) and bools are a one-line TypeError naming
+    ``what``, saying it must be ``expected``."""
+    items: list[object] | None = None
+    if isinstance(values, np.ndarray):
+        items = list(values) if values.ndim == 1 else None
+    elif isinstance(values, Sequence) and not isinstance(values, (str, bytes, bytearray)):
+        items = list(values)
+    if items is None or not all(is_whole_number(v) for v in items):
+        raise TypeError(f"{what} must be {expected}, got {reprlib.repr(values)}")
+    return [int(v) for v in items]  # type: ignore[call-overload]
+
+
+def check_flag(value: object, what: str) -> bool:
+    """A bool (Python's or numpy's); anything else, ``"no"``, ``0`` or ``None`` included, is a
+    one-line TypeError naming ``what``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, got {reprlib.repr(value)}")
+    return bool(value)
+
+
+def check_names(names: object, what: str = "layers") -> list[str] | None:
+    """None, or a list (tuple, ...) of tensor names or patterns; a lone string is a TypeError
+    (it would be read letter by letter)."""
+    if names is None:
+        return None
+    if (
+        not isinstance(names, Sequence)
+        or isinstance(names, (str, bytes, bytearray))
+        or not all(isinstance(n, str) for n in names)
+    ):
+        hint = " (one name: wrap it in a list)" if isinstance(names, (str, bytes)) else ""
+        raise TypeError(
+            f"{what} must be a list of tensor names or patterns, got {reprlib.repr(names)}{hint}"
+        )
+    return list(names)
+
+
+def unmasked(array: object) -> object:
+    """A numpy masked array with its masked entries read as absent connections (zeros);
+    anything else unchanged."""
+    if isinstance(array, np.ma.MaskedArray):
+        return np.ma.filled(array, 0)
+    return array
 
 
 def load_budget(memory_budget: object) -> int:
@@ -468,7 +521,7 @@ def tensors_to_numpy(
         elif sp.issparse(value):  # checked now: transposing some formats indexes with it
             out[name] = sparse_pattern(value, f"{source}: tensor {name!r}", budget)
         elif isinstance(value, np.ndarray):
-            out[name] = value
+            out[name] = unmasked(value)
     if not out:
         raise TopologyError(f"{source}: no tensors found")
     return out
@@ -709,7 +762,7 @@ def connection_pattern(weights: object, where: str, budget: int) -> sp.csc_array
     if sp.issparse(weights):
         return sparse_pattern(weights, where, budget)
     try:
-        array = np.asarray(weights)
+        array = np.asarray(unmasked(weights))
     except Exception as exc:  # ragged lists and the like
         raise TopologyError(f"{where}: not an array ({one_line(exc)})") from None
     if array.ndim != 2:

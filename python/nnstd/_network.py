@@ -22,6 +22,8 @@ from nnstd._loaders import (
     apply_mask_conventions,
     as_layer,
     chain_groups,
+    check_flag,
+    check_names,
     check_orientation,
     connection_pattern,
     drop_last_row,
@@ -35,6 +37,7 @@ from nnstd._loaders import (
     state_dict_of,
     tensors_to_numpy,
     warn_if_dense,
+    whole_numbers,
 )
 
 LayerLike: TypeAlias = npt.ArrayLike | sp.spmatrix | sp.sparray
@@ -63,7 +66,8 @@ class Network:
     layers
         One 2-D array or ``scipy.sparse`` matrix per layer, of shape ``(n_in, n_out)``: rows are
         the layer's inputs, columns its neurons. A connection is a non-zero entry (an explicitly
-        stored zero is not one). Layer ``k``'s neuron count must equal layer ``k+1``'s input count.
+        stored zero is not one; in a numpy masked array, a masked entry is not one either).
+        Layer ``k``'s neuron count must equal layer ``k+1``'s input count.
     name
         A label for plots and messages (for example the folder it was loaded from).
     input_groups
@@ -71,6 +75,7 @@ class Network:
         (default 1 everywhere). A convolution flattened to ``(in_channels * kh * kw, out)``
         with rows ordered channel-major has ``kh * kw``; a linear layer after flattening
         ``C x H x W`` feature maps has ``H * W``. Matching renames whole groups together.
+        Whole numbers (a float, even ``2.0``, or a bool is a TypeError).
     memory_budget
         Bytes building one layer may allocate (default 4 GiB); a layer declaring more (a sparse
         matrix's shape and entry count, a dense array's size) is refused before allocating.
@@ -81,6 +86,8 @@ class Network:
         If a layer is not 2-D, holds NaN/inf or non-numeric weights, has a malformed sparse
         index structure (every index is checked), exceeds the memory budget, or the shapes do
         not chain.
+    TypeError
+        If ``input_groups`` is not a sequence of whole numbers.
 
     Examples
     --------
@@ -128,7 +135,13 @@ class Network:
         """Checks the chain of shapes and builds the native topology."""
         if not patterns:
             raise TopologyError(f"{name or 'network'}: a network needs at least one layer")
-        groups = [1] * len(patterns) if input_groups is None else [int(g) for g in input_groups]
+        groups = (
+            [1] * len(patterns)
+            if input_groups is None
+            else whole_numbers(
+                input_groups, "input_groups", "a list of whole numbers, one per layer"
+            )
+        )
         if len(groups) != len(patterns) or min(groups) < 1:
             raise TopologyError(
                 f"{name or 'network'}: input_groups needs one positive number per layer"
@@ -195,7 +208,9 @@ class Network:
             A ``torch.nn.Module`` (its ``state_dict()`` is read) or a mapping of tensors.
         layers
             Tensor names or regular expressions, in layer order (default: every 2-D or 4-D
-            weight in the state dict's order, a pruning mask ``*.weight_mask`` preferred).
+            weight in the state dict's order, a pruning mask ``*.weight_mask`` preferred); a
+            list (a lone string is a TypeError). Masked entries of numpy masked arrays are
+            absent connections.
         orientation
             ``"out_in"`` (default: PyTorch's ``Linear.weight`` is (out, in)) or ``"in_out"``.
             Convolution kernels (out, in, kh, kw) are always read as PyTorch stores them.
@@ -214,6 +229,7 @@ class Network:
         """
         source = name or type(model).__name__
         budget = load_budget(memory_budget)
+        layers = check_names(layers)
         tensors = tensors_to_numpy(state_dict_of(model, source), source, budget)
         return network_from_tensors(
             tensors,
@@ -329,6 +345,18 @@ def _load_lone_sparse_npz(
     return Network._from_patterns([_paper_layer(file, k, drop_bias, pattern)], str(file))
 
 
+def _check_dense_npz(file: Path, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    """Every array of a ``.npz`` of dense layers is a layer (2-D, or a 4-D convolution kernel)
+    or a bias (1-D, skipped); anything else is refused rather than silently left out."""
+    for name, array in arrays.items():
+        if array.ndim not in (1, 2, 4):
+            raise TopologyError(
+                f"{file}: array {name!r} has shape {array.shape}: a layer is a 2-D (inputs, "
+                "neurons) array or a 4-D convolution kernel (out, in, kh, kw), a bias 1-D; "
+                "reshape it, or pick the layers with layers=[...]"
+            )
+
+
 def load_network(
     path: PathLike,
     *,
@@ -366,10 +394,12 @@ def load_network(
         safetensors), a pruning mask ``*.weight_mask`` preferred over the weight. Masks kept
         as ``parametrizations.weight.<i>.mask`` (``torch.nn.utils.parametrize``) or as
         compressed-tensors bitmasks (``NAME.bitmask`` beside ``NAME.shape``) are read as
-        masks too (``docs/aligning.md``).
+        masks too (``docs/aligning.md``). A list (a lone string is a TypeError). In a ``.npz``
+        of dense arrays read without ``layers``, an array that is neither 2-D nor 4-D (nor a
+        1-D bias, skipped) is refused.
     drop_bias
         For the paper's folders (and a lone ``weight_l0.npz``): drop the last row of every
-        layer (the bias).
+        layer (the bias). A bool (``"no"``, ``0`` and ``None`` are a TypeError).
     memory_budget
         Bytes reading the file, or building one layer, may allocate (default 4 GiB). Declared
         sizes (array shapes, zip members' uncompressed sizes, sparse shapes and entry counts)
@@ -401,6 +431,8 @@ def load_network(
     """
     file = Path(path)
     budget = load_budget(memory_budget)
+    layers = check_names(layers)
+    drop_bias = check_flag(drop_bias, "drop_bias")
     if not file.exists():
         raise TopologyError(f"{file}: no such file or folder")
     if file.is_dir():
@@ -417,6 +449,8 @@ def load_network(
         arrays = read_npz_arrays(file, budget)
         if {"format", "shape"} <= set(arrays):
             return _load_lone_sparse_npz(file, arrays, drop_bias, budget)
+        if layers is None:
+            _check_dense_npz(file, arrays)
         tensors = dict(arrays)
         default = "in_out"
     elif suffix == ".safetensors":

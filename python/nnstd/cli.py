@@ -5,8 +5,13 @@ One command line for every command that reads a topology set (``figure4``, ``mat
 for snapshots, ``--layer L`` for layer L alone and ``--cumulative`` for the paper's "layer L"
 value (the mean of layers 0..L).
 
-Exit codes: 0 success, 1 a one-line error (bad input), 2 a usage error (also one line),
-130 interrupted.
+Output files (``--out``, ``--save``, ``--mds``, ``--save-matrices``) are checked before any
+work, written whole or not at all (a temporary file beside them, then renamed: a failed write
+keeps the previous file), and their missing parent folders are created.
+
+Exit codes: 0 success, 1 a one-line error (bad input, a file that cannot be written; also a
+closed output pipe, quietly, as in ``| head``), 2 a usage error (also one line), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from nnstd._data import data_dir
 from nnstd._errors import TopologyError
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET
 from nnstd._network import Network, load_network
+from nnstd._output import check_output_file, check_output_folder, write_file
 from nnstd.topology_set import (
     INIT,
     TopologySet,
@@ -252,15 +258,41 @@ def _matrices(
 # ---- writing files -------------------------------------------------------------------------
 
 
+# Options naming output files, and options naming output folders (``generate --out`` is
+# checked by `cmd_generate`).
+OUTPUT_FILES = ("out", "save", "mds")
+OUTPUT_FOLDERS = ("save_matrices",)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuses, before any work, outputs that could not be written: a folder where a file
+    goes, a path under a file, a folder without write permission, one file named twice."""
+    seen: dict[str, str] = {}
+    for option in OUTPUT_FILES + OUTPUT_FOLDERS:
+        path = getattr(args, option, None)
+        if path is None:
+            continue
+        flag = "--" + option.replace("_", "-")
+        if option in OUTPUT_FOLDERS:
+            check_output_folder(path)
+        else:
+            check_output_file(path)
+        real = os.path.realpath(path)
+        if real in seen:
+            raise CommandError(f"{seen[real]} and {flag} name the same file {path}")
+        seen[real] = flag
+
+
 def _replacing(path: Path) -> str:
     """`` (replaced the existing file)`` when ``path`` exists: said, never done silently."""
     return " (replaced the existing file)" if path.exists() else ""
 
 
 def _save_figure(fig: object, path: Path) -> str:
+    """Writes a matplotlib figure whole (format from the extension); says if it replaced one."""
     replaced = _replacing(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)  # type: ignore[attr-defined]
+    file_format = path.suffix.lower().removeprefix(".")
+    write_file(path, lambda out: fig.savefig(out, format=file_format, dpi=120))  # type: ignore[attr-defined]
     return replaced
 
 
@@ -271,7 +303,6 @@ def _save_matrices(
     ts: TopologySet,
 ) -> int:
     """Each snapshot's matrix as ``.npy`` and ``.csv``; returns how many files it replaced."""
-    folder.mkdir(parents=True, exist_ok=True)
     replaced = 0
     for snapshot, matrix in zip(snapshots, matrices, strict=True):
         for suffix in (".npy", ".csv"):
@@ -322,6 +353,7 @@ def _chosen_panels(ts: TopologySet, requested: Sequence[str]) -> list[Panel]:
 
 
 def cmd_figure4(args: argparse.Namespace) -> None:
+    _check_outputs(args)
     ts = _open_set(args)
     if args.epochs:
         panels, remarks = _chosen_panels(ts, args.epochs), list[str]()
@@ -370,6 +402,14 @@ def _print_matrix(ts: TopologySet, matrix: npt.NDArray[np.float64], title: str) 
 
 
 def cmd_matrix(args: argparse.Namespace) -> None:
+    if args.shard is not None and (args.save is not None or args.out is not None):
+        option = "--save" if args.save is not None else "--out"
+        raise UsageError(
+            f"nnstd matrix: error: --shard computes part of the matrix into --store, so it has "
+            f"no matrix for {option}; once all shards have run, the same command without "
+            "--shard reads the whole matrix from the store and writes it"
+        )
+    _check_outputs(args)
     ts = _open_set(args)
     if len(args.epochs) != 1:
         raise UsageError(
@@ -614,6 +654,7 @@ def cmd_cluster(args: argparse.Namespace) -> None:
     """One snapshot's matrix as a clustered heat map with its dendrogram, and an MDS map."""
     from nnstd.plot import clustered_heatmap, mds_embedding
 
+    _check_outputs(args)
     ts = _open_set(args)
     if len(args.epochs) != 1:
         raise UsageError("nnstd cluster: error: give one snapshot with --epoch E")
@@ -641,6 +682,7 @@ def cmd_convergence(args: argparse.Namespace) -> None:
     """Each network's distance between consecutive snapshots and its convergence epoch."""
     from nnstd.plot import consecutive, convergence_index
 
+    _check_outputs(args)
     ts = _open_set(args)
     snapshots = _snapshots(ts, args.epochs)
     if len(snapshots) < 2:
@@ -719,6 +761,7 @@ def _always_dense(nets: Sequence[Network]) -> set[int]:
 
 
 def cmd_evolution(args: argparse.Namespace) -> None:
+    _check_outputs(args)
     ts = _open_set(args)
     snapshots = _snapshots(ts, args.epochs)
     n = len(ts.networks)
@@ -825,9 +868,36 @@ def _prepare_generate_folder(out: Path, force: bool) -> None:
     note(f"--force: deleted the {len(existing.networks)} networks in {out}")
 
 
+def _generate_snapshots(args: argparse.Namespace) -> tuple[tuple[int, ...], str]:
+    """The epochs to save, and a note naming the paper's snapshots past ``--epochs`` (when
+    none were asked for); snapshots asked for that training never reaches are refused."""
+    from nnstd.generate import PAPER_SNAPSHOTS
+
+    if args.epochs < 1:  # SetConfig says what is wrong
+        return (), ""
+    if args.snapshots is None:
+        kept = tuple(e for e in PAPER_SNAPSHOTS if e < args.epochs)
+        past = [e for e in PAPER_SNAPSHOTS if e >= args.epochs]
+        if not past:
+            return kept, ""
+        shown = ", ".join(map(str, kept))
+        return kept, (
+            f"saving snapshots {shown} of the paper's; {', '.join(map(str, past))} are past "
+            f"--epochs {args.epochs}"
+        )
+    for epoch in args.snapshots:
+        if not 0 <= epoch < args.epochs:
+            raise UsageError(
+                f"nnstd generate: error: --snapshots {epoch}: not an epoch the training runs "
+                f"(--epochs {args.epochs} trains epochs 0..{args.epochs - 1})"
+            )
+    return tuple(sorted(set(args.snapshots))), ""
+
+
 def cmd_generate(args: argparse.Namespace) -> None:
     from nnstd.generate import SetConfig, generate
 
+    snapshots, left_out = _generate_snapshots(args)
     try:
         config = SetConfig(
             widths=tuple(args.widths),
@@ -837,11 +907,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
             epochs=args.epochs,
             zeta=args.zeta,
             seed=args.seed,
-            snapshots=tuple(e for e in args.snapshots if e < args.epochs),
+            snapshots=snapshots,
         )
     except ValueError as exc:
         raise CommandError(f"generate: {exc}") from None
     _prepare_generate_folder(args.out, args.force)
+    check_output_folder(args.out)
+    if left_out:
+        note(left_out)
     start = time.perf_counter()
     log = (
         (lambda message: None)
@@ -1194,8 +1267,9 @@ def _generate_parser(sub: argparse._SubParsersAction[OneLineParser]) -> None:
         "--snapshots",
         type=int,
         nargs="+",
-        default=list(PAPER_SNAPSHOTS),
-        help="epochs to save (default: the paper's, %(default)s)",
+        default=None,
+        help="epochs to save, each below --epochs (default: the paper's, "
+        f"{' '.join(map(str, PAPER_SNAPSHOTS))}, those below --epochs)",
     )
     gen.add_argument(
         "--zeta",
@@ -1208,15 +1282,47 @@ def _generate_parser(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     gen.set_defaults(run=cmd_generate)
 
 
+def _dash_path_hint(argv: Sequence[str]) -> str:
+    """A hint when a word that looks like a path starts with '-' (argparse takes it for an
+    option): ``-x.npz``, ``-runs/a``, or a file that exists; not options or negative numbers."""
+    for word in argv:
+        if word == "--":
+            break
+        if not word.startswith("-") or word == "-" or "=" in word:
+            continue
+        with contextlib.suppress(ValueError):
+            float(word)
+            continue
+        if "." in word or "/" in word or os.path.exists(word):
+            return f"; use -- before paths starting with '-', or ./{word}"
+    return ""
+
+
+def _stdout_flushed() -> bool:
+    """Flushes stdout; when its reader has gone (``| head``), sends the rest to devnull (as
+    Python's documentation of SIGPIPE recommends) and returns False."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nnstd`` command; returns the exit code."""
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(words)
         if getattr(args, "solver", "") is None:
             args.solver = getattr(args, "default_solver", DEFAULT_SOLVER)
         args.run(args)
+    except BrokenPipeError:  # stdout's reader has gone: nothing left to say to anyone
+        _stdout_flushed()
+        return 1
     except UsageError as exc:
-        print(shell_words(str(exc)), file=sys.stderr)
+        print(shell_words(str(exc)) + _dash_path_hint(words), file=sys.stderr)
         return 2
     # Bad input, and memory the machine could not give (the core's or numpy's MemoryError,
     # already one line), said once.
@@ -1226,7 +1332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nnstd: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return 0 if _stdout_flushed() else 1
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from nnstd._api import Layers, pairwise
 from nnstd._data import data_dir
 from nnstd._errors import TopologyError
 from nnstd._network import Network, PathLike, load_network
+from nnstd._output import write_file
 
 INIT = "init"
 _EPOCH = re.compile(r"^epoch_(\d+)$")
@@ -182,13 +183,18 @@ def select_layer(
 
 
 def save_matrix(path: Path, matrix: npt.NDArray[np.float64], names: Sequence[str]) -> None:
-    """``.npy`` (the array) or ``.csv`` (with the network names as header and first column)."""
+    """``.npy`` (the array) or ``.csv`` (with the network names as header and first column),
+    written whole or not at all (`nnstd._output.write_file`: a previous file is kept if the
+    write fails; missing parent folders are created)."""
     if path.suffix == ".npy":
-        np.save(path, matrix, allow_pickle=False)
+        write_file(path, lambda out: np.save(out, matrix, allow_pickle=False))
     elif path.suffix == ".csv":
-        with open(path, "w", encoding="utf-8") as out:
-            out.write("network," + ",".join(names) + "\n")
-            for name, row in zip(names, matrix, strict=True):
-                out.write(name + "," + ",".join(f"{x:.17g}" for x in row) + "\n")
+        lines = ["network," + ",".join(names)]
+        lines += [
+            name + "," + ",".join(f"{x:.17g}" for x in row)
+            for name, row in zip(names, matrix, strict=True)
+        ]
+        text = "".join(line + "\n" for line in lines).encode("utf-8")
+        write_file(path, lambda out: out.write(text))
     else:
         raise TopologyError(f"{path}: unsupported matrix format (use .npy or .csv)")
