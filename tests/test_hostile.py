@@ -575,6 +575,21 @@ def test_torch_dtypes_and_sparse_tensors(tmp_path: Path) -> None:
 # The paper's lone layer file, the arguments, and fork ----------------------------------------
 
 
+def test_a_zip_end_record_zipfile_cannot_check_is_a_topology_error(tmp_path: Path) -> None:
+    """zipfile.is_zipfile raises (instead of answering False) on a zip64 locator declaring
+    several disks; hypothesis found it with one flipped byte of a PyTorch checkpoint."""
+    import struct
+
+    import nnstd
+
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, 0, 2)  # zip64 locator: 2 disks
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 0, 0, 0, 0, 0)
+    path = tmp_path / "spanning.pt"
+    path.write_bytes(locator + end)
+    with pytest.raises(nnstd.TopologyError, match="not a readable PyTorch checkpoint"):
+        nnstd.load_network(path)
+
+
 def test_lone_paper_layer_file_gives_the_folders_value(bundled_topo: Path) -> None:
     from oracle import paper_layers, scipy_distance
 

@@ -353,7 +353,11 @@ def read_torch(path: Path, budget: int = DEFAULT_LOAD_BUDGET) -> dict[str, Weigh
 
 def _check_zip_sizes(handle: IO[bytes], path: Path, budget: int) -> None:
     """A zip checkpoint's members' declared uncompressed sizes against the budget."""
-    if not zipfile.is_zipfile(handle):
+    try:
+        is_zip = zipfile.is_zipfile(handle)
+    except zipfile.BadZipFile:  # is_zipfile lets some malformed end records through
+        is_zip = True  # the ZipFile below says what is wrong
+    if not is_zip:
         handle.seek(0)
         return
     handle.seek(0)
