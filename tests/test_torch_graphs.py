@@ -314,6 +314,15 @@ def test_a_branch_seen_in_shapes_is_named_as_one() -> None:
     assert "is this layer stored the other way round?" not in str(raised.value)
 
 
+def test_a_branch_named_in_layers_is_named_as_one() -> None:
+    chain = [r"conv1\.weight", r"layer\d\.\d\.(conv\d|downsample\.0)\.weight", "fc.weight"]
+    with pytest.raises(nnstd.TopologyError, match=r"layer2\.0\.downsample\.0\.weight.*") as raised:
+        nnstd.Network.from_torch(resnet(), layers=chain)
+    message = str(raised.value)
+    assert "reads the units of layer 4 (layer1.1.conv2.weight), so it is a branch" in message
+    assert "transposed" not in message
+
+
 def test_an_unread_weight_is_refused() -> None:
     """A 3-D weight (Conv1d) beside the 2-D ones: reading the rest as a chain would skip it."""
     state = {"conv.weight": torch.ones(4, 2, 3), "fc.weight": torch.eye(4)}

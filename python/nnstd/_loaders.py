@@ -1061,11 +1061,12 @@ def chain_groups(
     earlier = _branch_source(shapes, kernels, k)
     if earlier is not None and not hint.startswith("; all layers"):
         what = "the network's inputs" if earlier < 0 else f"layer {earlier} ({names[earlier]})"
+        named = any(pattern.search(names[k]) for pattern, _ in _GRAPH_NAMES)
         transposed = ", unless it is a 2-D weight stored transposed (it chains when transposed)"
         raise not_a_chain(
             source,
             f"{problem}: it reads the units of {what}, so it is a branch (downsample/shortcut)"
-            f"{transposed if hint else ''}",
+            f"{transposed if hint and not named else ''}",
         )
     raise TopologyError(f"{source}: {problem}{hint}")
 
