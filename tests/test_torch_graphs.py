@@ -243,6 +243,10 @@ def test_an_untraceable_model_is_checked_on_its_outputs() -> None:
     before = model(x)
     ffn = ["layers.0.linear1", "layers.0.linear2"]
     order = np.random.default_rng(0).permutation(16)
+    with pytest.raises(nnstd.TopologyError, match=r"cannot trace.*pass example_inputs"):
+        nnstd.torch.permute(model, [order], layers=ffn)  # no input to check it on
+    with pytest.raises(ValueError, match="example_inputs needs a module"):
+        nnstd.torch.permute(model.state_dict(), [order], layers=ffn, example_inputs=x)
     nnstd.torch.permute(model, [order], layers=ffn, example_inputs=x)
     torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-6)
     assert not torch.equal(model.layers[0].linear1.weight, encoder(1).layers[0].linear1.weight)
@@ -419,3 +423,22 @@ def test_a_depthwise_convolution_is_named() -> None:
     }
     with pytest.raises(nnstd.TopologyError, match=r"dw\.weight.*depthwise convolution \(8 groups"):
         nnstd.Network.from_torch(state)
+
+
+def test_a_renaming_fx_passes_but_the_outputs_refute_is_undone() -> None:
+    class Scaled(nn.Module):  # a per-unit parameter outside the layers: fx sees no branch
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(4, 6), nn.Linear(6, 2)
+            self.scale = nn.Parameter(torch.linspace(0.5, 2.0, 6))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc2(torch.relu(self.fc1(x)) * self.scale)
+
+    torch.manual_seed(0)
+    model = Scaled()
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(nnstd.TopologyError, match=r"units of fc1 changes.*random input"):
+        nnstd.torch.permute(model, [np.arange(6)[::-1]])
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, saved[name]), name
