@@ -641,6 +641,13 @@ def test_a_special_file_is_written_in_place_and_its_errors_said(tmp_path: Path) 
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)  # written into, never replaced
     assert (tmp_path / "full.csv").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full.csv", "topo"]
+    # /dev/stdout is a link that only opening follows (to a pipe here): the table comes out.
+    (tmp_path / "out.csv").symlink_to("/dev/stdout")
+    shown = run(
+        "matrix", "--topo-root", root, "--epoch", "init", "-q", "--save", tmp_path / "out.csv"
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == "network,net0,net1,net2"
 
 
 def test_outputs_replace_files_whole_keeping_their_permissions(tmp_path: Path) -> None:

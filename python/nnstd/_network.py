@@ -353,7 +353,7 @@ def _check_dense_npz(file: Path, arrays: dict[str, npt.NDArray[Any]]) -> None:
             raise TopologyError(
                 f"{file}: array {name!r} has shape {array.shape}: a layer is a 2-D (inputs, "
                 "neurons) array or a 4-D convolution kernel (out, in, kh, kw), a bias 1-D; "
-                "reshape it, or pick the layers with layers=[...]"
+                "reshape it, or pick the layers by name (load_network's layers=[...])"
             )
 
 

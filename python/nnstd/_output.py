@@ -104,16 +104,20 @@ def write_file(path: Path, write: Callable[[BinaryIO], object]) -> None:
     >>> target.read_bytes(), sorted(p.name for p in target.parent.iterdir())
     (b'hello', ['out.txt'])
     """
-    target = Path(os.path.realpath(path))
-    existing = target.stat() if target.exists() else None
+    try:
+        existing: os.stat_result | None = os.stat(path)  # through symbolic links
+    except FileNotFoundError:
+        existing = None
     kept = "; the previous file is kept" if existing is not None else ""
     try:
         if existing is not None and not stat.S_ISREG(existing.st_mode):
             if stat.S_ISDIR(existing.st_mode):
                 raise IsADirectoryError(21, "is a folder")
-            with open(target, "wb") as stream:  # a device or FIFO: no rename possible
+            # A device or FIFO (/dev/stdout: a link that only opening follows): no rename.
+            with open(path, "wb") as stream:
                 write(stream)
             return
+        target = Path(os.path.realpath(path))
         target.parent.mkdir(parents=True, exist_ok=True)
         _replace(target, write, existing)
     except OSError as exc:
