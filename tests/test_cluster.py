@@ -4,7 +4,12 @@ in-process, a store written by the workers, and a worker lost mid-run."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,9 +108,11 @@ def slow_down_pairs(delay: float) -> None:
 
     real = _many.pair_distances
 
-    def slow(a: nnstd.Network, b: nnstd.Network, mode: _many.Mode) -> np.ndarray:
+    def slow(
+        a: nnstd.Network, b: nnstd.Network, mode: _many.Mode, stop: object = None
+    ) -> np.ndarray:
         time.sleep(delay)
-        return real(a, b, mode)
+        return real(a, b, mode, stop)  # type: ignore[arg-type]
 
     slow.real = real  # type: ignore[attr-defined]
     _many.pair_distances = slow  # type: ignore[assignment]
@@ -156,3 +163,181 @@ def test_cli_matrix_on_a_scheduler_and_a_local_cluster(
     local = ["--scheduler", "local", "--threads", "2", "--save", str(tmp_path / "b.npy")]
     assert main([*common, *local, "--store", str(tmp_path / "s")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), expected)
+
+
+# ---- faults: files changed mid-run, a relative store, schedulers that fail -----------------
+
+
+def test_a_file_changed_mid_run_on_the_cluster_is_keyed_by_what_workers_loaded(
+    tmp_path: Path, client: distributed.Client, nets: list[nnstd.Network]
+) -> None:
+    own = [save_paper_folder(n, tmp_path / "nets" / f"n{k}") for k, n in enumerate(nets[:5])]
+    original = shutil.copytree(own[1], tmp_path / "original")
+    replacement = save_paper_folder(nets[7], tmp_path / "replacement")
+    store = tmp_path / "s"
+
+    def change_once(done: int, total: int) -> None:
+        if done == 0:  # keyed, not yet submitted: the workers load the new content
+            for file in replacement.iterdir():
+                shutil.copyfile(file, own[1] / file.name)
+
+    with pytest.raises(nnstd.TopologyError, match=rf"{own[1]}: changed during the run"):
+        nnstd.pairwise(own, store=store, client=client, progress=change_once)
+    changed = [nets[0], nets[7], *nets[2:5]]
+    np.testing.assert_array_equal(nnstd.pairwise(own, store=store), nnstd.pairwise(changed))
+    shutil.rmtree(own[1])
+    shutil.copytree(original, own[1])
+    np.testing.assert_array_equal(nnstd.pairwise(own, store=store), nnstd.pairwise(nets[:5]))
+
+
+def test_a_relative_store_is_where_the_caller_means(
+    tmp_path: Path,
+    client: distributed.Client,
+    paths: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    elsewhere = tmp_path / "workers-cwd"
+    elsewhere.mkdir()
+    client.run(os.chdir, str(elsewhere))  # a remote worker's working folder is not ours
+    monkeypatch.chdir(tmp_path)
+    nnstd.pairwise(paths[:4], store="rel", client=client)
+    assert list(tmp_path.glob("rel/mode-*/tiles/*.npz"))
+    assert not list(elsewhere.iterdir())
+
+
+CLI_CHILD_TIMEOUT = 60
+
+
+def cli_child(root: Path, scheduler: str) -> subprocess.CompletedProcess[str]:
+    """``nnstd matrix --scheduler`` in a child, Dask's connect timeout set to 1 s."""
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
+    command = ["matrix", "--topo-root", str(root), "--epoch", "0", "-q", "--scheduler", scheduler]
+    return subprocess.run(
+        [sys.executable, "-m", "nnstd.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=CLI_CHILD_TIMEOUT,
+        env=env,
+    )
+
+
+@pytest.fixture
+def topo_root(tmp_path: Path, paths: list[Path]) -> Path:
+    root = tmp_path / "topo"
+    for k, path in enumerate(paths[:3]):
+        (root / f"w{k}").mkdir(parents=True)
+        (root / f"w{k}" / "epoch_000").symlink_to(path)
+    return root
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that accepts connections (the kernel's backlog) and never answers."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as server:
+        yield server.getsockname()[1]
+
+
+@pytest.fixture
+def babbling_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that answers every connection in another protocol (HTTP)."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=16)
+    server.settimeout(0.1)  # so that the thread sees `done` soon after the test
+    done = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 8)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        done.set()
+        thread.join()
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("nnstd: ")]
+    assert line.startswith("nnstd: error: "), line
+    return line
+
+
+def test_a_scheduler_that_never_answers_is_one_line_after_the_timeout(
+    topo_root: Path, silent_port: int
+) -> None:
+    line = one_error_line(cli_child(topo_root, f"tcp://127.0.0.1:{silent_port}"))
+    assert f"tcp://127.0.0.1:{silent_port} did not answer within 1 s" in line
+
+
+@pytest.mark.parametrize(
+    ("scheme", "hint"), [("tcp", "not Dask's protocol"), ("tls", "Dask's TLS settings")]
+)
+def test_a_port_of_another_protocol_or_tls_is_one_line(
+    topo_root: Path, babbling_port: int, scheme: str, hint: str
+) -> None:
+    address = f"{scheme}://127.0.0.1:{babbling_port}"
+    line = one_error_line(cli_child(topo_root, address))
+    assert f"nnstd: error: cannot use the Dask scheduler at {address}: " in line
+    assert hint in line
+
+
+# The scheduler of an in-process cluster closed while tiles run: the client's futures are
+# cancelled; the run must end with one TopologyError, not Dask's FutureCancelledError.
+DYING_SCHEDULER = """
+import os
+import time
+import numpy as np
+import distributed
+import nnstd
+from nnstd import _many
+
+real = _many.pair_distances
+
+def slow(a, b, mode, stop=None):
+    time.sleep(0.05)
+    return real(a, b, mode, stop)
+
+_many.pair_distances = slow
+rng = np.random.default_rng(0)
+nets = [nnstd.Network([rng.random((30, 20)) < 0.2]) for _ in range(12)]
+cluster = distributed.LocalCluster(
+    n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+)
+client = distributed.Client(cluster)
+closed = []
+
+def close_the_scheduler(done, total):
+    if done > 0 and not closed:
+        closed.append(True)
+        client.loop.add_callback(cluster.scheduler.close)
+
+try:
+    nnstd.pairwise(nets, client=client, progress=close_the_scheduler)
+except nnstd.TopologyError as exc:
+    print("TopologyError:", exc, flush=True)
+os._exit(0)  # Dask's exit handlers would wait 10 s for the scheduler that is gone
+"""
+
+
+def test_a_scheduler_that_dies_mid_run_is_one_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", DYING_SCHEDULER],
+        capture_output=True,
+        text=True,
+        timeout=CLI_CHILD_TIMEOUT,
+    )
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("TopologyError: the Dask cluster failed during the run"), line
+    assert "FutureCancelledError" in line

@@ -57,11 +57,13 @@ class Counting:
         self.stop_after = stop_after
         self._real = REAL_PAIR_DISTANCES
 
-    def __call__(self, a: nnstd.Network, b: nnstd.Network, mode: _many.Mode) -> np.ndarray:
+    def __call__(
+        self, a: nnstd.Network, b: nnstd.Network, mode: _many.Mode, stop: object = None
+    ) -> np.ndarray:
         if self.stop_after is not None and self.calls >= self.stop_after:
             raise Interrupted
         self.calls += 1
-        return self._real(a, b, mode)
+        return self._real(a, b, mode, stop)  # type: ignore[arg-type]
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, stop_after: int | None = None) -> Counting:
@@ -216,7 +218,8 @@ def test_store_is_keyed_by_mode_and_survives_a_damaged_tile(
     assert counter.calls == 12  # another depth: nothing reused
     (tile,) = [p for p in store.glob("mode-*/tiles/*.npz") if _solver_of(p) == "paper"]
     tile.write_bytes(b"not a zip file")
-    again = nnstd.pairwise(nets[:4], store=store, solver="exact")
+    with pytest.warns(_many.StoreWarning, match=rf"skipped a tile.*{tile.name}.*not a zip file"):
+        again = nnstd.pairwise(nets[:4], store=store, solver="exact")
     assert counter.calls == 18  # the damaged tile's pairs computed again
     np.testing.assert_array_equal(again, nnstd.pairwise(nets[:4], solver="exact"))
     nnstd.pairwise(nets[:4], store=store, solver="paper")
@@ -346,3 +349,92 @@ def test_cluster_tiles_shrink_to_keep_every_worker_busy() -> None:
     assert _many.cluster_tile(np.ones((20, 20), dtype=bool), client) == 8  # type: ignore[arg-type]
     assert _many.cluster_tile(np.ones((200, 200), dtype=bool), client) == 16  # type: ignore[arg-type]
     assert _many.cluster_tile(np.ones((2, 2), dtype=bool), client) == _many.MIN_CLUSTER_TILE  # type: ignore[arg-type]
+
+
+# ---- the store's path, permissions and load budget -----------------------------------------
+
+
+def test_store_files_honour_the_umask(tmp_path: Path, nets: list[nnstd.Network]) -> None:
+    import os
+
+    previous = os.umask(0o002)  # a group-shared store
+    try:
+        nnstd.pairwise(nets[:3], store=tmp_path / "s")
+    finally:
+        os.umask(previous)
+    (described,) = tmp_path.glob("s/mode-*/mode.json")
+    files = [described, *tmp_path.glob("s/mode-*/tiles/*.npz")]
+    assert len(files) == 2
+    for file in files:
+        assert file.stat().st_mode & 0o777 == 0o664, file
+
+
+def test_an_empty_store_path_is_refused(
+    tmp_path: Path, nets: list[nnstd.Network], topo_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nnstd.cli import main
+
+    with pytest.raises(ValueError, match="store must be a folder path, got an empty one"):
+        nnstd.pairwise(nets[:2], store="")
+    common = ["matrix", "--topo-root", str(topo_root), "--epoch", "0", "-q"]
+    assert main([*common, "--store", ""]) == 2
+    assert "--store: expected a folder path" in capsys.readouterr().err
+
+
+def test_a_relative_store_is_made_absolute_before_the_run(
+    tmp_path: Path, nets: list[nnstd.Network], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = _many.Store("rel", _many.make_mode(nets[0], None, "canonical", None)[0])
+    assert store.root == tmp_path / "rel"
+    nnstd.pairwise(nets[:2], store="rel")
+    assert len(list(tmp_path.glob("rel/mode-*/tiles/*.npz"))) == 1
+
+
+def dense_paper_folder(folder: Path) -> Path:
+    """A network of WIDTHS with every connection: about 30 KB to build its first layer."""
+    return save_paper_folder(
+        nnstd.Network([np.ones((WIDTHS[k], WIDTHS[k + 1])) for k in range(3)]), folder
+    )
+
+
+def test_the_load_budget_applies_to_every_network(
+    tmp_path: Path, paths: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nnstd.cli import main
+
+    dense = dense_paper_folder(tmp_path / "dense")
+    listed = [*paths[:3], dense]
+    budget = 15_000  # the sparse networks fit, the dense one does not
+    nnstd.pairwise(paths[:3], store=tmp_path / "fits")  # no budget: no complaint
+    for store in (None, tmp_path / "s"):
+        with pytest.raises(nnstd.TopologyError, match=rf"{dense}.*memory budget of 15,000"):
+            paired_matrix(
+                listed,
+                layers=None,
+                solver="canonical",
+                ordered=False,
+                threads=1,
+                progress=None,
+                memory_budget=None,
+                store=store,
+                client=None,
+                tile=2,
+                load_budget=budget,
+            )
+    root = tmp_path / "topo"
+    for k, path in enumerate(listed):
+        (root / f"w{k}").mkdir(parents=True)
+        (root / f"w{k}" / "epoch_000").symlink_to(path)
+    common = ["matrix", "--topo-root", str(root), "--epoch", "0", "-q"]
+    gib = f"{budget / 2**30:.12f}"
+    assert main([*common, "--load-budget", gib, "--store", str(tmp_path / "cli")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nnstd: error: ") and "w3/epoch_000" in err, err
+
+
+def test_a_client_must_be_a_dask_client(nets: list[nnstd.Network]) -> None:
+    with pytest.raises(TypeError, match=r"client must be a dask.distributed.Client, got str"):
+        nnstd.pairwise(nets[:2], client="tcp://127.0.0.1:8786")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got int"):
+        nnstd.cross(nets[:1], nets[1:2], client=3)  # type: ignore[arg-type]

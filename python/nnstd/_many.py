@@ -7,13 +7,15 @@ a SLURM array task computes a shard of them, and the store keeps every finished 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
 import threading
 import time
-import zipfile
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +39,8 @@ from nnstd._api import _check_comparable as check_comparable
 from nnstd._api import _check_solver as check_solver
 from nnstd._api import _layer_selection as layer_selection
 from nnstd._errors import TopologyError
-from nnstd._network import Network, PathLike, as_network
+from nnstd._loaders import byte_count, one_line, read_npz_arrays
+from nnstd._network import Network, PathLike, load_network
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -50,8 +53,19 @@ BoolArray: TypeAlias = "npt.NDArray[np.bool_]"
 # Tiles of 16 x 16 pairs: small enough that an interrupted run loses little and a cluster
 # balances well, large enough that a tile's file and task overheads stay far below its work.
 DEFAULT_TILE = 16
-STORE_FORMAT = 1
+# Format 2: a tile carries its mode and which pairs it computed, and is named after both.
+STORE_FORMAT = 2
 MIN_CLUSTER_TILE = 4
+# A tile nnstd writes is 16 x 16 pairs (a few MB even for a thousand layers); a file declaring
+# more than this, or more than its own size on disk, is not one and is never allocated.
+TILE_READ_LIMIT = 256 << 20
+TILE_MEMBERS = ("format", "mode", "rows", "cols", "computed", "values")
+NETWORK_KEY = re.compile(r"[0-9a-f]{32}")  # network_key's digest: 16 bytes in hex
+
+
+class StoreWarning(UserWarning):
+    """A tile of a store failed its checks or could not be written: its pairs are computed
+    again (the message names the tile)."""
 
 
 # ---- networks: lazy loading and content keys -----------------------------------------------
@@ -84,19 +98,22 @@ class PortableNetwork:
         return Network._from_patterns(list(self.patterns), self.name, self.input_groups)
 
 
-def _materialise(item: object) -> Network:
+def _materialise(item: object, load_budget: int | None) -> Network:
     if isinstance(item, PortableNetwork):
         return item.network()
-    return as_network(item)  # type: ignore[arg-type]
+    if isinstance(item, Network):
+        return item
+    return load_network(item, memory_budget=load_budget)  # type: ignore[arg-type]
 
 
 class _Loader:
     """Networks by position, loaded from their paths on first use; a few kept (least recently
     used first out) so that a tile's rows and columns are read once, not once per pair."""
 
-    def __init__(self, items: Sequence[object], keep: int) -> None:
+    def __init__(self, items: Sequence[object], keep: int, load_budget: int | None) -> None:
         self._items = items
         self._keep = max(keep, 1)
+        self._budget = load_budget
         self._cache: OrderedDict[int, Network] = OrderedDict()
 
     def __getitem__(self, i: int) -> Network:
@@ -106,7 +123,7 @@ class _Loader:
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
-        net = _materialise(item)
+        net = _materialise(item, self._budget)
         self._cache[i] = net
         while len(self._cache) > self._keep:
             self._cache.popitem(last=False)
@@ -137,18 +154,33 @@ class Mode:
     version: str
 
     def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
+        text = json.dumps({"format": STORE_FORMAT, **asdict(self)}, sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def pair_distances(a: Network, b: Network, mode: Mode) -> FloatArray:
-    """``distance(a, b)``'s first ``mode.depth`` layer distances, from the core."""
+class _Stopped(Exception):
+    """Raised into the core's progress check to stop a pair whose run was interrupted."""
+
+
+def pair_distances(
+    a: Network, b: Network, mode: Mode, stop: threading.Event | None = None
+) -> FloatArray:
+    """``distance(a, b)``'s first ``mode.depth`` layer distances, from the core.
+
+    ``stop``: when set, the pair stops within about 0.2 s (the core calls its progress check
+    that often and stops at its next cancellation point) instead of running to the end."""
+
+    def check(_layers_done: int) -> None:
+        if stop is not None and stop.is_set():
+            raise _Stopped
+
     layers, _, _, _ = _core.distance(
         a._topology,
         b._topology,
         depth=mode.depth,
         solver=mode.solver,
         memory_budget=mode.memory_budget,
+        progress=None if stop is None else check,
     )
     return layers
 
@@ -199,24 +231,38 @@ class Networks(Protocol):
     def __getitem__(self, i: int, /) -> Network: ...
 
 
+def tile_networks(
+    rows: Networks, cols: Networks, needed: BoolArray
+) -> tuple[dict[int, Network], dict[int, Network]]:
+    """The rows and columns (by position in the tile) that the tile's needed pairs use, loaded
+    here, in this thread, before any pair starts."""
+    row_nets = {int(r): rows[int(r)] for r in np.flatnonzero(needed.any(axis=1))}
+    col_nets = {int(c): cols[int(c)] for c in np.flatnonzero(needed.any(axis=0))}
+    return row_nets, col_nets
+
+
+def loaded_keys(expected: Sequence[str], nets: dict[int, Network]) -> list[str]:
+    """The content keys of what a tile computed from: the loaded networks' own keys (a file may
+    have changed since the run keyed it), ``expected`` for the positions it did not load."""
+    return [network_key(nets[k]) if k in nets else key for k, key in enumerate(expected)]
+
+
 def compute_tile(
-    rows: Networks,
-    cols: Networks,
+    row_nets: dict[int, Network],
+    col_nets: dict[int, Network],
     needed: BoolArray,
     mode: Mode,
     threads: int | None,
     on_pair: Callable[[], None] | None = None,
 ) -> FloatArray:
-    """The tile's needed pairs (NaN elsewhere): ``[r, c] = distance(rows[r], cols[c])``.
+    """The tile's needed pairs (NaN elsewhere): ``[r, c] = distance(row_nets[r], col_nets[c])``.
 
-    Pairs run on a pool of threads (the core releases the GIL); networks are loaded here, in
-    this thread, before any pair that needs them starts."""
+    Pairs run on a pool of threads (the core releases the GIL). An interruption (Ctrl-C, an
+    error) drops the queued pairs and stops the running ones at the core's next check."""
     out = np.full((*needed.shape, mode.depth), np.nan)
     todo = [(int(r), int(c)) for r, c in zip(*np.nonzero(needed), strict=True)]
     if not todo:
         return out
-    row_nets = {r: rows[r] for r, _ in todo}
-    col_nets = {c: cols[c] for _, c in todo}
     first = next(iter(row_nets.values()))
     for k, net in [*row_nets.items(), *col_nets.items()]:
         check_comparable(first, net, f"{net.name or k} against {first.name or 'the first'}")
@@ -227,17 +273,21 @@ def compute_tile(
             if on_pair is not None:
                 on_pair()
         return out
+    stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=min(workers, len(todo)))
     try:
         futures = {
-            pool.submit(pair_distances, row_nets[r], col_nets[c], mode): (r, c) for r, c in todo
+            pool.submit(pair_distances, row_nets[r], col_nets[c], mode, stop): (r, c)
+            for r, c in todo
         }
         for future, (r, c) in futures.items():
             out[r, c] = future.result()
             if on_pair is not None:
                 on_pair()
     finally:
-        # Ctrl-C or an error: drop the queued pairs instead of finishing the whole tile.
+        # Ctrl-C or an error: drop the queued pairs and stop the running ones (the core checks
+        # the flag within a fraction of a second) instead of finishing the whole tile.
+        stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
     return out
 
@@ -249,20 +299,28 @@ class Store:
     """Finished tiles on disk, keyed by the networks' content and the mode.
 
     Layout: ``PATH/mode-<key>/mode.json`` (the mode in words) and ``tiles/<name>.npz``, one file
-    per finished tile holding its row keys, column keys and values (NaN: not in this tile).
-    Every tile is written to a temporary file and renamed into place, so an interrupted run
-    leaves whole tiles or none, and any number of writers (threads, Dask workers, SLURM tasks)
-    can share a store without locks: no file is ever written twice with different content.
+    per finished tile holding the store format, the mode's key, its row keys, column keys, which
+    pairs it computed and their values; the name is a hash of all but the values. Every tile is
+    written to a temporary file and renamed into place, so an interrupted run leaves whole tiles
+    or none, and any number of writers (threads, Dask workers, SLURM tasks) can share a store
+    without locks: no file is ever written twice with different content. Every tile read is
+    checked (regular file, declared sizes, format, mode, keys, name, values in [0, 1]); one that
+    fails is skipped with a `StoreWarning` and its pairs are computed again.
     """
 
     def __init__(self, path: PathLike, mode: Mode) -> None:
-        self.root = Path(path)
+        if os.fspath(path) in ("", b""):
+            raise ValueError("store must be a folder path, got an empty one")
+        # Absolute from the start: Dask workers get this path, and their working folder is not
+        # the caller's.
+        self.root = Path(os.fspath(path)).absolute()
         if self.root.exists() and not self.root.is_dir():
             raise TopologyError(f"store {self.root}: exists and is not a folder")
         self.mode = mode
         self.folder = self.root / f"mode-{mode.key()}"
         self.tiles = self.folder / "tiles"
         self.tiles.mkdir(parents=True, exist_ok=True)
+        self._reported: set[Path] = set()  # tiles already named in a warning by this process
         described = self.folder / "mode.json"
         if not described.exists():
             _atomic_write_bytes(
@@ -274,44 +332,89 @@ class Store:
         """Stored values for every (row, column) key pair; NaN where none is stored."""
         out = np.full((len(row_keys), len(col_keys), self.mode.depth), np.nan)
         row_at, col_at = _positions(row_keys), _positions(col_keys)
+        refused: list[str] = []
         for tile in sorted(self.tiles.glob("*.npz")):
-            loaded = _read_tile(tile, self.mode.depth)
-            if loaded is None:
-                continue  # unreadable: its pairs are simply computed again
-            t_rows, t_cols, values = loaded
+            try:
+                t_rows, t_cols, computed, values = _read_tile(tile, self.mode)
+            except TopologyError as exc:
+                refused.append(str(exc))  # its pairs are simply computed again
+                self._reported.add(tile)
+                continue
             src_r, dst_r = _matches(t_rows, row_at)
             src_c, dst_c = _matches(t_cols, col_at)
             if not len(src_r) or not len(src_c):
                 continue
             found = values[np.ix_(src_r, src_c)]
             target = out[np.ix_(dst_r, dst_c)]
-            stored = ~np.isnan(found[:, :, 0])
+            stored = computed[np.ix_(src_r, src_c)]
             target[stored] = found[stored]
             out[np.ix_(dst_r, dst_c)] = target
+        if refused:
+            _warn_refused(refused)
         return out
 
-    def write(self, row_keys: Sequence[str], col_keys: Sequence[str], values: FloatArray) -> Path:
-        """One finished tile, atomically; returns its file."""
-        computed = ~np.isnan(values[:, :, 0])
-        h = hashlib.blake2b(digest_size=16)
-        for key in (*row_keys, "|", *col_keys):
-            h.update(key.encode() + b",")
-        h.update(np.packbits(computed).tobytes())
-        target = self.tiles / f"{h.hexdigest()}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.tiles, prefix=".part-", suffix=".tmp")
+    def write(
+        self,
+        row_keys: Sequence[str],
+        col_keys: Sequence[str],
+        computed: BoolArray,
+        values: FloatArray,
+    ) -> Path | None:
+        """One finished tile, atomically; returns its file (None if a folder is in its place)."""
+        mode_key = self.mode.key()
+        target = self.tiles / f"{tile_name(mode_key, row_keys, col_keys, computed)}.npz"
+        fd, tmp = _create_temporary(self.tiles)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(
                     f,
+                    format=np.int64(STORE_FORMAT),
+                    mode=np.str_(mode_key),
                     rows=np.array(row_keys, dtype="U32"),
                     cols=np.array(col_keys, dtype="U32"),
-                    values=values,
+                    computed=computed,
+                    values=np.where(computed[:, :, None], values, np.nan),
                 )
             os.replace(tmp, target)
+        except IsADirectoryError:
+            Path(tmp).unlink(missing_ok=True)
+            if target not in self._reported:
+                self._reported.add(target)
+                warnings.warn(
+                    f"store: cannot write tile {target}: a folder is in its place; its pairs are "
+                    "computed again on every run until it is removed",
+                    StoreWarning,
+                    stacklevel=2,
+                )
+            return None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
+
+
+def tile_name(
+    mode_key: str, row_keys: Sequence[str], col_keys: Sequence[str], computed: BoolArray
+) -> str:
+    """A tile's file name: a hash of its mode, networks and computed pairs (not its values)."""
+    h = hashlib.blake2b(digest_size=16)
+    for key in (mode_key, "|", *row_keys, "|", *col_keys):
+        h.update(key.encode() + b",")
+    h.update(np.array(computed.shape, dtype=np.int64).tobytes())
+    h.update(np.packbits(computed).tobytes())
+    return h.hexdigest()
+
+
+def _warn_refused(refused: list[str]) -> None:
+    """One line for all the tiles a read skipped: how many, and the first one's problem."""
+    if len(refused) == 1:
+        text = f"store: skipped a tile, its pairs are computed again: {refused[0]}"
+    else:
+        text = (
+            f"store: skipped {len(refused)} tiles, their pairs are computed again; the first: "
+            f"{refused[0]}"
+        )
+    warnings.warn(text, StoreWarning, stacklevel=3)
 
 
 def _positions(keys: Sequence[str]) -> dict[str, list[int]]:
@@ -335,25 +438,69 @@ def _matches(
     return np.array(src, dtype=np.intp), np.array(dst, dtype=np.intp)
 
 
-def _read_tile(
-    path: Path, depth: int
-) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.str_], FloatArray] | None:
-    """A tile's keys and values, or None if the file is not a whole tile of this depth."""
+StoredTile: TypeAlias = "tuple[npt.NDArray[np.str_], npt.NDArray[np.str_], BoolArray, FloatArray]"
+
+
+def _read_tile(path: Path, mode: Mode) -> StoredTile:
+    """A tile's row keys, column keys, computed pairs and values, read with the loaders' checks
+    (a regular file; every declared size within the file's own size, so a forged header is
+    never allocated; no pickle) and then checked as a tile of this mode: one-line
+    TopologyError naming the file otherwise."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            rows, cols, values = z["rows"], z["cols"], z["values"]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
-        return None
-    if values.shape != (len(rows), len(cols), depth) or values.dtype != np.float64:
-        return None
-    return rows, cols, values
+        size = path.stat().st_size
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot read ({exc.strerror})") from None
+    arrays = read_npz_arrays(path, min(size, TILE_READ_LIMIT))
+
+    def refuse(problem: str) -> TopologyError:
+        return TopologyError(f"{path}: {problem}")
+
+    missing = [name for name in TILE_MEMBERS if name not in arrays]
+    if missing:
+        raise refuse(f"not a tile of this store (no {', '.join(missing)})")
+    fmt, mode_key = arrays["format"], arrays["mode"]
+    if fmt.shape != () or fmt.dtype.kind not in "iu" or int(fmt) != STORE_FORMAT:
+        raise refuse(f"not a tile of store format {STORE_FORMAT}")
+    if mode_key.shape != () or mode_key.dtype.kind != "U" or str(mode_key) != mode.key():
+        raise refuse("a tile of another mode (solver, depth, memory budget or version)")
+    rows, cols, computed, values = (arrays[n] for n in ("rows", "cols", "computed", "values"))
+    for keys in (rows, cols):
+        if keys.ndim != 1 or keys.dtype.kind != "U" or not all(map(NETWORK_KEY.fullmatch, keys)):
+            raise refuse("its network keys are malformed")
+    if computed.dtype != np.bool_ or computed.shape != (len(rows), len(cols)):
+        raise refuse("its computed pairs do not match its networks")
+    if values.dtype != np.float64 or values.shape != (len(rows), len(cols), mode.depth):
+        raise refuse(f"its values are not {len(rows)} x {len(cols)} x {mode.depth} float64")
+    found = values[computed]
+    if not np.all((found >= 0.0) & (found <= 1.0)):  # NaN fails both
+        raise refuse("holds distances outside [0, 1] or not finite")
+    if path.stem != tile_name(str(mode_key), list(map(str, rows)), list(map(str, cols)), computed):
+        raise refuse("its name does not match its content")
+    return rows, cols, computed, values
+
+
+def _create_temporary(folder: Path) -> tuple[int, str]:
+    """A new file in ``folder`` for writing, created with mode 0666 so that the umask (and any
+    default ACL) decides who may read it, as for any other file the user creates; mkstemp's
+    0600 would make a group-shared store unreadable to the group."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        name = os.path.join(folder, f".part-{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:  # pragma: no cover - 64 random bits
+            continue
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    fd, tmp = _create_temporary(path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # ---- running a matrix ----------------------------------------------------------------------
@@ -369,13 +516,14 @@ class Job:
     mode: Mode
     tile: int = DEFAULT_TILE
     shard: tuple[int, int] | None = None  # (i, n): compute only tiles i, i+n, i+2n, ...
+    load_budget: int | None = None  # bytes reading one network file may take (None: default)
 
     def keys(self, same: bool) -> tuple[list[str], list[str]]:
         """Content keys of the rows and columns (``same``: the columns are the rows)."""
-        rows = [network_key(as_network(item)) for item in self.rows]
+        rows = [network_key(_materialise(item, self.load_budget)) for item in self.rows]
         if same:
             return rows, rows
-        return rows, [network_key(as_network(item)) for item in self.cols]
+        return rows, [network_key(_materialise(item, self.load_budget)) for item in self.cols]
 
 
 def run_job(
@@ -458,19 +606,46 @@ def _run_here(
     out: FloatArray,
 ) -> None:
     keep = 2 * job.tile
-    rows, cols = _Loader(job.rows, keep), _Loader(job.cols, keep)
+    rows = _Loader(job.rows, keep, job.load_budget)
+    cols = _Loader(job.cols, keep, job.load_budget)
     for tile in tiles:
-        values = compute_tile(
-            _Sub(rows, tile.rows),
-            _Sub(cols, tile.cols),
-            tile.needed,
-            job.mode,
-            threads,
-            counter.add,
+        row_nets, col_nets = tile_networks(
+            _Sub(rows, tile.rows), _Sub(cols, tile.cols), tile.needed
         )
+        values = compute_tile(row_nets, col_nets, tile.needed, job.mode, threads, counter.add)
         _place(out, tile, values)
         if stash is not None:
-            stash.write([row_keys[r] for r in tile.rows], [col_keys[c] for c in tile.cols], values)
+            expected = ([row_keys[r] for r in tile.rows], [col_keys[c] for c in tile.cols])
+            actual = (loaded_keys(expected[0], row_nets), loaded_keys(expected[1], col_nets))
+            stash.write(*actual, tile.needed, values)
+            _check_unchanged(job, tile, expected, actual)
+
+
+def _check_unchanged(
+    job: Job,
+    tile: Tile,
+    expected: tuple[list[str], list[str]],
+    actual: tuple[list[str] | None, list[str] | None],
+) -> None:
+    """A network whose content is not what the run keyed at its start (its file changed
+    since) is refused: the matrix would mix two versions of it. Its tile is already stored
+    under the content it was computed from, so nothing is wrong in the store and a new run
+    reuses it."""
+    for items, positions, want, got in (
+        (job.rows, tile.rows, expected[0], actual[0]),
+        (job.cols, tile.cols, expected[1], actual[1]),
+    ):
+        if got is None:
+            continue
+        for k, (before, now) in enumerate(zip(want, got, strict=True)):
+            if before != now:
+                item = items[positions[k]]
+                name = item.name if isinstance(item, Network) else os.fspath(item)
+                raise TopologyError(
+                    f"{name}: changed during the run (its content is not what it was when the "
+                    "run started); run again to use its new content (pairs computed so far "
+                    "are stored under the content they were computed from)"
+                )
 
 
 class _Sub:
@@ -494,14 +669,21 @@ def worker_tile(
     needed: BoolArray,
     mode: Mode,
     store: tuple[str, list[str], list[str]] | None,
-) -> FloatArray:
+    load_budget: int | None = None,
+) -> tuple[FloatArray, list[str] | None, list[str] | None]:
     """A tile on a Dask worker: loads its networks itself (paths, or portable networks
-    scattered to the workers), computes the needed pairs, writes the tile to the store."""
-    values = compute_tile(_Loader(rows, len(rows)), _Loader(cols, len(cols)), needed, mode, 1)
-    if store is not None:
-        root, row_keys, col_keys = store
-        Store(root, mode).write(row_keys, col_keys, values)
-    return values
+    scattered to the workers), computes the needed pairs, writes the tile to the store under
+    the content keys of what it loaded. Returns the values and, with a store, those keys."""
+    row_nets, col_nets = tile_networks(
+        _Loader(rows, len(rows), load_budget), _Loader(cols, len(cols), load_budget), needed
+    )
+    values = compute_tile(row_nets, col_nets, needed, mode, 1)
+    if store is None:
+        return values, None, None
+    root, row_keys, col_keys = store
+    actual_rows, actual_cols = loaded_keys(row_keys, row_nets), loaded_keys(col_keys, col_nets)
+    Store(root, mode).write(actual_rows, actual_cols, needed, values)
+    return values, actual_rows, actual_cols
 
 
 def _untyped(obj: object) -> Any:
@@ -535,37 +717,73 @@ def _run_on_cluster(
     from distributed import as_completed
 
     dask = _untyped(client)
-    rows = _portable(client, job.rows)
-    cols = rows if job.cols is job.rows else _portable(client, job.cols)
-    futures = {}
-    for tile in tiles:
-        store_args = None
-        if stash is not None:
-            store_args = (
-                str(stash.root),
-                [row_keys[r] for r in tile.rows],
-                [col_keys[c] for c in tile.cols],
-            )
-        future = dask.submit(
-            worker_tile,
-            [rows[r] for r in tile.rows],
-            [cols[c] for c in tile.cols],
-            tile.needed,
-            job.mode,
-            store_args,
-            pure=False,
-        )
-        futures[future] = tile
+    futures: dict[Any, tuple[Tile, tuple[list[str], list[str]]]] = {}
     try:
+        rows = _portable(client, job.rows)
+        cols = rows if job.cols is job.rows else _portable(client, job.cols)
+        for tile in tiles:
+            expected = ([row_keys[r] for r in tile.rows], [col_keys[c] for c in tile.cols])
+            store_args = None if stash is None else (str(stash.root), *expected)
+            future = dask.submit(
+                worker_tile,
+                [rows[r] for r in tile.rows],
+                [cols[c] for c in tile.cols],
+                tile.needed,
+                job.mode,
+                store_args,
+                job.load_budget,
+                pure=False,
+            )
+            futures[future] = (tile, expected)
         for future in _untyped(as_completed)(list(futures)):
-            tile = futures[future]
-            _place(out, tile, future.result())
+            tile, expected = futures[future]
+            values, actual_rows, actual_cols = future.result()
+            _place(out, tile, values)
+            _check_unchanged(job, tile, expected, (actual_rows, actual_cols))
             counter.add(tile.pairs)
+    except _cluster_failures() as exc:
+        raise TopologyError(
+            f"the Dask cluster failed during the run ({type(exc).__name__}: {one_line(exc)})"
+            + ("; finished tiles are in the store" if stash is not None else "")
+        ) from None
     finally:
-        dask.cancel(list(futures))
+        if futures:
+            with contextlib.suppress(Exception):  # a scheduler that is gone cancels nothing
+                dask.cancel(list(futures))
+
+
+def _cluster_failures() -> tuple[type[BaseException], ...]:
+    """What Dask raises when the cluster, not a tile, fails: a scheduler gone (its futures
+    cancelled, its connection closed), a tile whose workers kept dying, a timeout."""
+    from concurrent.futures import CancelledError
+
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    return (CancelledError, CommClosedError, KilledWorker, TimeoutError)
 
 
 # ---- the public functions ------------------------------------------------------------------
+
+
+def check_client(client: object) -> None:
+    """``client`` is None or a ``dask.distributed.Client``; a TypeError otherwise (a scheduler
+    address given as a string, say), before any work."""
+    if client is None:
+        return
+    try:
+        from distributed import Client as DaskClient
+
+        is_client = isinstance(client, DaskClient)
+    except ImportError:  # no Dask here: whatever was passed, it is not a Client
+        is_client = False
+    if not is_client:
+        hint = ""
+        if isinstance(client, str):
+            hint = f" (connect first: dask.distributed.Client({client!r}))"
+        raise TypeError(
+            f"client must be a dask.distributed.Client, got {type(client).__name__}{hint}"
+        )
 
 
 def _nnstd_version() -> str:
@@ -578,12 +796,12 @@ def _nnstd_version() -> str:
 
 
 def make_mode(
-    first: Item, layers: Layers, solver: str, memory_budget: object
+    first: Item, layers: Layers, solver: str, memory_budget: object, load_budget: int | None = None
 ) -> tuple[Mode, tuple[int, ...]]:
     """The mode of a run and its chosen layers, validated (the first network gives the depth)."""
     check_solver(solver)
     budget = check_memory_budget(memory_budget)
-    chosen = layer_selection(layers, as_network(first).depth)
+    chosen = layer_selection(layers, _materialise(first, load_budget).depth)
     resolved = DEFAULT_MEMORY_BUDGET if budget is None else budget
     # "exact" is the paper mode's former name: one store key for both.
     canonical_name = "paper" if solver == "exact" else solver
@@ -604,18 +822,22 @@ def matrix(
     client: Client | None,
     shard: tuple[int, int] | None = None,
     tile: int | None = None,
+    load_budget: object = None,
 ) -> FloatArray:
     """The shared engine of `cross`, `pairwise` (with a store or a cluster) and the CLI:
-    ``(len(rows), len(cols), layers)``, NaN outside ``required``."""
+    ``(len(rows), len(cols), layers)``, NaN outside ``required``. ``load_budget``: bytes
+    reading any one network file may take (None: the loaders' default)."""
     threads = check_threads(threads)
+    check_client(client)
+    loading = None if load_budget is None else byte_count(load_budget, "load_budget")
     row_items = check_items(rows, "networks")
     col_items = row_items if cols is None else check_items(cols, "b_networks")
     if not row_items or not col_items:
         raise ValueError("at least one network is needed on each side")
-    mode, chosen = make_mode(row_items[0], layers, solver, memory_budget)
+    mode, chosen = make_mode(row_items[0], layers, solver, memory_budget, loading)
     if tile is None:
         tile = DEFAULT_TILE if client is None else cluster_tile(required, client)
-    job = Job(row_items, col_items, required, mode, tile, shard)
+    job = Job(row_items, col_items, required, mode, tile, shard, loading)
     out = run_job(
         job, same=cols is None, store=store, client=client, threads=threads, progress=progress
     )
@@ -704,6 +926,7 @@ def paired_matrix(
     client: Client | None,
     shard: tuple[int, int] | None = None,
     tile: int | None = None,
+    load_budget: object = None,
 ) -> FloatArray:
     """`pairwise` through tiles: the same numbers as the core's all-pairs run, with a store,
     on a cluster or for one shard (entries of other shards' tiles left NaN)."""
@@ -726,6 +949,7 @@ def paired_matrix(
         client=client,
         shard=shard,
         tile=tile,
+        load_budget=load_budget,
     )
     if not ordered:
         # The paper's convention: [i, j] = [j, i], computed once with the higher index as A.

@@ -24,7 +24,9 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ from nnstd import __version__, _core
 from nnstd._api import DEFAULT_MEMORY_BUDGET, DEFAULT_SOLVER, SOLVERS, distance
 from nnstd._data import data_dir
 from nnstd._errors import TopologyError
-from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET
+from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET, one_line
 from nnstd._network import Network, load_network
 from nnstd._output import check_output_file, check_output_folder, write_file
 from nnstd.topology_set import (
@@ -459,9 +461,23 @@ def shard_value(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def store_path(text: str) -> Path:
+    """``--store PATH``: a folder path, made absolute here (Dask workers write into it, and
+    their working folder is not this one); an empty one is refused, not read as ``.``."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty one")
+    return Path(text).absolute()
+
+
 def _dask_client(scheduler: str, threads: int | None, stack: contextlib.ExitStack) -> Client:
-    """A client of the scheduler at ``scheduler``, or of a LocalCluster here for ``local``."""
+    """A client of the scheduler at ``scheduler``, or of a LocalCluster here for ``local``.
+
+    Connecting is bounded by Dask's connect timeout (``distributed.comm.timeouts.connect``):
+    Dask applies it to the connection but not to the scheduler's first answer, so a port that
+    accepts and never answers (or a stopped scheduler) would hang; here the whole connection
+    runs on a helper thread that is abandoned after the timeout. Every failure is one line."""
     try:
+        import dask
         import distributed as dask_distributed
     except ImportError:
         raise CommandError("--scheduler needs Dask: pip install 'nnstd[dask]'") from None
@@ -476,7 +492,38 @@ def _dask_client(scheduler: str, threads: int | None, stack: contextlib.ExitStac
         )
         local: Client = stack.enter_context(distributed.Client(cluster))
         return local
-    client: Client = stack.enter_context(distributed.Client(scheduler))
+    timeout = dask.utils.parse_timedelta(
+        dask.config.get("distributed.comm.timeouts.connect"), default="seconds"
+    )
+    outcome: list[object] = []
+
+    def connect() -> None:
+        try:
+            outcome.append(distributed.Client(scheduler, timeout=timeout))
+        except Exception as exc:  # every failure, reported in one line below
+            outcome.append(exc)
+
+    helper = threading.Thread(target=connect, name="nnstd-dask-connect", daemon=True)
+    helper.start()
+    helper.join(timeout + 1.0)  # Dask's own timeout, when it applies, reports first
+    if not outcome:
+        raise CommandError(
+            f"the Dask scheduler at {scheduler} did not answer within {timeout:g} s (is it a "
+            "running Dask scheduler? set DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT to wait "
+            "longer)"
+        )
+    (result,) = outcome
+    if isinstance(result, BaseException):
+        hint = ""
+        if scheduler.startswith("tls://"):
+            hint = " (tls:// needs Dask's TLS settings: distributed.comm.tls.*)"
+        elif isinstance(result, MemoryError):  # a frame length read from another protocol
+            hint = " (its answer is not Dask's protocol: is it a Dask scheduler's port?)"
+        raise CommandError(
+            f"cannot use the Dask scheduler at {scheduler}: {type(result).__name__}: "
+            f"{one_line(result)}{hint}"
+        )
+    client: Client = stack.enter_context(result)  # type: ignore[arg-type]
     return client
 
 
@@ -484,7 +531,7 @@ def _tiled_matrix(
     ts: TopologySet, snapshot: str, args: argparse.Namespace
 ) -> npt.NDArray[np.float64] | None:
     """The matrix through tiles (stored, on a cluster, or one shard of them: None)."""
-    from nnstd._many import paired_matrix
+    from nnstd._many import StoreWarning, paired_matrix
 
     if args.shard is not None and (args.store is None or args.scheduler is not None):
         raise UsageError(
@@ -496,6 +543,10 @@ def _tiled_matrix(
     n = len(paths)
     progress = Progress(n * (n - 1) // 2, args.quiet)
     with contextlib.ExitStack() as stack:
+        # A store's warnings (a tile skipped and computed again) as one line each.
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("always", StoreWarning)
+        warnings.showwarning = _warning_line
         client = None
         if args.scheduler is not None:
             client = _dask_client(args.scheduler, args.threads, stack)
@@ -511,6 +562,7 @@ def _tiled_matrix(
                 store=args.store,
                 client=client,
                 shard=args.shard,
+                load_budget=args.load_budget,
             )
         finally:
             progress.close()
@@ -523,6 +575,18 @@ def _tiled_matrix(
             )
         return None
     return select_layer(full, args.layer, cumulative=args.cumulative)
+
+
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning as ``nnstd: warning: ...`` on one stderr line (no source line)."""
+    print(f"nnstd: warning: {message}", file=sys.stderr if file is None else file)
 
 
 # ---- distance ------------------------------------------------------------------------------
@@ -1080,7 +1144,7 @@ def build_parser() -> OneLineParser:
     matrix.add_argument("--save", type=_matrix_path, help="the matrix (.npy or .csv)")
     matrix.add_argument(
         "--store",
-        type=Path,
+        type=store_path,
         default=None,
         metavar="PATH",
         help="folder keeping finished pairs: a run resumes, added networks compute only their "
