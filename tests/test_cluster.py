@@ -78,9 +78,13 @@ def test_cluster_equals_in_process(
 
 
 def test_cluster_takes_in_memory_networks_and_cross(
-    client: distributed.Client, nets: list[nnstd.Network], paths: list[Path]
+    tmp_path: Path, client: distributed.Client, nets: list[nnstd.Network], paths: list[Path]
 ) -> None:
     np.testing.assert_array_equal(on_cluster(client, nets), nnstd.pairwise(nets))
+    # Scattered networks keep their content keys on the workers: stored, read back as such.
+    stored = on_cluster(client, nets, store=tmp_path / "s")
+    np.testing.assert_array_equal(stored, nnstd.pairwise(nets))
+    np.testing.assert_array_equal(nnstd.pairwise(paths, store=tmp_path / "s"), stored)
     m = nnstd.cross(paths[:3], nets[3:], client=client)
     np.testing.assert_array_equal(m, nnstd.cross(nets[:3], nets[3:]))
 
