@@ -1,7 +1,8 @@
-"""nnstd against the strongest SciPy pipeline, per instance class, in one run.
+"""nnstd against the fastest peer a user could pick, per instance class, in one run.
 
     python benchmarks/run.py [--quick] [--classes paper,er,twins,density,conv] [--threads 1,2]
                              [--timeout 60] [--repeat 1] [--large] [--widths 16384,65536]
+                             [--peers dense,graph,lapjv,lapjvs,srcd,lapmod,ortools]
                              [--out results.md]
 
 Classes (``instances.py``; every generated instance is two 2-layer networks n -> n -> n unless
@@ -31,20 +32,30 @@ side's own format (``nnstd.Network``; dense float32 or CSC arrays) happen before
 nothing of one side runs inside the other's clock. Peak memory is the worker's largest resident
 set (``getrusage``), inputs included.
 
-The SciPy side is the faster of two pipelines (``scipy_pipelines.py``): BLAS overlaps + dense
-costs + ``linear_sum_assignment`` ("BLAS+LSA"), and the similarity graph padded with private
-dummies (any neuron may stay unmatched at cost 1) + ``min_weight_full_bipartite_matching``
-("LAPJVsp"); both carry the matching
-into the next layer as NNSTD does. Both are measured at the first thread count, the one likely
-to be faster first; the other gets 1.1 x its time as a limit (past that it cannot win; shown as
-"stopped: slower"). Later thread counts rerun only the winner; on the paper set SciPy's
-all-cores run spreads the pairs over a process pool (one BLAS thread each, started before the
-clock), as ``nnstd.pairwise`` spreads them over threads. BLAS+LSA is not run where its dense
-matrices would pass ``--dense-max-gib``.
+The peers are seven pipelines, each computing the whole network distance as NNSTD does (the
+matching carried into the next layer) and building its own costs inside its clock: SciPy's two
+(``scipy_pipelines.py``): BLAS overlaps + dense costs + ``linear_sum_assignment``
+("BLAS+LSA"), and the similarity graph doubled to a square graph (any neuron may stay unmatched
+at cost 1) + ``min_weight_full_bipartite_matching`` ("LAPJVsp"); and five on the libraries a
+user installs for speed (``peer_pipelines.py``): lapx ``lapjv`` and ``lapjvs`` and src-d
+``lapjv`` on the same float64 dense costs, lapx ``lapmod`` and OR-tools'
+``SimpleLinearSumAssignment`` (integer costs, see there) on the same doubled graph. A peer whose
+library is not installed is shown "not installed" (``pip install -e '.[bench]'``).
 
-Checks. Every row checks that both sides reach the same layer-0 optimum (to 1e-9 relative) and
-prints it. ``solver="exact"`` rows (paper, density, conv) also check that every layer's
-assignment is ``linear_sum_assignment``'s; for them BLAS+LSA always runs to the end (up to
+At the first thread count every peer runs, the likely faster first; each later one gets 1.1 x
+the fastest time so far as a limit (past that it cannot win; shown as "stopped: slower"). At
+later thread counts only the peers that could still win rerun: those that finished within
+(threads / first thread count) x the fastest one's time. The dense peers are not run where their
+matrices would pass ``--dense-max-gib``. On the paper set a peer's all-cores run spreads the
+pairs over a process pool (one BLAS thread each, started before the clock), as
+``nnstd.pairwise`` spreads them over threads; elsewhere only BLAS (in the dense costs) uses more
+than one core.
+
+Checks. Every row checks that nnstd and every peer that finished reach the same layer-0 optimum
+(to 1e-9 relative) and prints it; a peer that does not (OR-tools, where rounding its integer
+costs changed the optimum) is shown "not optimal" and is not a candidate for the fastest.
+``solver="exact"`` rows (paper, density, conv) also check that every layer's assignment is
+``linear_sum_assignment``'s; for them BLAS+LSA always runs to the end (up to
 ``--check-timeout``). A side that does not finish within ``--timeout`` is stopped and shown as
 "> T s (timeout)"; it is not rerun at the next thread count.
 """
@@ -53,6 +64,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -69,6 +82,7 @@ from typing import Any
 
 import instances
 import numpy as np
+import peer_pipelines
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker.py"
@@ -81,7 +95,17 @@ THREAD_VARIABLES = (
     "NUMEXPR_NUM_THREADS",
 )
 CLASSES = ("paper", "er", "twins", "density", "conv")
-PIPELINES = {"dense": "BLAS+LSA", "graph": "LAPJVsp"}
+PIPELINES = {
+    "dense": "BLAS+LSA",
+    "graph": "LAPJVsp",
+    "lapmod": "lapx lapmod",
+    "lapjv": "lapx lapjv",
+    "lapjvs": "lapx lapjvs",
+    "srcd": "src-d lapjv",
+    "ortools": "OR-tools",
+}
+DENSE_PEERS = ("dense", "lapjv", "lapjvs", "srcd")
+PEER_PACKAGES = {"lapx": "lap", "lapjv": "lapjv", "ortools": "ortools"}
 SETUP_LIMIT = 1800.0  # generating or loading inputs; generous, it is not timed
 EXTRA_LIMIT = 1800.0
 TOLERANCE = 1e-9
@@ -91,7 +115,7 @@ TOLERANCE = 1e-9
 class Outcome:
     """One side's measurement."""
 
-    status: str  # ok, timeout, stopped (slower than the other pipeline), failed, skipped, n/a
+    status: str  # ok, timeout, stopped (slower than a peer), wrong, failed, skipped, n/a
     seconds: float = float("nan")
     limit: float = float("nan")
     costs: Any = None
@@ -263,13 +287,14 @@ class Row:
     threads: int
     solver: str
     nnstd: Outcome
-    scipy: dict[str, Outcome]
+    peers: dict[str, Outcome]
     check: str
 
 
-def strongest(scipy: dict[str, Outcome]) -> Outcome | None:
-    done = [o for o in scipy.values() if o.ok]
-    return min(done, key=lambda o: o.seconds) if done else None
+def fastest(peers: dict[str, Outcome]) -> tuple[str, Outcome] | None:
+    """The peer that finished first with the optimum, if any did."""
+    done = [(k, o) for k, o in peers.items() if o.ok]
+    return min(done, key=lambda ko: ko[1].seconds) if done else None
 
 
 def ratio_text(nnstd: Outcome, other: Outcome | None) -> str:
@@ -292,18 +317,51 @@ def layer0_costs(outcome: Outcome, spec: instances.Spec) -> np.ndarray:
     return np.array([outcome.costs[0]])
 
 
-def check_layer0(spec: instances.Spec, nnstd: Outcome, scipy: dict[str, Outcome]) -> str:
-    """Whether every finished side reached the same layer-0 optimum."""
-    finished = [o for o in [nnstd, *scipy.values()] if o.ok]
-    if len(finished) < 2 or not nnstd.ok:
-        return "not checked (a side did not finish)"
+def layer0_difference(a: Outcome, b: Outcome, spec: instances.Spec) -> tuple[float, bool]:
+    """The largest layer-0 difference of two finished sides, and whether it is within tolerance."""
+    ours, theirs = layer0_costs(a, spec), layer0_costs(b, spec)
+    worst = float(np.max(np.abs(theirs - ours)))
+    return worst, worst <= TOLERANCE * max(1.0, float(np.max(np.abs(ours))))
+
+
+def verify_peers(
+    spec: instances.Spec, reference: Outcome | None, peers: dict[str, Outcome]
+) -> dict[str, Outcome]:
+    """The peers, each finished one that missed the reference's layer-0 optimum marked "wrong"
+    (not a candidate for the fastest; shown with its time)."""
+    if reference is None or not reference.ok:
+        return peers
+    checked = dict(peers)
+    for kind, outcome in peers.items():
+        if not outcome.ok:
+            continue
+        worst, same = layer0_difference(reference, outcome, spec)
+        if not same:
+            checked[kind] = Outcome(
+                "wrong",
+                seconds=outcome.seconds,
+                costs=outcome.costs,
+                peak_mib=outcome.peak_mib,
+                note=f"{outcome.seconds:.2f} s, not optimal (diff {worst:.1e})",
+            )
+    return checked
+
+
+def check_layer0(spec: instances.Spec, nnstd: Outcome, peers: dict[str, Outcome]) -> str:
+    """Whether nnstd and every finished peer reached the same layer-0 optimum."""
+    finished = [o for o in peers.values() if o.ok]
+    wrong = [PIPELINES[k] for k, o in peers.items() if o.status == "wrong"]
+    missed = f"; **not optimal: {', '.join(wrong)}**" if wrong else ""
+    if not finished or not nnstd.ok:
+        return "not checked (a side did not finish)" + missed
     ours = layer0_costs(nnstd, spec)
-    worst = max(float(np.max(np.abs(layer0_costs(o, spec) - ours))) for o in finished[1:])
-    same = worst <= TOLERANCE * max(1.0, float(np.max(np.abs(ours))))
-    verdict = "same" if same else "**DIFFERENT**"
+    results = [layer0_difference(nnstd, o, spec) for o in finished]
+    worst = max(w for w, _ in results)
+    verdict = "same" if all(same for _, same in results) else "**DIFFERENT**"
+    who = f"{len(finished)} peer{'s' if len(finished) > 1 else ''}"
     if spec["class"] == "paper":
-        return f"{verdict} on {len(ours)} pairs (max diff {worst:.1e})"
-    return f"{verdict}: {ours[0]:.9f} (diff {worst:.1e})"
+        return f"{verdict} as {who} on {len(ours)} pairs (max diff {worst:.1e}){missed}"
+    return f"{verdict} as {who}: {ours[0]:.9f} (diff {worst:.1e}){missed}"
 
 
 def check_assignments(nnstd: Outcome, dense: Outcome | None) -> str:
@@ -317,31 +375,47 @@ def check_assignments(nnstd: Outcome, dense: Outcome | None) -> str:
     return f"; assignment = LSA's in {equal}/{len(keys)} layers{verdict}"
 
 
-def pipeline_order(spec: instances.Spec) -> list[str]:
-    """Likely faster pipeline first: dense where most neuron pairs share an input."""
+def pipeline_order(spec: instances.Spec, chosen: list[str]) -> list[str]:
+    """Likely faster peer first (so that the others get a tight limit): dense where most neuron
+    pairs share an input, the similarity graph elsewhere."""
     if spec["class"] in ("density", "conv"):
-        return ["dense", "graph"]
-    return ["graph", "dense"]
+        order = ["lapjv", "srcd", "lapjvs", "dense", "lapmod", "graph", "ortools"]
+    else:
+        order = ["lapmod", "graph", "ortools", "lapjv", "srcd", "lapjvs", "dense"]
+    return [k for k in order if k in chosen]
 
 
-def run_scipy_both(
-    spec: instances.Spec, threads: int, args: argparse.Namespace, save_dense: str | None
+def installed(kind: str) -> bool:
+    """Whether the peer's library is there (SciPy's peers always are)."""
+    module = peer_pipelines.MODULES.get(kind)
+    return module is None or importlib.util.find_spec(module.split(".")[0]) is not None
+
+
+def run_peers(
+    spec: instances.Spec,
+    threads: int,
+    args: argparse.Namespace,
+    save_dense: str | None,
+    kinds: list[str],
 ) -> dict[str, Outcome]:
-    """Both pipelines; the second is stopped once it cannot beat the first (unless its
-    assignments are needed for an exact row)."""
+    """The given peers in order; each is stopped once it cannot beat the fastest so far (unless
+    its assignments are needed for an exact row)."""
     results: dict[str, Outcome] = {}
     dense_gib = instances.dense_bytes(spec) / 2**30
-    for kind in pipeline_order(spec):
-        if kind == "dense" and dense_gib > args.dense_max_gib:
+    for kind in kinds:
+        if not installed(kind):
+            results[kind] = Outcome("n/a", note="not installed")
+            continue
+        if kind in DENSE_PEERS and dense_gib > args.dense_max_gib:
             results[kind] = Outcome("n/a", note=f"n/a (needs ~{dense_gib:.0f} GiB)")
             continue
         limit, status = args.timeout, "timeout"
-        best = strongest(results)
+        best = fastest(results)
         must_finish = kind == "dense" and save_dense is not None
         if must_finish:
             limit = max(args.timeout, args.check_timeout)
         elif best is not None:
-            limit, status = min(args.timeout, 1.1 * best.seconds + 0.5), "stopped"
+            limit, status = min(args.timeout, 1.1 * best[1].seconds + 0.5), "stopped"
         progress(f"{PIPELINES[kind]}, {threads} thread(s)")
         results[kind] = measure(
             spec,
@@ -356,6 +430,28 @@ def run_scipy_both(
     return results
 
 
+def rerun_candidates(
+    first: dict[str, Outcome], first_threads: int, threads: int
+) -> tuple[list[str], dict[str, Outcome]]:
+    """The peers that could still be the fastest at ``threads`` (fastest first), and what to show
+    for the others: a peer at most ``threads / first_threads`` times faster with more threads
+    cannot overtake one it trailed by more than that."""
+    best = fastest(first)
+    if best is None:
+        return [], {k: Outcome("skipped", note="not rerun") for k in first}
+    bound = best[1].seconds * threads / first_threads
+    done = sorted((o.seconds, k) for k, o in first.items() if o.ok and o.seconds <= bound)
+    shown = {
+        k: Outcome(
+            "skipped",
+            note=f"not rerun ({o.seconds:.2f} s at {first_threads})" if o.ok else "not rerun",
+        )
+        for k, o in first.items()
+        if k not in {kind for _, kind in done}
+    }
+    return [k for _, k in done], shown
+
+
 def progress(what: str) -> None:
     print(f"  {time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
 
@@ -366,7 +462,7 @@ def run_instance(spec: instances.Spec, args: argparse.Namespace, tmp_root: str) 
     solvers = ["canonical", "auto"] + (["exact"] if spec.get("exact") else [])
     print(f"{instances.label(spec)}", file=sys.stderr, flush=True)
     rows: list[Row] = []
-    winner: str | None = None
+    first_peers: dict[str, Outcome] = {}
     timed_out: set[str] = set()
     for t_index, threads in enumerate(args.threads):
         first = t_index == 0
@@ -388,30 +484,22 @@ def run_instance(spec: instances.Spec, args: argparse.Namespace, tmp_root: str) 
             )
             if outcomes[solver].status == "timeout":
                 timed_out.add(solver)
-        save_dense = f"{tmp}/dense.npz" if first and "exact" in solvers else None
-        if winner is None:
-            scipy = run_scipy_both(spec, threads, args, save_dense)
-            best = strongest(scipy)
-            winner = next((k for k, o in scipy.items() if o is best), None)
-        elif winner in timed_out:
-            scipy = {winner: Outcome("skipped", note="not rerun (timed out)")}
+        reference = next((o for o in outcomes.values() if o.ok), None)
+        if first:
+            save_dense = f"{tmp}/dense.npz" if "exact" in solvers else None
+            kinds = pipeline_order(spec, args.peers)
+            peers = run_peers(spec, threads, args, save_dense, kinds)
+            peers = verify_peers(spec, reference, peers)
+            first_peers = peers
         else:
-            progress(f"{PIPELINES[winner]}, {threads} thread(s)")
-            scipy = {
-                winner: measure(
-                    spec, winner, solver="", threads=threads, limit=args.timeout, repeat=args.repeat
-                )
-            }
-        for kind, outcome in scipy.items():
-            if outcome.status == "timeout":
-                timed_out.add(kind)
-        if winner is None:  # every pipeline timed out: keep the first one for later counts
-            winner = pipeline_order(spec)[0]
+            kinds, shown = rerun_candidates(first_peers, args.threads[0], threads)
+            peers = run_peers(spec, threads, args, None, kinds)
+            peers = {**verify_peers(spec, reference, peers), **shown}
         for solver in solvers:
-            check = check_layer0(spec, outcomes[solver], scipy)
+            check = check_layer0(spec, outcomes[solver], peers)
             if solver == "exact" and first:
-                check += check_assignments(outcomes[solver], scipy.get("dense"))
-            rows.append(Row(spec, threads, solver, outcomes[solver], scipy, check))
+                check += check_assignments(outcomes[solver], peers.get("dense"))
+            rows.append(Row(spec, threads, solver, outcomes[solver], peers, check))
     return rows
 
 
@@ -420,17 +508,28 @@ def solver_text(row: Row) -> str:
     return f"{row.solver} ({'+'.join(ran)})" if ran and ran != [row.solver] else row.solver
 
 
+def others_text(row: Row, best: str | None) -> str:
+    """Every other peer's time (or why it has none), fastest first."""
+    rest = [(k, o) for k, o in row.peers.items() if k != best]
+    rest.sort(key=lambda ko: ko[1].seconds if ko[1].ok else float("inf"))
+    return "; ".join(f"{PIPELINES[k]} {o.time_text()}" for k, o in rest) or "-"
+
+
 def table(rows: list[Row], cpus: int) -> list[str]:
     lines = [
-        "| instance | threads | nnstd solver (ran) | nnstd | MiB | BLAS+LSA | LAPJVsp | SciPy MiB "
-        "| speed-up vs strongest | vs BLAS+LSA | layer-0 optimum |",
+        "| instance | threads | nnstd solver (ran) | nnstd | MiB | fastest peer | peer MiB "
+        "| speed-up vs fastest peer | vs BLAS+LSA | other peers | layer-0 optimum |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        best = strongest(row.scipy)
-        dense, graph = row.scipy.get("dense"), row.scipy.get("graph")
-        shown = best or next(iter(row.scipy.values()))
+        best = fastest(row.peers)
+        dense = row.peers.get("dense")
         threads = f"{row.threads} (all)" if row.threads == cpus and cpus > 1 else str(row.threads)
+        if best is not None:
+            best_text = f"{PIPELINES[best[0]]} {best[1].time_text()}"
+            best_mib, best_ratio = best[1].memory_text(), ratio_text(row.nnstd, best[1])
+        else:
+            best_text, best_mib, best_ratio = "none finished", "", "?"
         lines.append(
             "| "
             + " | ".join(
@@ -440,11 +539,11 @@ def table(rows: list[Row], cpus: int) -> list[str]:
                     solver_text(row),
                     row.nnstd.time_text(),
                     row.nnstd.memory_text(),
-                    dense.time_text() if dense else "-",
-                    graph.time_text() if graph else "-",
-                    shown.memory_text(),
-                    ratio_text(row.nnstd, best or shown),
+                    best_text,
+                    best_mib,
+                    best_ratio,
                     ratio_text(row.nnstd, dense) if dense and dense.status != "n/a" else "-",
+                    others_text(row, best[0] if best else None),
                     row.check,
                 ]
             )
@@ -484,6 +583,16 @@ def instance_list(args: argparse.Namespace) -> list[tuple[str, instances.Spec]]:
     return [(c, s) for c, s in found if c in args.classes]
 
 
+def peer_versions() -> str:
+    versions = []
+    for package in PEER_PACKAGES:
+        try:
+            versions.append(f", {package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f", {package} not installed")
+    return "".join(versions)
+
+
 def header(args: argparse.Namespace) -> list[str]:
     import scipy
 
@@ -505,19 +614,20 @@ def header(args: argparse.Namespace) -> list[str]:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit or '?'}; "
         f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}); load average "
         f"{os.getloadavg()[0]:.1f} at start; Python {platform.python_version()}, numpy "
-        f"{np.__version__}, SciPy {scipy.__version__}; thread limits via {limiter}; "
+        f"{np.__version__}, SciPy {scipy.__version__}{peer_versions()}; thread limits via "
+        f"{limiter}; "
         f"timeout {args.timeout:.0f} s per run ({args.check_timeout:.0f} s for BLAS+LSA runs "
         "that exact rows are checked against).",
         "",
         f"Times: the fastest of {args.repeat} run(s), wall clock, inputs already in memory. "
-        "Speed-up = the SciPy side's time / nnstd's (> 1: nnstd is faster). MiB = peak "
+        "Speed-up = the fastest peer's time / nnstd's (> 1: nnstd is faster). MiB = peak "
         "resident memory of the side's process, inputs included.",
     ]
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller instances (~2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller instances (~4 minutes)")
     parser.add_argument(
         "--classes", default=",".join(CLASSES), help=f"comma-separated, from {','.join(CLASSES)}"
     )
@@ -532,6 +642,9 @@ def parse_args() -> argparse.Namespace:
         "--widths", default=None, help="comma-separated: only generated n x n instances this wide"
     )
     parser.add_argument("--large", action="store_true", help="add near-twins at 1,048,576")
+    parser.add_argument(
+        "--peers", default=",".join(PIPELINES), help=f"comma-separated, from {','.join(PIPELINES)}"
+    )
     parser.add_argument(
         "--check-timeout",
         type=float,
@@ -550,6 +663,10 @@ def parse_args() -> argparse.Namespace:
     unknown = sorted(set(args.classes) - set(CLASSES))
     if unknown:
         parser.error(f"unknown classes {unknown}; choose from {', '.join(CLASSES)}")
+    args.peers = [k.strip() for k in args.peers.split(",") if k.strip()]
+    unknown = sorted(set(args.peers) - set(PIPELINES))
+    if unknown:
+        parser.error(f"unknown peers {unknown}; choose from {', '.join(PIPELINES)}")
     default_threads = [1, cpus] if cpus > 1 else [1]
     args.threads = [int(t) for t in args.threads.split(",")] if args.threads else default_threads
     if args.timeout is None:

@@ -1,4 +1,4 @@
-"""The strongest NNSTD pipelines a user could write with numpy and SciPy alone.
+"""The NNSTD pipelines a careful user would write with numpy and SciPy alone.
 
 Both compute NNSTD as ``../shared/NNSTD.md`` defines it: per layer, the neuron costs
 ``(u - s) / u`` (one float64 division of the integers union ``u`` and overlap ``s``; 0 for two
@@ -10,14 +10,16 @@ A's, in index order), a whole group of inputs at a time for convolution-like lay
   variant; the paper's solver). Overlaps ``|a ∩ b|`` come from a float32 BLAS product of the dense
   0/1 matrices (exact: counts stay far below 2**24), or from a sparse product when both layers
   are under ``SPARSE_OVERLAP_DENSITY`` dense (the paper's 0.6% layers), whichever is faster there.
-- ``graph``: only the neuron pairs that share an input (the sparse product ``A^T B``) and
+- ``graph``: only the neuron pairs that share an input (one sparse product ``A^T B``) and
   ``scipy.sparse.csgraph.min_weight_full_bipartite_matching`` (LAPJVsp). Every A neuron gets a
   private dummy column at cost 1, so any neuron may stay unmatched at the price NNSTD charges for
   a partner it shares nothing with; the graph is made square so that LAPJVsp runs faster (see
-  ``solve_graph``). All costs are shifted by +1 (the function ignores explicit zero weights);
-  that adds the same amount to every perfect matching. Empty A neurons are paired
-  with empty B neurons first (cost 0, and no neuron can do better); rows left on their dummy
-  column are then paired with B's unused neurons in index order (cost 1 either way), which makes
+  ``doubled``), built once in CSR by vectorised placement (no COO round trip, no sorting, no
+  per-pair indexing to read the cost back: ``assignment_cost``). All costs are shifted by +1
+  (the function ignores explicit zero weights); that adds the same amount to every perfect
+  matching. Empty A neurons are paired with empty B neurons first (cost 0, and no neuron can do
+  better); rows left on their dummy column are then paired with B's unused neurons in index
+  order (cost 1 either way), which makes
   it a full optimal NNSTD assignment.
 
 Inputs are prepared in each pipeline's own format before the clock (like ``nnstd.Network``),
@@ -36,7 +38,6 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 UNMATCHED = -1
 SPARSE_OVERLAP_DENSITY = 0.02
-DUMMY_WEIGHT = 2.0  # cost 1, shifted by +1
 
 
 @dataclass
@@ -156,57 +157,152 @@ def solve_dense(a: Layer, b: Layer) -> Solved:
     return Solved(float(cost[rows, cols].sum()), matching)
 
 
-def similarity_graph(a: Layer, b: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, col, cost) of every pair of neurons sharing an input."""
+@dataclass
+class Similarity:
+    """The similarity graph of one layer pair: every pair of neurons that share an input, with
+    its NNSTD cost, in CSR over A's neurons (``indices`` sorted in each row) and in CSR over B's
+    neurons (``t_indptr``, ``t_indices``: its transpose, sorted too). Empty A neurons are
+    paired with empty B neurons here at cost 0 (no neuron can do better)."""
+
+    n1: int
+    n2: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    cost: np.ndarray
+    t_indptr: np.ndarray
+    t_indices: np.ndarray
+
+
+def similarity(a: Layer, b: Layer) -> Similarity:
+    """One sparse product ``A^T B`` gives every overlap; two linear CSR/CSC passes sort it."""
     pa, pb = a.pattern, b.pattern
     assert isinstance(pa, sp.csc_array) and isinstance(pb, sp.csc_array)
-    shared = sp.csr_array(pa.T @ pb)
-    rows = np.repeat(np.arange(shared.shape[0]), np.diff(shared.indptr))
-    cols = shared.indices
-    s = shared.data.astype(np.float64)
-    union = sizes(a)[rows] + sizes(b)[cols] - s
-    return rows, cols, (union - s) / union
+    size_a, size_b = np.diff(pa.indptr), np.diff(pb.indptr)
+    by_b = (pa.T @ pb).tocsc()  # sorted: the transpose's CSR
+    by_a = by_b.tocsr()  # sorted again
+    indptr, indices, shared = by_a.indptr, by_a.indices, by_a.data
+    t_indptr, t_indices = by_b.indptr, by_b.indices
+    empty_a, empty_b = np.flatnonzero(size_a == 0), np.flatnonzero(size_b == 0)
+    paired = min(len(empty_a), len(empty_b))
+    if paired:  # an empty row (column) has no entries: give each one entry, overlap 0
+        empty_a, empty_b = empty_a[:paired], empty_b[:paired]
+        indptr, indices, shared = with_one_entry(indptr, indices, shared, empty_a, empty_b)
+        t_indptr, t_indices, _ = with_one_entry(t_indptr, t_indices, None, empty_b, empty_a)
+    rows = np.repeat(np.arange(len(size_a)), np.diff(indptr))
+    s = shared.astype(np.float64)
+    union = (size_a[rows] + size_b[indices]).astype(np.float64) - s
+    with np.errstate(invalid="ignore"):
+        cost = (union - s) / union
+    if paired:
+        cost[indptr[empty_a]] = 0.0  # two empty neurons: 0, not 0 / 0
+    return Similarity(len(size_a), len(size_b), indptr, indices, cost, t_indptr, t_indices)
+
+
+def with_one_entry(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray | None,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """CSR arrays with one entry (value 0) added at ``(rows[k], cols[k])``, rows empty before."""
+    counts = np.diff(indptr)
+    counts[rows] = 1
+    new_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(indptr.dtype)
+    kept = np.ones(int(new_ptr[-1]), dtype=bool)
+    kept[new_ptr[rows]] = False
+    new_indices = np.empty(len(kept), dtype=indices.dtype)
+    new_indices[kept] = indices
+    new_indices[~kept] = cols  # rows ascending, so in the order of ``cols``
+    new_data = None
+    if data is not None:
+        new_data = np.zeros(len(kept), dtype=data.dtype)
+        new_data[kept] = data
+    return new_ptr, new_indices, new_data
+
+
+@dataclass
+class Doubled:
+    """The doubled square graph of a similarity graph, in CSR (``indices`` sorted in each row).
+
+    Rows are A's neurons then one dummy row per B neuron; columns are B's neurons then one dummy
+    column per A neuron. Row i holds its similarity pairs, then its private dummy column
+    ``n2 + i`` (it stays unmatched); dummy row ``n1 + j`` holds B's column j (its private dummy
+    row), then dummy column ``n2 + i`` for every A neuron i that j shares an input with (the
+    graph transposed). Whatever real pairs a perfect matching uses, the dummies of exactly those
+    neurons pair up among themselves, so every matching of the similarity graph extends to a
+    perfect matching and the optimum is NNSTD's. ``real`` marks the similarity entries.
+    """
+
+    n: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    real: np.ndarray
+    top: int  # entries of A's rows (the first ``top`` entries)
+
+
+def doubled(g: Similarity) -> Doubled:
+    """Built once from the two sorted CSR forms, by vectorised placement (no sorting)."""
+    n1, n2 = g.n1, g.n2
+    top_ptr = g.indptr + np.arange(n1 + 1)
+    bottom_ptr = g.t_indptr + np.arange(n2 + 1)
+    top, bottom = int(top_ptr[-1]), int(bottom_ptr[-1])
+    indices = np.empty(top + bottom, dtype=np.int32)
+    real = np.ones(top + bottom, dtype=bool)
+    dummy_col = top_ptr[1:] - 1
+    real[dummy_col] = False
+    real[top:] = False
+    indices[:top][real[:top]] = g.indices
+    indices[dummy_col] = n2 + np.arange(n1)
+    own_row = top + bottom_ptr[:-1]
+    transposed = np.ones(bottom, dtype=bool)
+    transposed[bottom_ptr[:-1]] = False
+    indices[own_row] = np.arange(n2)
+    indices[top:][transposed] = n2 + g.t_indices
+    indptr = np.concatenate([top_ptr, top + bottom_ptr[1:]])
+    return Doubled(n1 + n2, indptr, indices, real, top)
+
+
+def doubled_costs(d: Doubled, g: Similarity, *, shift: float = 0.0) -> np.ndarray:
+    """Entry weights: a pair's NNSTD cost, 1 for an A neuron's dummy column, 0 elsewhere; all
+    plus ``shift``."""
+    weights = np.full(len(d.indices), shift)
+    weights[: d.top] += 1.0
+    weights[d.real] = g.cost + shift
+    return weights
+
+
+def assignment_cost(g: Similarity, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """NNSTD's layer cost and matching from a perfect matching of the doubled graph (``x[i]``:
+    row i's column): the similarity pairs it uses at their cost, every other A neuron paired
+    with one of B's unused neurons at cost 1 (``complete_with_free_columns``)."""
+    n1, n2 = g.n1, g.n2
+    matching = x[:n1].astype(np.int64)
+    matching[matching >= n2] = UNMATCHED
+    rows = np.repeat(np.arange(n1), np.diff(g.indptr))
+    used = g.indices == matching[rows]
+    pairs = int(np.count_nonzero(matching >= 0))
+    cost = float(g.cost[used].sum()) + (min(n1, n2) - pairs)
+    complete_with_free_columns(matching, n2)
+    return cost, matching
 
 
 def solve_graph(a: Layer, b: Layer) -> Solved:
-    """Similarity graph, padded to a square graph, + ``min_weight_full_bipartite_matching``.
+    """Similarity graph, doubled to a square graph, + ``min_weight_full_bipartite_matching``.
 
-    Rows are A's neurons then one dummy row per B neuron; columns are B's neurons then one dummy
-    column per A neuron. A neuron's private dummy column costs 1 (it stays unmatched), a B
-    neuron's private dummy row costs 0, and dummy row j meets dummy column i wherever A's i and
-    B's j share an input (the graph transposed, cost 0): whatever real pairs a matching uses,
-    the dummies of exactly those neurons pair up among themselves, so every matching of the
-    similarity graph extends to a perfect matching and the optimum is NNSTD's. (Measured: as
-    fast or faster than the rectangular padding with A's dummy columns only, e.g. 28 s against
-    over 60 s on near-twins 65,536 wide.)
+    LAPJVsp ignores explicit zero weights, so every weight is shifted by +1 (the same amount on
+    every perfect matching). (Measured: the square padding is as fast or faster than a
+    rectangular one with A's dummy columns only, e.g. 28 s against over 60 s on near-twins
+    65,536 wide.)
     """
-    n1, n2 = a.shape[1], b.shape[1]
-    rows, cols, cost = similarity_graph(a, b)
-    empty_a = np.flatnonzero(sizes(a) == 0)
-    empty_b = np.flatnonzero(sizes(b) == 0)
-    paired = min(len(empty_a), len(empty_b))
-    rows = np.concatenate([rows, empty_a[:paired]])
-    cols = np.concatenate([cols, empty_b[:paired]])
-    weights = np.concatenate([1.0 + cost, np.ones(paired)])
-    dummy_a, dummy_b = np.arange(n1), np.arange(n2)
-    graph = sp.csr_array(
-        (
-            np.concatenate([weights, np.full(n1, DUMMY_WEIGHT), np.ones(n2), np.ones(len(rows))]),
-            (
-                np.concatenate([rows, dummy_a, n1 + dummy_b, n1 + cols]),
-                np.concatenate([cols, n2 + dummy_a, dummy_b, n2 + rows]),
-            ),
-        ),
-        shape=(n1 + n2, n2 + n1),
-    )
+    g = similarity(a, b)
+    d = doubled(g)
+    graph = sp.csr_array((doubled_costs(d, g, shift=1.0), d.indices, d.indptr), shape=(d.n, d.n))
     row_ind, col_ind = min_weight_full_bipartite_matching(graph)
-    real = (row_ind < n1) & (col_ind < n2)
-    matched = np.asarray(graph[row_ind[real], col_ind[real]]).ravel()
-    matching = np.full(n1, UNMATCHED, dtype=np.int64)
-    matching[row_ind[real]] = col_ind[real]
-    similarity = float((DUMMY_WEIGHT - matched).sum())
-    complete_with_free_columns(matching, n2)
-    return Solved(min(n1, n2) - similarity, matching)
+    x = np.empty(d.n, dtype=np.int64)
+    x[row_ind] = col_ind
+    cost, matching = assignment_cost(g, x)
+    return Solved(cost, matching)
 
 
 def complete_with_free_columns(matching: np.ndarray, n2: int) -> None:
@@ -226,10 +322,9 @@ SOLVERS: dict[str, Callable[[Layer, Layer], Solved]] = {
 
 
 def network_distance(
-    a: list[Layer], b: list[Layer], groups: list[int], kind: str
+    a: list[Layer], b: list[Layer], groups: list[int], solve: Callable[[Layer, Layer], Solved]
 ) -> tuple[list[float], list[np.ndarray]]:
     """Per-layer assignment costs and matchings, the matching carried from layer to layer."""
-    solve = SOLVERS[kind]
     costs: list[float] = []
     matchings: list[np.ndarray] = []
     b_layer = b[0]

@@ -1,4 +1,4 @@
-"""One measurement, in its own process: one instance, one side (nnstd or a SciPy pipeline).
+"""One measurement, in its own process: one instance, one side (nnstd or a peer's pipeline).
 
 Started by ``run.py`` with the thread limits already in the environment (so BLAS and rayon read
 them before they start). Builds or loads the networks, prints ``@@READY``, runs the timed part,
@@ -16,6 +16,7 @@ import multiprocessing
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import instances
@@ -23,7 +24,19 @@ import numpy as np
 import scipy_pipelines
 
 Task = dict[str, Any]
+Solve = Callable[[scipy_pipelines.Layer, scipy_pipelines.Layer], scipy_pipelines.Solved]
 _PAPER: list[list[list[scipy_pipelines.Layer]]] = []  # per epoch, per network (forked workers)
+_SOLVE: list[Solve] = []  # the pipeline's layer solver (forked workers)
+
+
+def pipeline(kind: str) -> tuple[str, Solve]:
+    """The input format and layer solver of a peer's pipeline, its library imported."""
+    if kind in scipy_pipelines.SOLVERS:
+        return kind, scipy_pipelines.SOLVERS[kind]
+    import peer_pipelines
+
+    peer_pipelines.load(kind)
+    return peer_pipelines.FORMAT[kind], peer_pipelines.SOLVERS[kind]
 
 
 def limit_blas(threads: int) -> None:
@@ -79,14 +92,14 @@ def nnstd_pair(task: Task, pair: instances.Pair) -> None:
     say("EXTRA", {"ran": list(d.solvers)})
 
 
-def scipy_pair(task: Task, pair: instances.Pair) -> None:
-    kind = task["side"]
-    a = scipy_pipelines.prepare(pair.a, kind)
-    b = scipy_pipelines.prepare(pair.b, kind)
+def peer_pair(task: Task, pair: instances.Pair) -> None:
+    form, solve = pipeline(task["side"])
+    a = scipy_pipelines.prepare(pair.a, form)
+    b = scipy_pipelines.prepare(pair.b, form)
     before = peak_mib()
     say("READY")
     start = time.perf_counter()
-    costs, matchings = scipy_pipelines.network_distance(a, b, pair.groups, kind)
+    costs, matchings = scipy_pipelines.network_distance(a, b, pair.groups, solve)
     seconds = time.perf_counter() - start
     say("DONE", {"seconds": seconds, "costs": costs, "peak_mib": peak_mib(), "before": before})
     save_matchings(task.get("save"), {f"m{k}": m for k, m in enumerate(matchings)})
@@ -121,22 +134,24 @@ def nnstd_paper(task: Task) -> None:
     say("EXTRA", {"ran": list(ran)})
 
 
-def _paper_pair(job: tuple[int, int, int], kind: str) -> tuple[list[float], list[np.ndarray]]:
+def _paper_pair(job: tuple[int, int, int]) -> tuple[list[float], list[np.ndarray]]:
     e, i, j = job
-    return scipy_pipelines.network_distance(_PAPER[e][i], _PAPER[e][j], [1] * 4, kind)
+    return scipy_pipelines.network_distance(_PAPER[e][i], _PAPER[e][j], [1] * 4, _SOLVE[0])
 
 
-def _paper_pair_costs(job_kind: tuple[tuple[int, int, int], str]) -> list[float]:
-    return _paper_pair(*job_kind)[0]
+def _paper_pair_costs(job: tuple[int, int, int]) -> list[float]:
+    return _paper_pair(job)[0]
 
 
-def scipy_paper(task: Task) -> None:
+def peer_paper(task: Task) -> None:
     import nnstd
 
-    kind, threads = task["side"], task["threads"]
+    threads = task["threads"]
+    form, solve = pipeline(task["side"])
+    _SOLVE.append(solve)
     for nets in instances.paper_folders(task["spec"]):
         layers = [[n.layer(k) for k in range(n.depth)] for n in map(nnstd.load_network, nets)]
-        _PAPER.append([scipy_pipelines.prepare(network, kind) for network in layers])
+        _PAPER.append([scipy_pipelines.prepare(network, form) for network in layers])
     jobs = [(e, i, j) for e in range(len(_PAPER)) for i, j in instances.paper_pairs()]
     pool = None
     if threads > 1:  # pairs over worker processes, one BLAS thread each (set by the parent)
@@ -146,10 +161,10 @@ def scipy_paper(task: Task) -> None:
     say("READY")
     start = time.perf_counter()
     if pool is None:
-        solved = [_paper_pair(job, kind) for job in jobs]
+        solved = [_paper_pair(job) for job in jobs]
         flat = [costs for costs, _ in solved]
     else:
-        flat = pool.map(_paper_pair_costs, [(job, kind) for job in jobs], chunksize=4)
+        flat = pool.map(_paper_pair_costs, jobs, chunksize=4)
     seconds = time.perf_counter() - start
     if pool is not None:
         pool.close()
@@ -172,10 +187,10 @@ def main() -> None:
     limit_blas(task["blas_threads"])
     spec = task["spec"]
     if spec["class"] == "paper":
-        (nnstd_paper if task["side"] == "nnstd" else scipy_paper)(task)
+        (nnstd_paper if task["side"] == "nnstd" else peer_paper)(task)
         return
     pair = instances.build_pair(spec)
-    (nnstd_pair if task["side"] == "nnstd" else scipy_pair)(task, pair)
+    (nnstd_pair if task["side"] == "nnstd" else peer_pair)(task, pair)
 
 
 if __name__ == "__main__":
