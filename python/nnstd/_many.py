@@ -875,12 +875,15 @@ def cross(
         A folder that keeps every finished tile of pairs (created if missing), keyed by the
         networks' content, the solver, depth, memory budget and the nnstd version: pairs
         already stored are read back instead of computed, so an interrupted run resumes and a
-        grown group computes only its new pairs. See ``docs/many.md``.
+        grown group computes only its new pairs. Every tile is checked when read; one that
+        fails (damaged, of another mode, a value outside [0, 1]) is computed again with a
+        ``StoreWarning``. See ``docs/many.md``.
     client
-        A ``dask.distributed.Client``: tiles run on its workers, each loading its networks from
-        the paths itself (in-memory networks are scattered to the workers once). Needs the
-        ``nnstd[dask]`` extra. With ``store``, workers write tiles as they finish, so the store
-        must be a folder all workers can reach.
+        A ``dask.distributed.Client`` (anything else is a TypeError): tiles run on its workers,
+        each loading its networks from the paths itself (in-memory networks are scattered to
+        the workers once). Needs the ``nnstd[dask]`` extra. With ``store``, workers write tiles
+        as they finish, so the store must be a folder all workers can reach. A cluster that
+        fails during the run (its scheduler gone) raises a TopologyError.
 
     Returns
     -------

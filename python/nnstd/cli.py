@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -27,7 +28,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
@@ -523,8 +524,21 @@ def _dask_client(scheduler: str, threads: int | None, stack: contextlib.ExitStac
             f"cannot use the Dask scheduler at {scheduler}: {type(result).__name__}: "
             f"{one_line(result)}{hint}"
         )
+    # On failure, closing a client whose scheduler is gone logs Dask's reconnection attempts
+    # with tracebacks: silenced then (the run's error says what happened), restored after.
+    stack.callback(logging.disable, logging.NOTSET)
     client: Client = stack.enter_context(result)  # type: ignore[arg-type]
+    stack.enter_context(_silent_logs_on_failure())
     return client
+
+
+@contextlib.contextmanager
+def _silent_logs_on_failure() -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        logging.disable(logging.CRITICAL)
+        raise
 
 
 def _tiled_matrix(
