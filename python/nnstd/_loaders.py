@@ -17,7 +17,7 @@ import reprlib
 import stat
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, TypeAlias
 
@@ -839,11 +839,11 @@ _GRAPH_NAMES: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"(?:^|[._])(?:\w*attn\w*|\w*attention\w*|in_proj\w*|[qkv]_proj|qkv\w*)(?:[._]|$)", re.I
         ),
-        "attention (query, key and value projections read one input, added back to it)",
+        "part of attention (query, key and value projections read one input, added back to it)",
     ),
     (
         re.compile(r"(?:^|[._])(?:gate_proj|up_proj)(?:[._]|$)", re.I),
-        "a gated MLP (gate and up projections read one input)",
+        "part of a gated MLP (gate and up projections read one input)",
     ),
     (
         re.compile(r"(?:^|\.)layer[0-9]+\.[0-9]+\.(?:conv|bn)[0-9]+\."),
@@ -862,7 +862,9 @@ def not_a_chain(source: str, detail: str) -> TopologyError:
     return TopologyError(f"{source}: not a plain chain of layers: {detail}. {GRAPH_WAY_OUT}")
 
 
-def check_plain_chain(shapes: Mapping[str, tuple[int, ...]], read: object, source: str) -> None:
+def check_plain_chain(
+    shapes: Mapping[str, tuple[int, ...]], read: Collection[str], source: str
+) -> None:
     """Refuses a state dict whose names or unread weights show a graph.
 
     ``shapes``: every tensor's shape; ``read``: the names the chain reads (weights and their
@@ -874,7 +876,7 @@ def check_plain_chain(shapes: Mapping[str, tuple[int, ...]], read: object, sourc
         found = next((name for name in weights if pattern.search(name)), None)
         if found is not None:
             raise not_a_chain(source, f"{found} is {what}")
-    unread = [name for name in weights if name not in read]  # type: ignore[operator]
+    unread = [name for name in weights if name not in read]
     if unread:
         name = unread[0]
         raise not_a_chain(
