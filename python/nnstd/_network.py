@@ -394,7 +394,11 @@ def load_network(
         safetensors), a pruning mask ``*.weight_mask`` preferred over the weight. Masks kept
         as ``parametrizations.weight.<i>.mask`` (``torch.nn.utils.parametrize``) or as
         compressed-tensors bitmasks (``NAME.bitmask`` beside ``NAME.shape``) are read as
-        masks too (``docs/aligning.md``). A list (a lone string is a TypeError). In a ``.npz``
+        masks too (``docs/aligning.md``), and so are masks beside the weights in a checkpoint
+        (``{"model": ..., "masks": ...}``, ``docs/inputs.md``). Without ``layers``, a model
+        whose names or weights show a graph (a downsample or shortcut branch, a ResNet block,
+        attention, a weight left unread) is refused; ``layers`` names a sub-chain, read as
+        given. A list (a lone string is a TypeError). In a ``.npz``
         of dense arrays read without ``layers``, an array that is neither 2-D nor 4-D (nor a
         1-D bias, skipped) is refused.
     drop_bias
@@ -416,7 +420,14 @@ def load_network(
         If the path does not exist or is not a regular file, a file is corrupt, pickled or of
         an unknown type, a sparse index structure is malformed, a declared size exceeds the
         memory budget, a layer is not 2-D (or 4-D), holds NaN/inf or non-numeric values, or
-        the layers do not chain. The message is one line and names the file.
+        the layers do not chain or the model is not a plain chain. The message is one line
+        and names the file.
+
+    Warns
+    -----
+    UserWarning
+        Once, when every layer read is 100% dense (its distance to any network of the same
+        widths is 0).
 
     Examples
     --------

@@ -6,6 +6,11 @@ it (BatchNorm parameters and running statistics, LayerNorm), and the next layer'
 (convolution channels, or channel-major blocks after a flatten). The permuted model computes
 the same function. `align` finds the renaming with `nnstd.alignment` and applies it.
 
+Models that are not plain chains (residual networks, attention) are refused, never renamed
+into another function: their state dicts' names and weights are checked, a module's
+``forward`` is traced with ``torch.fx``, and a renamed module's outputs are compared with the
+model's on ``example_inputs``.
+
 Works on state dicts of ``torch.Tensor`` or of numpy arrays; modules need PyTorch
 (``nnstd[torch]``).
 """
