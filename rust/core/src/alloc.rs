@@ -9,6 +9,7 @@
 //! at least a word per neuron, so they are a small multiple of memory the caller already has.
 
 use std::alloc::{alloc_zeroed, Layout};
+use std::collections::BinaryHeap;
 
 use crate::error::{Error, Result};
 
@@ -34,6 +35,31 @@ pub fn reserve<T>(buffer: &mut Vec<T>, additional: usize, what: &'static str) ->
     buffer
         .try_reserve_exact(additional)
         .map_err(|_| out_of_memory::<T>(buffer.len().saturating_add(additional), what))
+}
+
+/// Room for `additional` more values in `buffer`, growing as `push` does (at least doubling),
+/// or [`Error::OutOfMemory`] naming `what`: for buffers that grow while they are filled, a call
+/// before each batch of pushes (a row's entries) makes every push of the batch infallible.
+pub fn grow<T>(buffer: &mut Vec<T>, additional: usize, what: &'static str) -> Result<()> {
+    buffer
+        .try_reserve(additional)
+        .map_err(|_| out_of_memory::<T>(grown(buffer.len(), additional), what))
+}
+
+/// [`grow`] for a heap.
+pub fn grow_heap<T: Ord>(
+    heap: &mut BinaryHeap<T>,
+    additional: usize,
+    what: &'static str,
+) -> Result<()> {
+    heap.try_reserve(additional)
+        .map_err(|_| out_of_memory::<T>(grown(heap.len(), additional), what))
+}
+
+/// The length a growing buffer of `len` values asks room for when `additional` more come: at
+/// least twice `len`, as `Vec` grows (what the refused allocation was, near enough).
+fn grown(len: usize, additional: usize) -> usize {
+    len.saturating_add(additional).max(len.saturating_mul(2))
 }
 
 /// `len` copies of `value` (`vec![value; len]`), or [`Error::OutOfMemory`] naming `what`.
@@ -97,6 +123,12 @@ mod tests {
         assert!(v.capacity() >= 10);
         reserve(&mut v, 20, "x").unwrap();
         assert!(v.capacity() >= 20);
+        v.extend(0..20);
+        grow(&mut v, 1, "x").unwrap();
+        assert!(v.capacity() >= 40, "grows as push does");
+        let mut heap = BinaryHeap::<u64>::new();
+        grow_heap(&mut heap, 5, "x").unwrap();
+        assert!(heap.capacity() >= 5);
     }
 
     #[test]
@@ -125,6 +157,13 @@ mod tests {
                 ..
             }
         ));
+        let mut v = vec![0u64; 4];
+        assert!(grow(&mut v, half, "x").is_err());
+        // The heap escapes, so that the optimiser cannot drop the allocation as unused.
+        let mut heap = BinaryHeap::<u64>::new();
+        let grown = grow_heap(&mut heap, half, "x");
+        std::hint::black_box(&heap);
+        assert!(grown.is_err());
         let message = expected.in_layer(3).to_string();
         assert!(
             message.starts_with("layer 3: not enough memory for the dense cost matrix (16.0 EiB)"),

@@ -234,7 +234,7 @@ fn choose_certified(
     empty_rows: &[usize],
     empty_cols: &[usize],
 ) -> Result<Assignment> {
-    let (optimum, duals, tight) = match duals.certified_tight(stored, &optimum.col_of_row) {
+    let (optimum, duals, tight) = match duals.certified_tight(stored, &optimum.col_of_row)? {
         Some(tight) => (optimum, duals, tight),
         None => certified_by_paper_mode(k, a, b, stored, empty_rows, empty_cols)?,
     };
@@ -246,7 +246,7 @@ fn choose_certified(
         empty_rows,
         empty_cols,
     };
-    let col_of_row = choose(stored, &optimum.col_of_row, &duals, &tight, &criteria);
+    let col_of_row = choose(stored, &optimum.col_of_row, &duals, &tight, &criteria)?;
     let is_empty_pair = |i: usize, j: usize| {
         empty_rows.binary_search(&i).is_ok() && empty_cols.binary_search(&j).is_ok()
     };
@@ -316,7 +316,7 @@ fn certified_by_paper_mode(
     let full = layer_costs(a, b)?;
     if let Some((optimum, u, v)) = exact::solve_with_duals(&full) {
         let duals = without_empty(Duals::from_assignment_duals(&u, &v), empty_rows, empty_cols);
-        if let Some(tight) = duals.certified_tight(stored, &optimum.col_of_row) {
+        if let Some(tight) = duals.certified_tight(stored, &optimum.col_of_row)? {
             return Ok((optimum, duals, tight));
         }
     }

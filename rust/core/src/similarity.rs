@@ -670,6 +670,27 @@ mod tests {
     }
 
     #[test]
+    fn matrices_the_system_cannot_give_are_errors() {
+        // 2^40 x 2^40 cells: more bytes than any address space.
+        let n = 1 << 40;
+        let huge = SparseCost {
+            n_rows: n,
+            n_cols: n,
+            rowptr: vec![0; 2], // never read: the matrix is refused first
+            cols: Vec::new(),
+            vals: Vec::new(),
+        };
+        let is_out_of_memory = |e: crate::error::Error| matches!(e, crate::error::Error::OutOfMemory { what, .. } if what.contains("matrix"));
+        assert!(is_out_of_memory(huge.to_dense().unwrap_err()));
+        let wide = DenseCost {
+            n_rows: 0,
+            n_cols: n,
+            data: Vec::new(),
+        };
+        assert!(is_out_of_memory(wide.padded_square().unwrap_err()));
+    }
+
+    #[test]
     fn distance_is_one_division() {
         assert_eq!(set_distance(0, 0, 0), 0.0);
         assert_eq!(set_distance(0, 3, 0), 1.0);

@@ -28,6 +28,8 @@ use std::collections::BTreeMap;
 
 use super::duals::{StoredPairs, Tight};
 use super::{sparse, Duals, UNMATCHED};
+use crate::alloc;
+use crate::error::Result;
 use crate::similarity::SparseCost;
 use crate::topology::Idx;
 
@@ -52,12 +54,12 @@ pub fn choose(
     duals: &Duals,
     tight: &Tight,
     criteria: &Criteria,
-) -> Vec<usize> {
-    let doubled = Doubled::new(stored, col_of_row, duals, tight);
+) -> Result<Vec<usize>> {
+    let doubled = Doubled::new(stored, col_of_row, duals, tight)?;
     let mut mate = doubled.mate.clone();
     let (component_of, shared) = doubled.components();
     for component in &shared {
-        doubled.rematch(component, &component_of, criteria, &mut mate);
+        doubled.rematch(component, &component_of, criteria, &mut mate)?;
     }
     let (n1, n2) = (stored.n_rows(), stored.n_cols());
     let mut result = vec![UNMATCHED; n1];
@@ -82,7 +84,7 @@ pub fn choose(
     rows_after.sort_unstable();
     cols_after.sort_unstable();
     pair_by_colour(&rows_after, &cols_after, criteria, &mut result);
-    result
+    Ok(result)
 }
 
 /// `is[m]` for each of `members`, over `n` neurons.
@@ -143,13 +145,21 @@ struct Doubled {
 }
 
 impl Doubled {
-    fn new(stored: &impl StoredPairs, col_of_row: &[usize], duals: &Duals, tight: &Tight) -> Self {
+    fn new(
+        stored: &impl StoredPairs,
+        col_of_row: &[usize],
+        duals: &Duals,
+        tight: &Tight,
+    ) -> Result<Self> {
         let (n1, n2) = (stored.n_rows(), stored.n_cols());
         let may_leave_row = |i: usize| duals.rows[i] <= super::duals::SLACK;
         let may_leave_col = |j: usize| duals.cols[j] <= super::duals::SLACK;
         let mut ptr = Vec::with_capacity(n1 + n2 + 1);
         ptr.push(0);
-        let mut cols: Vec<Idx> = Vec::with_capacity(tight.cols.len() * 2 + n1 + n2);
+        // Every tight pair twice (A's row, B's mirrored one) and one leftover edge per neuron:
+        // all that is pushed below, so no push reallocates.
+        let bound = tight.cols.len().saturating_mul(2).saturating_add(n1 + n2);
+        let mut cols: Vec<Idx> = alloc::with_capacity(bound, "the tight pairs' doubled graph")?;
         for i in 0..n1 {
             cols.extend_from_slice(&tight.cols[tight.ptr[i]..tight.ptr[i + 1]]);
             if may_leave_row(i) {
@@ -211,14 +221,14 @@ impl Doubled {
                 row_of[j] = n1 + j;
             }
         }
-        Doubled {
+        Ok(Doubled {
             n1,
             n2,
             ptr,
             cols,
             mate,
             row_of,
-        }
+        })
     }
 
     fn adjacent(&self, r: usize) -> &[Idx] {
@@ -312,7 +322,7 @@ impl Doubled {
         component_of: &[usize],
         criteria: &Criteria,
         mate: &mut [usize],
-    ) {
+    ) -> Result<()> {
         let (n1, n2) = (self.n1, self.n2);
         let rows: Vec<usize> = component.iter().copied().filter(|&r| r < n1).collect();
         let mut cols: Vec<usize> = component
@@ -337,6 +347,9 @@ impl Doubled {
         let (mut local_cols, mut vals) = (Vec::new(), Vec::new());
         for &i in &rows {
             let fi = if must_row(i) { 1.0 } else { 0.0 };
+            let edges = self.adjacent(i).len();
+            alloc::grow(&mut local_cols, edges, "a component's tight pairs")?;
+            alloc::grow(&mut vals, edges, "a component's tight pairs")?;
             for &c in self.adjacent(i) {
                 let j = c as usize;
                 if j >= n2 {
@@ -358,9 +371,7 @@ impl Doubled {
             cols: local_cols,
             vals,
         };
-        let Ok(solved) = sparse::solve_reference(&local) else {
-            return;
-        };
+        let solved = sparse::solve_reference(&local)?;
         // Pairs at cost 1 (nothing gained) are neurons left over.
         let chosen: Vec<Option<usize>> = solved
             .col_of_row
@@ -385,7 +396,7 @@ impl Doubled {
             "a component's optimum covers its neurons that must be matched"
         );
         if !covers {
-            return;
+            return Ok(());
         }
         for (&i, lc) in rows.iter().zip(&chosen) {
             match lc {
@@ -402,6 +413,7 @@ impl Doubled {
                 mate[n1 + j] = j;
             }
         }
+        Ok(())
     }
 }
 
@@ -412,8 +424,8 @@ mod tests {
 
     /// [`choose`] from a certified optimum.
     fn pick(cost: &SparseCost, start: &[usize], duals: &Duals, criteria: &Criteria) -> Vec<usize> {
-        let tight = duals.certified_tight(cost, start).expect("a certificate");
-        choose(cost, start, duals, &tight, criteria)
+        let tight = duals.certified_tight(cost, start).unwrap();
+        choose(cost, start, duals, &tight.expect("a certificate"), criteria).unwrap()
     }
 
     fn no_structure(_: usize, _: usize) -> f64 {

@@ -14,6 +14,8 @@
 //! the set of optimal assignments (the same for every optimal dual) from any of them.
 
 use super::UNMATCHED;
+use crate::alloc;
+use crate::error::Result;
 use crate::similarity::{DenseCost, SparseCost};
 use crate::topology::Idx;
 
@@ -24,6 +26,8 @@ pub trait StoredPairs {
     fn n_cols(&self) -> usize;
     /// Row `i`'s stored `(column, cost)` pairs, columns increasing.
     fn stored(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_;
+    /// At least the number of row `i`'s stored pairs, read in constant time.
+    fn stored_bound(&self, i: usize) -> usize;
     /// The cost of any pair (1 for a pair not stored).
     fn cost(&self, i: usize, j: usize) -> f64;
     /// Whether pair `(i, j)` is stored.
@@ -57,6 +61,9 @@ impl StoredPairs for SparseCost {
     fn stored(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
         self.row(i).filter(|&(_, c)| c < 1.0)
     }
+    fn stored_bound(&self, i: usize) -> usize {
+        self.rowptr[i + 1] - self.rowptr[i]
+    }
     fn cost(&self, i: usize, j: usize) -> f64 {
         self.get(i, j)
     }
@@ -85,6 +92,9 @@ impl StoredPairs for DenseStored<'_> {
             .enumerate()
             .filter(move |&(j, &c)| c < 1.0 && !(row_empty && self.empty_col[j]))
             .map(|(j, &c)| (j, c))
+    }
+    fn stored_bound(&self, _: usize) -> usize {
+        self.dense.n_cols
     }
     fn cost(&self, i: usize, j: usize) -> f64 {
         self.dense.data[i * self.dense.n_cols + j]
@@ -185,15 +195,20 @@ impl Duals {
     /// Whether these duals and `col_of_row` (any complete assignment) are both optimal for
     /// `cost` (absent pairs cost 1): the conditions of the module documentation, to [`SLACK`].
     pub fn certify(&self, cost: &impl StoredPairs, col_of_row: &[usize]) -> bool {
-        self.certified_tight(cost, col_of_row).is_some()
+        matches!(self.certified_tight(cost, col_of_row), Ok(Some(_)))
     }
 
     /// The tight stored pairs when these duals certify `col_of_row` ([`Duals::certify`]), read
-    /// in the same pass; `None` when they do not.
-    pub fn certified_tight(&self, cost: &impl StoredPairs, col_of_row: &[usize]) -> Option<Tight> {
+    /// in the same pass; `None` when they do not. An error only when the system refuses memory
+    /// for the tight pairs (as many as the stored ones).
+    pub fn certified_tight(
+        &self,
+        cost: &impl StoredPairs,
+        col_of_row: &[usize],
+    ) -> Result<Option<Tight>> {
         let (n_rows, n_cols) = (cost.n_rows(), cost.n_cols());
         if self.rows.len() != n_rows || self.cols.len() != n_cols || col_of_row.len() != n_rows {
-            return None;
+            return Ok(None);
         }
         if self
             .rows
@@ -201,7 +216,7 @@ impl Duals {
             .chain(&self.cols)
             .any(|&d| d.is_nan() || d < -SLACK)
         {
-            return None;
+            return Ok(None);
         }
         let mut col_used = vec![false; n_cols];
         let mut tight = Tight {
@@ -211,8 +226,9 @@ impl Duals {
         tight.ptr.push(0);
         for (i, &partner) in col_of_row.iter().enumerate() {
             let start = tight.cols.len();
+            alloc::grow(&mut tight.cols, cost.stored_bound(i), "the tight pairs")?;
             if !cost.scan_row(i, self.rows[i], &self.cols, &mut tight.cols) {
-                return None;
+                return Ok(None);
             }
             // The partner is a stored pair (which must be tight), or the row's dual is 0.
             if partner != UNMATCHED && cost.is_stored(i, partner) {
@@ -220,17 +236,17 @@ impl Duals {
                     .binary_search(&(partner as Idx))
                     .is_err()
                 {
-                    return None;
+                    return Ok(None);
                 }
                 col_used[partner] = true;
             } else if self.rows[i] > SLACK {
-                return None;
+                return Ok(None);
             }
             tight.ptr.push(tight.cols.len());
         }
         let leftover_col_with_dual = (0..n_cols).any(|j| !col_used[j] && self.cols[j] > SLACK);
         let assigned = col_of_row.iter().filter(|&&j| j != UNMATCHED).count();
-        (!leftover_col_with_dual && assigned == n_rows.min(n_cols)).then_some(tight)
+        Ok((!leftover_col_with_dual && assigned == n_rows.min(n_cols)).then_some(tight))
     }
 }
 

@@ -40,6 +40,7 @@ use super::{
     auction, augmenting_row_reduction, empty_pairs, ssp, ssp::Procedure, two_lowest,
     with_empty_pairs, Assignment, Bidding, Duals, Edges, Key, UNMATCHED,
 };
+use crate::alloc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -242,7 +243,7 @@ fn solve_in_phases(
     }
     while !free.is_empty() {
         cancel.check()?;
-        search.tighten_paths(&free);
+        search.tighten_paths(&free)?;
         search.augment_tree_paths();
         search.augment_tight_paths(&free);
         free.retain(|&i| search.col4row[i] == UNMATCHED);
@@ -600,9 +601,16 @@ impl<'a> Phases<'a> {
         }
     }
 
-    fn relax(&mut self, row: usize, base: f64) {
+    fn relax(&mut self, row: usize, base: f64) -> Result<()> {
         let ui = self.u[row];
-        for (j, c) in self.adjacency(row).iter() {
+        let edges = self.adjacency(row);
+        // At most one entry per edge (and the heap's bound is per stored entry, not per row).
+        alloc::grow_heap(
+            &mut self.heap,
+            edges.cols.len() + 1,
+            "the sparse solver's heap",
+        )?;
+        for (j, c) in edges.iter() {
             if self.done[j] == self.stamp {
                 continue;
             }
@@ -615,19 +623,20 @@ impl<'a> Phases<'a> {
                 self.heap.push(Reverse((Key(d), j)));
             }
         }
+        Ok(())
     }
 
     /// One Dijkstra search from all `free` rows at once, on until it has finished enough free
     /// columns (at most one per free row) at distances up to `reach`; then the duals move by
     /// `min(distance, reach)`, which keeps every reduced cost >= 0 and matched edges tight, and
     /// makes tight every shortest path to a free column within `reach`.
-    fn tighten_paths(&mut self, free: &[usize]) {
+    fn tighten_paths(&mut self, free: &[usize]) -> Result<()> {
         self.stamp += 1;
         self.heap.clear();
         self.finished.clear();
         self.sinks.clear();
         for &row in free {
-            self.relax(row, 0.0);
+            self.relax(row, 0.0)?;
         }
         let wanted = free.len().div_ceil(SINKS_PER_FREE_ROW);
         let mut sinks = 0;
@@ -647,7 +656,7 @@ impl<'a> Phases<'a> {
                         break;
                     }
                 }
-                row => self.relax(row, d),
+                row => self.relax(row, d)?,
             }
         }
         for &row in free {
@@ -661,6 +670,7 @@ impl<'a> Phases<'a> {
                 self.u[row] += lift;
             }
         }
+        Ok(())
     }
 
     /// Augments along the shortest-path forest: the nearest sink of every tree, tight after

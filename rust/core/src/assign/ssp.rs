@@ -22,6 +22,7 @@ use super::{
     augmenting_row_reduction, empty_pairs, invert_matching, with_empty_pairs, Assignment, Bidding,
     Duals, Edges, Key, UNMATCHED,
 };
+use crate::alloc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -151,7 +152,7 @@ fn solve_wide(
         if k % 1024 == 0 {
             cancel.check()?;
         }
-        search.augment(row);
+        search.augment(row)?;
     }
     let duals = search.duals();
     Ok((search.complete_with_free_columns(), duals))
@@ -214,8 +215,11 @@ impl<'a> Search<'a> {
         self.cost.row(row).chain(std::iter::once((dummy, 1.0)))
     }
 
-    fn relax(&mut self, row: usize, base: f64) {
+    fn relax(&mut self, row: usize, base: f64) -> Result<()> {
         let ui = self.u[row];
+        // At most one entry per edge: the row's stored ones and its dummy.
+        let edges = self.cost.rowptr[row + 1] - self.cost.rowptr[row] + 1;
+        alloc::grow_heap(&mut self.heap, edges, "the sparse solver's heap")?;
         for (j, c) in self.edges(row) {
             if self.done[j] == self.stamp {
                 continue;
@@ -239,6 +243,7 @@ impl<'a> Search<'a> {
                 self.heap.push(Reverse((Key(d), fastest && taken, j)));
             }
         }
+        Ok(())
     }
 
     /// A start in the manner of Jonker and Volgenant: each row's dual is its cheapest edge cost
@@ -291,12 +296,12 @@ impl<'a> Search<'a> {
     }
 
     /// One shortest augmenting path from free row `start`; updates potentials and the matching.
-    fn augment(&mut self, start: usize) {
+    fn augment(&mut self, start: usize) -> Result<()> {
         self.stamp += 1;
         self.heap.clear();
         self.finished.clear();
         self.bound = f64::INFINITY;
-        self.relax(start, 0.0);
+        self.relax(start, 0.0)?;
         let (sink, total) = loop {
             let Reverse((Key(d), _, j)) = self.heap.pop().expect("the dummy column is reachable");
             if self.done[j] == self.stamp || d > self.dist[j] {
@@ -308,7 +313,7 @@ impl<'a> Search<'a> {
             }
             self.finished.push(j);
             let row = self.row4col[j];
-            self.relax(row, d);
+            self.relax(row, d)?;
         };
         // Potentials: finished columns and the rows behind them move by (total - dist).
         self.u[start] += total;
@@ -328,6 +333,7 @@ impl<'a> Search<'a> {
             }
             j = previous;
         }
+        Ok(())
     }
 
     /// The duals of the maximum-similarity matching ([`Duals`]). Columns are never unmatched

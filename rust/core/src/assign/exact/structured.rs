@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use super::super::{Key, UNMATCHED};
 use super::flip_path;
+use crate::alloc;
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::similarity::SparseCost;
@@ -347,7 +348,7 @@ impl Grouped {
         let mut min_val = 0.0f64;
         loop {
             cancel.check()?;
-            self.scan_row(core, search, i, min_val);
+            self.scan_row(core, search, i, min_val)?;
             let (j, lowest) = self.pick_column(core, search);
             min_val = lowest;
             self.remove_column(core, search, j, min_val, num_remaining);
@@ -422,8 +423,10 @@ impl Grouped {
     }
 
     /// Visits row `i` (reached at `min_val`): applies its stored entries and records its base.
-    fn scan_row(&mut self, core: &Core, search: &mut Search, i: usize, min_val: f64) {
+    fn scan_row(&mut self, core: &Core, search: &mut Search, i: usize, min_val: f64) -> Result<()> {
         let step = search.visit_row(i, min_val, &core.u);
+        let stored = core.cost.rowptr[i + 1] - core.cost.rowptr[i];
+        alloc::grow_heap(&mut self.s_heap, stored, "the paper mode's heap")?;
         // A stored value above the column's default path cost can never be its minimum: the
         // default only falls as more rows are visited.
         let base_min = search.base_min();
@@ -445,6 +448,7 @@ impl Grouped {
                     .push(Reverse((Key::of(r), self.position(j), j as u32)));
             }
         }
+        Ok(())
     }
 
     /// SciPy's pick among the remaining columns: (column, its path cost).
