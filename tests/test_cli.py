@@ -627,6 +627,45 @@ def test_a_full_disk_keeps_the_previous_outputs(
     assert report["files"] == {name: data.hex() for name, data in previous.items()}
 
 
+# Runs nnstd.cli.main (argv as JSON) with os.access answering "no" for writes: a read-only
+# folder, for root, who may write anywhere, on a machine where no read-only mount can be made.
+READ_ONLY_CHILD = r"""
+import json, os, sys
+real_access = os.access
+os.access = lambda path, mode, **kw: False if mode & os.W_OK else real_access(path, mode, **kw)
+from nnstd.cli import main
+sys.exit(main(json.loads(sys.argv[1])))
+"""
+
+
+def test_a_read_only_folder_is_refused_before_computing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import shlex
+
+    root = tiny_topo(tmp_path / "topo")
+    (root / "net1" / "init" / "weight_l1.npz").write_bytes(b"broken")  # computing would fail
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    command = ["matrix", "--topo-root", str(root), "--epoch", "init", "--save", f"{folder}/m.csv"]
+    prefix, fallback = full_disk_fault()
+    if prefix:  # a read-only tmpfs in a private mount namespace
+        cli = shlex.join([sys.executable, "-m", "nnstd.cli", *command])
+        argv = [*prefix, f"mount -t tmpfs -o ro,size=4k tmpfs {shlex.quote(str(folder))} && {cli}"]
+    elif os.geteuid() != 0:  # permissions hold for everyone but root
+        folder.chmod(0o555)
+        argv = [sys.executable, "-m", "nnstd.cli", *command]
+    else:
+        argv = [sys.executable, "-c", READ_ONLY_CHILD, json.dumps(command)]
+        with capsys.disabled():
+            print(f"\n[read-only folder simulated by os.access: {fallback}]")
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=FAULT_TIMEOUT)
+    line = one_line_error(result, 1)
+    assert f"{folder}/m.csv: cannot write it: no permission to write in {folder}" in line
+    assert "broken" not in line
+
+
 def test_a_special_file_is_written_in_place_and_its_errors_said(tmp_path: Path) -> None:
     import os
     import stat
