@@ -110,20 +110,24 @@ def slow_down_pairs(delay: float) -> None:
     enough for a worker to be killed while it holds tiles."""
     import time
 
-    real = _many.pair_distances
+    real = _many.tile_distances
 
     def slow(
-        a: nnstd.Network, b: nnstd.Network, mode: _many.Mode, stop: object = None
+        nets: list[nnstd.Network],
+        pairs: np.ndarray,
+        mode: _many.Mode,
+        threads: int | None,
+        progress: object,
     ) -> np.ndarray:
-        time.sleep(delay)
-        return real(a, b, mode, stop)  # type: ignore[arg-type]
+        time.sleep(delay * len(pairs))
+        return real(nets, pairs, mode, threads, progress)  # type: ignore[arg-type]
 
     slow.real = real  # type: ignore[attr-defined]
-    _many.pair_distances = slow  # type: ignore[assignment]
+    _many.tile_distances = slow  # type: ignore[assignment]
 
 
 def restore_pairs() -> None:
-    _many.pair_distances = getattr(_many.pair_distances, "real", _many.pair_distances)
+    _many.tile_distances = getattr(_many.tile_distances, "real", _many.tile_distances)
 
 
 def test_a_worker_lost_mid_run(
@@ -307,13 +311,13 @@ import distributed
 import nnstd
 from nnstd import _many
 
-real = _many.pair_distances
+real = _many.tile_distances
 
-def slow(a, b, mode, stop=None):
-    time.sleep(0.05)
-    return real(a, b, mode, stop)
+def slow(nets, pairs, mode, threads, progress):
+    time.sleep(0.05 * len(pairs))
+    return real(nets, pairs, mode, threads, progress)
 
-_many.pair_distances = slow
+_many.tile_distances = slow
 rng = np.random.default_rng(0)
 nets = [nnstd.Network([rng.random((30, 20)) < 0.2]) for _ in range(12)]
 cluster = distributed.LocalCluster(

@@ -42,7 +42,7 @@ def paths(tmp_path: Path, nets: list[nnstd.Network]) -> list[Path]:
     return [save_paper_folder(n, tmp_path / "nets" / f"n{k}") for k, n in enumerate(nets)]
 
 
-REAL_PAIR_DISTANCES = _many.pair_distances
+REAL_TILE_DISTANCES = _many.tile_distances
 
 
 class Interrupted(Exception):
@@ -50,25 +50,32 @@ class Interrupted(Exception):
 
 
 class Counting:
-    """Counts the pairs the core computes, and optionally fails after ``stop_after`` of them."""
+    """Counts the pairs the core computes, and optionally fails once ``stop_after`` of them are
+    done (in the middle of the tile that would pass that number: none of it is kept)."""
 
     def __init__(self, stop_after: int | None = None) -> None:
         self.calls = 0
         self.stop_after = stop_after
-        self._real = REAL_PAIR_DISTANCES
+        self._real = REAL_TILE_DISTANCES
 
     def __call__(
-        self, a: nnstd.Network, b: nnstd.Network, mode: _many.Mode, stop: object = None
+        self,
+        nets: list[nnstd.Network],
+        pairs: np.ndarray,
+        mode: _many.Mode,
+        threads: int | None,
+        progress: object,
     ) -> np.ndarray:
-        if self.stop_after is not None and self.calls >= self.stop_after:
+        if self.stop_after is not None and self.calls + len(pairs) > self.stop_after:
+            self.calls = self.stop_after
             raise Interrupted
-        self.calls += 1
-        return self._real(a, b, mode, stop)  # type: ignore[arg-type]
+        self.calls += len(pairs)
+        return self._real(nets, pairs, mode, threads, progress)  # type: ignore[arg-type]
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, stop_after: int | None = None) -> Counting:
     counter = Counting(stop_after)
-    monkeypatch.setattr(_many, "pair_distances", counter)
+    monkeypatch.setattr(_many, "tile_distances", counter)
     return counter
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "Topology",
     "distance",
     "pairwise",
+    "pairs",
     "pair_count",
     "assign_exact",
 ]
@@ -57,6 +58,15 @@ def pairwise(
     depth: int | None = None,
     solver: str | None = None,
     ordered: bool = False,
+    threads: int | None = None,
+    progress: Callable[[int], object] | None = None,
+    memory_budget: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def pairs(
+    networks: Sequence[Topology],
+    pairs: npt.NDArray[np.int64],
+    depth: int | None = None,
+    solver: str | None = None,
     threads: int | None = None,
     progress: Callable[[int], object] | None = None,
     memory_budget: int | None = None,

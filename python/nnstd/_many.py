@@ -18,7 +18,6 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
@@ -158,33 +157,6 @@ class Mode:
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-class _Stopped(Exception):
-    """Raised into the core's progress check to stop a pair whose run was interrupted."""
-
-
-def pair_distances(
-    a: Network, b: Network, mode: Mode, stop: threading.Event | None = None
-) -> FloatArray:
-    """``distance(a, b)``'s first ``mode.depth`` layer distances, from the core.
-
-    ``stop``: when set, the pair stops within about 0.2 s (the core calls its progress check
-    that often and stops at its next cancellation point) instead of running to the end."""
-
-    def check(_layers_done: int) -> None:
-        if stop is not None and stop.is_set():
-            raise _Stopped
-
-    layers, _, _, _ = _core.distance(
-        a._topology,
-        b._topology,
-        depth=mode.depth,
-        solver=mode.solver,
-        memory_budget=mode.memory_budget,
-        progress=None if stop is None else check,
-    )
-    return layers
-
-
 # ---- tiles ---------------------------------------------------------------------------------
 
 
@@ -247,6 +219,26 @@ def loaded_keys(expected: Sequence[str], nets: dict[int, Network]) -> list[str]:
     return [network_key(nets[k]) if k in nets else key for k, key in enumerate(expected)]
 
 
+def tile_distances(
+    nets: Sequence[Network],
+    pairs: npt.NDArray[np.int64],
+    mode: Mode,
+    threads: int | None,
+    progress: Callable[[int], None] | None,
+) -> FloatArray:
+    """``(len(pairs), mode.depth)`` distances of ``nets[i]`` from ``nets[j]`` for each pair
+    ``(i, j)``: the core's pair scheduler (each network prepared once)."""
+    return _core.pairs(
+        [net._topology for net in nets],
+        pairs,
+        depth=mode.depth,
+        solver=mode.solver,
+        threads=threads,
+        progress=progress,
+        memory_budget=mode.memory_budget,
+    )
+
+
 def compute_tile(
     row_nets: dict[int, Network],
     col_nets: dict[int, Network],
@@ -257,38 +249,40 @@ def compute_tile(
 ) -> FloatArray:
     """The tile's needed pairs (NaN elsewhere): ``[r, c] = distance(row_nets[r], col_nets[c])``.
 
-    Pairs run on a pool of threads (the core releases the GIL). An interruption (Ctrl-C, an
-    error) drops the queued pairs and stops the running ones at the core's next check."""
+    The core's pair scheduler prepares each network once (the canonical labelling), whatever
+    number of pairs it is in, and runs the pairs on ``threads`` threads without the GIL; Ctrl-C
+    stops it within a fraction of a second."""
     out = np.full((*needed.shape, mode.depth), np.nan)
-    todo = [(int(r), int(c)) for r, c in zip(*np.nonzero(needed), strict=True)]
-    if not todo:
+    todo = np.argwhere(needed)
+    if not len(todo):
         return out
-    first = next(iter(row_nets.values()))
+    # Each distinct network once (a tile of a pairwise matrix has the same networks as rows
+    # and as columns), in the order first met.
+    nets: list[Network] = []
+    slot: dict[int, int] = {}
+    for net in [*row_nets.values(), *col_nets.values()]:
+        if id(net) not in slot:
+            slot[id(net)] = len(nets)
+            nets.append(net)
+    first = nets[0]
     for k, net in [*row_nets.items(), *col_nets.items()]:
         check_comparable(first, net, f"{net.name or k} against {first.name or 'the first'}")
-    workers = threads if threads is not None else (os.cpu_count() or 1)
-    if workers <= 1 or len(todo) == 1:
-        for r, c in todo:
-            out[r, c] = pair_distances(row_nets[r], col_nets[c], mode)
-            if on_pair is not None:
+    pairs = np.array(
+        [(slot[id(row_nets[int(r)])], slot[id(col_nets[int(c)])]) for r, c in todo],
+        dtype=np.int64,
+    )
+    reported = 0
+
+    def progress(done: int) -> None:
+        nonlocal reported
+        if on_pair is not None:
+            for _ in range(done - reported):
                 on_pair()
-        return out
-    stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(todo)))
-    try:
-        futures = {
-            pool.submit(pair_distances, row_nets[r], col_nets[c], mode, stop): (r, c)
-            for r, c in todo
-        }
-        for future, (r, c) in futures.items():
-            out[r, c] = future.result()
-            if on_pair is not None:
-                on_pair()
-    finally:
-        # Ctrl-C or an error: drop the queued pairs and stop the running ones (the core checks
-        # the flag within a fraction of a second) instead of finishing the whole tile.
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        reported = max(reported, done)
+
+    values = tile_distances(nets, pairs, mode, threads, progress)
+    progress(len(todo))
+    out[todo[:, 0], todo[:, 1]] = values
     return out
 
 

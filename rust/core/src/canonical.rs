@@ -19,7 +19,7 @@ use crate::assign::{
 use crate::cancel::Cancel;
 use crate::canon::{label, Labelled};
 use crate::error::{Error, Result};
-use crate::network::{check_comparable, layer_distance, layers_asked, match_layers, LayerMatch};
+use crate::network::{layer_distance, layers_asked, match_layers, LayerMatch};
 use crate::policy::{plan, Options};
 use crate::refine::{agreement, History, Refiner};
 use crate::similarity::{
@@ -28,7 +28,7 @@ use crate::similarity::{
 use crate::topology::{Layer, Network};
 
 /// A network ready for canonical distances: its canonical labelling and structural colours,
-/// computed once per network (`crate::pairwise` reuses them across pairs).
+/// computed once per network (the pair scheduler, `crate::pairwise`, reuses them across pairs).
 pub struct Prepared {
     labelled: Labelled,
     /// Colours over [`colour_rounds`] rounds of refinement (enough for a neuron's colour to
@@ -66,21 +66,8 @@ pub fn colour_rounds(depth: usize) -> usize {
 /// The cap of [`colour_rounds`].
 pub const MAX_COLOUR_ROUNDS: usize = 7;
 
-/// The canonical distance of `b` from `a` over their first `depth` layers.
-pub fn distance(
-    a: &Network,
-    b: &Network,
-    depth: Option<usize>,
-    options: &Options,
-    cancel: &Cancel,
-) -> Result<Vec<LayerMatch>> {
-    check_comparable(a, b)?;
-    // Each network's preparation depends on it alone: both at once where threads allow.
-    let (pa, pb) = rayon::join(|| prepare(a, cancel), || prepare(b, cancel));
-    distance_prepared(&pa?, &pb?, depth, options, cancel)
-}
-
-/// [`distance`] between prepared networks (of one depth and input width).
+/// The canonical distance of `b` from `a` over their first `depth` layers, from their
+/// preparations (networks of one depth and input width).
 pub fn distance_prepared(
     a: &Prepared,
     b: &Prepared,

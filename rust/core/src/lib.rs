@@ -12,6 +12,7 @@ pub mod cancel;
 pub mod canon;
 pub mod canonical;
 pub mod error;
+pub mod mode;
 pub mod network;
 pub mod pairwise;
 pub mod policy;
@@ -24,7 +25,7 @@ mod testing;
 
 pub use cancel::Cancel;
 pub use error::{Error, Result};
-pub use network::{distance, LayerMatch};
-pub use pairwise::{pair_count, pairwise, Pairs};
+pub use network::LayerMatch;
+pub use pairwise::{distance, pair_count, pairs, pairwise, Pairs};
 pub use policy::{Options, Solver, DEFAULT_MEMORY_BUDGET};
 pub use topology::{Idx, Layer, Network};

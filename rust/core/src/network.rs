@@ -1,12 +1,13 @@
-//! Network distance: match layer by layer, carrying each matching into the next layer
-//! (docs/definition.md#layer-assignment and #carrying-the-matching).
+//! The network loop: match layer by layer, carrying each matching into the next layer
+//! (docs/definition.md#layer-assignment and #carrying-the-matching). Modes (`crate::mode`) drive
+//! it; the pair scheduler (`crate::pairwise`) drives the modes.
 
 use std::borrow::Cow;
 
 use crate::assign::{solve_layer, Algorithm, Assignment, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::policy::{plan, Options, Solver};
+use crate::policy::{plan, Options};
 use crate::topology::{Idx, Layer, Network};
 
 /// One layer of a network distance.
@@ -90,22 +91,15 @@ fn with_carried_labels<'a>(b: &'a Layer, previous: Option<&LayerMatch>) -> Cow<'
     }
 }
 
-/// The distance of `b` from `a` over their first `depth` layers (all when `None`).
-///
-/// The canonical mode (`crate::canonical`) solves the pair on canonical labels; the other modes
-/// on the networks as given.
-pub fn distance(
+/// The distance of `b` from `a` over their first `depth` layers, the networks as numbered: each
+/// layer solved by the algorithm the policy plans for it (the [`crate::mode::AsGiven`] mode).
+pub(crate) fn match_as_given(
     a: &Network,
     b: &Network,
-    depth: Option<usize>,
+    depth: usize,
     options: &Options,
     cancel: &Cancel,
 ) -> Result<Vec<LayerMatch>> {
-    if options.solver == Solver::Canonical {
-        return crate::canonical::distance(a, b, depth, options, cancel);
-    }
-    check_comparable(a, b)?;
-    let depth = layers_asked(depth, a.depth())?;
     match_layers(a, b, depth, cancel, |k, la, lb| {
         let plan = plan(k, la, lb, options)?;
         Ok((solve_layer(plan, la, lb, cancel)?, plan.algorithm))
@@ -142,6 +136,7 @@ pub(crate) fn match_layers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pairwise::distance;
 
     fn net(layers: &[(usize, Vec<Vec<Idx>>)]) -> Network {
         Network::from_neuron_inputs(layers)

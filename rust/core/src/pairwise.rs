@@ -1,4 +1,7 @@
-//! All-pairs distance matrices, computed in parallel over pairs.
+//! The pair scheduler: distances of any list of (A, B) pairs over a list of networks, each
+//! network prepared once by the mode (`crate::mode`), the pairs computed in parallel. Every
+//! route goes through [`pairs`]: one distance, all-pairs matrices ([`pairwise`]), and the tiles
+//! of the Python package's store, Dask workers and cross-distances.
 //!
 //! Each pair is computed sequentially and written to its own slot, so the result does not
 //! depend on the number of threads or on the order in which rayon runs the pairs.
@@ -7,9 +10,9 @@ use rayon::prelude::*;
 
 use crate::alloc;
 use crate::cancel::Cancel;
-use crate::canonical;
 use crate::error::{Error, Result};
-use crate::network::{check_comparable, distance};
+use crate::mode::{AsGiven, Canonical, Mode};
+use crate::network::{check_comparable, layers_asked, LayerMatch};
 use crate::policy::{Options, Solver};
 use crate::topology::Network;
 
@@ -42,12 +45,104 @@ pub fn pair_count(n: usize, pairs: Pairs) -> usize {
     }
 }
 
+/// The distance of `networks[i]` (as A) from `networks[j]` (as B) for every `(i, j)` in `list`,
+/// over the first `depth` layers (all when `None`), each kept as `keep` makes it, in `list`'s
+/// order. Only networks that some pair names are prepared, each once. `threads`: a pool of its
+/// own of that many threads (`None`: rayon's global pool). `cancel` counts finished pairs.
+pub fn pairs<T: Send>(
+    networks: &[&Network],
+    list: &[(usize, usize)],
+    depth: Option<usize>,
+    options: &Options,
+    threads: Option<usize>,
+    cancel: &Cancel,
+    keep: impl Fn(Vec<LayerMatch>) -> T + Sync,
+) -> Result<Vec<T>> {
+    let Some(&(first, _)) = list.first() else {
+        return Ok(Vec::new());
+    };
+    let n = networks.len();
+    if let Some(&(i, j)) = list.iter().find(|&&(i, j)| i >= n || j >= n) {
+        return Err(Error::InvalidArgument(format!(
+            "pair ({i}, {j}) names a network beyond the {n} given"
+        )));
+    }
+    for &(i, j) in list {
+        for k in [i, j] {
+            check_comparable(networks[first], networks[k]).map_err(|e| {
+                Error::Mismatch(format!("network {k} against network {first}: {e}"))
+            })?;
+        }
+    }
+    let depth = layers_asked(depth, networks[first].depth())?;
+    let compute = || match options.solver {
+        Solver::Canonical => run(&Canonical { options }, networks, list, depth, cancel, &keep),
+        _ => run(&AsGiven { options }, networks, list, depth, cancel, &keep),
+    };
+    match threads {
+        None => compute(),
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot start {t} threads: {e}")))?
+            .install(compute),
+    }
+}
+
+/// [`pairs`] in one mode: prepare the networks the pairs name, then match the pairs.
+fn run<M: Mode, T: Send>(
+    mode: &M,
+    networks: &[&Network],
+    list: &[(usize, usize)],
+    depth: usize,
+    cancel: &Cancel,
+    keep: &(impl Fn(Vec<LayerMatch>) -> T + Sync),
+) -> Result<Vec<T>> {
+    // `slot[k]`: where network k's preparation sits in `prepared` (usize::MAX: not needed).
+    let mut slot = vec![usize::MAX; networks.len()];
+    let mut needed = Vec::new();
+    for &(i, j) in list {
+        for k in [i, j] {
+            if slot[k] == usize::MAX {
+                slot[k] = needed.len();
+                needed.push(networks[k]);
+            }
+        }
+    }
+    let prepared = needed
+        .par_iter()
+        .map(|net| mode.prepare(net, cancel))
+        .collect::<Result<Vec<_>>>()?;
+    list.par_iter()
+        .map(|&(i, j)| {
+            cancel.check()?;
+            let d = mode.distance(&prepared[slot[i]], &prepared[slot[j]], depth, cancel)?;
+            cancel.tick();
+            Ok(keep(d))
+        })
+        .collect()
+}
+
+/// The distance of `b` from `a` over their first `depth` layers (all when `None`), in the mode
+/// `options.solver` names, with every layer's matching.
+pub fn distance(
+    a: &Network,
+    b: &Network,
+    depth: Option<usize>,
+    options: &Options,
+    cancel: &Cancel,
+) -> Result<Vec<LayerMatch>> {
+    check_comparable(a, b)?;
+    let mut one = pairs(&[a, b], &[(0, 1)], depth, options, None, cancel, |d| d)?;
+    Ok(one.pop().expect("one pair gives one result"))
+}
+
 /// An `n x n x depth` row-major array of per-layer distances. `cancel` counts finished pairs.
 pub fn pairwise(
     networks: &[&Network],
     depth: Option<usize>,
     options: &Options,
-    pairs: Pairs,
+    pairs_kind: Pairs,
     threads: Option<usize>,
     cancel: &Cancel,
 ) -> Result<Vec<f64>> {
@@ -55,53 +150,31 @@ pub fn pairwise(
     if n == 0 {
         return Ok(Vec::new());
     }
+    let depth = layers_asked(depth, networks[0].depth())?;
+    // Every network against the first, so that a mismatch names the right pair even where the
+    // list leaves some pair out (one network, the paper's convention).
     for (k, net) in networks.iter().enumerate().skip(1) {
         check_comparable(networks[0], net)
             .map_err(|e| Error::Mismatch(format!("network {k} against network 0: {e}")))?;
     }
-    let depth = depth.unwrap_or(networks[0].depth());
-    let list = pair_list(n, pairs)?;
+    let list = pair_list(n, pairs_kind)?;
     // Allocated before any pair is computed, so that a matrix the machine cannot hold is
     // refused at once rather than after the work.
     let cells = n.saturating_mul(n).saturating_mul(depth);
     let mut out = alloc::zeros(cells, "the pairwise distance matrix")?;
-    let compute = || -> Result<Vec<Vec<f64>>> {
-        // The canonical mode labels each network once, not once per pair.
-        let prepared = if options.solver == Solver::Canonical {
-            Some(
-                networks
-                    .par_iter()
-                    .map(|net| canonical::prepare(net, cancel))
-                    .collect::<Result<Vec<_>>>()?,
-            )
-        } else {
-            None
-        };
-        list.par_iter()
-            .map(|&(i, j)| {
-                cancel.check()?;
-                let d = match &prepared {
-                    Some(p) => {
-                        canonical::distance_prepared(&p[i], &p[j], Some(depth), options, cancel)?
-                    }
-                    None => distance(networks[i], networks[j], Some(depth), options, cancel)?,
-                };
-                cancel.tick();
-                Ok(d.iter().map(|l| l.distance).collect())
-            })
-            .collect()
-    };
-    let rows = match threads {
-        None => compute()?,
-        Some(t) => rayon::ThreadPoolBuilder::new()
-            .num_threads(t.max(1))
-            .build()
-            .map_err(|e| Error::InvalidArgument(format!("cannot start {t} threads: {e}")))?
-            .install(compute)?,
-    };
+    let distances = |d: Vec<LayerMatch>| d.iter().map(|l| l.distance).collect::<Vec<f64>>();
+    let rows = pairs(
+        networks,
+        &list,
+        Some(depth),
+        options,
+        threads,
+        cancel,
+        distances,
+    )?;
     for (&(i, j), layers) in list.iter().zip(&rows) {
         out[(i * n + j) * depth..][..depth].copy_from_slice(layers);
-        if pairs == Pairs::Paper {
+        if pairs_kind == Pairs::Paper {
             out[(j * n + i) * depth..][..depth].copy_from_slice(layers);
         }
     }
@@ -141,6 +214,32 @@ mod tests {
         }
         assert_eq!(pair_count(3, Pairs::Paper), 3);
         assert_eq!(pair_count(3, Pairs::Ordered), 9);
+    }
+
+    #[test]
+    fn pairs_give_the_matrix_entries_in_every_mode() {
+        let nets = [net(1), net(2), net(3), net(4)];
+        let refs: Vec<&Network> = nets.iter().collect();
+        let list = [(3, 0), (1, 2), (2, 2), (0, 3)];
+        for solver in [Solver::Canonical, Solver::Auto, Solver::Paper] {
+            let options = Options::new(solver);
+            let cancel = Cancel::new();
+            let m = pairwise(&refs, None, &options, Pairs::Ordered, Some(2), &cancel).unwrap();
+            let keep = |d: Vec<LayerMatch>| d[0].distance;
+            let got = pairs(&refs, &list, None, &options, None, &cancel, keep).unwrap();
+            let expected: Vec<f64> = list.iter().map(|&(i, j)| m[i * 4 + j]).collect();
+            assert_eq!(got, expected, "{solver:?}");
+        }
+        let beyond = pairs(
+            &refs,
+            &[(0, 4)],
+            None,
+            &Options::default(),
+            None,
+            &Cancel::new(),
+            |_| (),
+        );
+        assert!(matches!(beyond, Err(Error::InvalidArgument(_))));
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use nnstd_core::assign::{exact, UNMATCHED};
 use nnstd_core::similarity::SparseCost;
 use nnstd_core::{self as core, Cancel, Layer, Network, Options, Pairs, Solver};
-use numpy::ndarray::Array3;
-use numpy::{IntoPyArray, PyArray1, PyArray3, PyReadonlyArray1};
+use numpy::ndarray::{Array2, Array3};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -270,11 +270,7 @@ fn pairwise<'py>(
     memory_budget: Option<u64>,
 ) -> PyResult<Bound<'py, PyArray3<f64>>> {
     let options = parse_options(solver, memory_budget)?;
-    if let Some(t) = threads.filter(|t| !(1..=MAX_THREADS).contains(t)) {
-        return Err(PyValueError::new_err(format!(
-            "threads must be from 1 to {MAX_THREADS}, got {t}"
-        )));
-    }
+    check_threads(threads)?;
     let pairs = if ordered {
         Pairs::Ordered
     } else {
@@ -293,6 +289,84 @@ fn pairwise<'py>(
     let array = Array3::from_shape_vec((n, n, depth), flat)
         .map_err(|e| PyRuntimeError::new_err(format!("nnstd internal error: {e}")))?;
     Ok(array.into_pyarray(py))
+}
+
+/// An `(m, depth)` array: row `p` holds the per-layer distances of `networks[i]` (as A) from
+/// `networks[j]` (as B) for `pairs[p] = (i, j)`. Each network named by a pair is prepared once
+/// (the canonical mode's labelling), whichever pairs it is in: the pair scheduler of every route
+/// that computes a block of a matrix (store, Dask, cross-distances).
+#[pyfunction]
+#[pyo3(signature = (networks, pairs, depth=None, solver=None, threads=None, progress=None, memory_budget=None))]
+#[allow(clippy::too_many_arguments)] // one argument per Python keyword
+fn pairs<'py>(
+    py: Python<'py>,
+    networks: Vec<PyRef<'py, Topology>>,
+    pairs: PyReadonlyArray2<'py, i64>,
+    depth: Option<usize>,
+    solver: Option<&str>,
+    threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+    memory_budget: Option<u64>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let options = parse_options(solver, memory_budget)?;
+    check_threads(threads)?;
+    let view = pairs.as_array();
+    if view.ncols() != 2 {
+        return Err(PyValueError::new_err(format!(
+            "pairs must have shape (m, 2), got {:?}",
+            view.shape()
+        )));
+    }
+    let list: Vec<(usize, usize)> = view
+        .rows()
+        .into_iter()
+        .map(
+            |row| match (usize::try_from(row[0]), usize::try_from(row[1])) {
+                (Ok(i), Ok(j)) => Ok((i, j)),
+                _ => Err(PyValueError::new_err(format!(
+                    "pairs hold network positions, got ({}, {})",
+                    row[0], row[1]
+                ))),
+            },
+        )
+        .collect::<PyResult<_>>()?;
+    let nets: Vec<Arc<Network>> = networks.iter().map(|t| t.inner.clone()).collect();
+    let depth = depth.unwrap_or_else(|| {
+        list.first()
+            .map_or(0, |&(i, _)| nets.get(i).map_or(0, |n| n.depth()))
+    });
+    let m = list.len();
+    let report = progress
+        .as_ref()
+        .map(|p| (p, Cancel::done as fn(&Cancel) -> usize));
+    let rows = run_interruptibly(py, report, move |cancel| {
+        let refs: Vec<&Network> = nets.iter().map(|n| n.as_ref()).collect();
+        let distances =
+            |d: Vec<core::LayerMatch>| d.into_iter().map(|l| l.distance).collect::<Vec<f64>>();
+        core::pairs(
+            &refs,
+            &list,
+            Some(depth),
+            &options,
+            threads,
+            cancel,
+            distances,
+        )
+    })?;
+    let flat: Vec<f64> = rows.into_iter().flatten().collect();
+    let array = Array2::from_shape_vec((m, depth), flat)
+        .map_err(|e| PyRuntimeError::new_err(format!("nnstd internal error: {e}")))?;
+    Ok(array.into_pyarray(py))
+}
+
+/// `threads` within what the core starts: 1 to [`MAX_THREADS`], or `None` (one per core).
+fn check_threads(threads: Option<usize>) -> PyResult<()> {
+    match threads.filter(|t| !(1..=MAX_THREADS).contains(t)) {
+        Some(t) => Err(PyValueError::new_err(format!(
+            "threads must be from 1 to {MAX_THREADS}, got {t}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// SciPy's optimal assignment of a cost matrix given as CSR buffers whose absent entries are 1.
@@ -383,6 +457,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Topology>()?;
     m.add_function(wrap_pyfunction!(distance, m)?)?;
     m.add_function(wrap_pyfunction!(pairwise, m)?)?;
+    m.add_function(wrap_pyfunction!(pairs, m)?)?;
     m.add_function(wrap_pyfunction!(pair_count, m)?)?;
     m.add_function(wrap_pyfunction!(assign_exact, m)?)?;
     Ok(())
