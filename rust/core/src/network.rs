@@ -4,10 +4,10 @@
 
 use std::borrow::Cow;
 
-use crate::assign::{solve_layer, Algorithm, Assignment, UNMATCHED};
+use crate::assign::{Algorithm, Assignment, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::policy::{plan, Options};
+use crate::policy::{plan, solve_layer, Options};
 use crate::topology::{Idx, Layer, Network};
 
 /// One layer of a network distance.

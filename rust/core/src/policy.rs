@@ -15,8 +15,12 @@
 //! The fill from which the dense matrix is faster grows with the width ([`dense_fill`], with
 //! measurements).
 
-use crate::assign::{auction, sparse, ssp, Algorithm};
+use crate::assign::{auction, exact, lapjv, sparse, ssp, Algorithm, Assignment};
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
+use crate::similarity::{
+    dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
+};
 use crate::topology::{Idx, Layer};
 
 /// The user's choice of solver.
@@ -282,6 +286,34 @@ pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
                 dense_costs: fastest.dense_costs,
             })
         }
+    }
+}
+
+/// Solves A's layer `a` against B's layer `b` (inputs aligned) as `plan` says: the costs in
+/// the plan's form, then its algorithm. (The canonical mode reads the certificate of the same
+/// algorithms itself, `crate::canonical`.)
+///
+/// Identical layers are matched neuron to neuron by every algorithm but the paper mode (which
+/// makes SciPy's choice): among the optimal assignments (cost 0) the identity is the one that
+/// keeps a network at distance 0 from itself in every later layer.
+pub fn solve_layer(plan: Plan, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<Assignment> {
+    if plan.algorithm != Algorithm::Paper && a == b {
+        return Ok(Assignment {
+            col_of_row: (0..a.n_out()).collect(),
+            cost: 0.0,
+        });
+    }
+    match (plan.algorithm, plan.dense_costs) {
+        (Algorithm::Sparse, _) => {
+            let costs = layer_costs_with(a, b, EmptyPairs::Skip)?;
+            sparse::solve(&costs, &empty_neurons(a), &empty_neurons(b), cancel)
+        }
+        (Algorithm::Dense, _) => lapjv::solve(&dense_layer_costs(a, b, cancel)?, cancel),
+        (_, true) => {
+            let costs = dense_layer_costs(a, b, cancel)?;
+            exact::try_solve_dense(costs.n_rows, costs.n_cols, &costs.data, cancel)
+        }
+        (_, false) => exact::try_solve(&layer_costs(a, b)?, cancel),
     }
 }
 
