@@ -30,7 +30,9 @@ How it measures. For every instance and thread count, each side runs in its own 
 with that many BLAS threads. Generating or loading the networks and converting them to each
 side's own format (``nnstd.Network``; dense float32 or CSC arrays) happen before its clock;
 nothing of one side runs inside the other's clock. Peak memory is the worker's largest resident
-set (``getrusage``), inputs included.
+set (``getrusage``), inputs included. Each worker also reports its own CPU time over the same
+span; on one thread it moves far less with a shared machine's load than wall time, and the
+table shows the speed-up in CPU time beside the wall-time one.
 
 The peers are seven pipelines, each computing the whole network distance as NNSTD does (the
 matching carried into the next layer) and building its own costs inside its clock: SciPy's two
@@ -117,6 +119,7 @@ class Outcome:
 
     status: str  # ok, timeout, stopped (slower than a peer), wrong, failed, skipped, n/a
     seconds: float = float("nan")
+    cpu_seconds: float = float("nan")  # the worker's own CPU time (NaN where a pool ran)
     limit: float = float("nan")
     costs: Any = None
     peak_mib: float = float("nan")
@@ -263,6 +266,7 @@ def measure_once(
     return Outcome(
         "ok",
         seconds=done["seconds"],
+        cpu_seconds=done.get("cpu_seconds", float("nan")),
         costs=done["costs"],
         peak_mib=done["peak_mib"],
         ran=extra.get("ran", []),
@@ -308,6 +312,17 @@ def ratio_text(nnstd: Outcome, other: Outcome | None) -> str:
     if other.ok and nnstd.status == "timeout":
         return f"< {other.seconds / nnstd.limit:.2f}x"
     return "?"
+
+
+def cpu_ratio_text(row: Row) -> str:
+    """One-thread rows: the least CPU time of a peer that finished / nnstd's, and which peer."""
+    if row.threads != 1 or not row.nnstd.ok:
+        return "-"
+    timed = [(o.cpu_seconds, k) for k, o in row.peers.items() if o.ok and o.cpu_seconds > 0]
+    if not timed or not row.nnstd.cpu_seconds > 0:
+        return "-"
+    cpu, kind = min(timed)
+    return f"{cpu / row.nnstd.cpu_seconds:.2f}x ({PIPELINES[kind]} {cpu:.2f} s)"
 
 
 def layer0_costs(outcome: Outcome, spec: instances.Spec) -> np.ndarray:
@@ -518,8 +533,8 @@ def others_text(row: Row, best: str | None) -> str:
 def table(rows: list[Row], cpus: int) -> list[str]:
     lines = [
         "| instance | threads | nnstd solver (ran) | nnstd | MiB | fastest peer | peer MiB "
-        "| speed-up vs fastest peer | vs BLAS+LSA | other peers | layer-0 optimum |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| speed-up vs fastest peer | in CPU time | vs BLAS+LSA | other peers | layer-0 optimum |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         best = fastest(row.peers)
@@ -542,6 +557,7 @@ def table(rows: list[Row], cpus: int) -> list[str]:
                     best_text,
                     best_mib,
                     best_ratio,
+                    cpu_ratio_text(row),
                     ratio_text(row.nnstd, dense) if dense and dense.status != "n/a" else "-",
                     others_text(row, best[0] if best else None),
                     row.check,
@@ -620,8 +636,10 @@ def header(args: argparse.Namespace) -> list[str]:
         "that exact rows are checked against).",
         "",
         f"Times: the fastest of {args.repeat} run(s), wall clock, inputs already in memory. "
-        "Speed-up = the fastest peer's time / nnstd's (> 1: nnstd is faster). MiB = peak "
-        "resident memory of the side's process, inputs included.",
+        "Speed-up = the fastest peer's time / nnstd's (> 1: nnstd is faster). In CPU time "
+        "(one-thread rows): the least CPU time of a peer that finished / nnstd's, which moves "
+        "far less than wall time with the load of a shared machine. MiB = peak resident memory "
+        "of the side's process, inputs included.",
     ]
 
 

@@ -2,9 +2,9 @@
 
 Started by ``run.py`` with the thread limits already in the environment (so BLAS and rayon read
 them before they start). Builds or loads the networks, prints ``@@READY``, runs the timed part,
-prints ``@@DONE {json}`` (time, layer costs, peak memory) the moment the clock stops, then does
-the untimed extras (which nnstd solver ran; the matchings, if asked to save them) and prints
-``@@EXTRA {json}``. The parent enforces the timeout between READY and DONE.
+prints ``@@DONE {json}`` (wall and CPU time, layer costs, peak memory) the moment the clock
+stops, then does the untimed extras (which nnstd solver ran; the matchings, if asked to save
+them) and prints ``@@EXTRA {json}``. The parent enforces the timeout between READY and DONE.
 
     python benchmarks/worker.py '{"spec": {...}, "side": "nnstd", "solver": "auto", ...}'
 """
@@ -67,6 +67,21 @@ def peak_mib() -> float:
     return max(own, children) / 1024
 
 
+class Clock:
+    """Wall time and this process's CPU time (all its threads; not a pool's processes): on a
+    shared machine a one-thread run's CPU time moves far less with the load than its wall time."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def stop(self) -> dict[str, float]:
+        return {
+            "seconds": time.perf_counter() - self.wall,
+            "cpu_seconds": time.process_time() - self.cpu,
+        }
+
+
 def say(tag: str, payload: dict[str, Any] | None = None) -> None:
     print(f"@@{tag} {json.dumps(payload or {})}", flush=True)
 
@@ -83,11 +98,11 @@ def nnstd_pair(task: Task, pair: instances.Pair) -> None:
     b = nnstd.Network(pair.b, input_groups=pair.groups)
     before = peak_mib()
     say("READY")
-    start = time.perf_counter()
+    clock = Clock()
     d = nnstd.distance(a, b, solver=task["solver"])
-    seconds = time.perf_counter() - start
+    timed = clock.stop()
     costs = [float(c) for c in d.costs]
-    say("DONE", {"seconds": seconds, "costs": costs, "peak_mib": peak_mib(), "before": before})
+    say("DONE", {**timed, "costs": costs, "peak_mib": peak_mib(), "before": before})
     save_matchings(task.get("save"), {f"m{k}": m for k, m in enumerate(d.matchings)})
     say("EXTRA", {"ran": list(d.solvers)})
 
@@ -98,10 +113,10 @@ def peer_pair(task: Task, pair: instances.Pair) -> None:
     b = scipy_pipelines.prepare(pair.b, form)
     before = peak_mib()
     say("READY")
-    start = time.perf_counter()
+    clock = Clock()
     costs, matchings = scipy_pipelines.network_distance(a, b, pair.groups, solve)
-    seconds = time.perf_counter() - start
-    say("DONE", {"seconds": seconds, "costs": costs, "peak_mib": peak_mib(), "before": before})
+    timed = clock.stop()
+    say("DONE", {**timed, "costs": costs, "peak_mib": peak_mib(), "before": before})
     save_matchings(task.get("save"), {f"m{k}": m for k, m in enumerate(matchings)})
     say("EXTRA")
 
@@ -116,13 +131,13 @@ def nnstd_paper(task: Task) -> None:
     pairs = instances.paper_pairs()
     before = peak_mib()
     say("READY")
-    start = time.perf_counter()
+    clock = Clock()
     results = [
         nnstd.pairwise(nets, solver=task["solver"], threads=task["threads"]) for nets in epochs
     ]
-    seconds = time.perf_counter() - start
+    timed = clock.stop()
     costs = [[(m[i, j] * widths).tolist() for i, j in pairs] for m in results]
-    say("DONE", {"seconds": seconds, "costs": costs, "peak_mib": peak_mib(), "before": before})
+    say("DONE", {**timed, "costs": costs, "peak_mib": peak_mib(), "before": before})
     ran = nnstd.distance(epochs[0][1], epochs[0][0], solver=task["solver"]).solvers
     if task.get("save"):
         saved = {}
@@ -159,19 +174,20 @@ def peer_paper(task: Task) -> None:
         pool.map(abs, range(threads))  # started and warm before the clock
     before = peak_mib()
     say("READY")
-    start = time.perf_counter()
+    clock = Clock()
     if pool is None:
         solved = [_paper_pair(job) for job in jobs]
         flat = [costs for costs, _ in solved]
     else:
         flat = pool.map(_paper_pair_costs, jobs, chunksize=4)
-    seconds = time.perf_counter() - start
+    timed = clock.stop()
     if pool is not None:
+        timed["cpu_seconds"] = float("nan")  # the pool's processes are not counted
         pool.close()
         pool.join()
     per_epoch = len(instances.paper_pairs())
     costs = [flat[e * per_epoch : (e + 1) * per_epoch] for e in range(len(_PAPER))]
-    say("DONE", {"seconds": seconds, "costs": costs, "peak_mib": peak_mib(), "before": before})
+    say("DONE", {**timed, "costs": costs, "peak_mib": peak_mib(), "before": before})
     if pool is None and task.get("save"):
         saved = {
             f"e{e}_{i}_{j}_m{k}": m
