@@ -236,3 +236,12 @@ def test_repr_of_a_distance_is_one_short_line() -> None:
     text = repr(nnstd.distance(a, a))
     assert "\n" not in text and len(text) < 200, text
     assert text.startswith("Distance(value=0, layers=[0, 0]") and "300, 10 neurons" in text
+
+
+def test_the_solver_type_names_exactly_the_cores_solvers() -> None:
+    import typing
+
+    from nnstd import _api, _core
+
+    assert set(typing.get_args(_api.Solver)) == set(_core.SOLVERS)
+    assert _api.SOLVERS == _core.SOLVERS and _core.DEFAULT_SOLVER in _core.SOLVERS

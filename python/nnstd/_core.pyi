@@ -7,6 +7,7 @@ import numpy.typing as npt
 
 __all__ = [
     "MAX_THREADS",
+    "INDEX_LIMIT",
     "SOLVERS",
     "DEFAULT_MEMORY_BUDGET",
     "DEFAULT_SOLVER",
@@ -20,6 +21,7 @@ __all__ = [
 ]
 
 MAX_THREADS: int
+INDEX_LIMIT: int
 SOLVERS: tuple[str, ...]
 DEFAULT_SOLVER: str
 DEFAULT_MEMORY_BUDGET: int

@@ -25,12 +25,13 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from nnstd import _core
 from nnstd._errors import TopologyError
 
 Orientation = Literal["in_out", "out_in"]
 ORIENTATIONS = ("in_out", "out_in")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-INDEX_LIMIT = 2**32 - 1  # the Rust core indexes neurons, inputs and connections with u32
+INDEX_LIMIT = _core.INDEX_LIMIT  # the core's index type (u32) bounds neurons, inputs, connections
 DEFAULT_LOAD_BUDGET = 4 << 30  # bytes reading one file, or building one layer, may allocate
 BYTE_LIMIT = 2**64 - 1  # the core counts bytes in u64
 # What building one layer costs, for the budget check: index arrays over the inputs and neurons

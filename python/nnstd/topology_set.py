@@ -18,6 +18,7 @@ import numpy.typing as npt
 from nnstd._api import Layers, pairwise
 from nnstd._data import data_dir
 from nnstd._errors import TopologyError
+from nnstd._loaders import natural_key
 from nnstd._network import Network, PathLike, load_network
 from nnstd._output import write_file
 
@@ -25,10 +26,6 @@ INIT = "init"
 _EPOCH = re.compile(r"^epoch_(\d+)$")
 
 __all__ = ["INIT", "TopologySet", "bundled_topo_root", "cumulative_layers", "default_topo_root"]
-
-
-def _natural_key(name: str) -> list[object]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def epoch_label(epoch: str) -> str:
@@ -100,7 +97,7 @@ class TopologySet:
         path = Path(root)
         if not path.is_dir():
             raise TopologyError(f"{path}: no such topology folder")
-        networks = sorted((d.name for d in path.iterdir() if d.is_dir()), key=_natural_key)
+        networks = sorted((d.name for d in path.iterdir() if d.is_dir()), key=natural_key)
         snapshots = {
             s.name
             for n in networks
@@ -112,7 +109,7 @@ class TopologySet:
             raise TopologyError(
                 f"{path}: no networks found (expected {path}/<network>/epoch_NNN/weight_l0.npz)"
             )
-        order = sorted(snapshots - {INIT}, key=_natural_key)
+        order = sorted(snapshots - {INIT}, key=natural_key)
         epochs = ([INIT] if INIT in snapshots else []) + order
         return cls(path, tuple(networks), tuple(epochs), load_budget)
 

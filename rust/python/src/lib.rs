@@ -450,6 +450,7 @@ fn pair_count(n: usize, ordered: bool) -> usize {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TopologyError", m.py().get_type::<TopologyError>())?;
     m.add("MAX_THREADS", MAX_THREADS)?;
+    m.add("INDEX_LIMIT", core::Idx::MAX)?;
     let names: Vec<&str> = Solver::NAMES.iter().map(|(name, _)| *name).collect();
     m.add("SOLVERS", pyo3::types::PyTuple::new(m.py(), names)?)?;
     m.add("DEFAULT_SOLVER", Solver::default().name())?;
