@@ -17,9 +17,9 @@ import distributed  # in the test extra: never skipped
 import nnstd
 import numpy as np
 import pytest
+from networks import random_network, save_paper_folder
 from nnstd import _many
 from nnstd._many import paired_matrix
-from test_many import random_network, save_paper_folder
 
 
 @pytest.fixture(scope="module")

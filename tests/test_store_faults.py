@@ -21,9 +21,9 @@ import nnstd
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from networks import random_network, save_paper_folder
 from nnstd._many import paired_matrix
 from oracle import scipy_distance
-from test_many import random_network, save_paper_folder
 
 CHILD_TIMEOUT = 60
 TILE = 3  # 7 networks in tiles of 3: five tiles in the lower triangle
