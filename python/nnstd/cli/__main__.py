@@ -1,0 +1,7 @@
+"""``python -m nnstd.cli``: the ``nnstd`` command."""
+
+import sys
+
+from nnstd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,408 @@
+"""What every command shares: option values, errors, progress, topology sets, output checks."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn, TextIO, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from nnstd import _core
+from nnstd._api import DEFAULT_MEMORY_BUDGET, SOLVERS
+from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET
+from nnstd._output import check_output_file, check_output_folder, write_file
+from nnstd.topology_set import (
+    INIT,
+    TopologySet,
+    default_topo_root,
+    epoch_label,
+    parse_epoch,
+    save_matrix,
+    select_layer,
+)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of the paper's Figure 4: its letter, the snapshot it shows, its caption."""
+
+    letter: str
+    snapshot: str
+    caption: str
+
+
+# The paper's Figure 4: (a) the initial networks, (b)-(f) after epochs 10, 30, 50, 100, 190.
+PAPER_PANELS = (
+    Panel("a", INIT, "Epoch 0"),
+    Panel("b", "epoch_010", "Epoch 10"),
+    Panel("c", "epoch_030", "Epoch 30"),
+    Panel("d", "epoch_050", "Epoch 50"),
+    Panel("e", "epoch_100", "Epoch 100"),
+    Panel("f", "epoch_190", "Epoch 190"),
+)
+# The snapshots the paper's Figure 4 shows, in panel order.
+FIGURE4_EPOCHS = tuple(panel.snapshot for panel in PAPER_PANELS)
+# Shown in panel (a) when a set has no initial networks (the paper's published data).
+INIT_STAND_IN = "epoch_000"
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+# The reference convention of `nnstd.pairwise`, said wherever a matrix is shown.
+MATRIX_CONVENTION = (
+    "entry [i, j] = [j, i] compares the pair once, with the network later in the list "
+    "(the higher index) as A, the reference: `nnstd distance LATER EARLIER` gives the same values"
+)
+
+
+# How 2-D weights are stored in a file (``--orientation``).
+ORIENTATIONS = ("in_out", "out_in")
+
+
+class CommandError(Exception):
+    """A bad input reported as one line and exit code 1."""
+
+
+class UsageError(Exception):
+    """A bad command line reported as one line and exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Reports usage errors in one line (``nnstd CMD: error: ...``), pointing at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+# The subcommands' parser, which each command module adds its parser to.
+Subparsers: TypeAlias = "argparse._SubParsersAction[OneLineParser]"
+
+
+class Progress:
+    """``done / total units, elapsed, time left`` on one stderr line, only on a terminal."""
+
+    def __init__(
+        self, total: int, quiet: bool, stream: TextIO | None = None, unit: str = "pairs"
+    ) -> None:
+        self.total, self.offset, self.unit = total, 0, unit
+        self.stream = stream if stream is not None else sys.stderr  # the current one
+        self.enabled = not quiet and self.stream.isatty()
+        self.start = time.perf_counter()
+
+    def callback(self, label: str) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            if not self.enabled:
+                return
+            finished = self.offset + done
+            elapsed = time.perf_counter() - self.start
+            left = elapsed / finished * (self.total - finished) if finished else float("nan")
+            self.stream.write(
+                f"\r{label}: {finished}/{self.total} {self.unit}, {elapsed:.1f} s elapsed, "
+                f"~{left:.1f} s left   "
+            )
+            self.stream.flush()
+
+        return report
+
+    def advance(self, pairs: int) -> None:
+        self.offset += pairs
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+def note(message: str) -> None:
+    """A remark the user should see even with ``--quiet`` (stderr, one line)."""
+    print(f"nnstd: note: {message}", file=sys.stderr)
+
+
+# ---- option values -------------------------------------------------------------------------
+
+
+def _figure_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() not in FIGURE_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text}: the output format comes from the extension: {', '.join(FIGURE_FORMATS)}"
+        )
+    return path
+
+
+def _matrix_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix not in (".npy", ".csv"):
+        raise argparse.ArgumentTypeError(f"{text}: matrices are saved as .npy or .csv")
+    return path
+
+
+def threads_value(text: str) -> int | None:
+    """``--threads``: a whole number from 1 to the core's limit; 0 means all cores (None)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 (all cores) or more")
+    if value > _core.MAX_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"{text}: at most {_core.MAX_THREADS} (use 0 for all cores; threads beyond the "
+            "cores only add start-up time)"
+        )
+    return value or None
+
+
+def memory_budget_value(text: str) -> int:
+    """``--memory-budget`` in GiB (fractions allowed, ``inf`` for no limit) -> bytes."""
+    try:
+        gib = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB") from None
+    if math.isnan(gib) or gib < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a number of GiB >= 0 (or inf)")
+    budget = gib * 2**30
+    return BYTE_LIMIT if budget >= BYTE_LIMIT else int(budget)  # beyond: no limit
+
+
+def shell_words(message: str) -> str:
+    """Rewrites Python keyword hints in library messages as options: ``solver="sparse"`` ->
+    ``--solver sparse``, so that shell users are told what to type."""
+    message = message.replace("pass a larger memory_budget", "pass a larger --load-budget GIB")
+    return re.sub(
+        r"\b([a-z_]+)=([\"'])([\w.-]+)\2",
+        lambda m: f"--{m.group(1).replace('_', '-')} {m.group(3)}",
+        message,
+    )
+
+
+# ---- topology sets -------------------------------------------------------------------------
+
+
+def _open_set(args: argparse.Namespace) -> TopologySet:
+    root, legacy_root = args.topo_root, getattr(args, "legacy_root", None)
+    if root is not None and legacy_root is not None and root != legacy_root:
+        raise CommandError(f"two topology roots given: {legacy_root} and --topo-root {root}")
+    chosen = root if root is not None else legacy_root
+    path = chosen if chosen is not None else default_topo_root()
+    if not path.is_dir():
+        hint = "" if chosen is not None else " (the default: ./topo, else the bundled set)"
+        raise CommandError(f"{path}: no such topology folder{hint}; pass --topo-root DIR")
+    return TopologySet.open(path, load_budget=args.load_budget)
+
+
+def _layer_range(depth: int, layer: int) -> None:
+    if not 0 <= layer < depth:
+        raise CommandError(f"layer {layer} does not exist: the networks have layers 0..{depth - 1}")
+
+
+def _snapshots(ts: TopologySet, requested: Sequence[str] | None) -> list[str]:
+    if not requested:
+        return list(ts.epochs)
+    return [ts.check_epoch(parse_epoch(e)) for e in requested]
+
+
+def layer_title(layer: int, cumulative: bool) -> str:
+    """``Layer 0``; ``Layer 2 alone``; ``Layer 2 (mean of layers 0..2)``: the paper's label."""
+    if layer == 0:
+        return "Layer 0"
+    return f"Layer {layer} (mean of layers 0..{layer})" if cumulative else f"Layer {layer} alone"
+
+
+def _matrices(
+    ts: TopologySet, snapshots: Sequence[str], args: argparse.Namespace
+) -> list[npt.NDArray[np.float64]]:
+    """The shown value (layer L alone, or the mean of 0..L) for every snapshot, with progress."""
+    _layer_range(ts.load(snapshots[0])[0].depth, args.layer)
+    n = len(ts.networks)
+    pairs = n * (n - 1) // 2
+    progress = Progress(pairs * len(snapshots), args.quiet)
+    out = []
+    try:
+        for snapshot in snapshots:
+            full = ts.matrix(
+                snapshot,
+                layers=list(range(args.layer + 1)),
+                solver=args.solver,
+                threads=args.threads,
+                memory_budget=args.memory_budget,
+                progress=progress.callback(epoch_label(snapshot)),
+            )
+            out.append(select_layer(full, args.layer, cumulative=args.cumulative))
+            progress.advance(pairs)
+    finally:
+        progress.close()
+    return out
+
+
+# ---- writing files -------------------------------------------------------------------------
+
+
+# Options naming output files, and options naming output folders (``generate --out`` is
+# checked by `cmd_generate`).
+OUTPUT_FILES = ("out", "save", "mds")
+OUTPUT_FOLDERS = ("save_matrices",)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuses, before any work, outputs that could not be written: a folder where a file
+    goes, a path under a file, a folder without write permission, one file named twice."""
+    seen: dict[str, str] = {}
+    for option in OUTPUT_FILES + OUTPUT_FOLDERS:
+        path = getattr(args, option, None)
+        if path is None:
+            continue
+        flag = "--" + option.replace("_", "-")
+        if option in OUTPUT_FOLDERS:
+            check_output_folder(path)
+        else:
+            check_output_file(path)
+        real = os.path.realpath(path)
+        if real in seen:
+            raise CommandError(f"{seen[real]} and {flag} name the same file {path}")
+        seen[real] = flag
+
+
+def _replacing(path: Path) -> str:
+    """`` (replaced the existing file)`` when ``path`` exists: said, never done silently."""
+    return " (replaced the existing file)" if path.exists() else ""
+
+
+def _save_figure(fig: object, path: Path) -> str:
+    """Writes a matplotlib figure whole (format from the extension); says if it replaced one."""
+    replaced = _replacing(path)
+    file_format = path.suffix.lower().removeprefix(".")
+    write_file(path, lambda out: fig.savefig(out, format=file_format, dpi=120))  # type: ignore[attr-defined]
+    return replaced
+
+
+def _save_matrices(
+    folder: Path,
+    snapshots: Sequence[str],
+    matrices: Sequence[npt.NDArray[np.float64]],
+    ts: TopologySet,
+) -> int:
+    """Each snapshot's matrix as ``.npy`` and ``.csv``; returns how many files it replaced."""
+    replaced = 0
+    for snapshot, matrix in zip(snapshots, matrices, strict=True):
+        for suffix in (".npy", ".csv"):
+            target = folder / f"{snapshot}{suffix}"
+            replaced += target.exists()
+            save_matrix(target, matrix, list(ts.networks))
+    return replaced
+
+
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning as ``nnstd: warning: ...`` on one stderr line (no source line)."""
+    print(f"nnstd: warning: {message}", file=sys.stderr if file is None else file)
+
+
+# ---- the parser ----------------------------------------------------------------------------
+
+
+def _common_options() -> OneLineParser:
+    common = OneLineParser(add_help=False)
+    common.add_argument(
+        "--solver",
+        choices=SOLVERS,
+        default=None,
+        help="canonical (optimal, and the same numbers however neurons are numbered), auto (the "
+        "fastest optimal algorithm per layer: sparse or dense), paper (SciPy's choices: the "
+        "paper's numbers; 'exact' is its former name), sparse (similarity graph) or dense "
+        "(dense cost matrix); layer 0 is the same for all (default: canonical; paper for "
+        "figure4)",
+    )
+    common.add_argument(
+        "--threads",
+        type=threads_value,
+        default=None,
+        metavar="N",
+        help=f"worker threads, 1 to {_core.MAX_THREADS}; 0 (the default) uses all cores",
+    )
+    common.add_argument(
+        "--memory-budget",
+        type=memory_budget_value,
+        default=None,
+        metavar="GIB",
+        help="GiB (not bytes; the Python API takes bytes) that one layer's costs may take "
+        "(dense matrix, or similarity graph and solver's arrays); fractions allowed, inf for "
+        f"no limit (default: {DEFAULT_MEMORY_BUDGET / 2**30:g})",
+    )
+    common.add_argument(
+        "--load-budget",
+        type=memory_budget_value,
+        default=None,
+        metavar="GIB",
+        help="GiB that reading one weights file may take "
+        f"(default: {DEFAULT_LOAD_BUDGET / 2**30:g})",
+    )
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
+    return common
+
+
+def _set_options(several_epochs: bool) -> OneLineParser:
+    """The options of every command that reads a topology set."""
+    options = OneLineParser(add_help=False)
+    options.add_argument(
+        "--topo-root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of <network>/<snapshot>/weight_l*.npz (default: ./topo if present, else "
+        "the topologies bundled with nnstd)",
+    )
+    options.add_argument(
+        "--epoch",
+        dest="epochs",
+        nargs="+" if several_epochs else 1,
+        metavar="E",
+        default=[],
+        help=(
+            "snapshots: numbers (10 = epoch_010), epoch_NNN or init"
+            if several_epochs
+            else "the snapshot: a number (10 = epoch_010), epoch_NNN or init"
+        ),
+    )
+    options.add_argument(  # the earlier spelling, still accepted
+        "--epochs", dest="epochs", nargs="+", default=[], help=argparse.SUPPRESS
+    )
+    options.add_argument(
+        "--layer",
+        type=int,
+        default=0,
+        metavar="L",
+        help="show layer L alone (default: 0)",
+    )
+    options.add_argument(
+        "--cumulative",
+        action="store_true",
+        help="show the paper's 'layer L' value instead: the mean of layers 0..L",
+    )
+    options.add_argument(  # the earlier spelling of the default
+        "--only-layer", action="store_true", help=argparse.SUPPRESS
+    )
+    return options
+
+
+def _legacy_root(parser: argparse.ArgumentParser) -> None:
+    """The earlier positional topology root of ``matrix`` and ``evolution``, still accepted."""
+    parser.add_argument(
+        "legacy_root", type=Path, nargs="?", default=None, metavar="DIR", help=argparse.SUPPRESS
+    )
+
+
+def snapshot_epoch(snapshot: str) -> float | None:
+    """The epoch a snapshot was taken after (``epoch_010`` -> 10); None for ``init``."""
+    return None if snapshot == INIT else float(int(snapshot.removeprefix("epoch_")))

@@ -1,0 +1,133 @@
+"""``nnstd evolution``: how far apart the networks drift during training."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import numpy as np
+
+from nnstd._network import Network
+from nnstd.cli._common import (
+    CommandError,
+    OneLineParser,
+    Progress,
+    Subparsers,
+    UsageError,
+    _check_outputs,
+    _figure_path,
+    _layer_range,
+    _legacy_root,
+    _open_set,
+    _save_figure,
+    _set_options,
+    _snapshots,
+    layer_title,
+    snapshot_epoch,
+)
+from nnstd.topology_set import (
+    epoch_label,
+    select_layer,
+)
+
+# ---- evolution -----------------------------------------------------------------------------
+
+
+def _always_dense(nets: Sequence[Network]) -> set[int]:
+    """Layers in which every network connects every neuron to every input."""
+    return {
+        k
+        for k, (n_in, n_out) in enumerate(nets[0].shapes)
+        if all(net.connections[k] == n_in * n_out for net in nets)
+    }
+
+
+def cmd_evolution(args: argparse.Namespace) -> None:
+    _check_outputs(args)
+    ts = _open_set(args)
+    snapshots = _snapshots(ts, args.epochs)
+    n = len(ts.networks)
+    if n < 2:
+        raise CommandError(f"{ts.root}: evolution needs at least two networks")
+    first = ts.load(snapshots[0])
+    depth = first[0].depth
+    if args.layer is not None:
+        _layer_range(depth, args.layer)
+    elif args.cumulative:
+        raise UsageError("nnstd evolution: error: --cumulative needs --layer L")
+    computed = depth if args.layer is None else args.layer + 1
+    pairs = n * (n - 1) // 2
+    progress = Progress(pairs * len(snapshots), args.quiet)
+    upper = np.triu_indices(n, k=1)  # every unordered pair once
+    per_snapshot = []
+    try:
+        for snapshot in snapshots:
+            full = ts.matrix(
+                snapshot,
+                layers=list(range(computed)),
+                solver=args.solver,
+                threads=args.threads,
+                memory_budget=args.memory_budget,
+                progress=progress.callback(epoch_label(snapshot)),
+            )
+            if args.layer is not None:
+                full = select_layer(full, args.layer, args.cumulative)[..., np.newaxis]
+            per_snapshot.append(full[upper])  # (pairs, lines)
+            progress.advance(pairs)
+    finally:
+        progress.close()
+    values = np.stack(per_snapshot, axis=1)  # (pairs, snapshots, lines)
+    mean, spread = values.mean(axis=0).T, values.std(axis=0).T  # (lines, snapshots)
+    if args.layer is None:
+        names = [f"layer {k}" for k in range(depth)]
+    else:
+        names = [layer_title(args.layer, args.cumulative).lower()]
+    dropped: list[int] = []
+    if args.layer is None:  # a layer dense in every network is 0 whatever the matching
+        dense = _always_dense(first)
+        dropped = [k for k in sorted(dense) if not np.any(mean[k]) and not np.any(spread[k])]
+    left_out = (
+        f"Layer {', '.join(map(str, dropped))} left out: dense (every neuron sees every input), "
+        "so its distance is 0 for every pair."
+        if dropped
+        else ""
+    )
+    print(f"# mean ± standard deviation over the {pairs} network pairs")
+    print(f"{'snapshot':<10} " + " ".join(f"{name:>17}" for name in names))
+    for e, snapshot in enumerate(snapshots):
+        cells = " ".join(f"{mean[k, e]:8.4f} ± {spread[k, e]:6.4f}" for k in range(len(names)))
+        print(f"{snapshot:<10} {cells}")
+    if dropped:
+        print(f"# {left_out.replace(' left out', '')}")
+    if args.out is not None:
+        from nnstd.plot import evolution
+
+        keep = [k for k in range(len(names)) if k not in dropped]
+        fig = evolution(
+            [snapshot_epoch(s) for s in snapshots],
+            mean[keep],
+            spread[keep],
+            [names[k] for k in keep],
+            pairs=pairs,
+            note=left_out,
+        )
+        replaced = _save_figure(fig, args.out)
+        if not args.quiet:
+            print(f"wrote {args.out}{replaced}" + (f"; {left_out}" if left_out else ""))
+
+
+def add_parser(sub: Subparsers, common: OneLineParser) -> None:
+    """Adds ``nnstd evolution`` to the subcommands."""
+    evo = sub.add_parser(
+        "evolution",
+        parents=[common, _set_options(several_epochs=True)],
+        help="how far apart the networks drift during training",
+        description="Mean and standard deviation, over all network pairs, of the distance at "
+        "each snapshot: one line per layer, or the layer chosen with --layer. In the plot the "
+        "x axis is the epoch and the band is one standard deviation.",
+        epilog="Example: nnstd evolution --out evolution.png",
+    )
+    _legacy_root(evo)
+    evo.set_defaults(layer=None)  # all layers unless --layer
+    evo.add_argument("--out", type=_figure_path, help="plot file (.png, .pdf, .svg)")
+    evo.set_defaults(run=cmd_evolution)
