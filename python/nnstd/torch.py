@@ -11,6 +11,10 @@ into another function: their state dicts' names and weights are checked, a modul
 ``forward`` is traced with ``torch.fx``, and a renamed module's outputs are compared with the
 model's on ``example_inputs``.
 
+`spec` traces a module into its groups of units renamed together (residual streams,
+attention heads, gated MLPs; docs/definition.md#graphs-of-permutation-groups), printable and
+checked against the model's tensors; `Spec.from_dict` reads one written by hand.
+
 Works on state dicts of ``torch.Tensor`` or of numpy arrays; modules need PyTorch
 (``nnstd[torch]``).
 """
@@ -30,6 +34,7 @@ import numpy.typing as npt
 from nnstd._align import alignment
 from nnstd._api import Solver
 from nnstd._errors import TopologyError
+from nnstd._graph import Group, Slot, Spec
 from nnstd._loaders import (
     DEFAULT_LOAD_BUDGET,
     GRAPH_WAY_OUT,
@@ -42,7 +47,7 @@ from nnstd._loaders import (
 )
 from nnstd._network import Network, network_from_tensors
 
-__all__ = ["align", "permute", "to_network"]
+__all__ = ["Group", "Slot", "Spec", "align", "permute", "spec", "to_network"]
 
 # ``P.parametrizations.weight.original`` and ``P.parametrizations.weight.0.mask`` (any buffer).
 _PARAMETRIZED = re.compile(r"(.+)\.parametrizations\.([^.]+)\.(original|[0-9]+\.[^.]+)")
@@ -595,3 +600,81 @@ def align(
     net_b = to_network(model, layers=layers, name="model")
     orders = alignment(net_a, net_b, solver=solver)
     return permute(model, orders, layers=layers, example_inputs=example_inputs)
+
+
+def _tensor_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    """Every tensor of ``model`` by the name a spec gives it (``conv1.weight`` also when the
+    state dict holds ``conv1.weight_orig`` and ``conv1.weight_mask``)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, value in model.state_dict().items():
+        module, param, _ = _split(name)
+        shapes[f"{module}.{param}" if module else param] = tuple(value.shape)
+    return shapes
+
+
+def spec(model: Any, example_inputs: Any) -> Spec:
+    """The groups of units a module renames together, traced from its ``forward``.
+
+    ``forward`` is traced with ``torch.fx`` and run once on ``example_inputs`` (in eval mode,
+    without gradients; the modules' modes are restored). Units joined by an addition (a
+    residual stream), a product (a gated MLP; query and key within a head), a norm's
+    parameters, or a concatenation are put in one group; attention heads make blocks. Every
+    weight of the model must be some group's writer, and the spec is checked against the
+    model's tensors. See docs/definition.md#graphs-of-permutation-groups for what a group
+    is, docs/inputs.md#graph-specs for the rules and for writing a spec by hand
+    (`Spec.from_dict`).
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Module``.
+    example_inputs
+        An input tensor, or a tuple of them (``model(*example_inputs)``).
+
+    Returns
+    -------
+    Spec
+        The groups in matching order; ``print(spec)`` lists each with its writers, readers
+        and followers.
+
+    Raises
+    ------
+    TopologyError
+        Where fx cannot trace ``forward``, or an operation moves units in a way no rule
+        covers (a slice or chunk of the unit axis, rotary embeddings, grouped convolutions,
+        a module without a rule, a layer called twice): the message names the operation.
+
+    Examples
+    --------
+    >>> import torch, nnstd.torch
+    >>> class Block(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.up, self.down = torch.nn.Linear(4, 8), torch.nn.Linear(8, 4)
+    ...     def forward(self, x):
+    ...         return x + self.down(torch.relu(self.up(x)))
+    >>> print(nnstd.torch.spec(Block(), torch.zeros(2, 4)))
+    Block: 2 groups, in matching order
+    0. x: input, 4 units
+        written by: down.weight[0:4]
+        read by: up.weight[:, 0:4]
+        followers: down.bias[0:4]
+    1. up: hidden, 8 units
+        written by: up.weight[0:8]
+        read by: down.weight[:, 0:8]
+        followers: up.bias[0:8]
+    """
+    from nnstd._trace import trace_spec
+
+    source = type(model).__name__
+    if not (hasattr(model, "forward") and hasattr(model, "state_dict")):
+        raise TypeError(f"spec needs a torch.nn.Module, got {type(model).__name__}")
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        traced = trace_spec(model, _as_inputs(example_inputs), source)
+    finally:
+        for module, mode in modes:
+            module.training = mode
+    traced.check(_tensor_shapes(model))
+    return traced

@@ -1,0 +1,373 @@
+"""Networks as graphs of permutation groups: the spec.
+
+See docs/definition.md#graphs-of-permutation-groups.
+
+A *group* is a set of units renamed together. Where its units sit in the model's tensors is
+said by *slots*: a writer's rows (the layer's outputs, axis 0 of its weight), a reader's
+columns (the layer's inputs, axis 1), a follower's entries (a bias, BatchNorm or LayerNorm
+parameters and statistics, axis 0). A `Spec` lists the groups in the order NNSTD matches them;
+`nnstd.torch.spec` builds one by tracing a module, `Spec.from_dict` reads one written by hand
+(format in docs/inputs.md#graph-specs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from nnstd._errors import TopologyError
+
+__all__ = ["Group", "Slot", "Spec"]
+
+Kind = Literal["input", "hidden", "output"]
+KINDS: tuple[Kind, ...] = ("input", "hidden", "output")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a group's units sit in one tensor.
+
+    ``tensor`` is a parameter's name as ``model.named_parameters()`` / ``named_buffers()`` give
+    it for an unpruned model (``layer1.0.conv1.weight``; pruning masks and parametrizations are
+    resolved when the tensors are read). Unit ``u`` of the group is the entries
+    ``offset + u * block ... offset + (u + 1) * block - 1`` along ``axis`` (``block`` > 1 for a
+    linear layer reading a flattened feature map: one unit is a channel of ``H * W`` inputs).
+    """
+
+    tensor: str
+    axis: int = 0
+    offset: int = 0
+    block: int = 1
+
+    def describe(self, size: int) -> str:
+        """``tensor[start:end]`` (rows) or ``tensor[:, start:end]`` (columns) for ``size``
+        units."""
+        end = self.offset + size * self.block
+        text = f"{self.tensor}[{'' if self.axis == 0 else ':, '}{self.offset}:{end}]"
+        return text + (f" ({self.block} per unit)" if self.block != 1 else "")
+
+
+@dataclass(frozen=True)
+class Group:
+    """A set of ``size`` units renamed together.
+
+    ``kind``: ``"input"`` units are the data's features (never renamed; a layer may still
+    write into them, as a transformer's residual stream fed by its input), ``"output"`` units
+    are the model's outputs, ``"hidden"`` the rest. ``heads`` > 1: the units are ``heads``
+    blocks (attention heads) of ``size // heads`` units, renamed block-wise first; groups with
+    the same ``head_set`` (a head's query/key units and its value units) share the renaming
+    of their blocks. ``writers`` write the units (axis 0 of a weight), ``readers`` read them
+    (axis 1), ``followers`` hold one value per unit (axis 0 of a bias or a norm's parameter).
+    """
+
+    name: str
+    size: int
+    kind: Kind = "hidden"
+    writers: tuple[Slot, ...] = ()
+    readers: tuple[Slot, ...] = ()
+    followers: tuple[Slot, ...] = ()
+    heads: int = 1
+    head_set: str | None = None
+
+    def __str__(self) -> str:
+        head = f", {self.heads} heads of {self.size // self.heads}" if self.heads > 1 else ""
+        head += f" (head set {self.head_set})" if self.head_set else ""
+        lines = [f"{self.name}: {self.kind}, {self.size} units{head}"]
+        for label, slots in (
+            ("written by", self.writers),
+            ("read by", self.readers),
+            ("followers", self.followers),
+        ):
+            if slots:
+                lines.append(f"    {label}: " + ", ".join(s.describe(self.size) for s in slots))
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A network as groups of units renamed together, in the order NNSTD matches them.
+
+    ``groups`` come in matching order (docs/definition.md#graph-matching-order); the input
+    groups first. ``source`` names the model in error messages.
+    """
+
+    groups: tuple[Group, ...]
+    source: str = "spec"
+    _by_name: dict[str, Group] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {g.name: g for g in self.groups})
+        _validate(self)
+
+    def __getitem__(self, name: str) -> Group:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"{self.source}: no group named {name!r}") from None
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __str__(self) -> str:
+        header = f"{self.source}: {len(self.groups)} groups, in matching order"
+        body = [f"{k}. {g}" for k, g in enumerate(self.groups)]
+        return "\n".join([header, *body])
+
+    def layers(self) -> dict[str, tuple[str, ...]]:
+        """Each written tensor and the groups its writers read (its axis 1), in order."""
+        reads: dict[str, list[str]] = {}
+        for group in self.groups:
+            for slot in group.readers:
+                names = reads.setdefault(slot.tensor, [])
+                if group.name not in names:
+                    names.append(group.name)
+        return {
+            slot.tensor: tuple(reads.get(slot.tensor, ()))
+            for group in self.groups
+            for slot in group.writers
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec in the format `from_dict` reads (JSON-able)."""
+
+        def slots(items: Iterable[Slot]) -> list[Any]:
+            out: list[Any] = []
+            for s in items:
+                if s.offset == 0 and s.block == 1:
+                    out.append(s.tensor)
+                else:
+                    entry: dict[str, Any] = {"tensor": s.tensor}
+                    if s.offset:
+                        entry["offset"] = s.offset
+                    if s.block != 1:
+                        entry["block"] = s.block
+                    out.append(entry)
+            return out
+
+        groups = []
+        for g in self.groups:
+            entry: dict[str, Any] = {"name": g.name, "size": g.size, "kind": g.kind}
+            for key, items in (
+                ("writers", g.writers),
+                ("readers", g.readers),
+                ("followers", g.followers),
+            ):
+                if items:
+                    entry[key] = slots(items)
+            if g.heads > 1:
+                entry["heads"] = g.heads
+            if g.head_set is not None:
+                entry["head_set"] = g.head_set
+            groups.append(entry)
+        return {"groups": groups}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "spec") -> Spec:
+        """A spec written by hand (docs/inputs.md#graph-specs); the groups are put in
+        matching order.
+
+        Examples
+        --------
+        >>> from nnstd.torch import Spec
+        >>> spec = Spec.from_dict({"groups": [
+        ...     {"name": "x", "size": 3, "kind": "input", "readers": ["fc1.weight"]},
+        ...     {"name": "fc1", "size": 4, "writers": ["fc1.weight"], "readers": ["fc2.weight"],
+        ...      "followers": ["fc1.bias"]},
+        ...     {"name": "fc2", "size": 2, "kind": "output", "writers": ["fc2.weight"]}]})
+        >>> [g.name for g in spec.groups]
+        ['x', 'fc1', 'fc2']
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("groups"), Sequence):
+            raise TopologyError(f"{source}: a spec is a mapping with a list under 'groups'")
+        groups = [_group_from_dict(entry, k, source) for k, entry in enumerate(data["groups"])]
+        return cls(tuple(matching_order(groups, source)), source)
+
+    def check(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Checks the spec against a model's tensors (``name -> shape``, as
+        ``named_parameters``/``named_buffers`` name them): every slot fits its tensor, every
+        weight's rows are written by exactly one group and its columns read exactly once, and
+        every tensor of two or more dimensions is some group's writer.
+
+        Raises
+        ------
+        TopologyError
+            Naming the tensor and the group.
+        """
+        _check_against(self, shapes)
+
+
+_SLOT_KEYS = {"tensor", "offset", "block"}
+_GROUP_KEYS = {"name", "size", "kind", "writers", "readers", "followers", "heads", "head_set"}
+
+
+def _slot_from(value: Any, axis: int, where: str) -> Slot:
+    if isinstance(value, str):
+        return Slot(value, axis)
+    if isinstance(value, Mapping) and isinstance(value.get("tensor"), str):
+        unknown = set(value) - _SLOT_KEYS
+        if unknown:
+            raise TopologyError(f"{where}: unknown keys {sorted(unknown)} in a slot")
+        offset, block = value.get("offset", 0), value.get("block", 1)
+        if not (isinstance(offset, int) and offset >= 0 and isinstance(block, int) and block > 0):
+            raise TopologyError(f"{where}: offset must be >= 0 and block > 0, got {dict(value)}")
+        return Slot(value["tensor"], axis, offset, block)
+    raise TopologyError(
+        f"{where}: a slot is a tensor name or {{'tensor': name, 'offset': n, 'block': n}}, "
+        f"got {value!r}"
+    )
+
+
+def _group_from_dict(entry: Any, k: int, source: str) -> Group:
+    where = f"{source}: group {k}"
+    if not isinstance(entry, Mapping):
+        raise TopologyError(f"{where} is not a mapping")
+    unknown = set(entry) - _GROUP_KEYS
+    if unknown:
+        raise TopologyError(f"{where}: unknown keys {sorted(unknown)}")
+    name, size, kind = entry.get("name"), entry.get("size"), entry.get("kind", "hidden")
+    if not isinstance(name, str) or not name:
+        raise TopologyError(f"{where}: 'name' must be a non-empty string")
+    where = f"{source}: group {name!r}"
+    if not isinstance(size, int) or size <= 0:
+        raise TopologyError(f"{where}: 'size' must be a positive integer, got {size!r}")
+    if kind not in KINDS:
+        raise TopologyError(f"{where}: 'kind' must be one of {KINDS}, got {kind!r}")
+    slots = {}
+    for key, axis in (("writers", 0), ("readers", 1), ("followers", 0)):
+        items = entry.get(key, [])
+        if isinstance(items, (str, Mapping)) or not isinstance(items, Sequence):
+            raise TopologyError(f"{where}: '{key}' must be a list")
+        slots[key] = tuple(_slot_from(item, axis, where) for item in items)
+    heads, head_set = entry.get("heads", 1), entry.get("head_set")
+    if not isinstance(heads, int) or heads <= 0:
+        raise TopologyError(f"{where}: 'heads' must be a positive integer, got {heads!r}")
+    if head_set is not None and not isinstance(head_set, str):
+        raise TopologyError(f"{where}: 'head_set' must be a string")
+    return Group(
+        name, size, kind, slots["writers"], slots["readers"], slots["followers"], heads, head_set
+    )
+
+
+def _validate(spec: Spec) -> None:
+    """What a spec must satisfy whatever the model: unique names, heads that divide the
+    size, head sets of one head count, each tensor's rows written by one group only."""
+    source, seen = spec.source, set()
+    for g in spec.groups:
+        if g.name in seen:
+            raise TopologyError(f"{source}: two groups are named {g.name!r}")
+        seen.add(g.name)
+        if g.size % g.heads:
+            raise TopologyError(
+                f"{source}: group {g.name!r} has {g.size} units, not a multiple of its "
+                f"{g.heads} heads"
+            )
+        if g.kind == "input" and g.heads > 1:
+            raise TopologyError(f"{source}: input group {g.name!r} cannot have heads")
+    head_sets: dict[str, int] = {}
+    for g in spec.groups:
+        if g.head_set is not None and head_sets.setdefault(g.head_set, g.heads) != g.heads:
+            raise TopologyError(
+                f"{source}: head set {g.head_set!r} joins groups of {head_sets[g.head_set]} "
+                f"and {g.heads} heads"
+            )
+    _check_rows(spec)
+
+
+def _check_rows(spec: Spec) -> None:
+    """No two writer slots overlap (a row is one unit of one group), nor two reader slots."""
+    for attribute, what in (("writers", "rows"), ("readers", "columns")):
+        spans: dict[str, list[tuple[int, int, str]]] = {}
+        for g in spec.groups:
+            for s in getattr(g, attribute):
+                spans.setdefault(s.tensor, []).append(
+                    (s.offset, s.offset + g.size * s.block, g.name)
+                )
+        for tensor, items in spans.items():
+            items.sort()
+            for (_, end, first), (start, _, second) in zip(items, items[1:], strict=False):
+                if start < end:
+                    raise TopologyError(
+                        f"{spec.source}: {tensor}: groups {first!r} and {second!r} both claim "
+                        f"{what} {start}..{end - 1}"
+                    )
+
+
+def matching_order(groups: Sequence[Group], source: str) -> list[Group]:
+    """The groups in the order NNSTD matches them (docs/definition.md#graph-matching-order).
+
+    Input groups first (they are never renamed). Then, repeatedly, the first group (in the
+    order given) whose writers read only groups already placed; when none is (a residual
+    stream read by a block that writes back into it), the first group not yet placed.
+    """
+    reads: dict[str, set[str]] = {}
+    for g in groups:
+        for s in g.readers:
+            reads.setdefault(s.tensor, set()).add(g.name)
+    placed: list[Group] = [g for g in groups if g.kind == "input"]
+    known = {g.name for g in placed}
+    waiting = [g for g in groups if g.kind != "input"]
+    while waiting:
+        ready = next(
+            (g for g in waiting if all(reads.get(s.tensor, set()) <= known for s in g.writers)),
+            waiting[0],
+        )
+        waiting.remove(ready)
+        placed.append(ready)
+        known.add(ready.name)
+    return placed
+
+
+# Checks against a model's tensors -------------------------------------------------------------
+
+
+def _check_against(spec: Spec, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    source = spec.source
+    rows: dict[str, int] = {}
+    cols: dict[str, int] = {}
+    for g in spec.groups:
+        for s in (*g.writers, *g.readers, *g.followers):
+            shape = shapes.get(s.tensor)
+            if shape is None:
+                raise TopologyError(
+                    f"{source}: group {g.name!r} names {s.tensor}, not a tensor of the model"
+                )
+            if len(shape) <= s.axis:
+                raise TopologyError(
+                    f"{source}: group {g.name!r}: {s.tensor} has shape {shape}, no axis {s.axis}"
+                )
+            end = s.offset + g.size * s.block
+            if end > shape[s.axis]:
+                raise TopologyError(
+                    f"{source}: group {g.name!r}: {s} needs {end} entries along axis {s.axis} "
+                    f"of {s.tensor}, which has shape {shape}"
+                )
+        for s in g.writers:
+            if len(shapes[s.tensor]) < 2:
+                raise TopologyError(
+                    f"{source}: group {g.name!r}: writer {s.tensor} is not a weight "
+                    f"(fewer than 2 axes)"
+                )
+            rows[s.tensor] = rows.get(s.tensor, 0) + g.size
+        for s in g.readers:
+            cols[s.tensor] = cols.get(s.tensor, 0) + g.size * s.block
+    for tensor, shape in shapes.items():
+        if len(shape) < 2:
+            continue
+        if tensor not in rows:
+            raise TopologyError(
+                f"{source}: {tensor} (shape {shape}) is no group's writer: the spec leaves a "
+                f"layer unread"
+            )
+        if rows[tensor] != shape[0]:
+            raise TopologyError(
+                f"{source}: the groups write {rows[tensor]} of the {shape[0]} rows of {tensor}"
+            )
+        if cols.get(tensor, 0) != shape[1]:
+            raise TopologyError(
+                f"{source}: the groups read {cols.get(tensor, 0)} of the {shape[1]} columns "
+                f"(inputs) of {tensor}"
+            )
+    for tensor in cols:
+        if tensor not in rows:
+            raise TopologyError(f"{source}: {tensor} is read from but no group writes it")
