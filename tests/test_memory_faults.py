@@ -29,8 +29,9 @@ GIB = 1 << 30
 # 3.2 GB, under the default memory budget of 4 GiB.
 INPUTS, NEURONS, DENSITY = 64, 20_000, 0.5
 
-# The child: limits its address space to what it holds after the imports plus `headroom`
-# bytes, runs one case and prints one JSON line (the exception's type and message, or "ok").
+# The child: limits its address space to what it holds after the imports (and the networks) plus
+# `headroom` bytes, runs one case and prints one JSON line (the exception's type and message, or
+# "ok"); a command exits with its own code.
 CHILD = r"""
 import json, resource, sys
 import numpy as np
@@ -47,16 +48,23 @@ def address_space():
 def layer(seed, inputs, neurons, density):
     return np.random.default_rng(seed).random((inputs, neurons)) < density
 
+def limit_address_space(headroom):
+    limit = address_space() + headroom
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
 case = json.loads(sys.argv[1])
-limit = address_space() + case["headroom"]
-resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 if case["kind"] == "cli":
+    limit_address_space(case["headroom"])
     sys.exit(main(case["argv"]))
-shape = case["shape"]
-a, b = (nnstd.Network([layer(seed, *shape)]) for seed in (1, 2))
+a, b = (nnstd.Network([layer(seed, *case["shape"])]) for seed in (1, 2))
+limit_address_space(case["headroom"])
 try:
-    d = nnstd.distance(a, b, **case["options"])
-    print(json.dumps({"outcome": "ok", "solvers": list(d.solvers)}))
+    if case["kind"] == "pairwise":
+        nnstd.pairwise([a, b], **case["options"])
+        print(json.dumps({"outcome": "ok"}))
+    else:
+        d = nnstd.distance(a, b, **case["options"])
+        print(json.dumps({"outcome": "ok", "solvers": list(d.solvers)}))
 except Exception as exc:
     print(json.dumps({"outcome": type(exc).__name__, "message": str(exc)}))
 """
@@ -96,6 +104,24 @@ def test_a_dense_matrix_the_machine_cannot_hold_is_a_memory_error(solver: str | 
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize("store", [False, True])
+def test_pairwise_says_so_in_one_line(tmp_path: Path, store: bool) -> None:
+    options = {"store": str(tmp_path / "store")} if store else {}
+    result = run_child(
+        {
+            "kind": "pairwise",
+            "headroom": GIB,
+            "shape": [INPUTS, NEURONS, DENSITY],
+            "options": options,
+        }
+    )
+    outcome = refusal(result)
+    assert outcome["outcome"] == "MemoryError", outcome
+    assert outcome["message"].startswith(
+        "layer 0: not enough memory for the dense cost matrix (3.0 GiB)"
+    ), outcome
+
+
 def test_the_similarity_graph_the_machine_cannot_hold_is_a_memory_error() -> None:
     # The sparse path on the same kind of layer, 8,000 wide: 64 million neuron pairs share
     # inputs (768 MB of graph), with a budget far above it and 256 MiB to spare.
@@ -112,6 +138,17 @@ def test_the_similarity_graph_the_machine_cannot_hold_is_a_memory_error() -> Non
     message = outcome["message"]
     assert "\n" not in message
     assert message.startswith("layer 0: not enough memory for the similarity graph"), message
+
+
+def test_worker_threads_the_system_will_not_start_are_a_memory_error() -> None:
+    # 2 MiB to spare: not even the worker threads' stacks fit (rayon would panic starting them).
+    result = run_child(
+        {"kind": "api", "headroom": 2 << 20, "shape": [INPUTS, 3000, DENSITY], "options": {}}
+    )
+    outcome = refusal(result)
+    assert outcome["outcome"] == "MemoryError", outcome
+    assert "\n" not in outcome["message"]
+    assert outcome["message"].startswith("cannot start nnstd's worker threads ("), outcome
 
 
 def dense_npz(path: Path, seed: int) -> Path:

@@ -3,7 +3,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -27,31 +27,48 @@ create_exception!(
 /// competes for the cores), and a huge count would hang starting them.
 const MAX_THREADS: usize = 256;
 
-/// The process that first ran work on rayon's global thread pool (0: none yet). A process forked
-/// from it inherits the pool's bookkeeping but not its threads, so work sent there never runs.
+/// The process that started rayon's global thread pool (0: none yet). A process forked from it
+/// inherits the pool's bookkeeping but not its threads, so work sent there never runs.
 static GLOBAL_POOL_OWNER: AtomicU32 = AtomicU32::new(0);
 
-/// Runs `work` where rayon's threads exist: on the global pool in the process that started it,
-/// and inside a freshly built pool (same results: the core's output does not depend on the
-/// threads) in a process forked after the global pool was started.
-fn on_live_pool<T, F>(work: F) -> core::Result<T>
-where
-    T: Send,
-    F: FnOnce() -> core::Result<T> + Send,
-{
+/// Held while the global pool is being started, so that two first calls start it once.
+static GLOBAL_POOL_START: Mutex<()> = Mutex::new(());
+
+/// Where work runs: `None` for rayon's global pool, started here if no process has yet (this
+/// one, or the one it was forked from); in a process forked after the parent started it, a
+/// fresh pool (same results: the core's output does not depend on the threads), since a forked
+/// process inherits the global pool's bookkeeping but not its threads.
+///
+/// Started here rather than on first use, because rayon panics when it cannot start its threads
+/// (no memory for their stacks under an address-space limit, or a limit on threads): that
+/// becomes a one-line `MemoryError` here, and the next call tries again.
+fn live_pool() -> PyResult<Option<rayon::ThreadPool>> {
     let pid = std::process::id();
-    match GLOBAL_POOL_OWNER.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => work(),
-        Err(owner) if owner == pid => work(),
-        Err(_) => rayon::ThreadPoolBuilder::new()
-            .build()
-            .map_err(|e| {
-                core::Error::InvalidArgument(format!(
-                    "cannot start worker threads in this forked process: {e}"
-                ))
-            })?
-            .install(work),
+    if GLOBAL_POOL_OWNER.load(Ordering::Acquire) == 0 {
+        let _starting = GLOBAL_POOL_START
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if GLOBAL_POOL_OWNER.load(Ordering::Acquire) == 0 {
+            rayon::ThreadPoolBuilder::new()
+                .build_global()
+                .map_err(threads_refused)?;
+            GLOBAL_POOL_OWNER.store(pid, Ordering::Release);
+        }
     }
+    if GLOBAL_POOL_OWNER.load(Ordering::Acquire) == pid {
+        return Ok(None);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .build()
+        .map_err(threads_refused)?;
+    Ok(Some(pool))
+}
+
+/// The error for worker threads the system would not start.
+fn threads_refused(err: impl std::fmt::Display) -> PyErr {
+    PyMemoryError::new_err(format!(
+        "cannot start nnstd's worker threads ({err}): too little memory, or too many threads"
+    ))
 }
 
 /// The one place where core errors become Python exceptions. A buffer the system refused is a
@@ -72,26 +89,30 @@ type Progress<'a> = (&'a Py<PyAny>, fn(&Cancel) -> usize);
 /// once `work` stops. A panic in `work` becomes a `RuntimeError` instead of crossing into Python.
 /// `progress`, when given, is a callback and the count it is called with (finished pairs or
 /// layers) about every 0.2 s; an exception it raises stops the work like Ctrl-C. Works in a
-/// forked child too ([`on_live_pool`]).
+/// forked child too ([`live_pool`]). Threads the system will not start are a `MemoryError`.
 fn run_interruptibly<T, F>(py: Python<'_>, progress: Option<Progress<'_>>, work: F) -> PyResult<T>
 where
     T: Send,
     F: FnOnce(&Cancel) -> core::Result<T> + Send,
 {
+    let pool = live_pool()?;
     let cancel = Cancel::new();
     let done = AtomicBool::new(false);
-    let (outcome, signal) = py.detach(|| {
-        thread::scope(|scope| {
+    let spawned = py.detach(|| {
+        thread::scope(|scope| -> std::io::Result<_> {
             let watcher = thread::current();
             let cancel = &cancel;
             let done = &done;
-            let handle = scope.spawn(move || {
+            let handle = thread::Builder::new().spawn_scoped(scope, move || {
                 // Set before waking the watcher, so that it never parks again once work is over.
-                let out = catch_unwind(AssertUnwindSafe(|| on_live_pool(|| work(cancel))));
+                let out = catch_unwind(AssertUnwindSafe(|| match &pool {
+                    Some(pool) => pool.install(|| work(cancel)),
+                    None => work(cancel),
+                }));
                 done.store(true, Ordering::Release);
                 watcher.unpark();
                 out
-            });
+            })?;
             let mut signal = None;
             while !done.load(Ordering::Acquire) {
                 thread::park_timeout(Duration::from_millis(200));
@@ -116,9 +137,10 @@ where
             if signal.is_none() {
                 signal = Python::attach(|py| py.check_signals()).err();
             }
-            (outcome, signal)
+            Ok((outcome, signal))
         })
     });
+    let (outcome, signal) = spawned.map_err(threads_refused)?;
     if let Some(err) = signal {
         return Err(err);
     }
