@@ -7,10 +7,17 @@ from pathlib import Path
 import nnstd
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from conftest import bundled_networks
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracle import check_layers_are_optimal, paper_layers, set_cost_matrix, shuffled_hidden
+from oracle import (
+    check_layers_are_optimal,
+    paper_layers,
+    scipy_distance,
+    set_cost_matrix,
+    shuffled_hidden,
+)
 
 CASES = [("epoch_000", 0, 5), ("epoch_100", 3, 9), ("epoch_190", 0, 5), ("epoch_190", 7, 2)]
 
@@ -206,3 +213,87 @@ def test_relabelled_conv_networks_are_at_zero() -> None:
         d = nnstd.distance(net, nnstd.Network(other, input_groups=groups))
         renamed = nnstd.Network(shuffled_channels(other, rng), input_groups=groups)
         np.testing.assert_array_equal(nnstd.distance(net, renamed).layers, d.layers)
+
+
+# The issue's pruned networks: widths and connections per layer (most neurons have none).
+PRUNED_SHAPES = [((784, 300, 100, 10), 70), ((1000, 1000, 1000), 250), ((64, 64, 64, 64), 13)]
+
+
+def pruned_network(
+    rng: np.random.Generator, widths: tuple[int, ...], connections: int
+) -> list[sp.csc_array]:
+    """`connections` distinct connections per layer at random places."""
+    layers = []
+    for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+        places = rng.choice(n_in * n_out, size=connections, replace=False)
+        rows, cols = places // n_out, places % n_out
+        layers.append(sp.csc_array((np.ones(connections), (rows, cols)), shape=(n_in, n_out)))
+    return layers
+
+
+def shuffled_sparse(layers: list[sp.csc_array], rng: np.random.Generator) -> list[sp.csc_array]:
+    """Every non-input neuron renamed, output neurons included (sparse layers)."""
+    out = [sp.csc_array(w) for w in layers]
+    for k in range(len(out)):
+        perm = rng.permutation(out[k].shape[1])
+        out[k] = sp.csc_array(out[k][:, perm])
+        if k + 1 < len(out):
+            out[k + 1] = sp.csc_array(out[k + 1][perm, :])
+    return out
+
+
+@pytest.mark.parametrize(("widths", "connections"), PRUNED_SHAPES)
+def test_pruned_networks_are_labelled_and_at_zero_from_relabelled_copies(
+    widths: tuple[int, ...], connections: int
+) -> None:
+    """The search used to refuse nearly all of these; layer 0 against the SciPy oracle."""
+    rng = np.random.default_rng(sum(widths))
+    for _ in range(8):
+        la, lb = pruned_network(rng, widths, connections), pruned_network(rng, widths, connections)
+        a = nnstd.Network(la)
+        assert np.all(nnstd.distance(a, a).layers == 0.0)
+        copy = nnstd.Network(shuffled_sparse(la, rng))
+        assert np.all(nnstd.distance(a, copy, solver="canonical").layers == 0.0)
+        d = nnstd.distance(a, nnstd.Network(lb), solver="canonical")
+        oracle, _ = scipy_distance(la[:1], lb[:1])
+        np.testing.assert_allclose(d.layers[0], oracle[0], rtol=1e-12, atol=0)
+
+
+def symmetric_layers(rng: np.random.Generator, kind: str) -> list[np.ndarray]:
+    """Highly symmetric networks: empty layers, complete bipartite layers, disjoint copies of
+    one block (all reading the block's inputs), neurons without inputs feeding one neuron."""
+    if kind == "empty":
+        return [np.zeros((30, 40)), (rng.random((40, 20)) < 0.1).astype(float), np.zeros((20, 5))]
+    if kind == "complete":
+        return [np.ones((6, 50)), (rng.random((50, 30)) < 0.05).astype(float), np.ones((30, 40))]
+    if kind == "copies":
+        block = [(rng.random((5, 4)) < 0.5).astype(float), (rng.random((4, 3)) < 0.5).astype(float)]
+        copies = 40
+        return [np.tile(block[0], (1, copies)), np.kron(np.eye(copies), block[1])]
+    # Pairs: 300 hidden neurons without inputs, each feeding its own output neuron.
+    return [np.zeros((10, 300)), np.eye(300)]
+
+
+@pytest.mark.parametrize("kind", ["empty", "complete", "copies", "pairs"])
+def test_symmetric_networks_are_labelled_and_at_zero_from_relabelled_copies(kind: str) -> None:
+    rng = np.random.default_rng(len(kind))
+    layers = symmetric_layers(rng, kind)
+    a = nnstd.Network(layers)
+    copy = nnstd.Network(shuffled_all(layers, rng))
+    assert np.all(nnstd.distance(a, copy).layers == 0.0)
+    assert np.all(nnstd.distance(copy, a).layers == 0.0)
+
+
+def test_pruned_conv_networks_are_at_zero_from_relabelled_copies() -> None:
+    """Very sparse 3x3 convolutions: interchangeable channels, kernel positions kept."""
+    rng = np.random.default_rng(12)
+    for _ in range(10):
+        widths = [3, 40, 40, 40]
+        layers = [
+            (rng.random((c_in * 9, c_out)) < 0.003).astype(float)
+            for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)
+        ]
+        groups = [9, 9, 9]
+        net = nnstd.Network(layers, input_groups=groups)
+        copy = nnstd.Network(shuffled_channels(layers, rng), input_groups=groups)
+        assert np.all(nnstd.distance(net, copy).layers == 0.0)

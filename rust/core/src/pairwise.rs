@@ -105,13 +105,13 @@ fn run<M: Mode, T: Send>(
         for k in [i, j] {
             if slot[k] == usize::MAX {
                 slot[k] = needed.len();
-                needed.push(networks[k]);
+                needed.push(k);
             }
         }
     }
     let prepared = needed
         .par_iter()
-        .map(|net| mode.prepare(net, cancel))
+        .map(|&k| mode.prepare(networks[k], cancel).map_err(|e| naming(e, k)))
         .collect::<Result<Vec<_>>>()?;
     list.par_iter()
         .map(|&(i, j)| {
@@ -121,6 +121,16 @@ fn run<M: Mode, T: Send>(
             Ok(keep(d))
         })
         .collect()
+}
+
+/// A preparation's refusal (which names only a layer) naming network `k` too.
+fn naming(error: Error, k: usize) -> Error {
+    match error {
+        Error::InvalidArgument(message) => {
+            Error::InvalidArgument(format!("network {k}: {message}"))
+        }
+        other => other,
+    }
 }
 
 /// The distance of `b` from `a` over their first `depth` layers (all when `None`), in the mode

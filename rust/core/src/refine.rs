@@ -34,6 +34,7 @@ const LAYER: u64 = 0x2;
 const FROM: u64 = 0x3;
 const TO: u64 = 0x4;
 const INDIVIDUAL: u64 = 0x5;
+const MARKED: u64 = 0x6;
 
 /// One network's structure as colour refinement reads it.
 pub(crate) struct Refiner<'a> {
@@ -249,6 +250,12 @@ fn class_count(colours: &[Vec<u64>]) -> usize {
 /// A neuron singled out in the search for a canonical labelling: its colour, marked.
 pub(crate) fn individualised(colour: u64) -> u64 {
     combine(colour, INDIVIDUAL)
+}
+
+/// The `mark`-th of several neurons singled out at once (one per interchangeable piece of the
+/// network, `crate::canon`): its colour, marked with its number.
+pub(crate) fn marked(colour: u64, mark: usize) -> u64 {
+    combine(combine(colour, MARKED), mark as u64)
 }
 
 /// The colour history of one network over `rounds` rounds of refinement.
