@@ -52,3 +52,17 @@ def bundled_networks(root: Path, epoch: str) -> list[Path]:
 
 
 PAPER_EPOCHS = [f"epoch_{e:03d}" for e in PAPER_SNAPSHOTS]
+
+
+# Mean off-diagonal layer-0 distance of the paper's published topologies (SciPy's values:
+# test_paper.py checks these means against the SciPy oracle on ../shared/paper-topo) and of the
+# paper's initial networks (its Figure 4 panel (a); the paper publishes no initial topologies).
+PAPER_PANEL_MEANS = {
+    "init": 0.064,
+    "epoch_000": 0.318,
+    "epoch_010": 0.391,
+    "epoch_030": 0.420,
+    "epoch_050": 0.437,
+    "epoch_100": 0.466,
+    "epoch_190": 0.504,
+}

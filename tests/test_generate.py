@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import scipy.sparse as sp
+from conftest import PAPER_PANEL_MEANS
 from nnstd.cli import FIGURE4_EPOCHS
 from nnstd.generate import SetConfig, generate
 from nnstd.topology_set import TopologySet, bundled_topo_root
@@ -102,19 +103,7 @@ def test_generate_command_reports_missing_outputs_cleanly(tmp_path: Path) -> Non
     assert "784 inputs" in result.stderr
 
 
-# The bundled set (generated once with `nnstd generate`, see nnstd/data/topo/README.md).
-
-# Mean off-diagonal layer-0 distance of the paper's published topologies (measured with nnstd on
-# ../shared/paper-topo) and of the paper's initial networks (its Figure 4 panel (a)).
-PAPER_PANEL_MEANS = {
-    "init": 0.064,
-    "epoch_000": 0.318,
-    "epoch_010": 0.391,
-    "epoch_030": 0.420,
-    "epoch_050": 0.437,
-    "epoch_100": 0.466,
-    "epoch_190": 0.504,
-}
+# The bundled set (generated once with `nnstd generate`, see topo/README.md).
 
 
 @pytest.fixture(scope="module")

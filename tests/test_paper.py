@@ -7,20 +7,24 @@ from pathlib import Path
 import nnstd
 import numpy as np
 import pytest
-from conftest import PAPER_EPOCHS, bundled_networks, paper_networks
+from conftest import PAPER_EPOCHS, PAPER_PANEL_MEANS, bundled_networks, paper_networks
 from oracle import paper_layers, scipy_distance
 
 
-def check_pairwise_equals_scipy_oracle(folders: list[Path]) -> None:
+def check_pairwise_equals_scipy_oracle(folders: list[Path]) -> np.ndarray:
+    """nnstd's paper mode against SciPy on every pair and layer; returns SciPy's values."""
     result = nnstd.pairwise(folders, solver="paper")
     assert result.shape == (10, 10, 4)
     layers = [paper_layers(str(f)) for f in folders]
+    oracle = np.zeros_like(result)
     for i in range(10):
         assert np.all(result[i, i] == 0.0)
         for j in range(i):
             expected, _ = scipy_distance(layers[i], layers[j])  # the paper: higher index is A
+            oracle[i, j] = oracle[j, i] = expected
             np.testing.assert_allclose(result[i, j], expected, rtol=0, atol=1e-12)
             np.testing.assert_array_equal(result[j, i], result[i, j])
+    return oracle
 
 
 def check_matchings_are_scipys_assignments(a: Path, b: Path) -> None:
@@ -35,7 +39,10 @@ def test_pairwise_equals_scipy_oracle_on_every_pair_and_layer_of_the_paper_set(
     paper_topo: Path,
 ) -> None:
     for epoch in PAPER_EPOCHS:
-        check_pairwise_equals_scipy_oracle(paper_networks(paper_topo, epoch))
+        oracle = check_pairwise_equals_scipy_oracle(paper_networks(paper_topo, epoch))
+        if epoch in PAPER_PANEL_MEANS:
+            layer0 = oracle[:, :, 0][~np.eye(10, dtype=bool)]
+            assert float(layer0.mean()) == pytest.approx(PAPER_PANEL_MEANS[epoch], abs=5e-4)
 
 
 def test_matchings_are_scipys_assignments_on_the_paper_set(paper_topo: Path) -> None:
