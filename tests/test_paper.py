@@ -69,7 +69,8 @@ def test_self_distance_is_zero_and_values_in_unit_interval(bundled_topo: Path, s
     for epoch in ("epoch_000", "epoch_190"):
         net = nnstd.load_network(bundled_topo / "w4" / epoch)
         assert np.all(nnstd.distance(net, net, solver=solver).layers == 0.0)  # type: ignore[arg-type]
-        ordered = nnstd.pairwise(bundled_networks(bundled_topo, epoch)[:4], ordered=True)
+        nets = bundled_networks(bundled_topo, epoch)[:4]
+        ordered = nnstd.pairwise(nets, ordered=True, solver=solver)  # type: ignore[arg-type]
         assert np.all((ordered >= 0) & (ordered <= 1))
         assert np.all(np.diagonal(ordered, axis1=0, axis2=1) == 0.0)
 
