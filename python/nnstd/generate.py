@@ -37,10 +37,18 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from nnstd._paper import (
+    PAPER_DENSITY,
+    PAPER_EPOCHS,
+    PAPER_NETWORKS,
+    PAPER_REWIRE,
+    PAPER_SNAPSHOTS,
+    PAPER_ZETA,
+)
+
 __all__ = ["SetConfig", "generate"]
 
 FloatArray = npt.NDArray[np.float64]
-PAPER_SNAPSHOTS = (0, 10, 20, 30, 40, 50, 100, 150, 190)
 
 
 @dataclass(frozen=True)
@@ -48,12 +56,12 @@ class SetConfig:
     """Parameters of the experiment; the defaults generated the bundled topologies."""
 
     widths: tuple[int, ...] = (784, 784, 784, 784, 10)
-    density: float = 0.006  # of each sparse (hidden) layer
-    networks: int = 10
-    rewire: float = 0.01  # fraction of connections moved between consecutive networks
-    epochs: int = 191  # trains epochs 0 .. epochs-1
+    density: float = PAPER_DENSITY  # of each sparse (hidden) layer
+    networks: int = PAPER_NETWORKS
+    rewire: float = PAPER_REWIRE  # fraction of connections moved between consecutive networks
+    epochs: int = PAPER_EPOCHS  # trains epochs 0 .. epochs-1
     snapshots: tuple[int, ...] = PAPER_SNAPSHOTS
-    zeta: float = 0.3  # SET's rewiring fraction per epoch
+    zeta: float = PAPER_ZETA  # SET's rewiring fraction per epoch
     learning_rate: float = 0.01
     grad_clip: float = 5.0  # global gradient norm per batch; keeps long SET runs stable
     init_std: float = 0.0  # sparse weights start N(0, init_std^2); 0: He, for the fan-in

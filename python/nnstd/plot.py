@@ -16,6 +16,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Patch
 
+from nnstd._paper import CMAP, PANEL_COLUMNS
+from nnstd.analysis import convergence_index
+
 __all__ = [
     "clustered_heatmap",
     "consecutive",
@@ -27,8 +30,6 @@ __all__ = [
     "mds_embedding",
 ]
 
-CMAP = "gnuplot"  # the paper's colour map
-PANEL_COLUMNS = 3  # the paper's Figure 4 is 2 x 3
 # Where the untrained networks ('init') go on the evolution plot's epoch axis, as a fraction of
 # the epoch range before epoch 0, past a marked break.
 INIT_OFFSET = 0.08
@@ -280,29 +281,6 @@ def mds_embedding(
     ax.set_title(title or "MDS embedding of the distance matrix")
     ax.grid(alpha=0.3)
     return fig
-
-
-def convergence_index(
-    distances: Sequence[float] | npt.NDArray[np.float64], threshold: float, window: int
-) -> int | None:
-    """Early-Bird style convergence: the first index ``i`` such that ``distances[i - window +
-    1 .. i]`` (``window`` consecutive values) are all below ``threshold``; None if never.
-
-    Examples
-    --------
-    >>> convergence_index([0.5, 0.2, 0.05, 0.04, 0.2, 0.03, 0.02, 0.01], 0.1, 2)
-    3
-    >>> convergence_index([0.5, 0.2], 0.1, 2) is None
-    True
-    """
-    if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}")
-    run = 0
-    for i, value in enumerate(distances):
-        run = run + 1 if value < threshold else 0
-        if run >= window:
-            return i
-    return None
 
 
 def consecutive(

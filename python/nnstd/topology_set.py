@@ -21,17 +21,30 @@ from nnstd._errors import TopologyError
 from nnstd._loaders import natural_key
 from nnstd._network import Network, PathLike, load_network
 from nnstd._output import write_file
+from nnstd.analysis import cumulative_layers, select_layer
 
 INIT = "init"
 _EPOCH = re.compile(r"^epoch_(\d+)$")
 
-__all__ = ["INIT", "TopologySet", "bundled_topo_root", "cumulative_layers", "default_topo_root"]
+__all__ = [
+    "INIT",
+    "TopologySet",
+    "bundled_topo_root",
+    "cumulative_layers",
+    "default_topo_root",
+    "select_layer",
+]
 
 
 def epoch_label(epoch: str) -> str:
     """``epoch_010`` -> ``epoch 10``; ``init`` -> ``initial``."""
     match = _EPOCH.match(epoch)
     return f"epoch {int(match.group(1))}" if match else ("initial" if epoch == INIT else epoch)
+
+
+def snapshot_epoch(snapshot: str) -> float | None:
+    """The epoch a snapshot was taken after (``epoch_010`` -> 10); None for ``init``."""
+    return None if snapshot == INIT else float(int(snapshot.removeprefix("epoch_")))
 
 
 def parse_epoch(text: str | int) -> str:
@@ -159,24 +172,6 @@ class TopologySet:
             progress=progress,
             memory_budget=memory_budget,
         )
-
-
-def cumulative_layers(matrix: npt.NDArray[np.float64], layer: int) -> npt.NDArray[np.float64]:
-    """The paper's heat-map value for "layer L": the mean of layers 0..L (last axis)."""
-    if not 0 <= layer < matrix.shape[-1]:
-        raise TopologyError(f"layer {layer} does not exist: layers 0..{matrix.shape[-1] - 1}")
-    return np.asarray(matrix[..., : layer + 1].mean(axis=-1))
-
-
-def select_layer(
-    matrix: npt.NDArray[np.float64], layer: int, cumulative: bool
-) -> npt.NDArray[np.float64]:
-    """Layer ``layer`` alone, or the paper's cumulative value."""
-    if cumulative:
-        return cumulative_layers(matrix, layer)
-    if not 0 <= layer < matrix.shape[-1]:
-        raise TopologyError(f"layer {layer} does not exist: layers 0..{matrix.shape[-1] - 1}")
-    return np.asarray(matrix[..., layer])
 
 
 def save_matrix(path: Path, matrix: npt.NDArray[np.float64], names: Sequence[str]) -> None:

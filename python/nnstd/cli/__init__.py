@@ -25,6 +25,7 @@ from nnstd import __version__
 from nnstd._api import DEFAULT_SOLVER
 from nnstd._data import data_dir
 from nnstd._errors import TopologyError
+from nnstd._paper import FIGURE4_EPOCHS
 from nnstd.cli import (
     cluster,
     compare,
@@ -36,7 +37,6 @@ from nnstd.cli import (
     matrix,
 )
 from nnstd.cli._common import (
-    FIGURE4_EPOCHS,
     CommandError,
     OneLineParser,
     UsageError,

@@ -9,7 +9,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TextIO, TypeAlias
 
@@ -20,39 +19,15 @@ from nnstd import _core
 from nnstd._api import DEFAULT_MEMORY_BUDGET, SOLVERS
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET
 from nnstd._output import check_output_file, check_output_folder, write_file
+from nnstd.analysis import select_layer
 from nnstd.topology_set import (
-    INIT,
     TopologySet,
     default_topo_root,
     epoch_label,
     parse_epoch,
     save_matrix,
-    select_layer,
 )
 
-
-@dataclass(frozen=True)
-class Panel:
-    """One panel of the paper's Figure 4: its letter, the snapshot it shows, its caption."""
-
-    letter: str
-    snapshot: str
-    caption: str
-
-
-# The paper's Figure 4: (a) the initial networks, (b)-(f) after epochs 10, 30, 50, 100, 190.
-PAPER_PANELS = (
-    Panel("a", INIT, "Epoch 0"),
-    Panel("b", "epoch_010", "Epoch 10"),
-    Panel("c", "epoch_030", "Epoch 30"),
-    Panel("d", "epoch_050", "Epoch 50"),
-    Panel("e", "epoch_100", "Epoch 100"),
-    Panel("f", "epoch_190", "Epoch 190"),
-)
-# The snapshots the paper's Figure 4 shows, in panel order.
-FIGURE4_EPOCHS = tuple(panel.snapshot for panel in PAPER_PANELS)
-# Shown in panel (a) when a set has no initial networks (the paper's published data).
-INIT_STAND_IN = "epoch_000"
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
 # The reference convention of `nnstd.pairwise`, said wherever a matrix is shown.
 MATRIX_CONVENTION = (
@@ -401,8 +376,3 @@ def _legacy_root(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "legacy_root", type=Path, nargs="?", default=None, metavar="DIR", help=argparse.SUPPRESS
     )
-
-
-def snapshot_epoch(snapshot: str) -> float | None:
-    """The epoch a snapshot was taken after (``epoch_010`` -> 10); None for ``init``."""
-    return None if snapshot == INIT else float(int(snapshot.removeprefix("epoch_")))

@@ -14,8 +14,6 @@ from nnstd.cli._common import (
     Subparsers,
 )
 
-# ---- compare -------------------------------------------------------------------------------
-
 
 def cmd_compare(args: argparse.Namespace) -> None:
     """NNSTD, IoU and Hamming of two networks, raw and after aligning B to A, per layer."""

@@ -6,9 +6,7 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
-from nnstd._api import distance
+from nnstd.analysis import consecutive_distances, convergence_index
 from nnstd.cli._common import (
     CommandError,
     OneLineParser,
@@ -22,13 +20,13 @@ from nnstd.cli._common import (
     _set_options,
     _snapshots,
     layer_title,
-    snapshot_epoch,
 )
+from nnstd.topology_set import snapshot_epoch
 
 
 def cmd_convergence(args: argparse.Namespace) -> None:
     """Each network's distance between consecutive snapshots and its convergence epoch."""
-    from nnstd.plot import consecutive, convergence_index
+    from nnstd.plot import consecutive
 
     _check_outputs(args)
     ts = _open_set(args)
@@ -42,25 +40,12 @@ def cmd_convergence(args: argparse.Namespace) -> None:
     loaded = [ts.load(s) for s in snapshots]  # loaded[snapshot][network]
     _layer_range(loaded[0][0].depth, args.layer)
     chosen = list(range(args.layer + 1)) if args.cumulative else [args.layer]
-    values = np.array(
-        [
-            [
-                float(
-                    np.mean(
-                        distance(
-                            loaded[i + 1][n],
-                            loaded[i][n],
-                            layers=chosen,
-                            solver=args.solver,
-                            memory_budget=args.memory_budget,
-                        ).layers
-                    )
-                )
-                for i in range(len(snapshots) - 1)
-            ]
-            for n in range(len(ts.networks))
-        ]
-    )
+    values = consecutive_distances(
+        [[loaded[i][n] for i in range(len(snapshots))] for n in range(len(ts.networks))],
+        layers=chosen,
+        solver=args.solver,
+        memory_budget=args.memory_budget,
+    ).mean(axis=-1)
     epochs = [snapshot_epoch(s) for s in snapshots]
     found = [convergence_index(row, args.threshold, args.window) for row in values]
     converged = [None if f is None else snapshots[f + 1] for f in found]

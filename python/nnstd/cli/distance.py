@@ -16,8 +16,6 @@ from nnstd.cli._common import (
     Subparsers,
 )
 
-# ---- distance ------------------------------------------------------------------------------
-
 
 def _mean_label(chosen: Sequence[int], depth: int) -> str:
     """What the 'mean' line of ``nnstd distance`` is the mean of."""

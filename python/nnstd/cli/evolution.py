@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
 import numpy as np
 
-from nnstd._network import Network
+from nnstd.analysis import always_dense_layers, evolution_curves, select_layer
 from nnstd.cli._common import (
     CommandError,
     OneLineParser,
@@ -23,23 +22,8 @@ from nnstd.cli._common import (
     _set_options,
     _snapshots,
     layer_title,
-    snapshot_epoch,
 )
-from nnstd.topology_set import (
-    epoch_label,
-    select_layer,
-)
-
-# ---- evolution -----------------------------------------------------------------------------
-
-
-def _always_dense(nets: Sequence[Network]) -> set[int]:
-    """Layers in which every network connects every neuron to every input."""
-    return {
-        k
-        for k, (n_in, n_out) in enumerate(nets[0].shapes)
-        if all(net.connections[k] == n_in * n_out for net in nets)
-    }
+from nnstd.topology_set import epoch_label, snapshot_epoch
 
 
 def cmd_evolution(args: argparse.Namespace) -> None:
@@ -58,7 +42,6 @@ def cmd_evolution(args: argparse.Namespace) -> None:
     computed = depth if args.layer is None else args.layer + 1
     pairs = n * (n - 1) // 2
     progress = Progress(pairs * len(snapshots), args.quiet)
-    upper = np.triu_indices(n, k=1)  # every unordered pair once
     per_snapshot = []
     try:
         for snapshot in snapshots:
@@ -72,19 +55,18 @@ def cmd_evolution(args: argparse.Namespace) -> None:
             )
             if args.layer is not None:
                 full = select_layer(full, args.layer, args.cumulative)[..., np.newaxis]
-            per_snapshot.append(full[upper])  # (pairs, lines)
+            per_snapshot.append(full)
             progress.advance(pairs)
     finally:
         progress.close()
-    values = np.stack(per_snapshot, axis=1)  # (pairs, snapshots, lines)
-    mean, spread = values.mean(axis=0).T, values.std(axis=0).T  # (lines, snapshots)
+    mean, spread = evolution_curves(per_snapshot)  # (lines, snapshots)
     if args.layer is None:
         names = [f"layer {k}" for k in range(depth)]
     else:
         names = [layer_title(args.layer, args.cumulative).lower()]
     dropped: list[int] = []
     if args.layer is None:  # a layer dense in every network is 0 whatever the matching
-        dense = _always_dense(first)
+        dense = always_dense_layers(first)
         dropped = [k for k in sorted(dense) if not np.any(mean[k]) and not np.any(spread[k])]
     left_out = (
         f"Layer {', '.join(map(str, dropped))} left out: dense (every neuron sees every input), "

@@ -7,12 +7,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from nnstd._paper import INIT_STAND_IN, PAPER_PANELS, Panel
 from nnstd.cli._common import (
-    INIT_STAND_IN,
-    PAPER_PANELS,
     CommandError,
     OneLineParser,
-    Panel,
     Subparsers,
     _check_outputs,
     _figure_path,
@@ -30,8 +28,6 @@ from nnstd.topology_set import (
     TopologySet,
     epoch_label,
 )
-
-# ---- figure4 -------------------------------------------------------------------------------
 
 
 def _paper_panels(ts: TopologySet) -> tuple[list[Panel], list[str]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nnstd._errors import TopologyError
 from nnstd._output import check_output_folder
+from nnstd._paper import PAPER_SNAPSHOTS
 from nnstd.cli._common import (
     CommandError,
     Subparsers,
@@ -19,8 +20,6 @@ from nnstd.cli._common import (
 from nnstd.topology_set import (
     TopologySet,
 )
-
-# ---- generate ------------------------------------------------------------------------------
 
 
 def _prepare_generate_folder(out: Path, force: bool) -> None:
@@ -52,8 +51,6 @@ def _prepare_generate_folder(out: Path, force: bool) -> None:
 def _generate_snapshots(args: argparse.Namespace) -> tuple[tuple[int, ...], str]:
     """The epochs to save, and a note naming the paper's snapshots past ``--epochs`` (when
     none were asked for); snapshots asked for that training never reaches are refused."""
-    from nnstd.generate import PAPER_SNAPSHOTS
-
     if args.epochs < 1:  # SetConfig says what is wrong
         return (), ""
     if args.snapshots is None:
@@ -116,7 +113,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def add_parser(sub: Subparsers) -> None:
     """Adds ``nnstd generate`` to the subcommands."""
-    from nnstd.generate import PAPER_SNAPSHOTS, SetConfig
+    from nnstd.generate import SetConfig
 
     defaults = SetConfig()
     gen = sub.add_parser(

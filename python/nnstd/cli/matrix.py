@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from nnstd._loaders import one_line
 from nnstd._network import load_network
+from nnstd.analysis import select_layer
 from nnstd.cli._common import (
     MATRIX_CONVENTION,
     CommandError,
@@ -44,13 +45,10 @@ from nnstd.topology_set import (
     TopologySet,
     epoch_label,
     save_matrix,
-    select_layer,
 )
 
 if TYPE_CHECKING:
     from distributed import Client
-
-# ---- matrix --------------------------------------------------------------------------------
 
 
 def _print_matrix(ts: TopologySet, matrix: npt.NDArray[np.float64], title: str) -> None:

@@ -1,0 +1,171 @@
+"""Analyses of many networks and snapshots: what the ``nnstd`` commands compute, as functions.
+
+The command line prints and plots these; a script calls them directly. Matrices are what
+`nnstd.pairwise` returns, shape ``(n, n, layers)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from nnstd._api import Layers, Solver, distance
+from nnstd._errors import TopologyError
+from nnstd._network import Network
+
+__all__ = [
+    "always_dense_layers",
+    "consecutive_distances",
+    "convergence_index",
+    "cumulative_layers",
+    "evolution_curves",
+    "select_layer",
+]
+
+
+def cumulative_layers(matrix: npt.NDArray[np.float64], layer: int) -> npt.NDArray[np.float64]:
+    """The paper's heat-map value for "layer L": the mean of layers 0..L (last axis).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cumulative_layers(np.array([[[0.2, 0.4, 0.9]]]), 1)
+    array([[0.3]])
+    """
+    if not 0 <= layer < matrix.shape[-1]:
+        raise TopologyError(f"layer {layer} does not exist: layers 0..{matrix.shape[-1] - 1}")
+    return np.asarray(matrix[..., : layer + 1].mean(axis=-1))
+
+
+def select_layer(
+    matrix: npt.NDArray[np.float64], layer: int, cumulative: bool
+) -> npt.NDArray[np.float64]:
+    """Layer ``layer`` alone, or the paper's cumulative value (`cumulative_layers`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> select_layer(np.array([[[0.2, 0.4, 0.9]]]), 1, cumulative=False)
+    array([[0.4]])
+    """
+    if cumulative:
+        return cumulative_layers(matrix, layer)
+    if not 0 <= layer < matrix.shape[-1]:
+        raise TopologyError(f"layer {layer} does not exist: layers 0..{matrix.shape[-1] - 1}")
+    return np.asarray(matrix[..., layer])
+
+
+def always_dense_layers(networks: Sequence[Network]) -> set[int]:
+    """Layers in which every network connects every neuron to every input: their distance is
+    0 for every pair whatever the matching, so a plot of them says nothing.
+
+    Examples
+    --------
+    >>> import numpy as np, nnstd
+    >>> nets = [nnstd.Network([np.eye(3), np.ones((3, 2))]) for _ in range(2)]
+    >>> always_dense_layers(nets)
+    {1}
+    """
+    return {
+        k
+        for k, (n_in, n_out) in enumerate(networks[0].shapes)
+        if all(net.connections[k] == n_in * n_out for net in networks)
+    }
+
+
+def evolution_curves(
+    matrices: Sequence[npt.NDArray[np.float64]],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Mean and standard deviation, over every unordered pair of networks, of each snapshot's
+    matrix: how far apart the networks drift during training.
+
+    Parameters
+    ----------
+    matrices
+        One matrix per snapshot, each of shape ``(n, n, lines)`` (as `nnstd.pairwise`
+        returns, one line per layer); entries above the diagonal are used.
+
+    Returns
+    -------
+    (mean, spread)
+        Each of shape ``(lines, snapshots)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.array([[0, .2, .4], [.2, 0, .6], [.4, .6, 0]])[..., np.newaxis]
+    >>> mean, spread = evolution_curves([m, m / 2])
+    >>> mean.round(4), spread.round(4)
+    (array([[0.4, 0.2]]), array([[0.1633, 0.0816]]))
+    """
+    n = len(matrices[0])
+    upper = np.triu_indices(n, k=1)  # every unordered pair once
+    values = np.stack([full[upper] for full in matrices], axis=1)  # (pairs, snapshots, lines)
+    return values.mean(axis=0).T, values.std(axis=0).T  # (lines, snapshots)
+
+
+def convergence_index(
+    distances: Sequence[float] | npt.NDArray[np.float64], threshold: float, window: int
+) -> int | None:
+    """Early-Bird style convergence: the first index ``i`` such that ``distances[i - window +
+    1 .. i]`` (``window`` consecutive values) are all below ``threshold``; None if never.
+
+    Examples
+    --------
+    >>> convergence_index([0.5, 0.2, 0.05, 0.04, 0.2, 0.03, 0.02, 0.01], 0.1, 2)
+    3
+    >>> convergence_index([0.5, 0.2], 0.1, 2) is None
+    True
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    run = 0
+    for i, value in enumerate(distances):
+        run = run + 1 if value < threshold else 0
+        if run >= window:
+            return i
+    return None
+
+
+def consecutive_distances(
+    runs: Sequence[Sequence[Network]],
+    *,
+    layers: Layers = None,
+    solver: Solver = "canonical",
+    memory_budget: int | None = None,
+) -> npt.NDArray[np.float64]:
+    """Each run's distance between consecutive snapshots, the later snapshot as A.
+
+    Parameters
+    ----------
+    runs
+        ``runs[r]`` is one run's snapshots in training order (all runs equally long).
+    layers, solver, memory_budget
+        As in `nnstd.distance`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(runs, snapshots - 1, len(layers))``: ``[r, i]`` is snapshot ``i + 1`` of
+        run ``r`` against snapshot ``i``.
+
+    Examples
+    --------
+    >>> import numpy as np, nnstd
+    >>> run = [nnstd.Network([np.eye(4)[:, order]]) for order in ([0, 1, 2, 3], [0, 1, 2, 2])]
+    >>> consecutive_distances([run])
+    array([[[0.25]]])
+    """
+    return np.array(
+        [
+            [
+                distance(
+                    run[i + 1], run[i], layers=layers, solver=solver, memory_budget=memory_budget
+                ).layers
+                for i in range(len(run) - 1)
+            ]
+            for run in runs
+        ]
+    )
