@@ -91,7 +91,7 @@ def test_help_points_to_a_definition_that_exists_and_submodules_need_no_import()
         timeout=120,
         check=True,
     ).stdout
-    (path,) = re.findall(r"Definition: (\S+definition\.md)", " ".join(out.split()))
+    (path,) = re.findall(r"^Definition: (.+definition\.md)$", out, re.M)  # on one line, whole
     assert Path(path).is_file()
     code = "import nnstd; print(nnstd.topology_set.bundled_topo_root().is_dir())"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

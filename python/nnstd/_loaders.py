@@ -332,15 +332,17 @@ def _safetensors_array(data: bytes, code: str, shape: tuple[int, ...]) -> Array:
 
 
 def read_torch(path: Path, budget: int = DEFAULT_LOAD_BUDGET) -> dict[str, Weights]:
-    try:
-        import torch
-    except ImportError:
-        raise TopologyError(
-            f"{path}: reading PyTorch checkpoints needs torch: pip install 'nnstd[torch]' "
-            f"(a CPU-only build is enough)"
-        ) from None
     with open_regular(path) as handle:
+        # The file's structure first: a damaged or oversized file is refused alike with or
+        # without torch installed.
         _check_zip_sizes(handle, path, budget)
+        try:
+            import torch
+        except ImportError:
+            raise TopologyError(
+                f"{path}: reading PyTorch checkpoints needs torch: pip install 'nnstd[torch]' "
+                f"(a CPU-only build is enough)"
+            ) from None
         try:
             loaded = torch.load(handle, map_location="cpu", weights_only=True)
         except MemoryError:

@@ -16,6 +16,7 @@ interrupted.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -50,9 +51,11 @@ __all__ = ["FIGURE4_EPOCHS", "build_parser", "main"]
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="nnstd",
-        description="Neural Network Sparse Topology Distance (Liu et al., ECML-PKDD 2020). "
+        description="Neural Network Sparse Topology Distance (Liu et al., ECML-PKDD 2020).\n"
         f"Definition: {data_dir('docs') / 'definition.md'}",
         epilog="Example: nnstd figure4 --out figure4.png",
+        # The description's lines as written: a long path must not be broken at its hyphens.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nnstd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
