@@ -284,16 +284,19 @@ def test_symmetric_networks_are_labelled_and_at_zero_from_relabelled_copies(kind
     assert np.all(nnstd.distance(copy, a).layers == 0.0)
 
 
-def test_pruned_conv_networks_are_at_zero_from_relabelled_copies() -> None:
-    """Very sparse 3x3 convolutions: interchangeable channels, kernel positions kept."""
+def test_interchangeable_conv_channels_are_at_zero_from_relabelled_copies() -> None:
+    """3x3 convolutions: 30 channels without inputs, each feeding its own channel at one of
+    three kernel positions (three classes of 10 interchangeable pairs), beside random ones."""
     rng = np.random.default_rng(12)
-    for _ in range(10):
-        widths = [3, 40, 40, 40]
-        layers = [
-            (rng.random((c_in * 9, c_out)) < 0.003).astype(float)
-            for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)
-        ]
-        groups = [9, 9, 9]
+    for _ in range(5):
+        first = (rng.random((27, 64)) < 0.01).astype(float)
+        first[:, :30] = 0.0
+        second = np.zeros((64 * 9, 64))
+        second[30 * 9 :, :34] = rng.random((34 * 9, 34)) < 0.005
+        for j in range(30):
+            second[j * 9 + (j % 3) * 4, 34 + j] = 1.0
+        layers, groups = [first, second], [9, 9]
         net = nnstd.Network(layers, input_groups=groups)
         copy = nnstd.Network(shuffled_channels(layers, rng), input_groups=groups)
         assert np.all(nnstd.distance(net, copy).layers == 0.0)
+        assert np.all(nnstd.distance(copy, net).layers == 0.0)

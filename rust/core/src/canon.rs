@@ -1291,7 +1291,7 @@ mod tests {
     /// `large`: many copies or pairs (8 and more: beyond any search without pruning).
     pub(crate) fn symmetric_network(seed: u64, large: bool) -> Network {
         let mut next = crate::testing::numbers(seed);
-        let family = next() % 5;
+        let family = next() % 6;
         let depth = 1 + next() % 3;
         let widths: Vec<usize> = (0..=depth).map(|_| 1 + next() % 6).collect();
         let random_layer =
@@ -1348,6 +1348,32 @@ mod tests {
                 let n_more = 1 + next() % 3;
                 outputs.extend(random_layer(&mut next, pairs + extra, n_more, 40));
                 vec![(n_in, hidden), (pairs + extra, outputs)]
+            }
+            // Convolution-like: pairs of a neuron without inputs feeding its own neuron at one of
+            // three kernel positions, beside random sparse neurons.
+            5 => {
+                let (pairs, extra, g) = (
+                    if large {
+                        8 + next() % 60
+                    } else {
+                        1 + next() % 6
+                    },
+                    next() % 4,
+                    3,
+                );
+                let n_in = 1 + next() % 4;
+                let mut hidden: Vec<Vec<Idx>> = vec![Vec::new(); pairs];
+                hidden.extend(random_layer(&mut next, n_in, extra, 50));
+                let mut outputs: Vec<Vec<Idx>> =
+                    (0..pairs).map(|i| vec![(i * g + i % g) as Idx]).collect();
+                let n_more = 1 + next() % 3;
+                outputs.extend(random_layer(&mut next, (pairs + extra) * g, n_more, 10));
+                let first = Layer::from_neuron_inputs(0, n_in, &hidden).unwrap();
+                let second = Layer::from_neuron_inputs(1, (pairs + extra) * g, &outputs)
+                    .unwrap()
+                    .with_group(1, g)
+                    .unwrap();
+                return Network::new(vec![first, second]).unwrap();
             }
             // Tiny random layers, densities 10-90%: many twins and automorphisms.
             _ => {
