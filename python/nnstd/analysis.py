@@ -6,14 +6,14 @@ The command line prints and plots these; a script calls them directly. Matrices 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from nnstd._api import Layers, Solver, distance
+from nnstd._api import Layers, Solver
 from nnstd._errors import TopologyError
-from nnstd._network import Network
+from nnstd._network import Network, PathLike
 
 __all__ = [
     "always_dense_layers",
@@ -130,26 +130,35 @@ def convergence_index(
 
 
 def consecutive_distances(
-    runs: Sequence[Sequence[Network]],
+    runs: Sequence[Sequence[Network | PathLike]],
     *,
     layers: Layers = None,
     solver: Solver = "canonical",
+    threads: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
     memory_budget: int | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Each run's distance between consecutive snapshots, the later snapshot as A.
+    """Each run's distance between consecutive snapshots, the later snapshot as A, all pairs
+    computed in parallel.
 
     Parameters
     ----------
     runs
-        ``runs[r]`` is one run's snapshots in training order (all runs equally long).
+        ``runs[r]`` is one run's snapshots in training order: networks, or paths that
+        `nnstd.load_network` reads (loaded when their pairs run, a few at a time). Every run
+        has the same number of snapshots, at least two.
     layers, solver, memory_budget
         As in `nnstd.distance`.
+    threads, progress
+        As in `nnstd.pairwise`: the pairs run on ``threads`` threads (default: one per core),
+        each network prepared once however many pairs it is in; ``progress(done, total)``
+        counts finished pairs.
 
     Returns
     -------
     numpy.ndarray
-        Shape ``(runs, snapshots - 1, len(layers))``: ``[r, i]`` is snapshot ``i + 1`` of
-        run ``r`` against snapshot ``i``.
+        Shape ``(runs, snapshots - 1, len(layers))``: ``[r, i]`` is
+        ``nnstd.distance(runs[r][i + 1], runs[r][i]).layers``.
 
     Examples
     --------
@@ -158,14 +167,30 @@ def consecutive_distances(
     >>> consecutive_distances([run])
     array([[[0.25]]])
     """
-    return np.array(
-        [
-            [
-                distance(
-                    run[i + 1], run[i], layers=layers, solver=solver, memory_budget=memory_budget
-                ).layers
-                for i in range(len(run) - 1)
-            ]
-            for run in runs
-        ]
+    from nnstd._many import matrix
+
+    lengths = {len(run) for run in runs}
+    if not runs or len(lengths) != 1 or min(lengths) < 2:
+        raise ValueError(
+            "consecutive_distances needs runs of equal length, each of at least two snapshots "
+            f"(got lengths {sorted(lengths)})"
+        )
+    steps = lengths.pop() - 1
+    items = [snapshot for run in runs for snapshot in run]
+    # The pairs (later, earlier) of every run, in the flat list of all snapshots.
+    later = np.array([r * (steps + 1) + i + 1 for r in range(len(runs)) for i in range(steps)])
+    required = np.zeros((len(items), len(items)), dtype=bool)
+    required[later, later - 1] = True
+    out = matrix(
+        items,
+        None,
+        required,
+        layers=layers,
+        solver=solver,
+        memory_budget=memory_budget,
+        threads=threads,
+        progress=progress,
+        store=None,
+        client=None,
     )
+    return np.asarray(out[later, later - 1].reshape(len(runs), steps, -1), dtype=np.float64)

@@ -289,10 +289,13 @@ def consecutive(
     names: Sequence[str],
     threshold: float,
     window: int,
+    *,
+    x_label: str | None = None,
 ) -> Figure:
     """Distance between consecutive snapshots of each network (``distances[n, i]``: network
     ``n`` between snapshot ``i`` and ``i + 1``, drawn at ``epochs[i + 1]``), the threshold as
     a dashed line and each network's convergence epoch (`convergence_index`) as a star.
+    ``x_label`` names the x axis when ``epochs`` are not epochs (checkpoint positions).
 
     Examples
     --------
@@ -312,7 +315,7 @@ def consecutive(
     ax.axhline(
         threshold, color="0.4", linestyle="--", linewidth=1, label=f"threshold {threshold:g}"
     )
-    ax.set_xlabel("epoch (snapshot after that epoch)")
+    ax.set_xlabel(x_label or "epoch (snapshot after that epoch)")
     ax.set_ylabel("NNSTD to the previous snapshot")
     ax.set_title(f"★ converged: the last {window} consecutive distances below the threshold")
     ax.grid(alpha=0.3)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import math
 import os
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TextIO, TypeAlias
 
@@ -16,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd import _core
-from nnstd._api import DEFAULT_MEMORY_BUDGET, SOLVERS
-from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET
+from nnstd._api import DEFAULT_MEMORY_BUDGET, SOLVERS, pairwise
+from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET, natural_key
+from nnstd._network import Network, load_network
 from nnstd._output import check_output_file, check_output_folder, write_file
 from nnstd.analysis import select_layer
 from nnstd.topology_set import (
@@ -213,6 +216,167 @@ def _matrices(
     finally:
         progress.close()
     return out
+
+
+# ---- networks named on the command line: checkpoint files, folders, globs ------------------
+
+
+@dataclass(frozen=True)
+class NetworkFiles:
+    """Networks named on the command line, in the order they are compared."""
+
+    paths: list[Path]
+    names: list[str]  # each network's name: its file stem, or more of its path if stems repeat
+    networks: list[Network]
+
+
+def expand_networks(words: Sequence[str], keep_order: bool) -> list[Path]:
+    """Files and folders, with globs (``run/epoch_*.pt``, quoted or not) expanded; in natural
+    order of their paths (``epoch_2`` before ``epoch_10``, whatever order the shell gave)
+    unless ``keep_order``, which keeps the order given (each glob still in natural order)."""
+    paths: list[Path] = []
+    for word in words:
+        if glob.has_magic(word):
+            found = sorted(glob.glob(word), key=natural_key)
+            if not found:
+                raise CommandError(f"{word}: no file or folder matches")
+            paths += [Path(f) for f in found]
+        else:
+            paths.append(Path(word))
+    if not keep_order:
+        paths.sort(key=lambda path: natural_key(str(path)))
+    seen: set[str] = set()
+    for path in paths:
+        real = os.path.realpath(path)
+        if real in seen:
+            raise CommandError(f"{path}: named twice (each network once)")
+        seen.add(real)
+    return paths
+
+
+def network_names(paths: Sequence[Path]) -> list[str]:
+    """File stems (``epoch_10.pt`` -> ``epoch_10``); where two stems are equal, each path from
+    the folder all share, without the suffix (``run0/model``, ``run1/model``)."""
+    stems = [path.stem if path.is_file() else path.name for path in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    absolute = [path.absolute() for path in paths]
+    shared = Path(os.path.commonpath([path.parent for path in absolute]))
+    return [str(path.relative_to(shared).with_suffix("")) for path in absolute]
+
+
+def load_file(path: Path, args: argparse.Namespace, orientation: str | None = None) -> Network:
+    """One network named on the command line, read with ``--tensors`` as ``layers=``."""
+    if args.tensors is not None and path.is_dir():
+        raise UsageError(
+            f"nnstd {args.command}: error: --tensors picks tensors of weights files; {path} is "
+            "a folder (its layers are its weight_l<k>.npz files)"
+        )
+    return load_network(
+        path,
+        orientation=orientation,  # type: ignore[arg-type]
+        layers=args.tensors,
+        memory_budget=args.load_budget,
+    )
+
+
+def load_files(args: argparse.Namespace) -> NetworkFiles:
+    """The networks named by ``args.networks``, in natural order unless ``--keep-order``."""
+    paths = expand_networks(args.networks, args.keep_order)
+    networks = [load_file(path, args, args.orientation) for path in paths]
+    return NetworkFiles(paths, network_names(paths), networks)
+
+
+def root_as_network(args: argparse.Namespace) -> None:
+    """The earlier spelling ``nnstd matrix DIR``: a lone NETWORK that is a topology root (a
+    folder of network folders, no ``weight_l0.npz`` of its own) is read as ``--topo-root``."""
+    if len(args.networks) != 1 or glob.has_magic(args.networks[0]):
+        return
+    path = Path(args.networks[0])
+    if path.is_dir() and not (path / "weight_l0.npz").exists():
+        args.legacy_root, args.networks = path, []
+
+
+def files_or_set(args: argparse.Namespace) -> NetworkFiles | None:
+    """The networks named on the command line, or None when the command reads a topology set
+    (``--topo-root``, ``--epoch``); naming both is a usage error."""
+    if not args.networks:
+        if args.tensors is not None:
+            raise UsageError(
+                f"nnstd {args.command}: error: --tensors picks tensors of the NETWORK files "
+                "named on the command line; a topology set's folders have no tensor names"
+            )
+        return None
+    given = [
+        flag for flag, value in (("--topo-root", args.topo_root), ("--epoch", args.epochs)) if value
+    ]
+    if given:
+        raise UsageError(
+            f"nnstd {args.command}: error: networks named as files and {' and '.join(given)} "
+            "are two ways to choose the networks; give one"
+        )
+    return load_files(args)
+
+
+def files_matrix(files: NetworkFiles, args: argparse.Namespace) -> npt.NDArray[np.float64]:
+    """`nnstd.pairwise` over the files, the shown value (layer L alone, or the mean of 0..L),
+    with progress."""
+    if len(files.networks) < 2:
+        raise CommandError(f"{files.paths[0]}: a matrix needs at least two networks")
+    _layer_range(files.networks[0].depth, args.layer)
+    n = len(files.networks)
+    progress = Progress(n * (n - 1) // 2, args.quiet)
+    try:
+        full = pairwise(
+            files.networks,
+            layers=list(range(args.layer + 1)),
+            solver=args.solver,
+            threads=args.threads,
+            progress=progress.callback("networks"),
+            memory_budget=args.memory_budget,
+        )
+    finally:
+        progress.close()
+    return select_layer(full, args.layer, cumulative=args.cumulative)
+
+
+def tensors_argument(parser: argparse.ArgumentParser) -> None:
+    """``--tensors REGEX ...``: ``load_network``'s ``layers=``."""
+    parser.add_argument(
+        "--tensors",
+        nargs="+",
+        default=None,
+        metavar="REGEX",
+        help="the layers of each weights file: tensor names or regular expressions matched in "
+        "full, in layer order, as load_network's layers= (default: every 2-D or 4-D weight, "
+        "pruning masks preferred)",
+    )
+
+
+def _network_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The networks as files on the command line, instead of a topology set."""
+    parser.add_argument(
+        "networks",
+        nargs="*",
+        default=[],
+        metavar="NETWORK",
+        help=f"{what}: checkpoint files (.pt, .pth, .bin, .ckpt, .safetensors, .npz) or "
+        "folders of weight_l*.npz, or globs of them ('run/epoch_*.pt'), taken in natural "
+        "order (epoch_2 before epoch_10) and named by file stem; instead of --topo-root and "
+        "--epoch",
+    )
+    tensors_argument(parser)
+    parser.add_argument(
+        "--orientation",
+        choices=ORIENTATIONS,
+        help="how 2-D weights are stored in the files (default: in_out for folders and .npz, "
+        "out_in for safetensors and PyTorch files)",
+    )
+    parser.add_argument(
+        "--keep-order",
+        action="store_true",
+        help="take the NETWORK files in the order given, not in natural order",
+    )
 
 
 # ---- writing files -------------------------------------------------------------------------

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 from nnstd._api import distance
-from nnstd._network import load_network
 from nnstd.cli._common import (
     ORIENTATIONS,
     OneLineParser,
     Subparsers,
+    load_file,
+    tensors_argument,
 )
 
 
@@ -20,7 +21,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from nnstd._align import alignment, apply_alignment, overlap
 
     net_a, net_b = (
-        load_network(path, orientation=orientation, memory_budget=args.load_budget)
+        load_file(path, args, orientation)
         for path, orientation in [
             (args.a, args.orientation_a or args.orientation),
             (args.b, args.orientation_b or args.orientation),
@@ -79,5 +80,6 @@ def add_parser(sub: Subparsers, common: OneLineParser) -> None:
     cmp.add_argument("--orientation", choices=ORIENTATIONS, help="as in distance")
     cmp.add_argument("--orientation-a", choices=ORIENTATIONS, help="A's, if it differs")
     cmp.add_argument("--orientation-b", choices=ORIENTATIONS, help="B's, if it differs")
+    tensors_argument(cmp)
     cmp.add_argument("--json", action="store_true", help="one JSON object for scripts")
     cmp.set_defaults(run=cmd_compare)

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnstd._api import distance
-from nnstd._network import load_network
 from nnstd.cli._common import (
     ORIENTATIONS,
     OneLineParser,
     Progress,
     Subparsers,
+    load_file,
+    tensors_argument,
 )
 
 
@@ -30,7 +31,7 @@ def _mean_label(chosen: Sequence[int], depth: int) -> str:
 
 def cmd_distance(args: argparse.Namespace) -> None:
     net_a, net_b = (
-        load_network(path, orientation=orientation, memory_budget=args.load_budget)
+        load_file(path, args, orientation)
         for path, orientation in [
             (args.a, args.orientation_a or args.orientation),
             (args.b, args.orientation_b or args.orientation),
@@ -120,5 +121,6 @@ def add_parser(sub: Subparsers, common: OneLineParser) -> None:
         help="layers to report (default: all); the 'mean' line is the mean of these only, "
         "the paper's 'layer L' value when they are 0..L",
     )
+    tensors_argument(dist)
     dist.add_argument("--json", action="store_true", help="one JSON object for scripts")
     dist.set_defaults(run=cmd_distance)

@@ -10,7 +10,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd._loaders import one_line
-from nnstd._network import load_network
+from nnstd._network import Network, load_network
 from nnstd.analysis import select_layer
 from nnstd.cli._common import (
     MATRIX_CONVENTION,
@@ -30,19 +30,21 @@ from nnstd.cli._common import (
     _check_outputs,
     _figure_path,
     _layer_range,
-    _legacy_root,
     _matrices,
     _matrix_path,
+    _network_arguments,
     _open_set,
     _replacing,
     _save_figure,
     _set_options,
     _snapshots,
     _warning_line,
+    files_matrix,
+    files_or_set,
     layer_title,
+    root_as_network,
 )
 from nnstd.topology_set import (
-    TopologySet,
     epoch_label,
     save_matrix,
 )
@@ -51,13 +53,13 @@ if TYPE_CHECKING:
     from distributed import Client
 
 
-def _print_matrix(ts: TopologySet, matrix: npt.NDArray[np.float64], title: str) -> None:
-    names = ts.short_names()
+def _print_matrix(names: Sequence[str], matrix: npt.NDArray[np.float64], title: str) -> None:
     width = max(len(n) for n in names) + 1
+    column = max(6, width - 1)  # a file's name may be longer than a value
     print(f"# {title}; {MATRIX_CONVENTION}")
-    print(" " * width + " ".join(f"{n:>6}" for n in names))
+    print(" " * width + " ".join(f"{n:>{column}}" for n in names))
     for name, row in zip(names, matrix, strict=True):
-        print(f"{name:<{width}}" + " ".join(f"{x:6.4f}" for x in row))
+        print(f"{name:<{width}}" + " ".join(f"{x:{column}.4f}" for x in row))
 
 
 def cmd_matrix(args: argparse.Namespace) -> None:
@@ -69,23 +71,40 @@ def cmd_matrix(args: argparse.Namespace) -> None:
             "--shard reads the whole matrix from the store and writes it"
         )
     _check_outputs(args)
-    ts = _open_set(args)
-    if len(args.epochs) != 1:
-        raise UsageError(
-            "nnstd matrix: error: give one snapshot with --epoch E (a number, epoch_NNN or init)"
-        )
-    (snapshot,) = _snapshots(ts, args.epochs)
-    if args.store is None and args.scheduler is None and args.shard is None:
-        (matrix,) = _matrices(ts, [snapshot], args)
+    root_as_network(args)
+    files = files_or_set(args)
+    tiled = args.store is not None or args.scheduler is not None or args.shard is not None
+    if files is not None:
+        names = short_names = files.names
+        title = layer_title(args.layer, args.cumulative)
+        if tiled:
+            found = _tiled_matrix(files.networks, "networks", args)
+            if found is None:
+                return
+            matrix = found
+        else:
+            matrix = files_matrix(files, args)
     else:
-        tiled = _tiled_matrix(ts, snapshot, args)
-        if tiled is None:
-            return
-        matrix = tiled
-    title = f"{epoch_label(snapshot)}, {layer_title(args.layer, args.cumulative)}"
+        ts = _open_set(args)
+        if len(args.epochs) != 1:
+            raise UsageError(
+                "nnstd matrix: error: give one snapshot with --epoch E (a number, epoch_NNN or "
+                "init), or the networks as files"
+            )
+        (snapshot,) = _snapshots(ts, args.epochs)
+        names, short_names = list(ts.networks), ts.short_names()
+        title = f"{epoch_label(snapshot)}, {layer_title(args.layer, args.cumulative)}"
+        if not tiled:
+            (matrix,) = _matrices(ts, [snapshot], args)
+        else:
+            paths = [ts.root / name / snapshot for name in ts.networks]
+            found = _tiled_matrix(paths, epoch_label(snapshot), args)
+            if found is None:
+                return
+            matrix = found
     if args.save is not None:
         replaced = _replacing(args.save)
-        save_matrix(args.save, matrix, list(ts.networks))
+        save_matrix(args.save, matrix, names)
         if not args.quiet:
             print(f"wrote {args.save}{replaced}: {title}; {MATRIX_CONVENTION}")
     if args.out is not None:
@@ -94,7 +113,7 @@ def cmd_matrix(args: argparse.Namespace) -> None:
         from nnstd.plot import heatmap
 
         fig = Figure(figsize=(6, 5.4), layout="constrained")
-        heatmap(fig.add_subplot(), matrix, ts.short_names(), title)
+        heatmap(fig.add_subplot(), matrix, short_names, title)
         fig.supxlabel(
             "[i, j] = [j, i]: the higher-indexed network is the reference (A)", fontsize=8
         )
@@ -102,7 +121,7 @@ def cmd_matrix(args: argparse.Namespace) -> None:
         if not args.quiet:
             print(f"wrote {args.out}{replaced}: {title}")
     if args.out is None and args.save is None:
-        _print_matrix(ts, matrix, title)
+        _print_matrix(short_names, matrix, title)
 
 
 # ---- matrix: a store, a Dask cluster, SLURM shards ------------------------------------------
@@ -198,7 +217,7 @@ def _silent_logs_on_failure() -> Iterator[None]:
 
 
 def _tiled_matrix(
-    ts: TopologySet, snapshot: str, args: argparse.Namespace
+    items: Sequence[Network | Path], label: str, args: argparse.Namespace
 ) -> npt.NDArray[np.float64] | None:
     """The matrix through tiles (stored, on a cluster, or one shard of them: None)."""
     from nnstd._many import StoreWarning, paired_matrix
@@ -208,9 +227,11 @@ def _tiled_matrix(
             "nnstd matrix: error: --shard needs --store PATH (where the shards meet) and no "
             "--scheduler (see nnstd matrix --help)"
         )
-    paths = [ts.root / name / snapshot for name in ts.networks]
-    _layer_range(load_network(paths[0], memory_budget=args.load_budget).depth, args.layer)
-    n = len(paths)
+    first = items[0]
+    if not isinstance(first, Network):
+        first = load_network(first, memory_budget=args.load_budget)
+    _layer_range(first.depth, args.layer)
+    n = len(items)
     progress = Progress(n * (n - 1) // 2, args.quiet)
     with contextlib.ExitStack() as stack:
         # A store's warnings (a tile skipped and computed again) as one line each.
@@ -222,12 +243,12 @@ def _tiled_matrix(
             client = _dask_client(args.scheduler, args.threads, stack)
         try:
             full = paired_matrix(
-                paths,
+                items,
                 layers=list(range(args.layer + 1)),
                 solver=args.solver,
                 ordered=False,
                 threads=args.threads,
-                progress=progress.callback(epoch_label(snapshot)),
+                progress=progress.callback(label),
                 memory_budget=args.memory_budget,
                 store=args.store,
                 client=client,
@@ -253,11 +274,13 @@ def add_parser(sub: Subparsers, common: OneLineParser) -> None:
         "matrix",
         parents=[common, _set_options(several_epochs=False)],
         help="one snapshot's pairwise matrix as a table, heat map or file",
-        description="Compute one snapshot's pairwise NNSTD matrix; print it, plot it or save "
+        description="Compute the pairwise NNSTD matrix of one snapshot of a topology set, or of "
+        "networks named as files (checkpoints, folders, globs); print it, plot it or save "
         f"it. As in the paper (and nnstd.pairwise), {MATRIX_CONVENTION}.",
-        epilog="Example: nnstd matrix --epoch 190 --layer 2 --out m.png --save m.csv",
+        epilog="Example: nnstd matrix --epoch 190 --layer 2 --out m.png --save m.csv; "
+        "with files: nnstd matrix 'runs/*/final.pt' --tensors 'fc[0-9]+.weight'",
     )
-    _legacy_root(matrix)
+    _network_arguments(matrix, "the networks (instead of --topo-root and --epoch)")
     matrix.add_argument("--out", type=_figure_path, help="heat map (.png, .pdf, .svg)")
     matrix.add_argument("--save", type=_matrix_path, help="the matrix (.npy or .csv)")
     matrix.add_argument(
