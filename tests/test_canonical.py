@@ -259,6 +259,14 @@ def test_pruned_networks_are_labelled_and_at_zero_from_relabelled_copies(
         np.testing.assert_allclose(d.layers[0], oracle[0], rtol=1e-12, atol=0)
 
 
+def test_pruned_networks_give_one_matrix_for_any_thread_count() -> None:
+    rng = np.random.default_rng(5)
+    nets = [nnstd.Network(pruned_network(rng, (64, 64, 64, 64), 13)) for _ in range(6)]
+    one = nnstd.pairwise(nets, threads=1, ordered=True)
+    np.testing.assert_array_equal(one, nnstd.pairwise(nets, threads=2, ordered=True))
+    np.testing.assert_array_equal(np.diagonal(one, axis1=0, axis2=1), 0.0)
+
+
 def symmetric_layers(rng: np.random.Generator, kind: str) -> list[np.ndarray]:
     """Highly symmetric networks: empty layers, complete bipartite layers, disjoint copies of
     one block (all reading the block's inputs), neurons without inputs feeding one neuron."""

@@ -224,6 +224,10 @@ enum Flow {
 /// Marks a neuron not singled out on the current path ([`AutomorphismState::fixed_at`]).
 const NOT_FIXED: u32 = u32::MAX;
 
+/// The depth-first search over the tree of individualisations (module documentation). Its
+/// invariant: a branch is skipped or abandoned only when a checked automorphism fixing
+/// everything singled out above it maps its candidate to an earlier candidate, so every leaf
+/// left out has the form of an earlier leaf of the tree without pruning.
 struct Search<'a> {
     net: &'a Network,
     refiner: &'a Refiner<'a>,
@@ -234,6 +238,7 @@ struct Search<'a> {
     /// The first leaf reached, and the leaf of smallest form found so far (the first of them).
     first: Option<Leaf>,
     best: Option<Leaf>,
+    /// Whether `best` is still the first leaf (so that a new leaf is compared with it once).
     best_is_first: bool,
     cancel: &'a Cancel,
     /// The network's connections both ways, built at the first node that branches.
@@ -1270,6 +1275,16 @@ mod tests {
         let a = net(&[(3, hidden), (12, outputs)]);
         let b = shuffled(&a, 7);
         assert_eq!(labelled(&a).network, labelled(&b).network);
+    }
+
+    #[test]
+    fn a_cancelled_search_stops() {
+        let a = sparse_network(2, &[784, 300, 100, 10], 70);
+        let refiner = Refiner::new(&a);
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let result = label(&refiner, &a, refiner.initial(), &cancel);
+        assert_eq!(result.map(|_| ()), Err(Error::Interrupted));
     }
 
     #[test]
