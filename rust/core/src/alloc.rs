@@ -77,7 +77,7 @@ pub fn collect<T>(values: impl ExactSizeIterator<Item = T>, what: &'static str) 
     Ok(buffer)
 }
 
-/// Numbers whose all-zero bytes are the value zero (or `false`).
+/// Numbers whose all-zero bytes are the value zero.
 ///
 /// # Safety
 /// Only for types for which every byte being 0 is a valid value.
@@ -95,7 +95,7 @@ unsafe impl Zero for f64 {}
 pub fn zeros<T: Zero>(len: usize, what: &'static str) -> Result<Vec<T>> {
     let layout = Layout::array::<T>(len).map_err(|_| out_of_memory::<T>(len, what))?;
     if layout.size() == 0 {
-        return Ok(Vec::new()); // no zero-sized type is `Zero`, so `len` is 0
+        return Ok(Vec::new()); // `len` is 0: none of the `Zero` types above is zero-sized
     }
     // SAFETY: the layout has a non-zero size; the memory is zeroed, which is a valid `T` for
     // every value ([`Zero`]); it was allocated by the global allocator with the layout of `len`

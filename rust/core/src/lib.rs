@@ -6,7 +6,7 @@
 //! forward ([`network`]) and parallel all-pairs matrices ([`pairwise`]). No Python here: the
 //! `nnstd-python` crate binds it.
 
-pub mod alloc;
+pub(crate) mod alloc;
 pub mod assign;
 pub mod cancel;
 pub mod canon;
