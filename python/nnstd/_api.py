@@ -118,6 +118,8 @@ def _layer_selection(layers: object, depth: int) -> tuple[int, ...]:
 
 
 def _check_comparable(a: Network, b: Network, what: str) -> None:
+    if a.is_graph or b.is_graph:
+        return  # the core compares graphs' structures (and refuses a chain against a graph)
     if a.depth != b.depth:
         raise TopologyError(
             f"{what}: networks of different depth ({a.name or 'A'}: {a.depth} layers, "

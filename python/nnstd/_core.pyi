@@ -37,10 +37,24 @@ class Topology:
         cls,
         layers: Sequence[tuple[int, int, npt.NDArray[np.int64], npt.NDArray[np.int64], int]],
     ) -> Topology: ...
+    @staticmethod
+    def graph(
+        groups: Sequence[tuple[int, str, int, int | None]],
+        writers: Sequence[
+            tuple[
+                int,
+                Sequence[tuple[int, int]],
+                tuple[int, int, npt.NDArray[np.int64], npt.NDArray[np.int64], int],
+            ]
+        ],
+        fixed_outputs: bool = False,
+    ) -> Topology: ...
     @property
     def shapes(self) -> list[tuple[int, int]]: ...
     @property
     def connections(self) -> list[int]: ...
+    @property
+    def depth(self) -> int: ...
 
 def distance(
     a: Topology,

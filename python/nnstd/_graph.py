@@ -16,9 +16,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nnstd._errors import TopologyError
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
 
-__all__ = ["Group", "Slot", "Spec"]
+from nnstd import _core
+from nnstd._errors import TopologyError
+from nnstd._loaders import DEFAULT_LOAD_BUDGET, connection_pattern
+from nnstd._network import Network
+
+__all__ = ["GraphNetwork", "Group", "Slot", "Spec"]
 
 Kind = Literal["input", "hidden", "output"]
 KINDS: tuple[Kind, ...] = ("input", "hidden", "output")
@@ -371,3 +378,123 @@ def _check_against(spec: Spec, shapes: Mapping[str, tuple[int, ...]]) -> None:
     for tensor in cols:
         if tensor not in rows:
             raise TopologyError(f"{source}: {tensor} is read from but no group writes it")
+
+
+# Graph networks ---------------------------------------------------------------------------------
+
+
+class GraphNetwork(Network):
+    """A network as a graph of permutation groups, which `nnstd.distance` and
+    `nnstd.pairwise` compare group by group (docs/definition.md#graphs-of-permutation-groups).
+
+    Made by `nnstd.torch.to_network` with ``example_inputs`` for a model that is not a plain
+    chain. ``groups`` names the groups that report a distance (``Distance.layers[k]`` is
+    ``groups[k]``'s), ``spec`` is the full `Spec`. Routes that read layers one by one
+    (`nnstd.align`, `nnstd.alignment`, `overlap`, the store and Dask) refuse a graph.
+    """
+
+    is_graph = True
+
+    def __init__(self, spec: Spec, topology: Any, name: str, fixed_outputs: bool) -> None:
+        self.name = name
+        self.spec = spec
+        self.fixed_outputs = fixed_outputs
+        self._topology = topology
+        self.groups = tuple(g.name for g in spec.groups if g.writers)
+
+    def _refuse(self, what: str) -> TopologyError:
+        return TopologyError(
+            f"{self.name}: {what} needs a chain of layers, and this network is a graph of "
+            f"permutation groups; nnstd.distance and nnstd.pairwise compare graphs"
+        )
+
+    @property
+    def depth(self) -> int:
+        """The number of groups that report a distance."""
+        return len(self.groups)
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        raise self._refuse("reading its layers' shapes")
+
+    @property
+    def connections(self) -> list[int]:
+        """The number of connections of every writer, in matching order."""
+        return list(self._topology.connections)
+
+    @property
+    def input_groups(self) -> tuple[int, ...]:  # type: ignore[override]
+        raise self._refuse("reading its layers' input groups")
+
+    @property
+    def _patterns(self) -> list[sp.csc_array]:  # type: ignore[override]
+        raise self._refuse("this route")
+
+    def layer(self, k: int) -> sp.csc_array:
+        raise self._refuse("reading a layer")
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{g.name}: {g.size}" for g in self.spec.groups if g.writers)
+        return f"GraphNetwork({self.name!r}, groups=[{sizes}])"
+
+
+def _reads(spec: Spec, tensor: str, columns: int, kernel: int) -> list[tuple[int, int]]:
+    """``(group index, columns per unit)`` of the groups ``tensor`` reads, in column order;
+    they must cover its columns without a gap."""
+    slots = sorted(
+        (s.offset, k, s.block, g.size)
+        for k, g in enumerate(spec.groups)
+        for s in g.readers
+        if s.tensor == tensor
+    )
+    out, at = [], 0
+    for offset, k, block, size in slots:
+        if offset != at:
+            raise TopologyError(
+                f"{spec.source}: the columns of {tensor} from {at} to {offset - 1} are read by "
+                f"no group"
+            )
+        out.append((k, block * kernel))
+        at = offset + size * block
+    if at != columns:
+        raise TopologyError(
+            f"{spec.source}: the groups read {at} of the {columns} columns of {tensor}"
+        )
+    return out
+
+
+def graph_network(
+    spec: Spec,
+    weights: Mapping[str, npt.NDArray[Any]],
+    *,
+    name: str,
+    fixed_outputs: bool = False,
+    budget: int = DEFAULT_LOAD_BUDGET,
+) -> GraphNetwork:
+    """The graph network of ``spec`` with the connections of ``weights`` (each writer's weight
+    or mask, as PyTorch stores it: ``(out, in, *kernel)``, non-zero entries are connections)."""
+    index = {g.name: k for k, g in enumerate(spec.groups)}
+    head_sets: dict[str, int] = {}
+    groups = []
+    for g in spec.groups:
+        head_set = None if g.head_set is None else head_sets.setdefault(g.head_set, len(head_sets))
+        groups.append((g.size, g.kind, g.heads, head_set))
+    writers = []
+    for g in spec.groups:
+        for slot in g.writers:
+            weight = np.asarray(weights[slot.tensor])
+            kernel = int(np.prod(weight.shape[2:], dtype=np.int64))
+            rows = weight[slot.offset : slot.offset + g.size].reshape(g.size, -1)
+            where = f"{name} ({slot.tensor}, rows {slot.offset}:{slot.offset + g.size})"
+            pattern = connection_pattern(rows.T, where, budget)
+            reads = _reads(spec, slot.tensor, weight.shape[1], kernel)
+            buffers = (
+                pattern.shape[0],
+                pattern.shape[1],
+                pattern.indptr.astype(np.int64, copy=False),
+                pattern.indices.astype(np.int64, copy=False),
+                1,
+            )
+            writers.append((index[g.name], reads, buffers))
+    topology = _core.Topology.graph(groups, writers, fixed_outputs)
+    return GraphNetwork(spec, topology, name, fixed_outputs)

@@ -99,6 +99,8 @@ class Network:
     [3, 6]
     """
 
+    is_graph = False  # a chain of layers; `nnstd._graph.GraphNetwork` is a graph of groups
+
     def __init__(
         self,
         layers: Sequence[LayerLike],

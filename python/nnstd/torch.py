@@ -34,7 +34,7 @@ import numpy.typing as npt
 from nnstd._align import alignment
 from nnstd._api import Solver
 from nnstd._errors import TopologyError
-from nnstd._graph import Group, Slot, Spec
+from nnstd._graph import GraphNetwork, Group, Slot, Spec, graph_network
 from nnstd._loaders import (
     DEFAULT_LOAD_BUDGET,
     GRAPH_WAY_OUT,
@@ -47,7 +47,7 @@ from nnstd._loaders import (
 )
 from nnstd._network import Network, network_from_tensors
 
-__all__ = ["Group", "Slot", "Spec", "align", "permute", "spec", "to_network"]
+__all__ = ["GraphNetwork", "Group", "Slot", "Spec", "align", "permute", "spec", "to_network"]
 
 # ``P.parametrizations.weight.original`` and ``P.parametrizations.weight.0.mask`` (any buffer).
 _PARAMETRIZED = re.compile(r"(.+)\.parametrizations\.([^.]+)\.(original|[0-9]+\.[^.]+)")
@@ -514,25 +514,81 @@ def _masks_or_weights(
     return picked
 
 
+def _chain_modules(traced: Spec) -> list[str] | None:
+    """The modules of a spec that is a plain chain (one input group, then groups written by
+    one ``weight`` each, each read by the next writer alone), in order; None for a graph."""
+    inputs = [g for g in traced.groups if g.kind == "input"]
+    if len(inputs) != 1 or inputs[0].writers or traced.groups[0] is not inputs[0]:
+        return None
+    names = []
+    for previous, group in zip(traced.groups, traced.groups[1:], strict=False):
+        if len(group.writers) != 1 or group.heads != 1 or len(previous.readers) != 1:
+            return None
+        writer, reader = group.writers[0], previous.readers[0]
+        if writer.tensor != reader.tensor or writer.offset or reader.offset:
+            return None
+        module, _, param = writer.tensor.rpartition(".")
+        if param != "weight" or not module:
+            return None
+        names.append(module)
+    return names if traced.groups[-1].kind == "output" and not traced.groups[-1].readers else None
+
+
+def _writer_weights(model: Any, traced: Spec, source: str) -> dict[str, Any]:
+    """Each writer's tensor as numpy, by its spec name: the pruning mask where there is one."""
+    state = model.state_dict()
+    picked: dict[str, str] = {}
+    for name in state:
+        module, param, role = _split(name)
+        logical = f"{module}.{param}" if module else param
+        if role == "mask" or logical not in picked:
+            picked[logical] = name
+    wanted = {s.tensor for g in traced.groups for s in g.writers}
+    tensors = tensors_to_numpy({n: state[picked[n]] for n in wanted}, source, DEFAULT_LOAD_BUDGET)
+    return tensors
+
+
 def to_network(
-    model: Any, *, layers: Sequence[str] | None = None, name: str | None = None
+    model: Any,
+    *,
+    layers: Sequence[str] | None = None,
+    name: str | None = None,
+    example_inputs: Any = None,
+    outputs: str = "free",
 ) -> Network:
-    """The topology of the chain `permute` renames: masks where the model has them.
+    """The topology of a model: masks where the model has them.
+
+    Without ``example_inputs``, the chain `permute` renames. With a module and
+    ``example_inputs``, the groups `spec` traces: a plain chain is read as one (the same
+    `Network` as without), any other model as a `GraphNetwork` that `nnstd.distance` and
+    `nnstd.pairwise` compare group by group (docs/definition.md#graphs-of-permutation-groups).
 
     Parameters
     ----------
     model
         A ``torch.nn.Module`` or a state dict (tensors or numpy arrays).
     layers
-        As in `permute`. By default a model whose names or weights show a graph (residual
-        connections, attention) is refused, and a module's ``forward`` is traced with
-        ``torch.fx`` (when it can be) to find skip connections between layers of equal widths.
+        As in `permute` (not with ``example_inputs``). By default a model whose names or
+        weights show a graph (residual connections, attention) is refused, and a module's
+        ``forward`` is traced with ``torch.fx`` (when it can be) to find skip connections
+        between layers of equal widths.
     name
         The network's name (default: the model's type).
+    example_inputs
+        For a module: inputs to trace it on (as in `spec`), which reads residual networks
+        and transformers as graphs.
+    outputs
+        ``"free"`` (default: output units are matched like hidden ones, as the paper does) or
+        ``"fixed"`` (each output unit is compared with the same unit of the other network;
+        always a graph).
 
     Returns
     -------
     Network
+        A `GraphNetwork` for a graph; ``network.groups`` names the groups whose distances
+        ``nnstd.distance(...).layers`` holds. Graphs take the ``"paper"``, ``"auto"``,
+        ``"sparse"`` and ``"dense"`` solvers; the default ``"canonical"`` is defined for
+        chains only and is refused.
 
     Examples
     --------
@@ -541,15 +597,52 @@ def to_network(
     ...          "fc.parametrizations.weight.0.mask": np.eye(2, 3)}
     >>> nnstd.torch.to_network(state).connections
     [2]
+    >>> import torch
+    >>> class Block(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.up, self.down = torch.nn.Linear(4, 8), torch.nn.Linear(8, 4)
+    ...     def forward(self, x):
+    ...         return x + self.down(torch.relu(self.up(x)))
+    >>> net = nnstd.torch.to_network(Block(), example_inputs=torch.zeros(1, 4))
+    >>> net.groups
+    ('x', 'up')
+    >>> nnstd.distance(net, net, solver="auto").layers
+    array([0., 0.])
     """
+    if outputs not in ("free", "fixed"):
+        raise ValueError(f"outputs must be 'free' or 'fixed', got {outputs!r}")
     source = name or type(model).__name__
-    state = state_dict_of(model, source)
-    if layers is None and hasattr(model, "state_dict") and hasattr(model, "forward"):
-        modules = _modules(state)  # a skip between layers of equal widths, if fx can see it
-        _check_traced_chain(
-            model, [modules[i].name for i in _chain(modules, state, None, source)], source
+    is_module = hasattr(model, "state_dict") and hasattr(model, "forward")
+    if example_inputs is not None or outputs == "fixed":
+        if not is_module or example_inputs is None:
+            raise ValueError(
+                "a graph needs a module and example_inputs (a state dict holds no graph)"
+            )
+        if layers is not None:
+            raise ValueError("layers= names a chain; example_inputs= traces the whole model")
+        traced = spec(model, example_inputs)
+        chain = _chain_modules(traced)
+        if chain is not None and outputs == "free":
+            return to_network(model, layers=chain, name=source)
+        return graph_network(
+            traced,
+            _writer_weights(model, traced, source),
+            name=source,
+            fixed_outputs=outputs == "fixed",
         )
-    picked = _masks_or_weights(state, layers, source)
+    state = state_dict_of(model, source)
+    try:
+        if layers is None and is_module:
+            modules = _modules(state)  # a skip between layers of equal widths, if fx sees it
+            _check_traced_chain(
+                model, [modules[i].name for i in _chain(modules, state, None, source)], source
+            )
+        picked = _masks_or_weights(state, layers, source)
+    except TopologyError as exc:
+        if not is_module:
+            raise
+        raise TopologyError(f"{exc}; or pass example_inputs=... to read it as a graph") from None
     tensors = tensors_to_numpy({n: state[n] for n in picked}, source, DEFAULT_LOAD_BUDGET)
     tensors = apply_mask_conventions(tensors, source)  # one tensor per layer, in order
     return network_from_tensors(tensors, layers=list(tensors), orientation="out_in", name=source)

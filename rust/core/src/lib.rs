@@ -3,7 +3,7 @@
 //! The Neural Network Sparse Topology Distance (Liu et al., ECML-PKDD 2020) in pure Rust:
 //! binary layer topologies ([`topology`]), neuron costs from sparse overlaps ([`similarity`]),
 //! SciPy-exact assignment ([`assign::exact`]), network distances with the matching carried
-//! forward ([`network`]) and parallel all-pairs matrices ([`pairwise`]). No Python here: the
+//! forward ([`network`]), graphs of permutation groups ([`graph`], [`graph_match`]) and parallel all-pairs matrices ([`pairwise`]). No Python here: the
 //! `nnstd-python` crate binds it.
 
 pub(crate) mod alloc;
@@ -12,6 +12,8 @@ pub mod cancel;
 pub mod canon;
 pub mod canonical;
 pub mod error;
+pub mod graph;
+pub mod graph_match;
 pub mod mode;
 pub mod network;
 pub mod pairwise;
@@ -25,7 +27,8 @@ mod testing;
 
 pub use cancel::Cancel;
 pub use error::{Error, Result};
+pub use graph::{Graph, Group, GroupKind, Read, Writer};
 pub use network::LayerMatch;
-pub use pairwise::{distance, pair_count, pairs, pairwise, Pairs};
+pub use pairwise::{distance, pair_count, pairs, pairwise, Pairs, Shape};
 pub use policy::{Options, Solver, DEFAULT_MEMORY_BUDGET};
 pub use topology::{Idx, Layer, Network};

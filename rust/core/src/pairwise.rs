@@ -11,10 +11,87 @@ use rayon::prelude::*;
 use crate::alloc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::graph_match::match_graph;
 use crate::mode::{AsGiven, Canonical, Mode};
 use crate::network::{check_comparable, layers_asked, LayerMatch};
 use crate::policy::{Options, Solver};
 use crate::topology::Network;
+
+/// A network shape the scheduler drives: a chain ([`Network`]) or a graph of permutation
+/// groups ([`Graph`]). A pair gives one [`LayerMatch`] per layer of a chain, per reported group
+/// of a graph.
+pub trait Shape: Sync + Sized {
+    /// The number of values a pair reports.
+    fn depth(&self) -> usize;
+
+    /// Whether `other` can be compared with `self`.
+    fn check_comparable(&self, other: &Self) -> Result<()>;
+
+    /// The first `depth` values of every pair of `list`, in the mode `options.solver` names.
+    fn run_pairs<T: Send>(
+        networks: &[&Self],
+        list: &[(usize, usize)],
+        depth: usize,
+        options: &Options,
+        cancel: &Cancel,
+        keep: &(impl Fn(Vec<LayerMatch>) -> T + Sync),
+    ) -> Result<Vec<T>>;
+}
+
+impl Shape for Network {
+    fn depth(&self) -> usize {
+        Network::depth(self)
+    }
+
+    fn check_comparable(&self, other: &Self) -> Result<()> {
+        check_comparable(self, other)
+    }
+
+    fn run_pairs<T: Send>(
+        networks: &[&Self],
+        list: &[(usize, usize)],
+        depth: usize,
+        options: &Options,
+        cancel: &Cancel,
+        keep: &(impl Fn(Vec<LayerMatch>) -> T + Sync),
+    ) -> Result<Vec<T>> {
+        match options.solver {
+            Solver::Canonical => run(&Canonical { options }, networks, list, depth, cancel, keep),
+            _ => run(&AsGiven { options }, networks, list, depth, cancel, keep),
+        }
+    }
+}
+
+impl Shape for Graph {
+    fn depth(&self) -> usize {
+        Graph::depth(self)
+    }
+
+    fn check_comparable(&self, other: &Self) -> Result<()> {
+        Graph::check_comparable(self, other)
+    }
+
+    /// A graph has nothing to prepare: each pair is matched from the graphs as given.
+    fn run_pairs<T: Send>(
+        networks: &[&Self],
+        list: &[(usize, usize)],
+        depth: usize,
+        options: &Options,
+        cancel: &Cancel,
+        keep: &(impl Fn(Vec<LayerMatch>) -> T + Sync),
+    ) -> Result<Vec<T>> {
+        list.par_iter()
+            .map(|&(i, j)| {
+                cancel.check()?;
+                let mut d = match_graph(networks[i], networks[j], options, cancel)?;
+                d.truncate(depth);
+                cancel.tick();
+                Ok(keep(d))
+            })
+            .collect()
+    }
+}
 
 /// Which (A, B) pairs a matrix holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,8 +126,8 @@ pub fn pair_count(n: usize, pairs: Pairs) -> usize {
 /// over the first `depth` layers (all when `None`), each kept as `keep` makes it, in `list`'s
 /// order. Only networks that some pair names are prepared, each once. `threads`: a pool of its
 /// own of that many threads (`None`: rayon's global pool). `cancel` counts finished pairs.
-pub fn pairs<T: Send>(
-    networks: &[&Network],
+pub fn pairs<N: Shape, T: Send>(
+    networks: &[&N],
     list: &[(usize, usize)],
     depth: Option<usize>,
     options: &Options,
@@ -69,16 +146,13 @@ pub fn pairs<T: Send>(
     }
     for &(i, j) in list {
         for k in [i, j] {
-            check_comparable(networks[first], networks[k]).map_err(|e| {
+            networks[first].check_comparable(networks[k]).map_err(|e| {
                 Error::Mismatch(format!("network {k} against network {first}: {e}"))
             })?;
         }
     }
     let depth = layers_asked(depth, networks[first].depth())?;
-    let compute = || match options.solver {
-        Solver::Canonical => run(&Canonical { options }, networks, list, depth, cancel, &keep),
-        _ => run(&AsGiven { options }, networks, list, depth, cancel, &keep),
-    };
+    let compute = || N::run_pairs(networks, list, depth, options, cancel, &keep);
     match threads {
         None => compute(),
         Some(t) => rayon::ThreadPoolBuilder::new()
@@ -135,21 +209,21 @@ fn naming(error: Error, k: usize) -> Error {
 
 /// The distance of `b` from `a` over their first `depth` layers (all when `None`), in the mode
 /// `options.solver` names, with every layer's matching.
-pub fn distance(
-    a: &Network,
-    b: &Network,
+pub fn distance<N: Shape>(
+    a: &N,
+    b: &N,
     depth: Option<usize>,
     options: &Options,
     cancel: &Cancel,
 ) -> Result<Vec<LayerMatch>> {
-    check_comparable(a, b)?;
+    a.check_comparable(b)?;
     let mut one = pairs(&[a, b], &[(0, 1)], depth, options, None, cancel, |d| d)?;
     Ok(one.pop().expect("one pair gives one result"))
 }
 
 /// An `n x n x depth` row-major array of per-layer distances. `cancel` counts finished pairs.
-pub fn pairwise(
-    networks: &[&Network],
+pub fn pairwise<N: Shape>(
+    networks: &[&N],
     depth: Option<usize>,
     options: &Options,
     pairs_kind: Pairs,
@@ -164,7 +238,8 @@ pub fn pairwise(
     // Every network against the first, so that a mismatch names the right pair even where the
     // list leaves some pair out (one network, the paper's convention).
     for (k, net) in networks.iter().enumerate().skip(1) {
-        check_comparable(networks[0], net)
+        networks[0]
+            .check_comparable(net)
             .map_err(|e| Error::Mismatch(format!("network {k} against network 0: {e}")))?;
     }
     let list = pair_list(n, pairs_kind)?;

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use nnstd_core::assign::{exact, UNMATCHED};
 use nnstd_core::similarity::SparseCost;
-use nnstd_core::{self as core, Cancel, Layer, Network, Options, Pairs, Solver};
+use nnstd_core::{
+    self as core, Cancel, Graph, Group, GroupKind, Layer, Network, Options, Pairs, Read, Shape,
+    Solver, Writer,
+};
 use numpy::ndarray::{Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::create_exception;
@@ -184,10 +187,59 @@ type LayerBuffers<'py> = (
     usize,
 );
 
-/// The binary topology of a network, layer by layer, in compressed sparse column form.
+/// A network as the core holds it: a chain of layers or a graph of permutation groups.
+#[derive(Clone)]
+enum Net {
+    Chain(Arc<Network>),
+    Graph(Arc<Graph>),
+}
+
+/// The binary topology of a network, layer by layer (or writer by writer for a graph), in
+/// compressed sparse column form.
 #[pyclass(frozen, module = "nnstd._core")]
 struct Topology {
-    inner: Arc<Network>,
+    inner: Net,
+}
+
+/// A layer from the buffers Python passes; `k` labels errors.
+fn build_layer(k: usize, buffers: &LayerBuffers<'_>) -> PyResult<Layer> {
+    let (n_in, n_out, indptr, indices, group) = buffers;
+    let indptr = to_usize(k, "indptr entry", indptr)?;
+    let indices = to_usize(k, "input index", indices)?
+        .into_iter()
+        .map(|r| core::Idx::try_from(r).unwrap_or(core::Idx::MAX))
+        .collect();
+    Layer::from_csc(k, *n_in, *n_out, indptr, indices)
+        .and_then(|l| l.with_group(k, *group))
+        .map_err(to_py_err)
+}
+
+/// `(size, kind, heads, head_set)` of one group of a graph, as Python passes it.
+type GroupTuple = (usize, String, usize, Option<usize>);
+/// `(group, [(read group, width)], layer buffers)` of one writer of a graph.
+type WriterTuple<'py> = (usize, Vec<(usize, usize)>, LayerBuffers<'py>);
+
+/// All chains or all graphs: the core compares networks of one shape.
+enum Nets {
+    Chains(Vec<Arc<Network>>),
+    Graphs(Vec<Arc<Graph>>),
+}
+
+fn split_nets<'a>(nets: impl IntoIterator<Item = &'a Topology>) -> PyResult<Nets> {
+    let (mut chains, mut graphs) = (Vec::new(), Vec::new());
+    for net in nets {
+        match &net.inner {
+            Net::Chain(c) => chains.push(c.clone()),
+            Net::Graph(g) => graphs.push(g.clone()),
+        }
+    }
+    match (chains.is_empty(), graphs.is_empty()) {
+        (_, true) => Ok(Nets::Chains(chains)),
+        (true, false) => Ok(Nets::Graphs(graphs)),
+        (false, false) => Err(TopologyError::new_err(
+            "a chain of layers cannot be compared with a graph of groups",
+        )),
+    }
 }
 
 #[pymethods]
@@ -196,42 +248,92 @@ impl Topology {
     /// pattern, and the number of inputs per neuron of the previous layer.
     #[new]
     fn new(layers: Vec<LayerBuffers<'_>>) -> PyResult<Self> {
-        let mut built = Vec::with_capacity(layers.len());
-        for (k, (n_in, n_out, indptr, indices, group)) in layers.iter().enumerate() {
-            let indptr = to_usize(k, "indptr entry", indptr)?;
-            let indices = to_usize(k, "input index", indices)?
-                .into_iter()
-                .map(|r| core::Idx::try_from(r).unwrap_or(core::Idx::MAX))
-                .collect();
-            let layer = Layer::from_csc(k, *n_in, *n_out, indptr, indices)
-                .and_then(|l| l.with_group(k, *group))
-                .map_err(to_py_err)?;
-            built.push(layer);
-        }
+        let built = layers
+            .iter()
+            .enumerate()
+            .map(|(k, buffers)| build_layer(k, buffers))
+            .collect::<PyResult<Vec<_>>>()?;
         let inner = Network::new(built).map_err(to_py_err)?;
         Ok(Topology {
-            inner: Arc::new(inner),
+            inner: Net::Chain(Arc::new(inner)),
         })
     }
 
-    /// `(n_in, n_out)` of every layer.
-    #[getter]
-    fn shapes(&self) -> Vec<(usize, usize)> {
-        self.inner
-            .layers()
+    /// A graph of permutation groups (docs/definition.md#graphs-of-permutation-groups):
+    /// `groups` in matching order, each `(size, kind, heads, head_set)` with kind `"input"`,
+    /// `"hidden"` or `"output"`; `writers`, each `(group, [(read group, width)], layer)`.
+    #[staticmethod]
+    #[pyo3(signature = (groups, writers, fixed_outputs=false))]
+    fn graph(
+        groups: Vec<GroupTuple>,
+        writers: Vec<WriterTuple<'_>>,
+        fixed_outputs: bool,
+    ) -> PyResult<Self> {
+        let groups = groups
+            .into_iter()
+            .map(|(size, kind, heads, head_set)| {
+                let kind = match kind.as_str() {
+                    "input" => GroupKind::Input,
+                    "hidden" => GroupKind::Hidden,
+                    "output" => GroupKind::Output,
+                    other => return Err(PyValueError::new_err(format!("unknown kind {other:?}"))),
+                };
+                Ok(Group {
+                    size,
+                    kind,
+                    heads,
+                    head_set,
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let writers = writers
             .iter()
-            .map(|l| (l.n_in(), l.n_out()))
-            .collect()
+            .enumerate()
+            .map(|(k, (group, reads, buffers))| {
+                Ok(Writer {
+                    group: *group,
+                    reads: reads
+                        .iter()
+                        .map(|&(group, width)| Read { group, width })
+                        .collect(),
+                    layer: build_layer(k, buffers)?,
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let inner = Graph::new(groups, writers, fixed_outputs).map_err(to_py_err)?;
+        Ok(Topology {
+            inner: Net::Graph(Arc::new(inner)),
+        })
     }
 
-    /// The number of connections of every layer.
+    /// `(n_in, n_out)` of every layer (of every writer, for a graph).
+    #[getter]
+    fn shapes(&self) -> Vec<(usize, usize)> {
+        self.layers().map(|l| (l.n_in(), l.n_out())).collect()
+    }
+
+    /// The number of connections of every layer (of every writer, for a graph).
     #[getter]
     fn connections(&self) -> Vec<usize> {
-        self.inner
-            .layers()
-            .iter()
-            .map(|l| l.n_connections())
-            .collect()
+        self.layers().map(|l| l.n_connections()).collect()
+    }
+
+    /// The number of values a distance reports: layers of a chain, reported groups of a graph.
+    #[getter]
+    fn depth(&self) -> usize {
+        match &self.inner {
+            Net::Chain(c) => c.depth(),
+            Net::Graph(g) => g.depth(),
+        }
+    }
+}
+
+impl Topology {
+    fn layers(&self) -> Box<dyn Iterator<Item = &Layer> + '_> {
+        match &self.inner {
+            Net::Chain(c) => Box::new(c.layers().iter()),
+            Net::Graph(g) => Box::new(g.writers().iter().map(|w| &w.layer)),
+        }
     }
 }
 
@@ -255,13 +357,13 @@ fn distance<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<DistanceArrays<'py>> {
     let options = parse_options(solver, memory_budget)?;
-    let (na, nb) = (a.inner.clone(), b.inner.clone());
     let report = progress
         .as_ref()
         .map(|p| (p, Cancel::layers_finished as fn(&Cancel) -> usize));
-    let layers = run_interruptibly(py, report, move |cancel| {
-        core::distance(&na, &nb, depth, &options, cancel)
-    })?;
+    let layers = match split_nets([a, b])? {
+        Nets::Chains(n) => distance_of(py, report, n, depth, options)?,
+        Nets::Graphs(n) => distance_of(py, report, n, depth, options)?,
+    };
     let solvers: Vec<&'static str> = layers.iter().map(|l| l.algorithm.name()).collect();
     let distances: Vec<f64> = layers.iter().map(|l| l.distance).collect();
     let costs: Vec<f64> = layers.iter().map(|l| l.cost).collect();
@@ -275,6 +377,18 @@ fn distance<'py>(
         matchings,
         solvers,
     ))
+}
+
+fn distance_of<N: Shape + Send + Sync>(
+    py: Python<'_>,
+    report: Option<Progress<'_>>,
+    nets: Vec<Arc<N>>,
+    depth: Option<usize>,
+    options: Options,
+) -> PyResult<Vec<core::LayerMatch>> {
+    run_interruptibly(py, report, move |cancel| {
+        core::distance(nets[0].as_ref(), nets[1].as_ref(), depth, &options, cancel)
+    })
 }
 
 /// An `(n, n, depth)` array of per-layer distances over all pairs of networks.
@@ -298,19 +412,33 @@ fn pairwise<'py>(
     } else {
         Pairs::Paper
     };
-    let nets: Vec<Arc<Network>> = networks.iter().map(|t| t.inner.clone()).collect();
-    let n = nets.len();
-    let depth = depth.unwrap_or_else(|| nets.first().map_or(0, |net| net.depth()));
+    let n = networks.len();
+    let depth = depth.unwrap_or_else(|| networks.first().map_or(0, |net| net.depth()));
     let report = progress
         .as_ref()
         .map(|p| (p, Cancel::done as fn(&Cancel) -> usize));
-    let flat = run_interruptibly(py, report, move |cancel| {
-        let refs: Vec<&Network> = nets.iter().map(|n| n.as_ref()).collect();
-        core::pairwise(&refs, Some(depth), &options, pairs, threads, cancel)
-    })?;
+    let flat = match split_nets(networks.iter().map(|t| &**t))? {
+        Nets::Chains(nets) => pairwise_of(py, report, nets, depth, options, pairs, threads)?,
+        Nets::Graphs(nets) => pairwise_of(py, report, nets, depth, options, pairs, threads)?,
+    };
     let array = Array3::from_shape_vec((n, n, depth), flat)
         .map_err(|e| PyRuntimeError::new_err(format!("nnstd internal error: {e}")))?;
     Ok(array.into_pyarray(py))
+}
+
+fn pairwise_of<N: Shape + Send + Sync>(
+    py: Python<'_>,
+    report: Option<Progress<'_>>,
+    nets: Vec<Arc<N>>,
+    depth: usize,
+    options: Options,
+    pairs: Pairs,
+    threads: Option<usize>,
+) -> PyResult<Vec<f64>> {
+    run_interruptibly(py, report, move |cancel| {
+        let refs: Vec<&N> = nets.iter().map(|n| n.as_ref()).collect();
+        core::pairwise(&refs, Some(depth), &options, pairs, threads, cancel)
+    })
 }
 
 /// An `(m, depth)` array: row `p` holds the per-layer distances of `networks[i]` (as A) from
@@ -352,17 +480,35 @@ fn pairs<'py>(
             },
         )
         .collect::<PyResult<_>>()?;
-    let nets: Vec<Arc<Network>> = networks.iter().map(|t| t.inner.clone()).collect();
     let depth = depth.unwrap_or_else(|| {
         list.first()
-            .map_or(0, |&(i, _)| nets.get(i).map_or(0, |n| n.depth()))
+            .map_or(0, |&(i, _)| networks.get(i).map_or(0, |n| n.depth()))
     });
     let m = list.len();
     let report = progress
         .as_ref()
         .map(|p| (p, Cancel::done as fn(&Cancel) -> usize));
-    let rows = run_interruptibly(py, report, move |cancel| {
-        let refs: Vec<&Network> = nets.iter().map(|n| n.as_ref()).collect();
+    let rows = match split_nets(networks.iter().map(|t| &**t))? {
+        Nets::Chains(nets) => pairs_of(py, report, nets, list, depth, options, threads)?,
+        Nets::Graphs(nets) => pairs_of(py, report, nets, list, depth, options, threads)?,
+    };
+    let flat: Vec<f64> = rows.into_iter().flatten().collect();
+    let array = Array2::from_shape_vec((m, depth), flat)
+        .map_err(|e| PyRuntimeError::new_err(format!("nnstd internal error: {e}")))?;
+    Ok(array.into_pyarray(py))
+}
+
+fn pairs_of<N: Shape + Send + Sync>(
+    py: Python<'_>,
+    report: Option<Progress<'_>>,
+    nets: Vec<Arc<N>>,
+    list: Vec<(usize, usize)>,
+    depth: usize,
+    options: Options,
+    threads: Option<usize>,
+) -> PyResult<Vec<Vec<f64>>> {
+    run_interruptibly(py, report, move |cancel| {
+        let refs: Vec<&N> = nets.iter().map(|n| n.as_ref()).collect();
         let distances =
             |d: Vec<core::LayerMatch>| d.into_iter().map(|l| l.distance).collect::<Vec<f64>>();
         core::pairs(
@@ -374,11 +520,7 @@ fn pairs<'py>(
             cancel,
             distances,
         )
-    })?;
-    let flat: Vec<f64> = rows.into_iter().flatten().collect();
-    let array = Array2::from_shape_vec((m, depth), flat)
-        .map_err(|e| PyRuntimeError::new_err(format!("nnstd internal error: {e}")))?;
-    Ok(array.into_pyarray(py))
+    })
 }
 
 /// `threads` within what the core starts: 1 to [`MAX_THREADS`], or `None` (one per core).

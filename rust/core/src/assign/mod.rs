@@ -36,6 +36,8 @@ pub enum Algorithm {
     Dense,
     /// Optimal, ties broken canonically ([`canonical`]).
     Canonical,
+    /// No choice: a fixed group of a graph keeps the identity (`crate::graph_match`).
+    Fixed,
 }
 
 impl Algorithm {
@@ -46,6 +48,7 @@ impl Algorithm {
             Algorithm::Sparse => "sparse",
             Algorithm::Dense => "dense",
             Algorithm::Canonical => "canonical",
+            Algorithm::Fixed => "fixed",
         }
     }
 }

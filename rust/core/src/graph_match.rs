@@ -1,0 +1,360 @@
+//! NNSTD on a graph of permutation groups (docs/definition.md#graphs-of-permutation-groups):
+//! groups matched once, in matching order, each like a chain's layer (the same costs, plans and
+//! solvers, `crate::policy`), from the connections of its writers that come from groups
+//! already matched; heads matched as blocks first; fixed groups by the identity at the end.
+
+use crate::assign::{exact, Algorithm, Assignment, UNMATCHED};
+use crate::cancel::Cancel;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::network::{carried_labels, layer_distance, LayerMatch};
+use crate::policy::{plan, solve_layer, Options, Solver};
+use crate::similarity::neuron_distance;
+use crate::topology::{Idx, Layer};
+
+/// How B's units of a matched group are named: `labels[v]` is the A unit B's unit `v` was
+/// paired with, or a fresh label `>= A's size` (B wider); labels lie below `space`.
+struct Labels {
+    labels: Vec<Idx>,
+    space: usize,
+}
+
+impl Labels {
+    fn identity(n: usize) -> Labels {
+        Labels {
+            labels: (0..n as Idx).collect(),
+            space: n,
+        }
+    }
+}
+
+/// The distance of graph `b` from graph `a`: one [`LayerMatch`] per group that reports one
+/// ([`Graph::reported`]), in matching order. The canonical mode is defined for chains only.
+pub fn match_graph(
+    a: &Graph,
+    b: &Graph,
+    options: &Options,
+    cancel: &Cancel,
+) -> Result<Vec<LayerMatch>> {
+    a.check_comparable(b)?;
+    if options.solver == Solver::Canonical {
+        return Err(Error::InvalidArgument(
+            "the canonical mode is defined for chains only; pass solver=\"auto\", \"sparse\", \
+             \"dense\" or \"paper\" for a graph"
+                .into(),
+        ));
+    }
+    let n = a.groups().len();
+    let mut known: Vec<Option<Labels>> = (0..n)
+        .map(|g| a.is_fixed(g).then(|| Labels::identity(b.groups()[g].size)))
+        .collect();
+    let mut results: Vec<Option<LayerMatch>> = (0..n).map(|_| None).collect();
+    for g in 0..n {
+        if a.is_fixed(g) || results[g].is_some() {
+            continue;
+        }
+        cancel.check()?;
+        let members = head_set_members(a, g);
+        let matches = if members.len() > 1 || a.groups()[g].heads > 1 {
+            match_heads(a, b, &members, &known, options, cancel)?
+        } else {
+            vec![match_group(a, b, g, &known, options, cancel)?]
+        };
+        for (&m, result) in members.iter().zip(matches) {
+            let (labels, space) = carried_labels(&result.matching, b.groups()[m].size);
+            known[m] = Some(Labels { labels, space });
+            results[m] = Some(result);
+            cancel.layer_finished();
+        }
+    }
+    for g in a.reported() {
+        if a.is_fixed(g) {
+            results[g] = Some(match_fixed(a, b, g, &known)?);
+        }
+    }
+    Ok(a.reported()
+        .into_iter()
+        .map(|g| results[g].take().expect("every reported group is matched"))
+        .collect())
+}
+
+/// The groups matched together with `g`: its head set, or `g` alone.
+fn head_set_members(graph: &Graph, g: usize) -> Vec<usize> {
+    match graph.groups()[g].head_set {
+        Some(set) => (0..graph.groups().len())
+            .filter(|&h| graph.groups()[h].head_set == Some(set))
+            .collect(),
+        None => vec![g],
+    }
+}
+
+/// A free group without heads: the optimal assignment of its units' input sets, as a layer.
+fn match_group(
+    a: &Graph,
+    b: &Graph,
+    g: usize,
+    known: &[Option<Labels>],
+    options: &Options,
+    cancel: &Cancel,
+) -> Result<LayerMatch> {
+    let (la, lb) = (
+        input_sets(a, b, g, known, Side::A),
+        input_sets(a, b, g, known, Side::B),
+    );
+    let plan = plan(g, &la, &lb, options)?;
+    let assignment = solve_layer(plan, &la, &lb, cancel).map_err(|e| e.in_layer(g))?;
+    Ok(LayerMatch {
+        distance: layer_distance(assignment.cost, la.n_out()),
+        cost: assignment.cost,
+        matching: assignment.col_of_row,
+        algorithm: plan.algorithm,
+    })
+}
+
+/// A head set (docs/definition.md#graph-heads): the cost of pairing head `p` of A with head
+/// `q` of B is the sum over the set's groups of the optimal cost between their units; the heads
+/// are paired by SciPy's rules on those block costs, and each group keeps, within each pair of
+/// heads, the assignment whose cost entered the block cost.
+fn match_heads(
+    a: &Graph,
+    b: &Graph,
+    members: &[usize],
+    known: &[Option<Labels>],
+    options: &Options,
+    cancel: &Cancel,
+) -> Result<Vec<LayerMatch>> {
+    let heads = a.groups()[members[0]].heads;
+    // within[m][p * heads + q]: group members[m]'s assignment of head p of A with head q of B.
+    let mut within: Vec<Vec<Assignment>> = Vec::with_capacity(members.len());
+    let mut algorithms = Vec::with_capacity(members.len());
+    let mut block = vec![0.0; heads * heads];
+    for &g in members {
+        let (la, lb) = (
+            input_sets(a, b, g, known, Side::A),
+            input_sets(a, b, g, known, Side::B),
+        );
+        let dim = la.n_out() / heads;
+        let mut solved = Vec::with_capacity(heads * heads);
+        let mut algorithm = Algorithm::Paper;
+        for p in 0..heads {
+            let ha = neurons(&la, p * dim, dim);
+            for q in 0..heads {
+                cancel.check()?;
+                let hb = neurons(&lb, q * dim, dim);
+                let plan = plan(g, &ha, &hb, options)?;
+                let assignment = solve_layer(plan, &ha, &hb, cancel).map_err(|e| e.in_layer(g))?;
+                block[p * heads + q] += assignment.cost;
+                algorithm = plan.algorithm;
+                solved.push(assignment);
+            }
+        }
+        within.push(solved);
+        algorithms.push(algorithm);
+    }
+    let pairing = exact::try_solve_dense(heads, heads, &block, cancel)?.col_of_row;
+    let mut out = Vec::with_capacity(members.len());
+    for (m, &g) in members.iter().enumerate() {
+        let dim = a.groups()[g].size / heads;
+        let mut matching = vec![UNMATCHED; heads * dim];
+        let mut cost = 0.0;
+        for (p, &q) in pairing.iter().enumerate() {
+            let assignment = &within[m][p * heads + q];
+            cost += assignment.cost;
+            for (u, &v) in assignment.col_of_row.iter().enumerate() {
+                matching[p * dim + u] = if v == UNMATCHED { v } else { q * dim + v };
+            }
+        }
+        out.push(LayerMatch {
+            distance: layer_distance(cost, heads * dim),
+            cost,
+            matching,
+            algorithm: algorithms[m],
+        });
+    }
+    Ok(out)
+}
+
+/// A fixed group (an input group layers write into, or a fixed output): each unit compared with
+/// the same unit of B, with every connection known.
+fn match_fixed(a: &Graph, b: &Graph, g: usize, known: &[Option<Labels>]) -> Result<LayerMatch> {
+    let (la, lb) = (
+        input_sets(a, b, g, known, Side::A),
+        input_sets(a, b, g, known, Side::B),
+    );
+    let cost: f64 = (0..la.n_out())
+        .map(|u| neuron_distance(la.inputs(u), lb.inputs(u)))
+        .sum();
+    Ok(LayerMatch {
+        distance: layer_distance(cost, la.n_out()),
+        cost,
+        matching: (0..la.n_out()).collect(),
+        algorithm: Algorithm::Fixed,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+/// The input sets of group `g`'s units in one network (docs/definition.md#graph-input-sets),
+/// as a layer: element `(writer, read, label, position)` numbered `base + label * width +
+/// position`, where each known read of each writer of `g` takes a span of the label space of
+/// its group (the wider network's size, so that A and B number alike). Reads of groups not
+/// matched yet are left out. For a chain (one writer, one read) this is the chain's layer with
+/// its inputs carried exactly as `crate::network` carries them.
+fn input_sets(a: &Graph, b: &Graph, g: usize, known: &[Option<Labels>], side: Side) -> Layer {
+    let net = if side == Side::A { a } else { b };
+    let n_out = net.groups()[g].size;
+    let mut columns: Vec<Vec<Idx>> = vec![Vec::new(); n_out];
+    let mut base = 0usize;
+    let (mut last_end, mut widths) = (0usize, Vec::new());
+    for writer in net.writers().iter().filter(|w| w.group == g) {
+        let mut offset = 0usize; // the writer's first column of this read
+        for read in &writer.reads {
+            let size = net.groups()[read.group].size;
+            let Some(labels) = &known[read.group] else {
+                offset += size * read.width;
+                continue;
+            };
+            let w = read.width;
+            for (u, column) in columns.iter_mut().enumerate() {
+                for &r in writer.layer.inputs(u) {
+                    let r = r as usize;
+                    if r < offset || r >= offset + size * w {
+                        continue;
+                    }
+                    let (v, p) = ((r - offset) / w, (r - offset) % w);
+                    let label = if side == Side::A {
+                        v
+                    } else {
+                        labels.labels[v] as usize
+                    };
+                    column.push((base + label * w + p) as Idx);
+                }
+            }
+            let space = a.groups()[read.group].size.max(labels.space);
+            let own = if side == Side::A { size } else { labels.space };
+            last_end = base + own * w;
+            base += space * w;
+            widths.push(w);
+            offset += size * w;
+        }
+    }
+    let group = if widths.len() == 1 { widths[0] } else { 1 };
+    let mut indptr = Vec::with_capacity(n_out + 1);
+    let mut indices = Vec::new();
+    indptr.push(0);
+    for mut column in columns {
+        column.sort_unstable();
+        indices.extend_from_slice(&column);
+        indptr.push(indices.len());
+    }
+    Layer::from_valid_csc(last_end, group, indptr, indices)
+}
+
+/// Neurons `first .. first + count` of `layer`, as a layer of their own.
+fn neurons(layer: &Layer, first: usize, count: usize) -> Layer {
+    let (lo, hi) = (layer.indptr()[first], layer.indptr()[first + count]);
+    let indptr = layer.indptr()[first..=first + count]
+        .iter()
+        .map(|&x| x - lo)
+        .collect();
+    Layer::from_valid_csc(
+        layer.n_in(),
+        layer.group(),
+        indptr,
+        layer.indices()[lo..hi].to_vec(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Group, GroupKind, Read, Writer};
+    use crate::pairwise::distance;
+    use crate::topology::Network;
+
+    fn group(size: usize, kind: GroupKind) -> Group {
+        Group {
+            size,
+            kind,
+            heads: 1,
+            head_set: None,
+        }
+    }
+
+    /// A chain as a graph: groups input, hidden..., output; writer k reads group k.
+    fn chain_graph(net: &Network) -> Graph {
+        let layers = net.layers();
+        let mut groups = vec![group(
+            layers[0].n_in() / layers[0].group(),
+            GroupKind::Input,
+        )];
+        let mut writers = Vec::new();
+        for (k, layer) in layers.iter().enumerate() {
+            let kind = if k + 1 == layers.len() {
+                GroupKind::Output
+            } else {
+                GroupKind::Hidden
+            };
+            groups.push(group(layer.n_out(), kind));
+            writers.push(Writer {
+                group: k + 1,
+                reads: vec![Read {
+                    group: k,
+                    width: layer.group(),
+                }],
+                layer: layer.clone(),
+            });
+        }
+        Graph::new(groups, writers, false).unwrap()
+    }
+
+    fn random_net(seed: u64, widths: &[usize], fill: u64) -> Network {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(k, w)| {
+                let cols: Vec<Vec<Idx>> = (0..w[1])
+                    .map(|_| (0..w[0] as Idx).filter(|_| next() % 100 < fill).collect())
+                    .collect();
+                Layer::from_neuron_inputs(k, w[0], &cols).unwrap()
+            })
+            .collect();
+        Network::new(layers).unwrap()
+    }
+
+    #[test]
+    fn a_chain_as_a_graph_gives_the_chain_numbers_bit_for_bit() {
+        for seed in 0..20 {
+            let a = random_net(seed, &[12, 9, 10, 4], 30);
+            let b = random_net(seed + 100, &[12, 11 - (seed as usize % 4), 10, 4], 30);
+            for solver in [Solver::Paper, Solver::Auto, Solver::Sparse, Solver::Dense] {
+                let options = Options::new(solver);
+                let cancel = Cancel::new();
+                let chain = distance(&a, &b, None, &options, &cancel).unwrap();
+                let graph =
+                    match_graph(&chain_graph(&a), &chain_graph(&b), &options, &cancel).unwrap();
+                assert_eq!(chain, graph, "seed {seed}, {solver:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_canonical_mode_is_refused_on_graphs() {
+        let a = chain_graph(&random_net(1, &[4, 3], 50));
+        let err = match_graph(&a, &a, &Options::new(Solver::Canonical), &Cancel::new());
+        assert!(matches!(err, Err(Error::InvalidArgument(_))));
+    }
+}

@@ -1,0 +1,322 @@
+"""NNSTD on graphs of permutation groups (docs/definition.md#graphs-of-permutation-groups).
+
+The oracle is a plain-Python statement of the definition, written here from the docs and the
+spec format: input sets as sets of (writer, group, label, position) tuples, groups matched in
+the spec's order with SciPy's `linear_sum_assignment`, heads by block costs, fixed groups by
+the identity. The core's paper mode (SciPy's choices) must give its matchings exactly and its
+costs to rounding, on sparse ResNets, transformer encoders and decoder blocks; renamed copies
+are at 0 in every group under every solver; a plain chain read with example_inputs is the
+chain `Network`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nnstd
+import nnstd.torch
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from test_graph_spec import renamed  # noqa: E402
+from test_torch_graphs import GRAPHS  # noqa: E402
+
+
+def sparse_model(kind: str, seed: int, keep: float = 0.5) -> tuple[Any, Any]:
+    """A model of ``GRAPHS`` with each weight's entries zeroed at random (kept with
+    probability ``keep``), and an input."""
+    make, _, shape = GRAPHS[kind]
+    torch.manual_seed(seed)
+    model = make().double().eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() >= 2:
+                param.mul_((torch.rand(param.shape, generator=generator) < keep).double())
+    return model, torch.randn(*shape, generator=generator, dtype=torch.float64)
+
+
+# The oracle -------------------------------------------------------------------------------------
+
+
+def weights_of(model: Any) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy() for k, v in model.state_dict().items()}
+
+
+def input_sets(
+    spec: Any, weights: dict[str, np.ndarray], group: Any, labels: dict[str, Any], side: str
+) -> list[frozenset[Any]]:
+    sets: list[set[Any]] = [set() for _ in range(group.size)]
+    for w, slot in enumerate(group.writers):
+        weight = weights[slot.tensor]
+        kernel = int(np.prod(weight.shape[2:]))
+        rows = weight[slot.offset : slot.offset + group.size].reshape(group.size, -1)
+        for source in spec.groups:
+            if source.name not in labels:
+                continue  # not matched yet
+            for read in source.readers:
+                if read.tensor != slot.tensor:
+                    continue
+                width = read.block * kernel
+                start = read.offset * kernel
+                block = rows[:, start : start + source.size * width]
+                for u, c in zip(*np.nonzero(block), strict=True):
+                    v, p = divmod(int(c), width)
+                    label = v if side == "A" else int(labels[source.name][v])
+                    sets[u].add((w, source.name, label, p))
+    return [frozenset(s) for s in sets]
+
+
+def cost_matrix(a: list[frozenset[Any]], b: list[frozenset[Any]]) -> np.ndarray:
+    out = np.zeros((len(a), len(b)))
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            union = len(x | y)
+            out[i, j] = 0.0 if union == 0 else (union - len(x & y)) / union
+    return out
+
+
+def solve(costs: np.ndarray) -> tuple[np.ndarray, float]:
+    """SciPy's assignment: matching[i] = column of row i (-1 if none), cost summed in row order."""
+    rows, cols = linear_sum_assignment(costs)
+    matching = np.full(costs.shape[0], -1)
+    matching[rows] = cols
+    total = 0.0
+    for i, j in enumerate(matching):
+        if j >= 0:
+            total += costs[i, j]
+    return matching, total
+
+
+def carried(matching: np.ndarray, n_b: int) -> np.ndarray:
+    labels = np.full(n_b, -1)
+    for i, j in enumerate(matching):
+        if j >= 0:
+            labels[j] = i
+    fresh = len(matching)
+    for v in range(n_b):
+        if labels[v] < 0:
+            labels[v], fresh = fresh, fresh + 1
+    return labels
+
+
+def oracle(
+    spec_a: Any, wa: Any, spec_b: Any, wb: Any, fixed_outputs: bool = False
+) -> dict[str, Any]:
+    """{group: (distance, cost, matching)} for every group some layer writes into."""
+    groups_b = {g.name: g for g in spec_b.groups}
+    fixed = {
+        g.name for g in spec_a.groups if g.kind == "input" or (fixed_outputs and g.kind == "output")
+    }
+    labels = {name: np.arange(groups_b[name].size) for name in fixed}
+    out: dict[str, Any] = {}
+    for group in spec_a.groups:
+        if group.name in fixed or group.name in out:
+            continue
+        members = [g for g in spec_a.groups if group.head_set and g.head_set == group.head_set] or [
+            group
+        ]
+        costs = {
+            g.name: cost_matrix(
+                input_sets(spec_a, wa, g, labels, "A"),
+                input_sets(spec_b, wb, groups_b[g.name], labels, "B"),
+            )
+            for g in members
+        }
+        if group.heads == 1:
+            matching, cost = solve(costs[group.name])
+            out[group.name] = (cost / group.size, cost, matching)
+        else:
+            h = group.heads
+            within = {}
+            block = np.zeros((h, h))
+            for g in members:
+                dim = g.size // h
+                for p in range(h):
+                    for q in range(h):
+                        m, c = solve(
+                            costs[g.name][p * dim : (p + 1) * dim, q * dim : (q + 1) * dim]
+                        )
+                        within[g.name, p, q] = (m, c)
+                        block[p, q] += c
+            pairing, _ = solve(block)
+            for g in members:
+                dim = g.size // h
+                matching = np.full(g.size, -1)
+                cost = 0.0
+                for p, q in enumerate(pairing):
+                    m, c = within[g.name, p, q]
+                    cost += c
+                    matching[p * dim : (p + 1) * dim] = q * dim + m
+                out[g.name] = (cost / g.size, cost, matching)
+        for g in members:
+            labels[g.name] = carried(out[g.name][2], groups_b[g.name].size)
+    for group in spec_a.groups:
+        if group.name in fixed and group.writers:
+            a = input_sets(spec_a, wa, group, labels, "A")
+            b = input_sets(spec_b, wb, groups_b[group.name], labels, "B")
+            cost = 0.0
+            for u in range(group.size):
+                cost += cost_matrix([a[u]], [b[u]])[0, 0]
+            out[group.name] = (cost / group.size, cost, np.arange(group.size))
+    return {g.name: out[g.name] for g in spec_a.groups if g.writers}
+
+
+# The core against the oracle ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["resnet", "encoder-2", "decoder"])
+@pytest.mark.parametrize("outputs", ["free", "fixed"])
+def test_paper_mode_is_the_definition(kind: str, outputs: str) -> None:
+    (a, x), (b, _) = sparse_model(kind, 1), sparse_model(kind, 2)
+    net_a = nnstd.torch.to_network(a, example_inputs=x, outputs=outputs)
+    net_b = nnstd.torch.to_network(b, example_inputs=x, outputs=outputs)
+    assert isinstance(net_a, nnstd.torch.GraphNetwork)
+    got = nnstd.distance(net_a, net_b, solver="paper")
+    expected = oracle(net_a.spec, weights_of(a), net_b.spec, weights_of(b), outputs == "fixed")
+    assert tuple(expected) == net_a.groups
+    for k, name in enumerate(net_a.groups):
+        distance, cost, matching = expected[name]
+        np.testing.assert_array_equal(got.matchings[k], matching, err_msg=name)
+        assert got.costs[k] == pytest.approx(cost, abs=1e-12), name
+        assert got.layers[k] == pytest.approx(distance, abs=1e-12), name
+    assert 0 < got.value < 1
+
+
+@pytest.mark.parametrize("solver", ["auto", "sparse", "dense"])
+def test_every_solver_gives_optimal_group_costs(solver: str) -> None:
+    """Groups whose earlier groups matched alike get the optimal cost under any solver: here
+    the first free group of each model, whose inputs are the data."""
+    for kind in ("resnet", "encoder-2", "decoder"):
+        (a, x), (b, _) = sparse_model(kind, 3), sparse_model(kind, 4)
+        net_a = nnstd.torch.to_network(a, example_inputs=x)
+        net_b = nnstd.torch.to_network(b, example_inputs=x)
+        paper = nnstd.distance(net_a, net_b, solver="paper")
+        other = nnstd.distance(net_a, net_b, solver=solver)
+        first = next(k for k, s in enumerate(paper.solvers) if s != "fixed")
+        assert other.costs[first] == pytest.approx(paper.costs[first], abs=1e-9), kind
+
+
+def has_twins(spec: Any, weights: dict[str, np.ndarray]) -> bool:
+    """Whether two units of a renamed group have the same input set (every group known): a
+    tie, which any solver but the canonical mode (chains only) may break either way."""
+    labels = {g.name: np.arange(g.size) for g in spec.groups}
+    for group in spec.groups:
+        if group.kind != "input" and group.writers:
+            sets = input_sets(spec, weights, group, labels, "A")
+            if len(set(sets)) < len(sets):
+                return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "kind", ["resnet", "equal-width-resnet", "encoder-2", "encoder-1", "decoder"]
+)
+def test_a_renamed_copy_is_at_zero_in_every_group(kind: str) -> None:
+    seed = 5
+    model, x = sparse_model(kind, seed, keep=0.6)
+    net = nnstd.torch.to_network(model, example_inputs=x)
+    while has_twins(net.spec, weights_of(model)):  # a twin-free draw (ties: see the docstring)
+        seed += 1
+        model, x = sparse_model(kind, seed, keep=0.6)
+        net = nnstd.torch.to_network(model, example_inputs=x)
+    for copy_seed in range(2):
+        copy = nnstd.torch.to_network(renamed(model, net.spec, copy_seed), example_inputs=x)
+        for solver in ("paper", "auto", "sparse", "dense"):
+            d = nnstd.distance(net, copy, solver=solver)
+            np.testing.assert_array_equal(d.layers, 0.0, err_msg=f"{kind}, {solver}")
+    other = nnstd.torch.to_network(sparse_model(kind, 99, keep=0.6)[0], example_inputs=x)
+    assert nnstd.distance(net, other, solver="auto").value > 0.05
+
+
+def test_pairwise_on_graphs_is_distance_per_pair() -> None:
+    nets = []
+    for seed in range(3):
+        model, x = sparse_model("decoder", 10 + seed)
+        nets.append(nnstd.torch.to_network(model, example_inputs=x))
+    matrix = nnstd.pairwise(nets, solver="paper", threads=2)
+    for i in range(3):
+        for j in range(i):
+            expected = nnstd.distance(nets[i], nets[j], solver="paper").layers
+            np.testing.assert_array_equal(matrix[i, j], expected)
+            np.testing.assert_array_equal(matrix[j, i], expected)
+
+
+# Chains --------------------------------------------------------------------------------------
+
+
+def mlp(seed: int) -> Any:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 9), nn.ReLU(), nn.Linear(9, 7), nn.ReLU(), nn.Linear(7, 3))
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 2:
+                param.mul_((torch.rand(param.shape) < 0.5).float())
+    return model
+
+
+def test_a_chain_traced_is_the_chain_network() -> None:
+    x = torch.zeros(2, 6)
+    a, b = mlp(0), mlp(1)
+    traced = nnstd.torch.to_network(a, example_inputs=x)
+    assert not traced.is_graph
+    assert traced.connections == nnstd.torch.to_network(a).connections
+    for solver in ("canonical", "paper", "auto"):
+        chain = nnstd.distance(nnstd.torch.to_network(a), nnstd.torch.to_network(b), solver=solver)
+        got = nnstd.distance(traced, nnstd.torch.to_network(b, example_inputs=x), solver=solver)
+        np.testing.assert_array_equal(got.layers, chain.layers)
+
+
+def test_fixed_outputs_on_a_chain_compare_output_units_in_place() -> None:
+    x = torch.zeros(2, 6)
+    a, b = mlp(0), mlp(1)
+    net_a = nnstd.torch.to_network(a, example_inputs=x, outputs="fixed")
+    net_b = nnstd.torch.to_network(b, example_inputs=x, outputs="fixed")
+    got = nnstd.distance(net_a, net_b, solver="paper")
+    free = nnstd.distance(nnstd.torch.to_network(a), nnstd.torch.to_network(b), solver="paper")
+    np.testing.assert_array_equal(got.layers[:2], free.layers[:2])
+    assert got.solvers[2] == "fixed"
+    np.testing.assert_array_equal(got.matchings[2], np.arange(3))
+    expected = oracle(net_a.spec, weights_of(a), net_b.spec, weights_of(b), fixed_outputs=True)
+    assert net_a.groups == ("0", "2", "4")
+    assert got.layers[2] == pytest.approx(expected["4"][0], abs=1e-12)
+
+
+# Refusals ---------------------------------------------------------------------------------------
+
+
+def test_graphs_refuse_what_reads_layers() -> None:
+    model, x = sparse_model("decoder", 1)
+    net = nnstd.torch.to_network(model, example_inputs=x)
+    with pytest.raises(nnstd.TopologyError, match=r"canonical mode is defined for chains only"):
+        nnstd.distance(net, net)
+    with pytest.raises(nnstd.TopologyError, match=r"Decoder: .* is a graph of permutation groups"):
+        nnstd.alignment(net, net, solver="auto")
+    with pytest.raises(nnstd.TopologyError, match=r"is a graph of permutation groups"):
+        net.layer(0)
+    chain = nnstd.torch.to_network(mlp(0), example_inputs=torch.zeros(1, 6))
+    with pytest.raises(
+        nnstd.TopologyError, match=r"a chain of layers cannot be compared with a graph"
+    ):
+        nnstd.distance(chain, net, solver="auto")
+    other = nnstd.torch.to_network(sparse_model("encoder-1", 1)[0], example_inputs=x)
+    with pytest.raises(nnstd.TopologyError, match=r"graphs of different structure"):
+        nnstd.distance(net, other, solver="auto")
+
+
+def test_graph_arguments_are_checked() -> None:
+    model, x = sparse_model("resnet", 1)
+    with pytest.raises(ValueError, match=r"a graph needs a module and example_inputs"):
+        nnstd.torch.to_network(model.state_dict(), example_inputs=x)
+    with pytest.raises(ValueError, match=r"outputs must be 'free' or 'fixed'"):
+        nnstd.torch.to_network(model, example_inputs=x, outputs="same")
+    with pytest.raises(ValueError, match=r"layers= names a chain"):
+        nnstd.torch.to_network(model, example_inputs=x, layers=["conv1"])
+    with pytest.raises(
+        nnstd.TopologyError, match=r"not supported yet.*example_inputs=\.\.\. to read it as a graph"
+    ):
+        nnstd.torch.to_network(model)
