@@ -22,7 +22,7 @@ from scipy.optimize import linear_sum_assignment
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from test_graph_spec import renamed  # noqa: E402
+from test_graph_spec import relative_error, renamed  # noqa: E402
 from test_torch_graphs import GRAPHS  # noqa: E402
 
 
@@ -320,3 +320,83 @@ def test_graph_arguments_are_checked() -> None:
         nnstd.TopologyError, match=r"not supported yet.*example_inputs=\.\.\. to read it as a graph"
     ):
         nnstd.torch.to_network(model)
+
+
+# Alignment ------------------------------------------------------------------------------------
+
+
+def pruned_model(kind: str, seed: int) -> tuple[Any, Any]:
+    """A model of ``GRAPHS`` pruned at random with ``torch.nn.utils.prune`` (masks beside the
+    weights), with BatchNorm statistics that are not the defaults."""
+    import torch.nn.utils.prune as prune
+
+    model, x = sparse_model(kind, seed, keep=1.0)
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            prune.random_unstructured(module, "weight", amount=0.4)
+        if isinstance(module, nn.MultiheadAttention):
+            prune.random_unstructured(module, "in_proj_weight", amount=0.4)
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    refresh_pruned(model)  # masked weights without autograd history, so that copies can be made
+    return model, x
+
+
+def refresh_pruned(model: Any) -> None:
+    """The masked weights recomputed from ``_orig`` and ``_mask`` (their forward hook does it
+    only when the module is called, which a TransformerEncoderLayer's fast path does not)."""
+    import torch.nn.utils.prune as prune
+
+    with torch.no_grad():
+        for module in model.modules():
+            for hook in module._forward_pre_hooks.values():
+                if isinstance(hook, prune.BasePruningMethod):
+                    setattr(module, hook._tensor_name, hook.apply_mask(module))
+
+
+@pytest.mark.parametrize("kind", ["resnet", "encoder-2", "decoder"])
+def test_align_renames_a_renamed_copy_back(kind: str) -> None:
+    import copy
+
+    seed = 7
+    reference, x = pruned_model(kind, seed)
+    traced = nnstd.torch.spec(reference, x)
+    while has_twins(traced, dict(zip(*_logical(reference), strict=True))):
+        seed += 1  # a twin-free draw, as for the distance
+        reference, x = pruned_model(kind, seed)
+        traced = nnstd.torch.spec(reference, x)
+    model = renamed(reference, traced, 3)
+    refresh_pruned(model)  # load_state_dict leaves the masked weights as they were
+    with torch.no_grad():
+        before = model(x)
+    aligned = nnstd.torch.align(reference, copy.deepcopy(model), example_inputs=x)
+    with torch.no_grad():
+        assert relative_error(before, aligned(x)) < 1e-10
+    ref_state, got = reference.state_dict(), aligned.state_dict()
+    for name, value in ref_state.items():
+        torch.testing.assert_close(got[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_align_keeps_the_function_of_another_model() -> None:
+    reference, x = pruned_model("decoder", 8)
+    model, _ = pruned_model("decoder", 9)
+    with torch.no_grad():
+        before = model(x)
+    aligned = nnstd.torch.align(reference, model, example_inputs=x, solver="paper")
+    with torch.no_grad():
+        assert relative_error(before, aligned(x)) < 1e-10
+    with pytest.raises(nnstd.TopologyError, match="canonical mode is defined for chains only"):
+        nnstd.torch.align(reference, model, example_inputs=x, solver="canonical")
+
+
+def _logical(model: Any) -> tuple[list[str], list[np.ndarray]]:
+    """Each writer's connections by its spec name (the mask where there is one)."""
+    names, values = [], []
+    for name, value in model.state_dict().items():
+        if name.endswith("_orig"):
+            continue
+        names.append(name.removesuffix("_mask"))
+        values.append(value.detach().numpy())
+    return names, values

@@ -55,12 +55,16 @@ def renamed(model: Any, spec: Spec, seed: int, skip: set[str] | None = None) -> 
         for slot in (*group.writers, *group.readers, *group.followers):
             if skip and slot.tensor in skip:
                 continue
-            tensor = state[slot.tensor]
-            block = np.arange(slot.block)
-            index = slot.offset + (order[:, None] * slot.block + block).ravel()
-            target = slot.offset + np.arange(group.size * slot.block)
-            moved = tensor.index_select(slot.axis, torch.as_tensor(index))
-            tensor.index_copy_(slot.axis, torch.as_tensor(target), moved)
+            # A pruned weight is stored as weight_orig and weight_mask: both are renamed.
+            for name in (slot.tensor, slot.tensor + "_orig", slot.tensor + "_mask"):
+                if name not in state:
+                    continue
+                tensor = state[name]
+                block = np.arange(slot.block)
+                index = slot.offset + (order[:, None] * slot.block + block).ravel()
+                target = slot.offset + np.arange(group.size * slot.block)
+                moved = tensor.index_select(slot.axis, torch.as_tensor(index))
+                tensor.index_copy_(slot.axis, torch.as_tensor(target), moved)
     copy_ = copy.deepcopy(model)
     copy_.load_state_dict(state)
     return copy_

@@ -3,7 +3,8 @@
 ResNets (torchvision's resnet18 layout, narrow), ``nn.TransformerEncoder`` and a decoder-style
 block (q/k/v/o, gate/up/down, RMSNorm) give a `TopologyError` naming a tensor and the way out
 from every entry point: a state dict, a module, a ``.pt`` or ``.safetensors`` file, the command
-line; `permute` and `align` refuse them. RigL-style ``{"model", "masks"}`` checkpoints are read
+line; `permute` and `align` on state dicts refuse them (modules with example_inputs are
+aligned as graphs: test_graph_distance.py). RigL-style ``{"model", "masks"}`` checkpoints are read
 as their masks (checked against the SciPy oracle); a checkpoint dense in every layer warns.
 """
 
@@ -217,10 +218,11 @@ def test_permute_and_align_refuse_graphs(kind: str) -> None:
     with pytest.raises(nnstd.TopologyError, match=f"{tensor}.*{REFUSAL}"):
         nnstd.torch.permute(model, [], example_inputs=x)
     with pytest.raises(nnstd.TopologyError, match=f"{tensor}.*{REFUSAL}"):
-        nnstd.torch.align(make(), model, example_inputs=x)
-    with pytest.raises(nnstd.TopologyError, match=f"{tensor}.*{REFUSAL}"):
         nnstd.torch.align(make().state_dict(), state)
     torch.testing.assert_close(model(x), before, rtol=0, atol=0)  # left as it was
+    # Two modules with example_inputs are aligned as graphs (test_graph_distance): checked.
+    aligned = nnstd.torch.align(make(), make(), example_inputs=x)
+    torch.testing.assert_close(aligned(x), before, rtol=1e-4, atol=1e-6)
 
 
 def test_a_resnet_state_dict_named_as_a_sub_chain_is_read() -> None:

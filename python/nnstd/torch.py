@@ -648,11 +648,95 @@ def to_network(
     return network_from_tensors(tensors, layers=list(tensors), orientation="out_in", name=source)
 
 
+def _graph_orders(net_a: GraphNetwork, net_b: GraphNetwork, solver: Solver) -> dict[str, Any]:
+    """For each hidden group of ``net_b``: the order that renames its units after their
+    partners in ``net_a`` (``order[i]`` = B's unit that takes A's unit ``i``'s place)."""
+    from nnstd._api import distance
+
+    found = distance(net_a, net_b, solver=solver)
+    orders = {}
+    for name, matching in zip(net_a.groups, found.matchings, strict=True):
+        group = net_b.spec[name]
+        if group.kind != "hidden":
+            continue
+        if len(matching) != group.size or (matching < 0).any():
+            raise TopologyError(
+                f"{net_b.name}: group {name} has {group.size} units against "
+                f"{len(matching)} in the reference: align renames groups of equal sizes"
+            )
+        orders[name] = np.asarray(matching, dtype=np.int64)
+    return orders
+
+
+def _permute_graph_state(
+    state: Mapping[str, Any], traced: Spec, orders: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A new state dict with each group of ``orders`` renamed in every slot of it: all the
+    tensors a slot's name stands for (a weight, its ``_orig`` and ``_mask``, its
+    parametrization's original and buffers)."""
+    by_logical: dict[str, list[str]] = {}
+    for name in state:
+        module, param, _ = _split(name)
+        by_logical.setdefault(f"{module}.{param}" if module else param, []).append(name)
+    out = dict(state)
+    for group in traced.groups:
+        if group.name not in orders:
+            continue
+        order = orders[group.name]
+        for slot in (*group.writers, *group.readers, *group.followers):
+            span = _block_index(order, slot.block) + slot.offset
+            for name in by_logical.get(slot.tensor, []):
+                full = np.arange(np.shape(out[name])[slot.axis], dtype=np.int64)
+                full[slot.offset : slot.offset + len(span)] = span
+                out[name] = _take(out[name], full, slot.axis)
+    return out
+
+
+def _refresh_pruned(model: Any) -> None:
+    """Recomputes the masked weights of ``torch.nn.utils.prune`` from their ``_orig`` and
+    ``_mask`` tensors. Their forward hook does so only when the module itself is called, and
+    ``TransformerEncoderLayer``'s fast path reads its attention's weights without calling it."""
+    import torch
+    import torch.nn.utils.prune as prune
+
+    with torch.no_grad():
+        for module in model.modules():
+            for hook in list(module._forward_pre_hooks.values()):
+                if isinstance(hook, prune.BasePruningMethod):
+                    setattr(module, hook._tensor_name, hook.apply_mask(module))  # type: ignore[no-untyped-call]
+
+
+def _align_graph(reference: Any, model: Any, solver: Solver | None, example_inputs: Any) -> Any:
+    """`align` on graphs: every hidden group renamed, outputs kept, checked on the inputs."""
+    source = type(model).__name__
+    net_a = to_network(reference, example_inputs=example_inputs, outputs="fixed")
+    net_b = to_network(model, example_inputs=example_inputs, outputs="fixed")
+    assert isinstance(net_a, GraphNetwork) and isinstance(net_b, GraphNetwork)
+    orders = _graph_orders(net_a, net_b, solver or "auto")
+    inputs = _as_inputs(example_inputs)
+    _refresh_pruned(model)
+    before = _outputs(model, inputs, source, False) or []
+    state = model.state_dict()
+    saved = {name: value.detach().clone() for name, value in state.items()}
+    model.load_state_dict(_permute_graph_state(state, net_b.spec, orders))
+    _refresh_pruned(model)
+    error, tolerance = _relative_error(before, _outputs(model, inputs, source, False) or [])
+    if not error <= tolerance:
+        model.load_state_dict(saved)
+        _refresh_pruned(model)
+        raise TopologyError(
+            f"{source}: renaming its groups changes the model's outputs on example_inputs "
+            f"(relative error {error:.2g} > {tolerance:g}): the spec misses a tensor that "
+            f"reads or follows some group; the model is left as it was"
+        )
+    return model
+
+
 def align(
     reference: Any,
     model: Any,
     *,
-    solver: Solver = "canonical",
+    solver: Solver | None = None,
     layers: Sequence[str] | None = None,
     example_inputs: Any = None,
 ) -> Any:
@@ -663,17 +747,26 @@ def align(
     same function as ``model``, and where the two topologies agree its masks coincide with
     the reference's.
 
+    Two modules with ``example_inputs`` that are not plain chains (residual networks,
+    transformers) are aligned as graphs (docs/definition.md#graphs-of-permutation-groups):
+    every hidden group of ``model`` (residual streams, attention heads block-wise, MLP hidden
+    units, with their BatchNorm and LayerNorm parameters and statistics) is renamed after its
+    partners in ``reference`` by `nnstd.distance` on the graphs with fixed outputs, and the
+    renamed model's outputs are checked against the model's on ``example_inputs``.
+
     Parameters
     ----------
     reference, model
-        ``torch.nn.Module`` objects or state dicts with the same chain of layers.
+        ``torch.nn.Module`` objects or state dicts with the same chain of layers (modules of
+        the same architecture for graphs).
     solver
-        As in `nnstd.distance` (default ``"canonical"``).
+        As in `nnstd.distance`; default ``"canonical"`` for chains and ``"auto"`` for graphs
+        (the canonical mode is defined for chains only).
     layers
         As in `permute`, for both.
     example_inputs
         As in `permute`: inputs on which the renamed ``model`` is checked to compute what it
-        computed before.
+        computed before; for two modules, also what their groups are traced on.
 
     Returns
     -------
@@ -689,9 +782,17 @@ def align(
            [0., 1., 0.],
            [0., 0., 1.]])
     """
+    modules = all(hasattr(m, "state_dict") and hasattr(m, "forward") for m in (reference, model))
+    if example_inputs is not None and layers is None and modules:
+        try:
+            traced: Spec | None = spec(model, example_inputs)
+        except TopologyError:
+            traced = None  # not traceable as a graph: the chain's checks below decide
+        if traced is not None and _chain_modules(traced) is None:
+            return _align_graph(reference, model, solver, example_inputs)
     net_a = to_network(reference, layers=layers, name="reference")
     net_b = to_network(model, layers=layers, name="model")
-    orders = alignment(net_a, net_b, solver=solver)
+    orders = alignment(net_a, net_b, solver=solver or "canonical")
     return permute(model, orders, layers=layers, example_inputs=example_inputs)
 
 
