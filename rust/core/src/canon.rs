@@ -1278,6 +1278,24 @@ mod tests {
     }
 
     #[test]
+    fn a_search_past_its_limit_names_the_layer() {
+        // Without automorphism pruning (and its limit), twelve interchangeable pairs are refused.
+        let hidden = vec![Vec::new(); 12];
+        let outputs: Vec<Vec<Idx>> = (0..12).map(|i| vec![i as Idx]).collect();
+        let a = net(&[(3, hidden), (12, outputs)]);
+        let refiner = Refiner::new(&a);
+        let refused = label_with(
+            &refiner,
+            &a,
+            refiner.initial(),
+            &Cancel::new(),
+            Pruning::Twins,
+        );
+        let message = refused.map(|_| ()).unwrap_err().to_string();
+        assert!(message.starts_with("layer 0: the canonical labelling needs more than 16384"));
+    }
+
+    #[test]
     fn a_cancelled_search_stops() {
         let a = sparse_network(2, &[784, 300, 100, 10], 70);
         let refiner = Refiner::new(&a);
