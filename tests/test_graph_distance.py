@@ -400,3 +400,23 @@ def _logical(model: Any) -> tuple[list[str], list[np.ndarray]]:
         names.append(name.removesuffix("_mask"))
         values.append(value.detach().numpy())
     return names, values
+
+
+def test_the_worked_example_runs_and_prints_what_it_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "definition.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "class Block" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/definition.md", "exec"), namespace)
+    printed = capsys.readouterr().out.strip().splitlines()
+    after = block.split("print(net_a.spec)\n", 1)[1].splitlines()
+    said = [line[2:] for line in after[: len(printed)]]
+    assert printed == said
+    d = namespace["d"]
+    assert namespace["net_a"].groups == ("inp", "up")
+    np.testing.assert_array_equal(d.layers, [0.0, 0.25])
+    assert d.value == 0.125

@@ -402,3 +402,22 @@ def test_docstring_examples_run() -> None:
 
     failures, tried = doctest.testmod(nnstd._graph, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried > 0 and failures == 0
+
+
+def test_cat_places_groups_side_by_side() -> None:
+    class Cat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.fc = nn.Linear(4, 3), nn.Linear(4, 5), nn.Linear(8, 2)
+
+        def forward(self, x: Any) -> Any:
+            return self.fc(torch.cat([torch.relu(self.a(x)), self.b(x)], dim=-1))
+
+    torch.manual_seed(0)
+    model = Cat().double().eval()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    spec = nnstd.torch.spec(model, x)
+    assert [(s.tensor, s.offset) for s in spec["a"].readers] == [("fc.weight", 0)]
+    assert [(s.tensor, s.offset) for s in spec["b"].readers] == [("fc.weight", 3)]
+    with torch.no_grad():
+        assert relative_error(model(x), renamed(model, spec, 0)(x)) < 1e-10

@@ -24,7 +24,7 @@ that names the operation: a spec can then be written by hand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nnstd._errors import TopologyError
@@ -51,9 +51,9 @@ class _Piece:
     label: str
     kind: Kind = "hidden"
     heads: int = 1
-    writers: list[Slot] | None = None
-    readers: list[Slot] | None = None
-    followers: list[Slot] | None = None
+    writers: list[Slot] = field(default_factory=list)
+    readers: list[Slot] = field(default_factory=list)
+    followers: list[Slot] = field(default_factory=list)
 
 
 class _Builder:
@@ -67,7 +67,7 @@ class _Builder:
         self.head_parent: list[int] = []
 
     def new(self, size: int, label: str, kind: Kind = "hidden", heads: int = 1) -> int:
-        self.pieces.append(_Piece(size, label, kind, heads, [], [], []))
+        self.pieces.append(_Piece(size, label, kind, heads))
         self.parent.append(len(self.parent))
         self.head_parent.append(len(self.head_parent))
         return len(self.pieces) - 1
@@ -150,9 +150,9 @@ class _Builder:
                     names[r],
                     piece.size,
                     piece.kind,
-                    tuple(piece.writers or ()),
-                    tuple(piece.readers or ()),
-                    tuple(piece.followers or ()),
+                    tuple(piece.writers),
+                    tuple(piece.readers),
+                    tuple(piece.followers),
                     piece.heads,
                     head_set,
                 )
@@ -252,9 +252,9 @@ class _Tracer:
             )
         b.add(units, b.slots(units, _join(name, "weight"), 1), "readers")
         piece = b.new(int(module.weight.shape[0]), name)
-        b.root(piece).writers.append(Slot(_join(name, "weight"), 0))  # type: ignore[union-attr]
+        b.root(piece).writers.append(Slot(_join(name, "weight"), 0))
         if getattr(module, "bias", None) is not None:
-            b.root(piece).followers.append(Slot(_join(name, "bias"), 0))  # type: ignore[union-attr]
+            b.root(piece).followers.append(Slot(_join(name, "bias"), 0))
         return Units(-1, (piece,))
 
     def conv(self, name: str, module: Any, units: Units | None, ndim: int, where: str) -> Units:
@@ -276,9 +276,9 @@ class _Tracer:
             )
         b.add(units, b.slots(units, _join(name, "weight"), 1), "readers")
         piece = b.new(int(module.weight.shape[0]), name)
-        b.root(piece).writers.append(Slot(_join(name, "weight"), 0))  # type: ignore[union-attr]
+        b.root(piece).writers.append(Slot(_join(name, "weight"), 0))
         if getattr(module, "bias", None) is not None:
-            b.root(piece).followers.append(Slot(_join(name, "bias"), 0))  # type: ignore[union-attr]
+            b.root(piece).followers.append(Slot(_join(name, "bias"), 0))
         return Units(units.axis, (piece,))
 
     def norm(
@@ -318,9 +318,9 @@ class _Tracer:
         b.tie_heads(qk, v)
         for piece, offsets in ((qk, (0, d)), (v, (2 * d,))):
             for offset in offsets:
-                b.root(piece).writers.append(Slot(_join(name, "in_proj_weight"), 0, offset))  # type: ignore[union-attr]
+                b.root(piece).writers.append(Slot(_join(name, "in_proj_weight"), 0, offset))
                 if module.in_proj_bias is not None:
-                    b.root(piece).followers.append(Slot(_join(name, "in_proj_bias"), 0, offset))  # type: ignore[union-attr]
+                    b.root(piece).followers.append(Slot(_join(name, "in_proj_bias"), 0, offset))
         return self.linear(_join(name, "out_proj"), module.out_proj, Units(-1, (v,)), where)
 
     def encoder_layer(self, name: str, layer: Any, x: Units | None, where: str) -> Units:
@@ -517,23 +517,24 @@ class _Tracer:
     def cat(self, node: Any, where: str) -> Units | None:
         tensors = node.args[0]
         dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-        parts = [self.units.get(t) for t in tensors]
+        found: list[Units | None] = [self.units.get(t) for t in tensors]
         nd = self.ndim(node)
-        if all(p is None for p in parts):
+        parts = [p for p in found if p is not None]
+        if not parts:
             return None
-        if any(p is None for p in parts) or any(p.head is not None for p in parts):  # type: ignore[union-attr]
+        if len(parts) != len(found) or any(p.head is not None for p in parts):
             raise self.builder.refuse(where, "concatenates values with and without units")
-        axes = {p.axis for p in parts}  # type: ignore[union-attr]
-        blocks = {p.block for p in parts}  # type: ignore[union-attr]
+        axes = {p.axis for p in parts}
+        blocks = {p.block for p in parts}
         if len(axes) != 1 or len(blocks) != 1:
             raise self.builder.refuse(
                 where, "concatenates values whose units lie on different axes"
             )
         axis = axes.pop()
         if axis is not None and _pos(axis, nd) == _pos(int(dim), nd):
-            pieces = tuple(q for p in parts for q in p.pieces)  # type: ignore[union-attr]
+            pieces = tuple(q for p in parts for q in p.pieces)
             return Units(axis, pieces, blocks.pop())
-        return self.elementwise(parts, where)
+        return self.elementwise(list(parts), where)
 
     # -- the walk -----------------------------------------------------------------------------
 
