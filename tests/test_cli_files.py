@@ -118,6 +118,11 @@ def test_matrix_of_safetensors_and_npz_files_equals_pairwise_and_scipy(
         for j in range(i):  # the higher index as A
             d, _ = scipy_distance(oracle_layers(masks[i]), oracle_layers(masks[j]))
             assert got[i, j] == pytest.approx(d[0], abs=1e-12)
+    stored = tmp_path / "stored.npy"
+    store = ["--store", tmp_path / "store", "--save", stored, "--solver", "paper"]
+    code, _, err = run_cli(capsys, "matrix", *files, *store)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(stored), got)
     code, out, err = run_cli(capsys, "matrix", *files, "--layer", "1")
     assert code == 0, err
     assert out.splitlines()[1].split() == ["m0", "m1", "m2", "m3"]

@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pytest
 import scipy.sparse as sp
 from conftest import PAPER_PANEL_MEANS
-from nnstd.cli import FIGURE4_EPOCHS
+from nnstd._paper import FIGURE4_EPOCHS
 from nnstd.generate import SetConfig, generate
 from nnstd.topology_set import TopologySet, bundled_topo_root
 from scipy.stats import spearmanr

@@ -10,7 +10,9 @@ the neurons of each layer by their input sets and carries the matching forward.
 0.0
 """
 
-# A public submodule reachable as an attribute: nnstd.topology_set.bundled_topo_root().
+# Public submodules reachable as attributes: nnstd.topology_set.bundled_topo_root(),
+# nnstd.analysis.consecutive_distances(...).
+from nnstd import analysis as analysis
 from nnstd import topology_set as topology_set
 from nnstd._align import align, alignment, overlap
 from nnstd._api import Distance, distance, pairwise

@@ -1,9 +1,15 @@
 """The ``nnstd`` command: reproduce the paper's figures and compare networks from the shell.
 
 One command line for every command that reads a topology set (``figure4``, ``matrix``,
-``evolution``): ``--topo-root DIR`` (default: ``./topo``, else the bundled set), ``--epoch E ...``
-for snapshots, ``--layer L`` for layer L alone and ``--cumulative`` for the paper's "layer L"
-value (the mean of layers 0..L).
+``evolution``, ``cluster``, ``convergence``): ``--topo-root DIR`` (default: ``./topo``, else the
+bundled set), ``--epoch E ...`` for snapshots, ``--layer L`` for layer L alone and
+``--cumulative`` for the paper's "layer L" value (the mean of layers 0..L). ``matrix``,
+``cluster`` and ``convergence`` take the networks as files instead (checkpoints, folders,
+globs; ``--tensors`` chooses their layers).
+
+Layout: this module assembles the parser and runs a command; ``_common`` holds what commands
+share; each command is a module with ``add_parser`` and ``cmd_<name>``, computing through
+functions the Python API exposes (``nnstd.analysis``, ``nnstd.pairwise``, ...).
 
 Output files (``--out``, ``--save``, ``--mds``, ``--save-matrices``) are checked before any
 work, written whole or not at all (a temporary file beside them, then renamed: a failed write
@@ -26,7 +32,6 @@ from nnstd import __version__
 from nnstd._api import DEFAULT_SOLVER
 from nnstd._data import data_dir
 from nnstd._errors import TopologyError
-from nnstd._paper import FIGURE4_EPOCHS
 from nnstd.cli import (
     cluster,
     compare,
@@ -45,7 +50,7 @@ from nnstd.cli._common import (
     shell_words,
 )
 
-__all__ = ["FIGURE4_EPOCHS", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> OneLineParser:
@@ -67,7 +72,6 @@ def build_parser() -> OneLineParser:
     evolution.add_parser(sub, common)
     cluster.add_parser(sub, common)
     convergence.add_parser(sub, common)
-
     generate.add_parser(sub)
     return parser
 
