@@ -420,3 +420,32 @@ def test_the_worked_example_runs_and_prints_what_it_says(
     assert namespace["net_a"].groups == ("inp", "up")
     np.testing.assert_array_equal(d.layers, [0.0, 0.25])
     assert d.value == 0.125
+
+
+# A spec given instead of tracing ---------------------------------------------------------------
+
+
+def test_a_spec_reads_state_dicts_and_checkpoints_as_graphs(tmp_path: Any) -> None:
+    import json
+
+    (a, x), (b, _) = pruned_model("resnet", 1), pruned_model("resnet", 2)
+    traced = nnstd.torch.spec(a, x)
+    expected = nnstd.distance(
+        nnstd.torch.to_network(a, example_inputs=x),
+        nnstd.torch.to_network(b, example_inputs=x),
+        solver="paper",
+    )
+    torch.save(b.state_dict(), tmp_path / "b.pt")
+    state_b = torch.load(tmp_path / "b.pt", weights_only=True)
+    written = json.loads(json.dumps(traced.to_dict()))  # as a user would keep it
+    got = nnstd.distance(
+        nnstd.torch.to_network(a.state_dict(), spec=traced),
+        nnstd.torch.to_network(state_b, spec=written),
+        solver="paper",
+    )
+    np.testing.assert_array_equal(got.layers, expected.layers)
+    with pytest.raises(nnstd.TopologyError, match=r"layer2\.0\.downsample\.0\.weight .*no group"):
+        del written["groups"][5]["writers"][1]  # the downsample's rows
+        nnstd.torch.to_network(state_b, spec=written)
+    with pytest.raises(ValueError, match=r"spec= gives the groups"):
+        nnstd.torch.to_network(a, spec=traced, example_inputs=x)

@@ -534,9 +534,8 @@ def _chain_modules(traced: Spec) -> list[str] | None:
     return names if traced.groups[-1].kind == "output" and not traced.groups[-1].readers else None
 
 
-def _writer_weights(model: Any, traced: Spec, source: str) -> dict[str, Any]:
+def _writer_weights(state: Mapping[str, Any], traced: Spec, source: str) -> dict[str, Any]:
     """Each writer's tensor as numpy, by its spec name: the pruning mask where there is one."""
-    state = model.state_dict()
     picked: dict[str, str] = {}
     for name in state:
         module, param, role = _split(name)
@@ -555,6 +554,7 @@ def to_network(
     name: str | None = None,
     example_inputs: Any = None,
     outputs: str = "free",
+    spec: Spec | Mapping[str, Any] | None = None,
 ) -> Network:
     """The topology of a model: masks where the model has them.
 
@@ -581,6 +581,10 @@ def to_network(
         ``"free"`` (default: output units are matched like hidden ones, as the paper does) or
         ``"fixed"`` (each output unit is compared with the same unit of the other network;
         always a graph).
+    spec
+        The groups, instead of tracing: a `Spec` (``nnstd.torch.spec(module, x)`` once, then
+        any number of state dicts or checkpoints of that architecture) or a mapping in the
+        format of `Spec.from_dict`. Checked against the tensors; works on state dicts.
 
     Returns
     -------
@@ -614,20 +618,35 @@ def to_network(
         raise ValueError(f"outputs must be 'free' or 'fixed', got {outputs!r}")
     source = name or type(model).__name__
     is_module = hasattr(model, "state_dict") and hasattr(model, "forward")
+    if spec is not None:
+        if example_inputs is not None or layers is not None:
+            raise ValueError("spec= gives the groups: pass neither example_inputs= nor layers=")
+        given = spec if isinstance(spec, Spec) else Spec.from_dict(spec, source)
+        state = state_dict_of(model, source)
+        given.check(_tensor_shapes(state))
+        chain = _chain_modules(given)
+        if chain is not None and outputs == "free":
+            return to_network(model, layers=chain, name=source)
+        return graph_network(
+            given,
+            _writer_weights(state, given, source),
+            name=source,
+            fixed_outputs=outputs == "fixed",
+        )
     if example_inputs is not None or outputs == "fixed":
         if not is_module or example_inputs is None:
             raise ValueError(
-                "a graph needs a module and example_inputs (a state dict holds no graph)"
+                "a graph needs a module and example_inputs, or spec= (a state dict holds no graph)"
             )
         if layers is not None:
             raise ValueError("layers= names a chain; example_inputs= traces the whole model")
-        traced = spec(model, example_inputs)
+        traced = _traced_spec(model, example_inputs)
         chain = _chain_modules(traced)
         if chain is not None and outputs == "free":
             return to_network(model, layers=chain, name=source)
         return graph_network(
             traced,
-            _writer_weights(model, traced, source),
+            _writer_weights(model.state_dict(), traced, source),
             name=source,
             fixed_outputs=outputs == "fixed",
         )
@@ -796,13 +815,13 @@ def align(
     return permute(model, orders, layers=layers, example_inputs=example_inputs)
 
 
-def _tensor_shapes(model: Any) -> dict[str, tuple[int, ...]]:
-    """Every tensor of ``model`` by the name a spec gives it (``conv1.weight`` also when the
-    state dict holds ``conv1.weight_orig`` and ``conv1.weight_mask``)."""
+def _tensor_shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Every tensor of a state dict by the name a spec gives it (``conv1.weight`` also when
+    the state dict holds ``conv1.weight_orig`` and ``conv1.weight_mask``)."""
     shapes: dict[str, tuple[int, ...]] = {}
-    for name, value in model.state_dict().items():
+    for name, value in state.items():
         module, param, _ = _split(name)
-        shapes[f"{module}.{param}" if module else param] = tuple(value.shape)
+        shapes[f"{module}.{param}" if module else param] = tuple(np.shape(value))
     return shapes
 
 
@@ -858,6 +877,11 @@ def spec(model: Any, example_inputs: Any) -> Spec:
         read by: down.weight[:, 0:8]
         followers: up.bias[0:8]
     """
+    return _traced_spec(model, example_inputs)
+
+
+def _traced_spec(model: Any, example_inputs: Any) -> Spec:
+    """`spec` (a name `to_network`'s ``spec=`` argument does not hide)."""
     from nnstd._trace import trace_spec
 
     source = type(model).__name__
@@ -870,5 +894,5 @@ def spec(model: Any, example_inputs: Any) -> Spec:
     finally:
         for module, mode in modes:
             module.training = mode
-    traced.check(_tensor_shapes(model))
+    traced.check(_tensor_shapes(model.state_dict()))
     return traced
