@@ -56,6 +56,16 @@ case = json.loads(sys.argv[1])
 if case["kind"] == "cli":
     limit_address_space(case["headroom"])
     sys.exit(main(case["argv"]))
+if case["kind"] == "many":
+    # Many small networks (layers of two neurons): the list of pairs and the matrix are what grow.
+    layers = [[np.array([[1, 0], [k % 2, 1]])] * case["depth"] for k in range(case["networks"])]
+    nets = [nnstd.Network(layer) for layer in layers]
+    limit_address_space(case["headroom"])
+    try:
+        print(json.dumps({"outcome": "ok", "shape": nnstd.pairwise(nets).shape}))
+    except Exception as exc:
+        print(json.dumps({"outcome": type(exc).__name__, "message": str(exc)}))
+    sys.exit(0)
 a, b = (nnstd.Network([layer(seed, *case["shape"])]) for seed in (1, 2))
 limit_address_space(case["headroom"])
 try:
@@ -76,7 +86,15 @@ def run_child(case: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
-        env={**os.environ, "RUST_BACKTRACE": "0"},
+        # Two worker threads and two malloc arenas whatever the machine: each thread's arena
+        # reserves 64 MiB of address space, so the space used before the large buffers would
+        # otherwise grow with the number of cores.
+        env={
+            **os.environ,
+            "RUST_BACKTRACE": "0",
+            "RAYON_NUM_THREADS": "2",
+            "MALLOC_ARENA_MAX": "2",
+        },
     )
 
 
@@ -119,6 +137,21 @@ def test_pairwise_says_so_in_one_line(tmp_path: Path, store: bool) -> None:
     assert outcome["outcome"] == "MemoryError", outcome
     assert outcome["message"].startswith(
         "layer 0: not enough memory for the dense cost matrix (3.0 GiB)"
+    ), outcome
+
+
+@pytest.mark.parametrize(
+    ("headroom_mib", "refused"),
+    [(64, "the list of pairs (122.0 MiB)"), (384, "the pairwise distance matrix (488.3 MiB)")],
+)
+def test_a_matrix_of_many_networks_the_machine_cannot_hold(headroom_mib: int, refused: str) -> None:
+    # 4,000 networks of 4 layers: 8 million pairs (122 MiB of list) and a 4,000 x 4,000 x 4
+    # matrix (488 MiB), refused before any pair is computed.
+    case = {"kind": "many", "networks": 4000, "depth": 4, "headroom": headroom_mib << 20}
+    outcome = refusal(run_child(case))
+    assert outcome["outcome"] == "MemoryError", outcome
+    assert outcome["message"] == (
+        f"not enough memory for {refused}; free memory, or compare fewer networks at once"
     ), outcome
 
 

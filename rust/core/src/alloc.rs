@@ -164,6 +164,11 @@ mod tests {
         let grown = grow_heap(&mut heap, half, "x");
         std::hint::black_box(&heap);
         assert!(grown.is_err());
+        assert_eq!(
+            expected.to_string(),
+            "not enough memory for the dense cost matrix (16.0 EiB); free memory, or compare \
+             fewer networks at once"
+        );
         let message = expected.in_layer(3).to_string();
         assert!(
             message.starts_with("layer 3: not enough memory for the dense cost matrix (16.0 EiB)"),

@@ -50,17 +50,27 @@ impl fmt::Display for Error {
             Error::InvalidLayer { layer, reason } => write!(f, "layer {layer}: {reason}"),
             Error::Mismatch(msg) | Error::InvalidArgument(msg) => f.write_str(msg),
             Error::Interrupted => f.write_str("interrupted"),
-            Error::OutOfMemory { layer, what, bytes } => {
-                if let Some(k) = layer {
-                    write!(f, "layer {k}: ")?;
-                }
-                write!(
-                    f,
-                    "not enough memory for {what} ({}), which the memory budget allows; free \
-                     memory, or lower the memory budget to what this machine can give",
-                    human_bytes(*bytes)
-                )
-            }
+            // A layer's buffers are what the memory budget bounds; others (the list of pairs,
+            // the pairwise output) grow with the number of networks.
+            Error::OutOfMemory {
+                layer: Some(k),
+                what,
+                bytes,
+            } => write!(
+                f,
+                "layer {k}: not enough memory for {what} ({}), which the memory budget allows; \
+                 free memory, or lower the memory budget to what this machine can give",
+                human_bytes(*bytes)
+            ),
+            Error::OutOfMemory {
+                layer: None,
+                what,
+                bytes,
+            } => write!(
+                f,
+                "not enough memory for {what} ({}); free memory, or compare fewer networks at once",
+                human_bytes(*bytes)
+            ),
         }
     }
 }

@@ -6,6 +6,9 @@
 //! Each pair is computed sequentially and written to its own slot, so the result does not
 //! depend on the number of threads or on the order in which rayon runs the pairs.
 
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rayon::prelude::*;
 
 use crate::alloc;
@@ -28,14 +31,15 @@ pub trait Shape: Sync + Sized {
     /// Whether `other` can be compared with `self`.
     fn check_comparable(&self, other: &Self) -> Result<()>;
 
-    /// The first `depth` values of every pair of `list`, in the mode `options.solver` names.
+    /// The first `depth` values of every pair of `list`, in the mode `options.solver` names, as
+    /// `keep((i, j), values)` keeps them.
     fn run_pairs<T: Send>(
         networks: &[&Self],
         list: &[(usize, usize)],
         depth: usize,
         options: &Options,
         cancel: &Cancel,
-        keep: &(impl Fn(Vec<LayerMatch>) -> T + Sync),
+        keep: &(impl Fn((usize, usize), Vec<LayerMatch>) -> T + Sync),
     ) -> Result<Vec<T>>;
 }
 
@@ -54,7 +58,7 @@ impl Shape for Network {
         depth: usize,
         options: &Options,
         cancel: &Cancel,
-        keep: &(impl Fn(Vec<LayerMatch>) -> T + Sync),
+        keep: &(impl Fn((usize, usize), Vec<LayerMatch>) -> T + Sync),
     ) -> Result<Vec<T>> {
         match options.solver {
             Solver::Canonical => run(&Canonical { options }, networks, list, depth, cancel, keep),
@@ -79,7 +83,7 @@ impl Shape for Graph {
         depth: usize,
         options: &Options,
         cancel: &Cancel,
-        keep: &(impl Fn(Vec<LayerMatch>) -> T + Sync),
+        keep: &(impl Fn((usize, usize), Vec<LayerMatch>) -> T + Sync),
     ) -> Result<Vec<T>> {
         list.par_iter()
             .map(|&(i, j)| {
@@ -87,7 +91,7 @@ impl Shape for Graph {
                 let mut d = match_graph(networks[i], networks[j], options, cancel)?;
                 d.truncate(depth);
                 cancel.tick();
-                Ok(keep(d))
+                Ok(keep((i, j), d))
             })
             .collect()
     }
@@ -123,9 +127,10 @@ pub fn pair_count(n: usize, pairs: Pairs) -> usize {
 }
 
 /// The distance of `networks[i]` (as A) from `networks[j]` (as B) for every `(i, j)` in `list`,
-/// over the first `depth` layers (all when `None`), each kept as `keep` makes it, in `list`'s
-/// order. Only networks that some pair names are prepared, each once. `threads`: a pool of its
-/// own of that many threads (`None`: rayon's global pool). `cancel` counts finished pairs.
+/// over the first `depth` layers (all when `None`), each kept as `keep((i, j), layers)` makes
+/// it, in `list`'s order. Only networks that some pair names are prepared, each once.
+/// `threads`: a pool of its own of that many threads (`None`: rayon's global pool). `cancel`
+/// counts finished pairs.
 pub fn pairs<N: Shape, T: Send>(
     networks: &[&N],
     list: &[(usize, usize)],
@@ -133,7 +138,7 @@ pub fn pairs<N: Shape, T: Send>(
     options: &Options,
     threads: Option<usize>,
     cancel: &Cancel,
-    keep: impl Fn(Vec<LayerMatch>) -> T + Sync,
+    keep: impl Fn((usize, usize), Vec<LayerMatch>) -> T + Sync,
 ) -> Result<Vec<T>> {
     let Some(&(first, _)) = list.first() else {
         return Ok(Vec::new());
@@ -170,7 +175,7 @@ fn run<M: Mode, T: Send>(
     list: &[(usize, usize)],
     depth: usize,
     cancel: &Cancel,
-    keep: &(impl Fn(Vec<LayerMatch>) -> T + Sync),
+    keep: &(impl Fn((usize, usize), Vec<LayerMatch>) -> T + Sync),
 ) -> Result<Vec<T>> {
     // `slot[k]`: where network k's preparation sits in `prepared` (usize::MAX: not needed).
     let mut slot = vec![usize::MAX; networks.len()];
@@ -192,7 +197,7 @@ fn run<M: Mode, T: Send>(
             cancel.check()?;
             let d = mode.distance(&prepared[slot[i]], &prepared[slot[j]], depth, cancel)?;
             cancel.tick();
-            Ok(keep(d))
+            Ok(keep((i, j), d))
         })
         .collect()
 }
@@ -217,7 +222,7 @@ pub fn distance<N: Shape>(
     cancel: &Cancel,
 ) -> Result<Vec<LayerMatch>> {
     a.check_comparable(b)?;
-    let mut one = pairs(&[a, b], &[(0, 1)], depth, options, None, cancel, |d| d)?;
+    let mut one = pairs(&[a, b], &[(0, 1)], depth, options, None, cancel, |_, d| d)?;
     Ok(one.pop().expect("one pair gives one result"))
 }
 
@@ -244,26 +249,45 @@ pub fn pairwise<N: Shape>(
     }
     let list = pair_list(n, pairs_kind)?;
     // Allocated before any pair is computed, so that a matrix the machine cannot hold is
-    // refused at once rather than after the work.
+    // refused at once rather than after the work; each pair writes its own cells as it ends
+    // (no per-pair buffers, which would take several times the matrix).
     let cells = n.saturating_mul(n).saturating_mul(depth);
-    let mut out = alloc::zeros(cells, "the pairwise distance matrix")?;
-    let distances = |d: Vec<LayerMatch>| d.iter().map(|l| l.distance).collect::<Vec<f64>>();
-    let rows = pairs(
+    let what = "the pairwise distance matrix";
+    let out: Vec<AtomicU64> = alloc::collect((0..cells).map(|_| AtomicU64::new(0)), what)?;
+    let write = |(i, j): (usize, usize), layers: Vec<LayerMatch>| {
+        for (k, layer) in layers.iter().enumerate() {
+            let bits = layer.distance.to_bits();
+            out[(i * n + j) * depth + k].store(bits, Ordering::Relaxed);
+            if pairs_kind == Pairs::Paper {
+                out[(j * n + i) * depth + k].store(bits, Ordering::Relaxed);
+            }
+        }
+    };
+    pairs(
         networks,
         &list,
         Some(depth),
         options,
         threads,
         cancel,
-        distances,
+        write,
     )?;
-    for (&(i, j), layers) in list.iter().zip(&rows) {
-        out[(i * n + j) * depth..][..depth].copy_from_slice(layers);
-        if pairs_kind == Pairs::Paper {
-            out[(j * n + i) * depth..][..depth].copy_from_slice(layers);
-        }
+    Ok(into_floats(out))
+}
+
+/// The floats whose bits `cells` hold, in the same allocation (no second matrix).
+fn into_floats(cells: Vec<AtomicU64>) -> Vec<f64> {
+    let mut cells = ManuallyDrop::new(cells);
+    // SAFETY: `AtomicU64` has the size, alignment and bit validity of `u64`, and every `u64` is
+    // a valid `f64`; the allocation, its length and capacity are handed over whole, once (the
+    // `ManuallyDrop` never frees it), and no other reference to it exists (taken by value).
+    unsafe {
+        Vec::from_raw_parts(
+            cells.as_mut_ptr().cast::<f64>(),
+            cells.len(),
+            cells.capacity(),
+        )
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -310,7 +334,7 @@ mod tests {
             let options = Options::new(solver);
             let cancel = Cancel::new();
             let m = pairwise(&refs, None, &options, Pairs::Ordered, Some(2), &cancel).unwrap();
-            let keep = |d: Vec<LayerMatch>| d[0].distance;
+            let keep = |_, d: Vec<LayerMatch>| d[0].distance;
             let got = pairs(&refs, &list, None, &options, None, &cancel, keep).unwrap();
             let expected: Vec<f64> = list.iter().map(|&(i, j)| m[i * 4 + j]).collect();
             assert_eq!(got, expected, "{solver:?}");
@@ -322,7 +346,7 @@ mod tests {
             &Options::default(),
             None,
             &Cancel::new(),
-            |_| (),
+            |_, _| (),
         );
         assert!(matches!(beyond, Err(Error::InvalidArgument(_))));
     }

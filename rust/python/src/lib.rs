@@ -510,7 +510,7 @@ fn pairs_of<N: Shape + Send + Sync>(
     run_interruptibly(py, report, move |cancel| {
         let refs: Vec<&N> = nets.iter().map(|n| n.as_ref()).collect();
         let distances =
-            |d: Vec<core::LayerMatch>| d.into_iter().map(|l| l.distance).collect::<Vec<f64>>();
+            |_, d: Vec<core::LayerMatch>| d.into_iter().map(|l| l.distance).collect::<Vec<f64>>();
         core::pairs(
             &refs,
             &list,
