@@ -140,6 +140,12 @@ class Outcome:
             return f"> {self.limit:.1f} s (stopped: slower)"
         return self.note or self.status
 
+    def timed_text(self, threads: int) -> str:
+        """The time, with the CPU time on one thread (where it is the steadier measure)."""
+        if self.ok and threads == 1 and self.cpu_seconds == self.cpu_seconds:
+            return f"{self.seconds:.2f} s (CPU {self.cpu_seconds:.2f} s)"
+        return self.time_text()
+
     def memory_text(self) -> str:
         return f"{self.peak_mib:,.0f}" if self.ok else ""
 
@@ -527,7 +533,7 @@ def others_text(row: Row, best: str | None) -> str:
     """Every other peer's time (or why it has none), fastest first."""
     rest = [(k, o) for k, o in row.peers.items() if k != best]
     rest.sort(key=lambda ko: ko[1].seconds if ko[1].ok else float("inf"))
-    return "; ".join(f"{PIPELINES[k]} {o.time_text()}" for k, o in rest) or "-"
+    return "; ".join(f"{PIPELINES[k]} {o.timed_text(row.threads)}" for k, o in rest) or "-"
 
 
 def table(rows: list[Row], cpus: int) -> list[str]:
@@ -541,7 +547,7 @@ def table(rows: list[Row], cpus: int) -> list[str]:
         dense = row.peers.get("dense")
         threads = f"{row.threads} (all)" if row.threads == cpus and cpus > 1 else str(row.threads)
         if best is not None:
-            best_text = f"{PIPELINES[best[0]]} {best[1].time_text()}"
+            best_text = f"{PIPELINES[best[0]]} {best[1].timed_text(row.threads)}"
             best_mib, best_ratio = best[1].memory_text(), ratio_text(row.nnstd, best[1])
         else:
             best_text, best_mib, best_ratio = "none finished", "", "?"
