@@ -241,15 +241,14 @@ def test_spec_restores_training_mode() -> None:
 # Refusals -------------------------------------------------------------------------------------
 
 
-class FusedQKV(nn.Module):
+class Sliced(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.qkv = nn.Linear(8, 24)
-        self.out = nn.Linear(8, 8)
+        self.fc = nn.Linear(8, 8)
+        self.out = nn.Linear(4, 8)
 
     def forward(self, x: Any) -> Any:
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        return self.out(q * k + v)
+        return self.out(self.fc(x)[..., :4])
 
 
 class Depthwise(nn.Module):
@@ -291,7 +290,7 @@ class Embedded(nn.Module):
 @pytest.mark.parametrize(
     ("model", "x", "message"),
     [
-        (FusedQKV(), torch.zeros(2, 8), r"chunk.*no rule"),
+        (Sliced(), torch.zeros(2, 8), r"getitem.*indexes a value with units"),
         (Depthwise(), torch.zeros(1, 3, 5, 5), r"3 groups \(grouped or depthwise\)"),
         (Shared(), torch.zeros(2, 4), r"fc is called more than once"),
         (Branching(), torch.zeros(2, 4), r"torch\.fx cannot trace"),
@@ -421,3 +420,45 @@ def test_cat_places_groups_side_by_side() -> None:
     assert [(s.tensor, s.offset) for s in spec["b"].readers] == [("fc.weight", 3)]
     with torch.no_grad():
         assert relative_error(model(x), renamed(model, spec, 0)(x)) < 1e-10
+
+
+class GPTBlock(nn.Module):
+    """nanoGPT's block: a fused c_attn projection split into q, k, v; GELU MLP; LayerNorm."""
+
+    def __init__(self, d: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.heads, self.d = heads, d
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.c_attn, self.attn_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.c_fc, self.mlp_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def attn(self, x: Any) -> Any:
+        b, t, c = x.size()
+        q, k, v = self.c_attn(x).split(self.d, dim=2)
+        q = q.view(b, t, self.heads, c // self.heads).transpose(1, 2)
+        k = k.view(b, t, self.heads, c // self.heads).transpose(1, 2)
+        v = v.view(b, t, self.heads, c // self.heads).transpose(1, 2)
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.attn_proj(y.transpose(1, 2).contiguous().view(b, t, c))
+
+    def forward(self, x: Any) -> Any:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp_proj(nn.functional.gelu(self.c_fc(self.ln_2(x))))
+
+
+def test_a_fused_projection_split_into_q_k_v() -> None:
+    torch.manual_seed(0)
+    model = GPTBlock().double().eval()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    spec = nnstd.torch.spec(model, x)
+    qk, v = spec["c_attn.0"], spec["c_attn.2"]
+    assert [(s.tensor, s.offset) for s in qk.writers] == [
+        ("c_attn.weight", 0),
+        ("c_attn.weight", 8),
+    ]
+    assert [(s.tensor, s.offset) for s in v.followers] == [("c_attn.bias", 16)]
+    assert (qk.heads, v.head_set) == (2, qk.name)
+    assert [g.name for g in spec.groups] == ["x", "c_attn.0", "c_attn.2", "c_fc"]
+    with torch.no_grad():
+        for seed in range(2):
+            assert relative_error(model(x), renamed(model, spec, seed)(x)) < 1e-10

@@ -11,13 +11,15 @@ together are joined in a union-find, which gives the groups:
   gated MLP); ``cat`` along the unit axis puts pieces side by side;
 - activations, dropout, pooling, norms (their parameters follow the units) pass a value's
   pieces through; reductions over another axis keep them, over the unit axis drop them;
+- ``split``/``chunk`` of a layer's fresh outputs along the unit axis cuts them into pieces
+  of their own (a fused query-key-value projection);
 - a reshape splitting the unit axis into (heads, head dim) makes head blocks; a product
   contracting the head dim joins query and key, and ties the heads of the scores to the
   value's heads;
 - ``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer`` and ``nn.TransformerEncoder``
   (which fx cannot trace through its fast path) follow their documented computation.
 
-Anything else that touches units (a slice or a chunk of the unit axis, rotary embeddings, a
+Anything else that touches units (a slice of the unit axis, rotary embeddings, a
 module without a rule, a weight used outside its module) is refused with a `TopologyError`
 that names the operation: a spec can then be written by hand.
 """
@@ -54,6 +56,7 @@ class _Piece:
     writers: list[Slot] = field(default_factory=list)
     readers: list[Slot] = field(default_factory=list)
     followers: list[Slot] = field(default_factory=list)
+    dead: bool = False  # split into pieces of its own (a fused projection cut by split/chunk)
 
 
 class _Builder:
@@ -108,6 +111,36 @@ class _Builder:
         ra, rb = self.find(a, self.head_parent), self.find(b, self.head_parent)
         self.head_parent[max(ra, rb)] = min(ra, rb)
 
+    def dead(self) -> set[int]:
+        return {p for p, piece in enumerate(self.pieces) if piece.dead}
+
+    def cut(self, p: int, sizes: list[int], where: str) -> list[int]:
+        """Piece ``p``, just written by one layer and not joined with anything yet, as pieces
+        of ``sizes`` units (a fused projection's outputs cut apart): each keeps its rows of
+        the writer and of its bias."""
+        piece = self.pieces[p]
+        fresh = (
+            self.find(p) == p
+            and not any(self.find(q) == p for q in range(len(self.pieces)) if q != p)
+            and len(piece.writers) == 1
+            and piece.writers[0].offset == 0
+            and not piece.readers
+            and all(f.offset == 0 for f in piece.followers)
+            and piece.heads == 1
+        )
+        if not fresh:
+            raise self.refuse(where, "cuts units that are already joined with others")
+        pieces, offset = [], 0
+        for k, size in enumerate(sizes):
+            q = self.new(size, f"{piece.label}.{k}")
+            new = self.pieces[q]
+            new.writers = [Slot(piece.writers[0].tensor, 0, offset)]
+            new.followers = [Slot(f.tensor, 0, offset) for f in piece.followers]
+            pieces.append(q)
+            offset += size
+        piece.dead = True
+        return pieces
+
     def root(self, p: int) -> _Piece:
         return self.pieces[self.find(p)]
 
@@ -128,7 +161,7 @@ class _Builder:
             root = self.root(p)
             if root.kind == "hidden":
                 root.kind = "output"
-        roots = sorted({self.find(p) for p in range(len(self.pieces))})
+        roots = sorted({self.find(p) for p in range(len(self.pieces))} - self.dead())
         names: dict[int, str] = {}
         for r in roots:
             name, k = self.pieces[r].label, 2
@@ -629,7 +662,24 @@ class _Tracer:
             return self.sdpa(node, where)
         if name == "cat":
             return self.cat(node, where)
+        if name in ("split", "chunk"):
+            return self.split(node, carried[0][1], where)
         raise self.builder.refuse(where, f"no rule for {name} on a value with units")
+
+    def split(self, node: Any, units: Units, where: str) -> tuple[Units, ...]:
+        """``split`` or ``chunk``: along another axis, each part keeps the units; along the unit
+        axis, a layer's fresh outputs are cut into pieces of their own (``q, k, v =
+        qkv(x).split(d, dim=-1)``)."""
+        parts = self.values[node]
+        nd = self.values[node.all_input_nodes[0]].dim()
+        dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
+        if units.axis is None or _pos(int(dim), nd) != _pos(units.axis, nd):
+            return tuple(units for _ in parts)
+        if len(units.pieces) != 1 or units.block != 1 or units.head is not None:
+            raise self.builder.refuse(where, "cuts units that are not one layer's outputs")
+        sizes = [int(part.shape[int(dim)]) for part in parts]
+        pieces = self.builder.cut(units.pieces[0], sizes, where)
+        return tuple(Units(units.axis, (p,)) for p in pieces)
 
     def graph(self, count: int) -> Any:
         """The fx graph of ``forward``; a model that is itself a module with a rule (a
