@@ -2,7 +2,7 @@
 //! the two networks' structures alone, not on how their neurons are numbered and not on which
 //! optimal algorithm runs.
 //!
-//! 1. Both networks are put in canonical order (`crate::canon`); the one with the smaller
+//! 1. Both networks are put in canonical order (`crate::labelling`); the one with the smaller
 //!    canonical form is the reference, so `distance(a, b)` and `distance(b, a)` make the same
 //!    matchings.
 //! 2. Layer by layer, with the matching carried forward as in every mode, the fastest optimal
@@ -17,8 +17,8 @@ use crate::assign::{
     exact, invert_matching, lapjv, sparse, Algorithm, Assignment, Duals, UNMATCHED,
 };
 use crate::cancel::Cancel;
-use crate::canon::{label, Labelled};
 use crate::error::{Error, Result};
+use crate::labelling::{label, Labelled};
 use crate::network::{layer_distance, layers_asked, match_layers, LayerMatch};
 use crate::policy::{plan, Options};
 use crate::refine::{agreement, History, Refiner};

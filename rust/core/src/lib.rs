@@ -9,11 +9,11 @@
 pub(crate) mod alloc;
 pub mod assign;
 pub mod cancel;
-pub mod canon;
 pub mod canonical;
 pub mod error;
 pub mod graph;
 pub mod graph_match;
+pub mod labelling;
 pub mod mode;
 pub mod network;
 pub mod pairwise;

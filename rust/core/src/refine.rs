@@ -253,7 +253,7 @@ pub(crate) fn individualised(colour: u64) -> u64 {
 }
 
 /// The `mark`-th of several neurons singled out at once (one per interchangeable piece of the
-/// network, `crate::canon`): its colour, marked with its number.
+/// network, `crate::labelling`): its colour, marked with its number.
 pub(crate) fn marked(colour: u64, mark: usize) -> u64 {
     combine(combine(colour, MARKED), mark as u64)
 }
