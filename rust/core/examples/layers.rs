@@ -7,7 +7,7 @@
 //! `canonical` and `auto` time the whole distance of two-layer networks in that mode.
 use std::time::Instant;
 
-use nnstd_core::assign::{exact, lapjv, sparse};
+use nnstd_core::assign::{lapjv, scipy_order, sparse};
 use nnstd_core::cancel::Cancel;
 use nnstd_core::similarity::{
     dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
@@ -132,7 +132,7 @@ fn main() {
             "exact" => {
                 let costs = layer_costs(&a, &b).unwrap();
                 let tc = t.elapsed();
-                let s = exact::solve(&costs);
+                let s = scipy_order::solve(&costs);
                 println!(
                     "exact: costs {tc:?} total {:?} cost {:.9}",
                     t.elapsed(),
@@ -142,7 +142,7 @@ fn main() {
             "exact-dense" => {
                 let costs = dense_layer_costs(&a, &b, &Cancel::new()).unwrap();
                 let tc = t.elapsed();
-                let s = exact::solve_dense(costs.n_rows, costs.n_cols, &costs.data);
+                let s = scipy_order::solve_dense(costs.n_rows, costs.n_cols, &costs.data);
                 println!(
                     "exact-dense: costs {tc:?} total {:?} cost {:.9}",
                     t.elapsed(),

@@ -3,7 +3,7 @@
 //! (the default) times the paper mode's methods on a full cost matrix; `sparse` times the
 //! row-by-row and the phased sparse solvers on stored costs below 1, with the neurons that have
 //! no input in DIR/{empty_rows,empty_cols}.bin.
-use nnstd_core::assign::{exact, sparse, ssp};
+use nnstd_core::assign::{scipy_order, sparse, ssp};
 use nnstd_core::cancel::Cancel;
 use nnstd_core::similarity::SparseCost;
 
@@ -59,12 +59,14 @@ fn main() {
         return;
     }
     for method in [
-        exact::Method::Grouped,
-        exact::Method::Blocked,
-        exact::Method::Adaptive,
+        scipy_order::Method::Grouped,
+        scipy_order::Method::Blocked,
+        scipy_order::Method::Adaptive,
     ] {
         timed(&format!("{method:?}"), reps, || {
-            exact::solve_with(&cost, method, &cancel).unwrap().cost
+            scipy_order::solve_with(&cost, method, &cancel)
+                .unwrap()
+                .cost
         });
     }
 }

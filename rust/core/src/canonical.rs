@@ -8,13 +8,13 @@
 //! 2. Layer by layer, with the matching carried forward as in every mode, the fastest optimal
 //!    algorithm for the layer (sparse or dense, `crate::policy`) finds an optimum and a dual
 //!    certificate, and the canonical choice among all optimal assignments is read from them
-//!    (`crate::assign::canonical`). Identical layers are matched neuron to neuron.
+//!    (`crate::assign::choice`). Identical layers are matched neuron to neuron.
 //! 3. Matchings are reported in the callers' own labels.
 
-use crate::assign::canonical::{choose, membership, Criteria};
+use crate::assign::choice::{choose, membership, Criteria};
 use crate::assign::duals::{DenseStored, StoredPairs, Tight};
 use crate::assign::{
-    exact, invert_matching, lapjv, sparse, Algorithm, Assignment, Duals, UNMATCHED,
+    invert_matching, lapjv, scipy_order, sparse, Algorithm, Assignment, Duals, UNMATCHED,
 };
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
@@ -301,7 +301,7 @@ fn certified_by_paper_mode(
     empty_cols: &[usize],
 ) -> Result<(Assignment, Duals, Tight)> {
     let full = layer_costs(a, b)?;
-    if let Some((optimum, u, v)) = exact::solve_with_duals(&full) {
+    if let Some((optimum, u, v)) = scipy_order::solve_with_duals(&full) {
         let duals = without_empty(Duals::from_assignment_duals(&u, &v), empty_rows, empty_cols);
         if let Some(tight) = duals.certified_tight(stored, &optimum.col_of_row)? {
             return Ok((optimum, duals, tight));

@@ -3,7 +3,7 @@
 //! solvers, `crate::policy`), from the connections of its writers that come from groups
 //! already matched; heads matched as blocks first; fixed groups by the identity at the end.
 
-use crate::assign::{exact, Algorithm, Assignment, UNMATCHED};
+use crate::assign::{scipy_order, Algorithm, Assignment, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -151,7 +151,7 @@ fn match_heads(
         within.push(solved);
         algorithms.push(algorithm);
     }
-    let pairing = exact::try_solve_dense(heads, heads, &block, cancel)?.col_of_row;
+    let pairing = scipy_order::try_solve_dense(heads, heads, &block, cancel)?.col_of_row;
     let mut out = Vec::with_capacity(members.len());
     for (m, &g) in members.iter().enumerate() {
         let dim = a.groups()[g].size / heads;

@@ -2,7 +2,7 @@
 //!
 //! The Neural Network Sparse Topology Distance (Liu et al., ECML-PKDD 2020) in pure Rust:
 //! binary layer topologies ([`topology`]), neuron costs from sparse overlaps ([`similarity`]),
-//! SciPy-exact assignment ([`assign::exact`]), network distances with the matching carried
+//! SciPy-exact assignment ([`assign::scipy_order`]), network distances with the matching carried
 //! forward ([`network`]), graphs of permutation groups ([`graph`], [`graph_match`]) and parallel all-pairs matrices ([`pairwise`]). No Python here: the
 //! `nnstd-python` crate binds it.
 

@@ -15,7 +15,7 @@
 //! The fill from which the dense matrix is faster grows with the width ([`dense_fill`], with
 //! measurements).
 
-use crate::assign::{auction, exact, lapjv, sparse, ssp, Algorithm, Assignment};
+use crate::assign::{auction, lapjv, scipy_order, sparse, ssp, Algorithm, Assignment};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::{
@@ -311,9 +311,9 @@ pub fn solve_layer(plan: Plan, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<
         (Algorithm::Dense, _) => lapjv::solve(&dense_layer_costs(a, b, cancel)?, cancel),
         (_, true) => {
             let costs = dense_layer_costs(a, b, cancel)?;
-            exact::try_solve_dense(costs.n_rows, costs.n_cols, &costs.data, cancel)
+            scipy_order::try_solve_dense(costs.n_rows, costs.n_cols, &costs.data, cancel)
         }
-        (_, false) => exact::try_solve(&layer_costs(a, b)?, cancel),
+        (_, false) => scipy_order::try_solve(&layer_costs(a, b)?, cancel),
     }
 }
 

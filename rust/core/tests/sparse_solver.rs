@@ -1,6 +1,6 @@
 //! The sparse solver's cost against the exact solver's on random layers, and its matchings.
 
-use nnstd_core::assign::{exact, lapjv, sparse, Duals, UNMATCHED};
+use nnstd_core::assign::{lapjv, scipy_order, sparse, Duals, UNMATCHED};
 use nnstd_core::cancel::Cancel;
 use nnstd_core::similarity::{
     dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
@@ -34,7 +34,7 @@ proptest! {
             cols_b.push(if k % 2 == 0 { vec![] } else { vec![(k % n_in) as u32] });
         }
         let b = Layer::from_neuron_inputs(0, n_in, &cols_b).unwrap();
-        let dense = exact::solve(&layer_costs(&a, &b).unwrap());
+        let dense = scipy_order::solve(&layer_costs(&a, &b).unwrap());
         let costs = layer_costs_with(&a, &b, EmptyPairs::Skip).unwrap();
         let (solved, duals) = sparse::solve_with_duals(&costs, &empty_neurons(&a), &empty_neurons(&b), &Cancel::new()).unwrap();
         prop_assert!((solved.cost - dense.cost).abs() < 1e-9, "sparse {} exact {}", solved.cost, dense.cost);
@@ -43,14 +43,14 @@ proptest! {
         let stored = layer_costs(&a, &b).unwrap();
         let (jv, jv_duals) = lapjv::solve_with_duals(&dense_layer_costs(&a, &b, &Cancel::new()).unwrap(), &Cancel::new()).unwrap();
         prop_assert!(jv_duals.certify(&stored, &jv.col_of_row), "dense duals {:?}", jv_duals);
-        let (paper, u, v) = exact::solve_with_duals(&stored).unwrap();
+        let (paper, u, v) = scipy_order::solve_with_duals(&stored).unwrap();
         prop_assert!(Duals::from_assignment_duals(&u, &v).certify(&stored, &paper.col_of_row));
         // The dense solver reaches the same optimum, and the paper mode on dense costs makes
         // SciPy's choices exactly as on the similarity graph.
         let matrix = dense_layer_costs(&a, &b, &Cancel::new()).unwrap();
         let jv = lapjv::solve(&matrix, &Cancel::new()).unwrap();
         prop_assert!((jv.cost - dense.cost).abs() < 1e-9, "dense {} exact {}", jv.cost, dense.cost);
-        let paper_dense = exact::solve_dense(matrix.n_rows, matrix.n_cols, &matrix.data);
+        let paper_dense = scipy_order::solve_dense(matrix.n_rows, matrix.n_cols, &matrix.data);
         prop_assert_eq!(&paper_dense.col_of_row, &dense.col_of_row);
         // A complete matching: min(n1, n2) distinct partners.
         let mut used: Vec<usize> = solved.col_of_row.iter().copied().filter(|&j| j != UNMATCHED).collect();

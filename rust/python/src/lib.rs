@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use nnstd_core::assign::{exact, UNMATCHED};
+use nnstd_core::assign::{scipy_order, UNMATCHED};
 use nnstd_core::similarity::SparseCost;
 use nnstd_core::{
     self as core, Cancel, Graph, Group, GroupKind, Layer, Network, Options, Pairs, Read, Shape,
@@ -549,9 +549,9 @@ fn assign_exact<'py>(
     let cost = sparse_cost(n_rows, n_cols, &indptr, &indices, &data)?;
     let assignment = run_interruptibly(py, None, move |cancel| {
         if dense {
-            exact::try_solve_dense(n_rows, n_cols, &cost.to_dense()?, cancel)
+            scipy_order::try_solve_dense(n_rows, n_cols, &cost.to_dense()?, cancel)
         } else {
-            exact::try_solve(&cost, cancel)
+            scipy_order::try_solve(&cost, cancel)
         }
     })?;
     Ok(matching_array(py, &assignment.col_of_row))

@@ -617,7 +617,7 @@ mod tests {
                 data: data.clone(),
             };
             let (solved, duals) = solve_with_duals(&cost, &Cancel::new()).unwrap();
-            let reference = crate::assign::exact::solve_dense(r, c, &data);
+            let reference = crate::assign::scipy_order::solve_dense(r, c, &data);
             assert!((solved.cost - reference.cost).abs() < 1e-9, "{r}x{c}");
             let sparse = crate::similarity::SparseCost::from_dense(r, c, &data);
             assert!(duals.certify(&sparse, &solved.col_of_row), "{r}x{c}");
@@ -644,7 +644,7 @@ mod tests {
                 n_cols: n,
                 data: data.clone(),
             };
-            let reference = crate::assign::exact::solve_dense(n, n, &data).cost;
+            let reference = crate::assign::scipy_order::solve_dense(n, n, &data).cost;
             for limit in [0, 1, usize::MAX] {
                 let mut jv = Jv::new(&cost);
                 jv.run(&Cancel::new(), limit).unwrap();

@@ -2,21 +2,21 @@
 //! layer, and on which cost form, is `crate::policy`'s choice). They know nothing of modes or
 //! networks: each takes costs and returns an optimal assignment.
 //!
-//! - [`exact`]: the shortest augmenting path method as SciPy runs it
+//! - [`scipy_order`]: the shortest augmenting path method as SciPy runs it
 //!   (docs/definition.md#scipy-tie-rules), so it picks the same optimal assignment as
 //!   `scipy.optimize.linear_sum_assignment`: the paper mode.
 //! - [`sparse`]: an optimal assignment from the similarity graph alone, in memory proportional
 //!   to it: primal-dual phases with Hopcroft-Karp rounds.
 //! - [`lapjv`]: an optimal assignment of a dense cost matrix (Jonker-Volgenant).
-//! - [`canonical`]: the canonical choice among the optimal assignments that any of them found
+//! - [`choice`]: the canonical choice among the optimal assignments that any of them found
 //!   (the canonical mode), read from the certificate every algorithm gives ([`duals`]).
 
 pub mod auction;
-pub mod canonical;
+pub mod choice;
 pub mod duals;
-pub mod exact;
 pub mod lapjv;
 mod row_reduction;
+pub mod scipy_order;
 pub mod sparse;
 pub mod ssp;
 
@@ -28,13 +28,13 @@ use crate::similarity::SparseCost;
 /// An algorithm that solves a layer's assignment: what a layer reports it was solved with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
-    /// SciPy's choices ([`exact`]), on the similarity graph or on a dense matrix.
+    /// SciPy's choices ([`scipy_order`]), on the similarity graph or on a dense matrix.
     Paper,
     /// Primal-dual phases on the similarity graph ([`sparse`]).
     Sparse,
     /// Jonker-Volgenant on a dense matrix ([`lapjv`]).
     Dense,
-    /// Optimal, ties broken canonically ([`canonical`]).
+    /// Optimal, ties broken canonically ([`choice`]).
     Canonical,
     /// No choice: a fixed group of a graph keeps the identity (`crate::graph_match`).
     Fixed,

@@ -871,7 +871,7 @@ impl<'a> Phases<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assign::exact;
+    use crate::assign::scipy_order;
     use crate::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
     use crate::topology::Layer;
     use proptest::prelude::*;
@@ -897,7 +897,7 @@ mod tests {
 
         #[test]
         fn auction_start_reaches_the_optimum((a, b) in layers()) {
-            let optimum = exact::solve(&layer_costs(&a, &b).unwrap()).cost;
+            let optimum = scipy_order::solve(&layer_costs(&a, &b).unwrap()).cost;
             let costs = layer_costs_with(&a, &b, EmptyPairs::Skip).unwrap();
             let (empty_a, empty_b) = (empty_neurons(&a), empty_neurons(&b));
             for first in [Start::Auction, Start::CoarseAuction, Start::Cheapest] {
@@ -924,7 +924,7 @@ mod tests {
             cols: vec![0, 1, 1, 2, 0, 2],
             vals: vec![0.123456789, 0.3, 0.987654321, 0.2, 0.4, 0.111111112],
         };
-        let optimum = exact::solve(&cost).cost;
+        let optimum = scipy_order::solve(&cost).cost;
         let (solved, duals) =
             solve_in_phases(&cost, &[], &[], Start::Auction, &Cancel::new()).unwrap();
         assert!(

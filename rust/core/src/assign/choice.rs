@@ -420,7 +420,7 @@ impl Doubled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assign::exact;
+    use crate::assign::scipy_order;
 
     /// [`choose`] from a certified optimum.
     fn pick(cost: &SparseCost, start: &[usize], duals: &Duals, criteria: &Criteria) -> Vec<usize> {
@@ -437,7 +437,7 @@ mod tests {
         // Two optimal assignments of cost 1.0: identity and swap; the secondary prefers the swap.
         let dense = [0.5, 0.5, 0.9, 0.5, 0.5, 1.0, 1.0, 1.0, 0.0];
         let cost = SparseCost::from_dense(3, 3, &dense);
-        let (a, u, v) = exact::solve_with_duals(&cost).unwrap();
+        let (a, u, v) = scipy_order::solve_with_duals(&cost).unwrap();
         let duals = Duals::from_assignment_duals(&u, &v);
         assert!(duals.certify(&cost, &a.col_of_row));
         let prefer = |i: usize, j: usize| {
