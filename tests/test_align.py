@@ -11,11 +11,11 @@ import nnstd
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from nnstd import _api
+from nnstd import _options
 from oracle import input_sets, paper_layers, shuffled_hidden
 
 PAIRS = [("epoch_000", 0, 5), ("epoch_190", 7, 2)]
-SOLVERS = _api.SOLVERS  # every solver the core offers
+SOLVERS = _options.SOLVERS  # every solver the core offers
 
 
 def column_distances(a: sp.csc_array, b: sp.csc_array) -> np.ndarray:

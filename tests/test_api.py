@@ -241,7 +241,7 @@ def test_repr_of_a_distance_is_one_short_line() -> None:
 def test_the_solver_type_names_exactly_the_cores_solvers() -> None:
     import typing
 
-    from nnstd import _api, _core
+    from nnstd import _core, _options
 
-    assert set(typing.get_args(_api.Solver)) == set(_core.SOLVERS)
-    assert _api.SOLVERS == _core.SOLVERS and _core.DEFAULT_SOLVER in _core.SOLVERS
+    assert set(typing.get_args(_options.Solver)) == set(_core.SOLVERS)
+    assert _options.SOLVERS == _core.SOLVERS and _core.DEFAULT_SOLVER in _core.SOLVERS

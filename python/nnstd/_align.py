@@ -8,9 +8,10 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from nnstd._api import Solver, distance
+from nnstd._api import distance
 from nnstd._errors import TopologyError
 from nnstd._network import Network, PathLike, as_network
+from nnstd._options import Solver
 
 Measure = Literal["iou", "hamming"]
 MEASURES: tuple[str, ...] = ("iou", "hamming")

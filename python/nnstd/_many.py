@@ -26,20 +26,19 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd import _core
-from nnstd._api import (
-    DEFAULT_MEMORY_BUDGET,
-    Layers,
-    Solver,
-    check_memory_budget,
-    check_threads,
-    pairwise,
-)
-from nnstd._api import _check_comparable as check_comparable
-from nnstd._api import _check_solver as check_solver
-from nnstd._api import _layer_selection as layer_selection
 from nnstd._errors import TopologyError
 from nnstd._loaders import byte_count, one_line, read_npz_arrays
 from nnstd._network import Network, PathLike, load_network
+from nnstd._options import (
+    DEFAULT_MEMORY_BUDGET,
+    Layers,
+    Solver,
+    check_comparable,
+    check_memory_budget,
+    check_solver,
+    check_threads,
+    layer_selection,
+)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -1056,12 +1055,16 @@ def sample_medoid(
         raise ValueError(f"sample must be a whole number >= 1, got {sample!r}")
     n = len(items)
     chosen = np.sort(np.random.default_rng(seed).permutation(n)[: min(sample, n)])
-    m = pairwise(
+    m = paired_matrix(
         [items[k] for k in chosen],
         layers=layers,
         solver=solver,
+        ordered=False,
         threads=threads,
+        progress=None,
         memory_budget=memory_budget,
+        store=None,
+        client=None,
     )
     total_distance = m.mean(axis=2).sum(axis=1)  # layer-averaged, summed over the sample
     return int(chosen[int(np.argmin(total_distance))])

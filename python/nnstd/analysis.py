@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from nnstd._api import Layers, Solver
 from nnstd._errors import TopologyError
 from nnstd._network import Network, PathLike
+from nnstd._options import Layers, Solver
 
 __all__ = [
     "always_dense_layers",

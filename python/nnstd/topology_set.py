@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from nnstd._api import Layers, pairwise
+from nnstd._api import pairwise
 from nnstd._data import data_dir
 from nnstd._errors import TopologyError
 from nnstd._loaders import natural_key
 from nnstd._network import Network, PathLike, load_network
+from nnstd._options import Layers
 from nnstd._output import write_file
 from nnstd.analysis import cumulative_layers, select_layer
 

@@ -32,7 +32,6 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd._align import alignment
-from nnstd._api import Solver
 from nnstd._errors import TopologyError
 from nnstd._graph import GraphNetwork, Group, Slot, Spec, graph_network
 from nnstd._loaders import (
@@ -46,6 +45,7 @@ from nnstd._loaders import (
     tensors_to_numpy,
 )
 from nnstd._network import Network, network_from_tensors
+from nnstd._options import Solver
 
 __all__ = ["GraphNetwork", "Group", "Slot", "Spec", "align", "permute", "spec", "to_network"]
 

@@ -29,9 +29,9 @@ import sys
 from collections.abc import Sequence
 
 from nnstd import __version__
-from nnstd._api import DEFAULT_SOLVER
 from nnstd._data import data_dir
 from nnstd._errors import TopologyError
+from nnstd._options import DEFAULT_SOLVER
 from nnstd.cli import (
     cluster,
     compare,

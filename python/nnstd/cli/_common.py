@@ -18,9 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd import _core
-from nnstd._api import DEFAULT_MEMORY_BUDGET, SOLVERS, pairwise
+from nnstd._api import pairwise
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET, natural_key
 from nnstd._network import Network, load_network
+from nnstd._options import DEFAULT_MEMORY_BUDGET, SOLVERS
 from nnstd._output import check_output_file, check_output_folder, write_file
 from nnstd.analysis import select_layer
 from nnstd.topology_set import (
