@@ -21,7 +21,7 @@ from nnstd import _core
 from nnstd._api import pairwise
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET, natural_key
 from nnstd._network import Network, load_network
-from nnstd._options import DEFAULT_MEMORY_BUDGET, SOLVERS
+from nnstd._options import DEFAULT_MEMORY_BUDGET, SOLVERS, check_threads
 from nnstd._output import check_output_file, check_output_folder, write_file
 from nnstd.analysis import select_layer
 from nnstd.topology_set import (
@@ -122,19 +122,21 @@ def _matrix_path(text: str) -> Path:
 
 
 def threads_value(text: str) -> int | None:
-    """``--threads``: a whole number from 1 to the core's limit; 0 means all cores (None)."""
+    """``--threads``: the API's rule (`check_threads`: 0 means all cores), in command-line words."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    try:
+        return check_threads(value)
+    except ValueError:
+        pass
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text}: must be 0 (all cores) or more")
-    if value > _core.MAX_THREADS:
-        raise argparse.ArgumentTypeError(
-            f"{text}: at most {_core.MAX_THREADS} (use 0 for all cores; threads beyond the "
-            "cores only add start-up time)"
-        )
-    return value or None
+    raise argparse.ArgumentTypeError(
+        f"{text}: at most {_core.MAX_THREADS} (use 0 for all cores; threads beyond the "
+        "cores only add start-up time)"
+    )
 
 
 def memory_budget_value(text: str) -> int:
