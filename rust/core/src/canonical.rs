@@ -311,3 +311,141 @@ fn certified_by_paper_mode(
         "layer {k}: no optimality certificate for the canonical mode; please report this as a bug"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::carried_labels;
+    use crate::testing::numbers;
+    use crate::topology::Idx;
+
+    /// A network of the given widths, each neuron drawing 0 to 3 distinct inputs at random
+    /// (tie-heavy costs, some empty neurons).
+    fn random_network(seed: u64, widths: &[usize]) -> Network {
+        let mut next = numbers(seed);
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(k, w)| {
+                let neurons: Vec<Vec<Idx>> = (0..w[1])
+                    .map(|_| {
+                        let mut inputs: Vec<Idx> =
+                            (0..next() % 4).map(|_| (next() % w[0]) as Idx).collect();
+                        inputs.sort_unstable();
+                        inputs.dedup();
+                        inputs
+                    })
+                    .collect();
+                Layer::from_neuron_inputs(k, w[0], &neurons).unwrap()
+            })
+            .collect();
+        Network::new(layers).unwrap()
+    }
+
+    /// `net` with every layer's neurons renamed by a random permutation (inputs kept).
+    fn shuffled(net: &Network, seed: u64) -> Network {
+        let mut next = numbers(seed);
+        let mut previous: Option<Vec<usize>> = None;
+        let mut layers = Vec::new();
+        for (k, layer) in net.layers().iter().enumerate() {
+            let mut perm: Vec<usize> = (0..layer.n_out()).collect();
+            for i in (1..perm.len()).rev() {
+                perm.swap(i, next() % (i + 1));
+            }
+            let mut neurons = vec![Vec::new(); layer.n_out()];
+            for (c, &to) in perm.iter().enumerate() {
+                let mut inputs: Vec<Idx> = layer
+                    .inputs(c)
+                    .iter()
+                    .map(|&r| previous.as_ref().map_or(r, |p| p[r as usize] as Idx))
+                    .collect();
+                inputs.sort_unstable();
+                neurons[to] = inputs;
+            }
+            layers.push(Layer::from_neuron_inputs(k, layer.n_in(), &neurons).unwrap());
+            previous = Some(perm);
+        }
+        Network::new(layers).unwrap()
+    }
+
+    fn canonical(a: &Network, b: &Network) -> Vec<LayerMatch> {
+        let cancel = Cancel::new();
+        let (pa, pb) = (prepare(a, &cancel).unwrap(), prepare(b, &cancel).unwrap());
+        distance_prepared(&pa, &pb, None, &Options::default(), &cancel).unwrap()
+    }
+
+    const WIDTHS: [&[usize]; 4] = [&[6, 5, 4], &[8, 9, 7, 3], &[5, 12, 12, 2], &[10, 4, 6]];
+
+    #[test]
+    fn a_relabelled_copy_is_at_distance_zero() {
+        for seed in 0..40u64 {
+            let a = random_network(seed, WIDTHS[seed as usize % WIDTHS.len()]);
+            let b = shuffled(&a, seed ^ 0x9E37);
+            for (k, m) in canonical(&a, &b).iter().enumerate() {
+                assert_eq!(m.cost, 0.0, "seed {seed} layer {k}");
+                assert_eq!(m.distance, 0.0, "seed {seed} layer {k}");
+                assert!(m.matching.iter().all(|&j| j != UNMATCHED));
+            }
+        }
+    }
+
+    #[test]
+    fn both_directions_cost_the_same() {
+        for seed in 0..40u64 {
+            let widths = WIDTHS[seed as usize % WIDTHS.len()];
+            let (a, b) = (
+                random_network(seed, widths),
+                random_network(seed + 1000, widths),
+            );
+            let (ab, ba) = (canonical(&a, &b), canonical(&b, &a));
+            for (k, (x, y)) in ab.iter().zip(&ba).enumerate() {
+                assert_eq!(x.cost.to_bits(), y.cost.to_bits(), "seed {seed} layer {k}");
+                // The same pairs, seen from the other side.
+                assert_eq!(
+                    x.matching,
+                    invert_matching(&y.matching, a.layers()[k].n_out())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_layer_costs_the_scipy_optimum_of_its_cost_matrix() {
+        for seed in 0..40u64 {
+            let widths = WIDTHS[seed as usize % WIDTHS.len()];
+            let (a, b) = (
+                random_network(seed, widths),
+                random_network(seed + 2000, widths),
+            );
+            let matches = canonical(&a, &b);
+            assert_eq!(matches.len(), a.depth());
+            for (k, m) in matches.iter().enumerate() {
+                let lb = &b.layers()[k];
+                // B's layer in A's labels, through the previous layer's matching.
+                let carried = match k {
+                    0 => lb.clone(),
+                    _ => {
+                        let (labels, n) = carried_labels(&matches[k - 1].matching, lb.n_in());
+                        lb.relabel_inputs(&labels, n)
+                    }
+                };
+                let costs = layer_costs(&a.layers()[k], &carried).unwrap();
+                let optimum = scipy_order::solve(&costs).cost;
+                assert!(
+                    (m.cost - optimum).abs() < 1e-9,
+                    "seed {seed} layer {k}: {} against {optimum}",
+                    m.cost
+                );
+                // The reported cost is that of the reported matching.
+                let own: f64 = m
+                    .matching
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &j)| j != UNMATCHED)
+                    .map(|(i, &j)| costs.get(i, j))
+                    .sum();
+                assert!((own - m.cost).abs() < 1e-9, "seed {seed} layer {k}");
+            }
+        }
+    }
+}

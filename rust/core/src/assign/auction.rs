@@ -234,3 +234,103 @@ impl<'a> Auction<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::tie_heavy;
+    use proptest::prelude::*;
+
+    /// The optimum of the doubled graph by brute force: every row of A takes a stored entry of
+    /// a distinct column or stays unpaired at 1 (B's copies cost nothing).
+    fn brute_force_doubled(cost: &SparseCost) -> f64 {
+        fn go(i: usize, cost: &SparseCost, used: &mut [bool]) -> f64 {
+            if i == cost.n_rows {
+                return 0.0;
+            }
+            let mut best = 1.0 + go(i + 1, cost, used);
+            for (j, c) in cost.row(i) {
+                if !used[j] {
+                    used[j] = true;
+                    best = best.min(c + go(i + 1, cost, used));
+                    used[j] = false;
+                }
+            }
+            best
+        }
+        go(0, cost, &mut vec![false; cost.n_cols])
+    }
+
+    /// The auction's matching: checked to be a perfect matching of the doubled graph over its
+    /// edges, and its cost (A's rows: a stored entry, or 1 for their own dummy).
+    fn matched_cost(cost: &SparseCost, start: &Start) -> f64 {
+        let (n1, n2) = (cost.n_rows, cost.n_cols);
+        assert_eq!(start.col4row.len(), n1 + n2);
+        let mut total = 0.0;
+        for (row, &col) in start.col4row.iter().enumerate() {
+            assert_ne!(col, UNMATCHED, "row {row} holds no column");
+            assert_eq!(start.row4col[col], row);
+            if row < n1 {
+                total += if col >= n2 {
+                    assert_eq!(col, n2 + row, "a row of A holds another row's dummy");
+                    1.0
+                } else {
+                    let c = cost.row(row).find(|&(j, _)| j == col);
+                    c.expect("a row of A holds a stored entry").1
+                };
+            } else if col >= n2 {
+                // B's copy of j holds A's dummy i only through a stored (i, j).
+                let (i, j) = (col - n2, row - n1);
+                assert!(cost.row(i).any(|(k, _)| k == j));
+            } else {
+                assert_eq!(col, row - n1);
+            }
+        }
+        total
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn a_small_epsilon_reaches_the_optimum((r, c, m) in tie_heavy(7)) {
+            let cost = SparseCost::from_dense(r, c, &m);
+            let by_col = cost.transpose().unwrap();
+            let optimum = brute_force_doubled(&cost);
+            let mut auction = Auction::new(&cost, &by_col, &[]);
+            // Costs are multiples of 1/12, so distinct matchings' costs are 1/12 apart or more,
+            // and a matching within (rows * epsilon) of the optimum is optimal.
+            let rows = (r + c) as f64;
+            auction.scale_down_to(1.0 / (24.0 * rows), &Cancel::new()).unwrap();
+            let got = matched_cost(&cost, &auction.start());
+            prop_assert!((got - optimum).abs() < 1e-9, "{got} vs {optimum}");
+        }
+
+        #[test]
+        fn a_coarse_epsilon_stays_within_its_bound((r, c, m) in tie_heavy(7)) {
+            let cost = SparseCost::from_dense(r, c, &m);
+            let by_col = cost.transpose().unwrap();
+            let optimum = brute_force_doubled(&cost);
+            let mut auction = Auction::new(&cost, &by_col, &[]);
+            auction.scale_down_to(FIRST_EPSILON, &Cancel::new()).unwrap();
+            let got = matched_cost(&cost, &auction.start());
+            let bound = (r + c) as f64 * FIRST_EPSILON;
+            prop_assert!(got >= optimum - 1e-9 && got <= optimum + bound + 1e-9, "{got} vs {optimum}");
+        }
+    }
+
+    #[test]
+    fn pairs_fixed_up_front_stay() {
+        // Row 1 and column 2 are empty neurons, paired before any bid.
+        let cost = SparseCost::from_dense(3, 3, &[0.5, 0.25, 1.0, 1.0, 1.0, 1.0, 0.0, 0.75, 1.0]);
+        let by_col = cost.transpose().unwrap();
+        let mut auction = Auction::new(&cost, &by_col, &[(1, 2)]);
+        auction.scale_down_to(1e-3, &Cancel::new()).unwrap();
+        let start = auction.start();
+        assert_eq!(start.col4row[1], 2);
+        assert_eq!(start.col4row[3 + 2], 3 + 1);
+        // The rest: rows 0 and 2 take 0.25 and 0.0.
+        assert_eq!(start.col4row[0], 1);
+        assert_eq!(start.col4row[2], 0);
+    }
+}

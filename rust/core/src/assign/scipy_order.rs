@@ -7,9 +7,9 @@
 //!
 //! - [`solve_dense`]: over a dense matrix, every step one contiguous vectorised pass over all
 //!   columns in column order, SciPy's list order kept only as a per-column preference
-//!   (`exact/dense.rs`).
+//!   (`scipy_order/dense.rs`).
 //! - [`solve`]: the same arithmetic on a [`SparseCost`] whose absent entries are 1, without
-//!   scanning every column at every step (`exact/structured.rs`): a shared core (matching,
+//!   scanning every column at every step (`scipy_order/structured.rs`): a shared core (matching,
 //!   duals, the augmentation's record) with two augmentation strategies on top, columns grouped
 //!   by dual in ordered sets ([`Method::Grouped`]) or SciPy's list with lazy path costs
 //!   summarised per block ([`Method::Blocked`]), chosen per augmentation
@@ -28,6 +28,8 @@ use crate::error::Result;
 use crate::similarity::SparseCost;
 
 mod dense;
+#[cfg(test)]
+mod reference;
 mod structured;
 
 pub use structured::Method;
@@ -91,66 +93,6 @@ fn untranspose(col4row: Vec<usize>, n_rows: usize, transposed: bool) -> Vec<usiz
     } else {
         col4row
     }
-}
-
-/// The plain port of SciPy's loop for `nr <= nc`, column list and all: the reference that the
-/// fast paths are tested against.
-#[cfg(test)]
-fn reference_dense_wide(nr: usize, nc: usize, cost: &[f64]) -> Vec<usize> {
-    let mut u = vec![0.0f64; nr];
-    let mut v = vec![0.0f64; nc];
-    let mut spc = vec![f64::INFINITY; nc];
-    let mut path = vec![UNMATCHED; nc];
-    let mut col4row = vec![UNMATCHED; nr];
-    let mut row4col = vec![UNMATCHED; nc];
-    let mut sr = vec![false; nr];
-    let mut sc = vec![false; nc];
-    let mut remaining = vec![0usize; nc];
-    for cur_row in 0..nr {
-        for (it, slot) in remaining.iter_mut().enumerate() {
-            *slot = nc - it - 1;
-        }
-        sr.fill(false);
-        sc.fill(false);
-        spc.fill(f64::INFINITY);
-        let mut num_remaining = nc;
-        let mut min_val = 0.0f64;
-        let mut i = cur_row;
-        let sink = loop {
-            let mut index = UNMATCHED;
-            let mut lowest = f64::INFINITY;
-            sr[i] = true;
-            for (it, &j) in remaining[..num_remaining].iter().enumerate() {
-                let r = min_val + cost[i * nc + j] - u[i] - v[j];
-                if r < spc[j] {
-                    path[j] = i;
-                    spc[j] = r;
-                }
-                if spc[j] < lowest || (spc[j] == lowest && row4col[j] == UNMATCHED) {
-                    lowest = spc[j];
-                    index = it;
-                }
-            }
-            min_val = lowest;
-            let j = remaining[index];
-            sc[j] = true;
-            num_remaining -= 1;
-            remaining[index] = remaining[num_remaining];
-            if row4col[j] == UNMATCHED {
-                break j;
-            }
-            i = row4col[j];
-        };
-        u[cur_row] += min_val;
-        for i in (0..nr).filter(|&i| sr[i] && i != cur_row) {
-            u[i] += min_val - spc[col4row[i]];
-        }
-        for j in (0..nc).filter(|&j| sc[j]) {
-            v[j] -= min_val - spc[j];
-        }
-        flip_path(sink, cur_row, &path, &mut row4col, &mut col4row);
-    }
-    col4row
 }
 
 /// Augments along the path that ends at `sink`.

@@ -368,3 +368,107 @@ impl<'a> Search<'a> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::similarity::{empty_neurons, layer_costs, layer_costs_with, EmptyPairs};
+    use crate::testing::{brute_force_optimum, tie_heavy};
+    use crate::topology::Layer;
+    use proptest::prelude::*;
+
+    /// Checks that `solved` is a matching of `min(r, c)` distinct pairs whose reported cost is
+    /// its own, and that `duals` certify it.
+    fn check_matching(cost: &SparseCost, solved: &Assignment, duals: &Duals) {
+        let mut used: Vec<usize> = solved
+            .col_of_row
+            .iter()
+            .copied()
+            .filter(|&j| j != UNMATCHED)
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        assert_eq!(used.len(), cost.n_rows.min(cost.n_cols));
+        let own: f64 = solved
+            .col_of_row
+            .iter()
+            .enumerate()
+            .filter(|&(_, &j)| j != UNMATCHED)
+            .map(|(i, &j)| cost.get(i, j))
+            .sum();
+        assert!((own - solved.cost).abs() < 1e-9);
+        assert!(duals.certify(cost, &solved.col_of_row), "{duals:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn both_procedures_reach_the_brute_force_optimum((r, c, m) in tie_heavy(7)) {
+            let cost = SparseCost::from_dense(r, c, &m);
+            let optimum = brute_force_optimum(r, c, &m);
+            for procedure in [Procedure::Reference, Procedure::Fastest] {
+                let (solved, duals) = solve_by(&cost, &[], &[], procedure, &Cancel::new()).unwrap();
+                prop_assert!((solved.cost - optimum).abs() < 1e-9, "{procedure:?} {} vs {optimum}", solved.cost);
+                check_matching(&cost, &solved, &duals);
+            }
+        }
+
+        #[test]
+        fn empty_neurons_paired_up_front_keep_the_optimum(
+            (n_in, a, b) in (1u32..6, 1usize..7, 1usize..7).prop_flat_map(|(n_in, n1, n2)| {
+                let neuron = prop::collection::vec(0..n_in, 0..3);
+                (
+                    Just(n_in),
+                    prop::collection::vec(neuron.clone(), n1),
+                    prop::collection::vec(neuron, n2),
+                )
+            })
+        ) {
+            let la = Layer::from_neuron_inputs(0, n_in as usize, &a).unwrap();
+            let lb = Layer::from_neuron_inputs(0, n_in as usize, &b).unwrap();
+            // The oracle sees every pair, the empty ones' zeros included.
+            let full = layer_costs(&la, &lb).unwrap();
+            let dense = full.to_dense().unwrap();
+            let optimum = brute_force_optimum(la.n_out(), lb.n_out(), &dense);
+            let skipped = layer_costs_with(&la, &lb, EmptyPairs::Skip).unwrap();
+            let (empty_a, empty_b) = (empty_neurons(&la), empty_neurons(&lb));
+            for procedure in [Procedure::Reference, Procedure::Fastest] {
+                let (solved, _) =
+                    solve_by(&skipped, &empty_a, &empty_b, procedure, &Cancel::new()).unwrap();
+                prop_assert!((solved.cost - optimum).abs() < 1e-9, "{procedure:?} {} vs {optimum}", solved.cost);
+                let own: f64 = solved
+                    .col_of_row
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &j)| j != UNMATCHED)
+                    .map(|(i, &j)| full.get(i, j))
+                    .sum();
+                prop_assert!((own - optimum).abs() < 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn the_reference_procedure_takes_the_lowest_of_equally_near_columns() {
+        // Every assignment of a constant matrix is optimal: rows take their cheapest edge in
+        // row order, the lowest column among equals.
+        let cost = SparseCost::from_dense(3, 4, &[0.5; 12]);
+        let (solved, _) = solve_by(&cost, &[], &[], Procedure::Reference, &Cancel::new()).unwrap();
+        assert_eq!(solved.col_of_row, vec![0, 1, 2]);
+        assert_eq!(solved.cost, 1.5);
+    }
+
+    #[test]
+    fn a_raised_cancel_stops_the_searches() {
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let cost = SparseCost::from_dense(4, 4, &[0.5; 16]);
+        for procedure in [Procedure::Reference, Procedure::Fastest] {
+            assert!(
+                solve_by(&cost, &[], &[], procedure, &cancel).is_err(),
+                "{procedure:?}"
+            );
+        }
+    }
+}

@@ -304,3 +304,51 @@ mod avx {
         (merged, whole)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assign::scipy_order::reference;
+    use crate::testing::{brute_force_optimum, numbers, tie_heavy};
+    use proptest::prelude::*;
+
+    /// A wide matrix from a tie-heavy one of any shape (transposed when tall).
+    fn wide(r: usize, c: usize, m: Vec<f64>) -> (usize, usize, Vec<f64>) {
+        if r <= c {
+            return (r, c, m);
+        }
+        let t = (0..c * r).map(|k| m[(k % r) * c + k / r]).collect();
+        (c, r, t)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn the_vectorised_scan_makes_the_plain_loops_choices((r, c, m) in tie_heavy(8)) {
+            let (nr, nc, m) = wide(r, c, m);
+            let got = solve_wide(nr, nc, &m, &Cancel::new()).unwrap();
+            prop_assert_eq!(&got, &reference::dense_wide(nr, nc, &m));
+            let cost: f64 = got.iter().enumerate().map(|(i, &j)| m[i * nc + j]).sum();
+            prop_assert!((cost - brute_force_optimum(nr, nc, &m)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn wide_matrices_past_one_quad_agree_with_the_plain_loop() {
+        // Widths that are not multiples of the vector width, with distinct and equal values.
+        let mut next = numbers(0xD1CE);
+        for &(nr, nc) in &[(1, 1), (3, 5), (7, 9), (13, 30), (20, 21)] {
+            for _ in 0..10 {
+                let m: Vec<f64> = (0..nr * nc)
+                    .map(|_| [1.0, 1.0, 0.5, 0.25, 0.0, 0.875][next() % 6])
+                    .collect();
+                assert_eq!(
+                    solve_wide(nr, nc, &m, &Cancel::new()).unwrap(),
+                    reference::dense_wide(nr, nc, &m),
+                    "{nr}x{nc}"
+                );
+            }
+        }
+    }
+}

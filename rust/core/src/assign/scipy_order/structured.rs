@@ -15,7 +15,7 @@
 //! - the strategies, each an augmentation on top of those two: [`Grouped`] (columns grouped by
 //!   dual in ordered sets; work per step proportional to the stored entries) and [`List`]
 //!   (SciPy's column list with lazy path costs summarised per block; work per step proportional
-//!   to the number of blocks), and in tests SciPy's full scan over the same list.
+//!   to the number of blocks); in tests, SciPy's full scan over the same list ([`scan`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -27,12 +27,12 @@ use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::similarity::SparseCost;
 
+#[cfg(test)]
+pub(super) mod scan;
+
 /// How each augmentation runs (all give the same assignment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
-    /// SciPy's full scan over the column list, one sequential pass per step (the reference).
-    #[cfg(test)]
-    Scan,
     /// Columns grouped by dual value; work per step proportional to the stored entries.
     Grouped,
     /// Scan-list order with lazy path costs summarised per block of positions.
@@ -191,16 +191,10 @@ pub(super) fn run(
         let use_list = match method {
             Method::Grouped => false,
             Method::Adaptive => list.is_some() || 2.0 * nc as f64 <= 750.0 * mean_steps,
-            _ => true,
+            Method::Blocked => true,
         };
         if use_list {
             let list = list.get_or_insert_with(|| List::new(nc));
-            #[cfg(test)]
-            if method == Method::Scan {
-                list.scan_augmentation(&mut core, &mut search, cur_row, cancel)?;
-                mean_steps = 0.9 * mean_steps + 0.1 * search.visited_cols.len() as f64;
-                continue;
-            }
             list.block_augmentation(&mut core, &mut search, cur_row, cancel)?;
         } else {
             let grouped = grouped.get_or_insert_with(|| Grouped::new(nc));
@@ -821,79 +815,44 @@ impl List {
     fn pos_in_list(&self, p: usize) -> bool {
         self.pos_of[self.col_p[p]] == p
     }
+}
 
-    /// One augmentation with SciPy's full scan over the list, one sequential pass per step:
-    /// the reference the other strategies are tested against. Leaves the duals updated and the
-    /// path flipped.
-    ///
-    /// A row's stored entries are applied before its default pass: a stored c <= 1 gives a value
-    /// no higher than the default 1, so the default pass changes neither their path cost nor the
-    /// step recorded with it.
-    #[cfg(test)]
-    fn scan_augmentation(
-        &mut self,
-        core: &mut Core,
-        search: &mut Search,
-        cur_row: usize,
-        cancel: &Cancel,
-    ) -> Result<()> {
-        search.begin();
-        self.reset(core);
-        self.fresh = false; // the scan writes every position
-        let mut num_remaining = self.nc;
-        let mut min_val = 0.0f64;
-        let mut i = cur_row;
-        let sink = loop {
-            cancel.check()?;
-            let step = search.visit_row(i, min_val, &core.u);
-            let ui = core.u[i];
-            for (j, c) in core.cost.row(i) {
-                let p = self.pos_of[j];
-                if p != UNMATCHED {
-                    let r = min_val + c - ui - self.v_p[p];
-                    if r < self.spc_p[p] {
-                        self.spc_p[p] = r;
-                        self.path_p[p] = step;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assign::scipy_order::reference;
+    use crate::testing::{brute_force_optimum, tie_heavy};
+    use proptest::prelude::*;
+
+    const METHODS: [Method; 3] = [Method::Grouped, Method::Blocked, Method::Adaptive];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn every_strategy_makes_the_plain_loops_choices((r, c, m) in tie_heavy(8)) {
+            // Wide only: `run`'s precondition.
+            let (nr, nc) = (r.min(c), r.max(c));
+            let m: Vec<f64> = if r <= c { m } else { (0..nr * nc).map(|k| m[(k % nc) * c + k / nc]).collect() };
+            let cost = SparseCost::from_dense(nr, nc, &m);
+            let expected = reference::dense_wide(nr, nc, &m);
+            let optimum = brute_force_optimum(nr, nc, &m);
+            let scan = scan::run(&cost, &Cancel::new()).unwrap();
+            prop_assert_eq!(&scan.0, &expected);
+            for method in METHODS {
+                let (col4row, u, v) = run(&cost, method, &Cancel::new()).unwrap();
+                prop_assert_eq!(&col4row, &expected, "{:?}", method);
+                let total: f64 = col4row.iter().enumerate().map(|(i, &j)| m[i * nc + j]).sum();
+                prop_assert!((total - optimum).abs() < 1e-9, "{:?}", method);
+                // SciPy's final duals: feasible everywhere, tight on the matched pairs.
+                for i in 0..nr {
+                    for j in 0..nc {
+                        prop_assert!(u[i] + v[j] <= m[i * nc + j] + 1e-9, "{:?} ({i}, {j})", method);
                     }
+                    let j = col4row[i];
+                    prop_assert!((u[i] + v[j] - m[i * nc + j]).abs() < 1e-9, "{:?} row {i}", method);
                 }
             }
-            let base = min_val + 1.0 - ui;
-            let (lowest, index) = self.scan_step(base, step, num_remaining);
-            min_val = lowest;
-            let j = self.col_p[index];
-            search.take(j, self.spc_p[index], self.path_p[index]);
-            self.remove(index, num_remaining);
-            num_remaining -= 1;
-            if core.is_free(j) {
-                break j;
-            }
-            i = core.row4col[j];
-        };
-        search.finish(core, cur_row, sink, min_val);
-        Ok(())
-    }
-
-    /// One default pass of SciPy's scan over the first `n` list positions: lowers each path cost
-    /// to `base - v`, recording `step`, and picks the lowest with SciPy's tie rule (the latest
-    /// free position among equals, else the earliest). Returns (lowest cost, its position).
-    #[cfg(test)]
-    fn scan_step(&mut self, base: f64, step: usize, n: usize) -> (f64, usize) {
-        let (v, free) = (&self.v_p[..n], &self.free_p[..n]);
-        let (spc, path) = (&mut self.spc_p[..n], &mut self.path_p[..n]);
-        let mut lowest = f64::INFINITY;
-        let mut index = 0;
-        for p in 0..n {
-            let r = base - v[p];
-            if r < spc[p] {
-                spc[p] = r;
-                path[p] = step;
-            }
-            let s = spc[p];
-            if s < lowest || (s == lowest && free[p]) {
-                lowest = s;
-                index = p;
-            }
         }
-        (lowest, index)
     }
 }

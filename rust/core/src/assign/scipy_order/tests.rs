@@ -2,19 +2,19 @@
 //! against brute force.
 
 use super::*;
+use crate::testing::{brute_force_optimum, tie_heavy};
 use proptest::prelude::*;
 
-/// The plain port on a matrix of any shape.
-fn reference_dense(n_rows: usize, n_cols: usize, cost: &[f64]) -> Vec<usize> {
-    if n_rows == 0 || n_cols == 0 {
-        return vec![UNMATCHED; n_rows];
-    }
-    if n_rows > n_cols {
-        let t = transposed(n_rows, n_cols, cost).unwrap();
-        untranspose(reference_dense_wide(n_cols, n_rows, &t), n_rows, true)
+/// SciPy's full scan on the structured state ([`structured::scan`]), on a matrix of any shape
+/// whose stored entries are <= 1: the column of every row.
+fn solve_by_scan(cost: &SparseCost, cancel: &Cancel) -> Result<Vec<usize>> {
+    let transpose = cost.n_rows > cost.n_cols;
+    let (col4row, _, _) = if transpose {
+        structured::scan::run(&cost.transpose()?, cancel)?
     } else {
-        reference_dense_wide(n_rows, n_cols, cost)
-    }
+        structured::scan::run(cost, cancel)?
+    };
+    Ok(untranspose(col4row, cost.n_rows, transpose))
 }
 
 /// Matrices of up to `max` x `max` entries from a handful of values, many equal to 1.
@@ -37,7 +37,7 @@ proptest! {
 
     #[test]
     fn fast_dense_scan_makes_scipys_choices((r, c, m) in few_values(40)) {
-        prop_assert_eq!(solve_dense(r, c, &m).col_of_row, reference_dense(r, c, &m));
+        prop_assert_eq!(solve_dense(r, c, &m).col_of_row, reference::dense(r, c, &m));
     }
 }
 
@@ -48,66 +48,15 @@ fn a_raised_cancel_stops_the_dense_scan() {
     assert!(try_solve_dense(3, 3, &[1.0; 9], &cancel).is_err());
 }
 
-/// Tie-heavy matrices: mostly 1, entries from a handful of values, repeated rows and columns.
-fn tie_heavy() -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
-    (1usize..9, 1usize..9).prop_flat_map(|(r, c)| {
-        let values = prop_oneof![
-            6 => Just(1.0),
-            1 => Just(0.0),
-            1 => Just(0.5),
-            1 => Just(2.0 / 3.0),
-            1 => Just(0.75),
-            1 => Just(0.25),
-        ];
-        (
-            Just(r),
-            Just(c),
-            prop::collection::vec(values, r * c),
-            prop::collection::vec(0usize..3, r),
-        )
-            .prop_map(|(r, c, mut m, dup)| {
-                // Copy some rows onto their predecessor to create identical neurons.
-                for i in 1..r {
-                    if dup[i] == 0 {
-                        let prev: Vec<f64> = m[(i - 1) * c..i * c].to_vec();
-                        m[i * c..(i + 1) * c].copy_from_slice(&prev);
-                    }
-                }
-                (r, c, m)
-            })
-    })
-}
-
-fn brute_force_optimum(r: usize, c: usize, m: &[f64]) -> f64 {
-    // Assign the smaller side to distinct members of the larger, recursively.
-    fn go(i: usize, r: usize, c: usize, m: &[f64], used: &mut Vec<bool>, tall: bool) -> f64 {
-        let (rows, cols) = if tall { (c, r) } else { (r, c) };
-        if i == rows {
-            return 0.0;
-        }
-        let mut best = f64::INFINITY;
-        for j in 0..cols {
-            if !used[j] {
-                used[j] = true;
-                let v = if tall { m[j * c + i] } else { m[i * c + j] };
-                best = best.min(v + go(i + 1, r, c, m, used, tall));
-                used[j] = false;
-            }
-        }
-        best
-    }
-    let tall = r > c;
-    go(0, r, c, m, &mut vec![false; r.max(c)], tall)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn structured_equals_dense((r, c, m) in tie_heavy()) {
+    fn structured_equals_dense((r, c, m) in tie_heavy(9)) {
         let dense = solve_dense(r, c, &m);
         let sparse = SparseCost::from_dense(r, c, &m);
-        for method in [Method::Scan, Method::Grouped, Method::Blocked, Method::Adaptive] {
+        prop_assert_eq!(&solve_by_scan(&sparse, &Cancel::new()).unwrap(), &dense.col_of_row);
+        for method in [Method::Grouped, Method::Blocked, Method::Adaptive] {
             let solved = solve_with(&sparse, method, &Cancel::new()).unwrap();
             prop_assert_eq!(&solved.col_of_row, &dense.col_of_row, "{:?}", method);
             prop_assert_eq!(solved.cost.to_bits(), dense.cost.to_bits());
@@ -115,7 +64,7 @@ proptest! {
     }
 
     #[test]
-    fn dense_is_optimal((r, c, m) in tie_heavy()) {
+    fn dense_is_optimal((r, c, m) in tie_heavy(9)) {
         let dense = solve_dense(r, c, &m);
         let matched = dense.col_of_row.iter().filter(|&&j| j != UNMATCHED).count();
         prop_assert_eq!(matched, r.min(c));
@@ -146,12 +95,12 @@ fn larger_random_sparse_matrices_agree() {
             }
             let dense = solve_dense(r, c, &m);
             let sparse = SparseCost::from_dense(r, c, &m);
-            for method in [
-                Method::Scan,
-                Method::Grouped,
-                Method::Blocked,
-                Method::Adaptive,
-            ] {
+            assert_eq!(
+                solve_by_scan(&sparse, &Cancel::new()).unwrap(),
+                dense.col_of_row,
+                "{r}x{c} scan"
+            );
+            for method in [Method::Grouped, Method::Blocked, Method::Adaptive] {
                 assert_eq!(
                     solve_with(&sparse, method, &Cancel::new())
                         .unwrap()
@@ -169,12 +118,8 @@ fn a_raised_cancel_stops_every_strategy() {
     let cancel = Cancel::new();
     cancel.cancel();
     let cost = SparseCost::from_dense(3, 3, &[0.5; 9]);
-    for method in [
-        Method::Scan,
-        Method::Grouped,
-        Method::Blocked,
-        Method::Adaptive,
-    ] {
+    assert!(solve_by_scan(&cost, &cancel).is_err());
+    for method in [Method::Grouped, Method::Blocked, Method::Adaptive] {
         assert!(solve_with(&cost, method, &cancel).is_err(), "{method:?}");
     }
     assert!(try_solve(&cost, &cancel).is_err());
