@@ -171,22 +171,28 @@ fn solve_by(
     if cost.n_rows.min(cost.n_cols) <= ROW_BY_ROW_WIDTH || cheapest_edges_mostly_distinct(cost) {
         return ssp::solve_by(cost, empty_rows, empty_cols, procedure, cancel);
     }
-    solve_in_phases(cost, empty_rows, empty_cols, Start::Cheapest, cancel)
+    solve_in_phases(cost, empty_rows, empty_cols, Start::CHEAPEST, cancel)
 }
 
-/// How [`solve_in_phases`] finds its first matching and duals.
+/// How [`solve_in_phases`] finds its first matching and duals. The solver always takes
+/// [`Start::CHEAPEST`]; the other starts exist for the tests (small layers rarely reach the
+/// auction, and rarely leave many rows short after it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Start {
-    /// Jonker and Volgenant's start and one Hopcroft-Karp round; when rows are left free, the
-    /// auction instead.
-    Cheapest,
-    /// The auction straight away (tests: small layers rarely need it).
-    #[cfg(test)]
-    Auction,
-    /// The auction straight away, stopped at its first epsilon (tests: many rows short, left
-    /// to the phases).
-    #[cfg(test)]
-    CoarseAuction,
+struct Start {
+    /// Jonker and Volgenant's start and one Hopcroft-Karp round first, the auction only when
+    /// they leave rows free; else the auction straight away.
+    cheapest_first: bool,
+    /// The auction stopped at its first epsilon (many rows short, left to the phases) instead
+    /// of scaled down to the hand-over epsilon.
+    coarse_auction: bool,
+}
+
+impl Start {
+    /// The solver's start.
+    const CHEAPEST: Start = Start {
+        cheapest_first: true,
+        coarse_auction: false,
+    };
 }
 
 /// The phased method of this module, without the hand-over to row-by-row searches.
@@ -208,22 +214,22 @@ fn solve_in_phases(
     };
     let mut search = fresh();
     let mut free = Vec::new();
-    if first == Start::Cheapest {
+    if first.cheapest_first {
         free = search.jonker_volgenant_start();
         search.augment_tight_paths(&free);
         free.retain(|&i| search.col4row[i] == UNMATCHED);
     }
-    if first != Start::Cheapest || !free.is_empty() {
+    if !first.cheapest_first || !free.is_empty() {
         // Unrelated networks: Hungarian phases would each explore much of the graph to augment
         // a few paths; the auction gets (almost) there with one row read per bid.
         let mut bids = auction::Auction::new(cost, &by_col, &pairs);
-        let (mut last, smallest) = match first {
-            #[cfg(test)]
-            Start::CoarseAuction => (1.0, 1.0),
-            _ => (
+        let (mut last, smallest) = if first.coarse_auction {
+            (1.0, 1.0)
+        } else {
+            (
                 HANDOVER_EPSILON_TIMES_ROWS / (cost.n_rows + cost.n_cols) as f64,
                 AUCTION_SMALLEST_EPSILON,
-            ),
+            )
         };
         loop {
             bids.scale_down_to(last, cancel)?;
@@ -876,6 +882,18 @@ mod tests {
     use crate::topology::Layer;
     use proptest::prelude::*;
 
+    /// The auction straight away.
+    const AUCTION: Start = Start {
+        cheapest_first: false,
+        coarse_auction: false,
+    };
+
+    /// The auction straight away, stopped at its first epsilon.
+    const COARSE_AUCTION: Start = Start {
+        cheapest_first: false,
+        coarse_auction: true,
+    };
+
     /// Neurons drawing a few inputs each (some none), as unrelated layers do.
     fn neurons(n_in: u32, n_out: usize) -> impl Strategy<Value = Vec<Vec<u32>>> {
         prop::collection::vec(prop::collection::vec(0..n_in, 0..5), n_out)
@@ -900,7 +918,7 @@ mod tests {
             let optimum = scipy_order::solve(&layer_costs(&a, &b).unwrap()).cost;
             let costs = layer_costs_with(&a, &b, EmptyPairs::Skip).unwrap();
             let (empty_a, empty_b) = (empty_neurons(&a), empty_neurons(&b));
-            for first in [Start::Auction, Start::CoarseAuction, Start::Cheapest] {
+            for first in [AUCTION, COARSE_AUCTION, Start::CHEAPEST] {
                 let (solved, duals) =
                     solve_in_phases(&costs, &empty_a, &empty_b, first, &Cancel::new()).unwrap();
                 prop_assert!((solved.cost - optimum).abs() < 1e-9, "{first:?} {} vs {optimum}", solved.cost);
@@ -925,8 +943,7 @@ mod tests {
             vals: vec![0.123456789, 0.3, 0.987654321, 0.2, 0.4, 0.111111112],
         };
         let optimum = scipy_order::solve(&cost).cost;
-        let (solved, duals) =
-            solve_in_phases(&cost, &[], &[], Start::Auction, &Cancel::new()).unwrap();
+        let (solved, duals) = solve_in_phases(&cost, &[], &[], AUCTION, &Cancel::new()).unwrap();
         assert!(
             (solved.cost - optimum).abs() < 1e-12,
             "{} vs {optimum}",
