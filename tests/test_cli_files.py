@@ -32,8 +32,9 @@ def run_masks(seed: int) -> list[list[np.ndarray]]:
 
 def save_pt(folder: Path, run: list[list[np.ndarray]], extra: bool = False) -> list[Path]:
     """``epoch_<e>.pt`` state dicts of masked weights (``net.<2k>.weight`` and its mask); with
-    ``extra``, a 2-D ``head.weight`` after them that ``--tensors`` leaves out."""
-    import torch
+    ``extra``, a 2-D ``head.weight`` after them that ``--tensors`` leaves out. Skips the test,
+    saying why, where torch is not installed (CI's wheel venv)."""
+    torch = pytest.importorskip("torch", reason="writing .pt checkpoints needs torch")
 
     folder.mkdir(parents=True)
     paths = []
