@@ -212,8 +212,14 @@ pub fn human_bytes(bytes: u64) -> String {
 
 /// The plan for layer `k` (A's layer `a` against B's layer `b`, inputs already aligned).
 pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
+    plan_with_work(k, a, b, pair_work(a, b), options)
+}
+
+/// [`plan`] with the layers' pair work `work` already counted (`pair_work(a, b)`): the canonical
+/// mode's plan is `"auto"`'s for the same layers, and counting the work is a pass over both
+/// layers, a visible share of a small layer's time.
+fn plan_with_work(k: usize, a: &Layer, b: &Layer, work: u64, options: &Options) -> Result<Plan> {
     let (n1, n2) = (a.n_out(), b.n_out());
-    let work = pair_work(a, b);
     let cells = (n1 as f64 * n2 as f64).max(1.0);
     let fill = (work as f64 / cells).min(1.0);
     let budget = options.memory_budget;
@@ -272,10 +278,11 @@ pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
         // The canonical mode runs the fastest optimal algorithm, then chooses among the
         // optimal assignments from its certificate (crate::canonical).
         Solver::Canonical => {
-            let fastest = plan(
+            let fastest = plan_with_work(
                 k,
                 a,
                 b,
+                work,
                 &Options {
                     solver: Solver::Auto,
                     ..*options

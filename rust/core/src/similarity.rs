@@ -287,11 +287,13 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> Result<Spars
                     }
                 }
                 in_increasing_order(&mut touched, &mut marks);
-                for &j in &touched {
+                // Whole-row extends (exact-length iterators) rather than a push per entry: no
+                // capacity check per value in the loop that dominates small layers.
+                cols.extend_from_slice(&touched);
+                vals.extend(touched.iter().map(|&j| {
                     let s = std::mem::take(&mut shared[j as usize]) as usize;
-                    cols.push(j);
-                    vals.push(set_distance(inputs.len(), b.inputs(j as usize).len(), s));
-                }
+                    set_distance(inputs.len(), b.inputs(j as usize).len(), s)
+                }));
                 touched.clear();
                 lens.push(cols.len() - before);
             }
