@@ -14,21 +14,25 @@ pub(crate) fn numbers(seed: u64) -> impl FnMut() -> usize {
     }
 }
 
+/// Neuron costs as NNSTD makes them on small layers: mostly 1, the rest a handful of values.
+pub(crate) fn tie_values() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        6 => Just(1.0),
+        1 => Just(0.0),
+        1 => Just(0.5),
+        1 => Just(2.0 / 3.0),
+        1 => Just(0.75),
+        1 => Just(0.25),
+    ]
+}
+
 /// Tie-heavy matrices: mostly 1, entries from a handful of values, repeated rows and columns.
 pub(crate) fn tie_heavy(max_side: usize) -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
     (1usize..max_side, 1usize..max_side).prop_flat_map(|(r, c)| {
-        let values = prop_oneof![
-            6 => Just(1.0),
-            1 => Just(0.0),
-            1 => Just(0.5),
-            1 => Just(2.0 / 3.0),
-            1 => Just(0.75),
-            1 => Just(0.25),
-        ];
         (
             Just(r),
             Just(c),
-            prop::collection::vec(values, r * c),
+            prop::collection::vec(tie_values(), r * c),
             prop::collection::vec(0usize..3, r),
         )
             .prop_map(|(r, c, mut m, dup)| {

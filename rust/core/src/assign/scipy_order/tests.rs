@@ -2,7 +2,7 @@
 //! against brute force.
 
 use super::*;
-use crate::testing::{brute_force_optimum, tie_heavy};
+use crate::testing::{brute_force_optimum, tie_heavy, tie_values};
 use proptest::prelude::*;
 
 /// SciPy's full scan on the structured state ([`structured::scan`]), on a matrix of any shape
@@ -19,17 +19,8 @@ fn solve_by_scan(cost: &SparseCost, cancel: &Cancel) -> Result<Vec<usize>> {
 
 /// Matrices of up to `max` x `max` entries from a handful of values, many equal to 1.
 fn few_values(max: usize) -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
-    (0usize..max, 0usize..max).prop_flat_map(|(r, c)| {
-        let values = prop_oneof![
-            6 => Just(1.0),
-            1 => Just(0.0),
-            1 => Just(0.5),
-            1 => Just(2.0 / 3.0),
-            1 => Just(0.75),
-            1 => Just(0.25),
-        ];
-        (Just(r), Just(c), prop::collection::vec(values, r * c))
-    })
+    (0usize..max, 0usize..max)
+        .prop_flat_map(|(r, c)| (Just(r), Just(c), prop::collection::vec(tie_values(), r * c)))
 }
 
 proptest! {
