@@ -126,7 +126,7 @@ def test_unequal_widths() -> None:
     assert narrow.shapes == a.shapes
 
 
-@pytest.mark.parametrize("module", ["nnstd._align", "nnstd.torch"])
+@pytest.mark.parametrize("module", ["nnstd._align", "nnstd._graph", "nnstd.torch"])
 def test_docstring_examples_run(module: str) -> None:
     if module == "nnstd.torch":
         pytest.importorskip("torch", reason="nnstd.torch's examples build PyTorch modules")

@@ -317,7 +317,7 @@ def test_graph_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match=r"layers= names a chain"):
         nnstd.torch.to_network(model, example_inputs=x, layers=["conv1"])
     with pytest.raises(
-        nnstd.TopologyError, match=r"not supported yet.*example_inputs=\.\.\. to read it as a graph"
+        nnstd.TopologyError, match=r"spec.*example_inputs=\.\.\. to read it as a graph"
     ):
         nnstd.torch.to_network(model)
 

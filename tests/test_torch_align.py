@@ -158,7 +158,7 @@ class SameWidthResidual(nn.Module):
 def test_a_residual_connection_is_named() -> None:
     model = Residual()
     orders = random_orders([8, 16, 16], 0)
-    branch = r"downsample\.weight is a branch \(downsample/shortcut\).*not supported yet"
+    branch = r"downsample\.weight is a branch \(downsample/shortcut\).*only with its spec"
     with pytest.raises(nnstd.TopologyError, match=branch):
         nnstd.torch.permute(model, orders)
     with pytest.raises(nnstd.TopologyError, match=branch):

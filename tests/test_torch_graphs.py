@@ -24,7 +24,7 @@ from oracle import scipy_distance
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-REFUSAL = r"not supported yet.*layers="
+REFUSAL = r"only with its spec.*--spec FILE.*layers="
 
 
 # Models --------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_graphs_are_refused_everywhere(
     assert code == 1
     assert len(err.strip().splitlines()) == 1
     assert "model.pt" in err
-    assert "not supported yet" in err
+    assert "--spec FILE" in err
     assert "layers=" in err
 
 
@@ -254,7 +254,7 @@ def test_an_untraceable_model_is_checked_on_its_outputs() -> None:
     assert not torch.equal(model.layers[0].linear1.weight, encoder(1).layers[0].linear1.weight)
     stream = ["layers.0.self_attn.out_proj", "layers.0.linear1"]
     saved = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(nnstd.TopologyError, match=r"outputs.*relative error.*not supported yet"):
+    with pytest.raises(nnstd.TopologyError, match=r"outputs.*relative error.*only with its spec"):
         nnstd.torch.permute(model, [np.arange(8)[::-1]], layers=stream, example_inputs=x)
     for name, value in model.state_dict().items():
         assert torch.equal(value, saved[name]), name  # restored

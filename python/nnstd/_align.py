@@ -33,6 +33,18 @@ def order_from_matching(matching: npt.ArrayLike, width_b: int) -> npt.NDArray[np
     return order
 
 
+def _chain_only(what: str, *nets: Network) -> None:
+    """Refuses a graph network: renaming and mask overlap here are per layer of a chain."""
+    for net in nets:
+        if net.is_graph:
+            raise TopologyError(
+                f"{net.name}: {what} works on a chain of layers, and this network is a graph of "
+                "permutation groups; nnstd.torch.align(reference, model, example_inputs=x) "
+                "renames a model's groups (docs/aligning.md), and nnstd.distance(a, b)"
+                ".matchings gives each group's matching"
+            )
+
+
 def alignment(
     a: Network | PathLike, b: Network | PathLike, *, solver: Solver = "canonical"
 ) -> tuple[npt.NDArray[np.int64], ...]:
@@ -63,6 +75,7 @@ def alignment(
     array([1, 2, 0])
     """
     net_a, net_b = as_network(a), as_network(b)
+    _chain_only("nnstd.alignment", net_a, net_b)
     found = distance(net_a, net_b, solver=solver)
     return tuple(
         order_from_matching(found.matchings[k], net_b.shapes[k][1]) for k in range(net_b.depth - 1)
@@ -81,6 +94,7 @@ def _rename_rows(layer: sp.csc_array, order: npt.NDArray[np.int64], group: int) 
 
 def apply_alignment(net: Network, orders: tuple[npt.NDArray[np.int64], ...]) -> Network:
     """``net`` with the neurons of each hidden layer ``k`` put in ``orders[k]``'s order."""
+    _chain_only("nnstd.align", net)
     if len(orders) != net.depth - 1:
         raise TopologyError(
             f"{net.name or 'network'}: {len(orders)} neuron orders for {net.depth - 1} hidden "
@@ -198,6 +212,7 @@ def overlap(
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}; expected one of {', '.join(MEASURES)}")
     net_a, net_b = as_network(a), as_network(b)
+    _chain_only("nnstd.overlap", net_a, net_b)
     if net_a.depth != net_b.depth:
         raise TopologyError(
             f"overlap: networks of different depth ({net_a.name or 'A'}: {net_a.depth} layers, "

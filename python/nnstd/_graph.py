@@ -12,8 +12,11 @@ parameters and statistics, axis 0). A `Spec` lists the groups in the order NNSTD
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -22,10 +25,13 @@ import scipy.sparse as sp
 
 from nnstd import _core
 from nnstd._errors import TopologyError
-from nnstd._loaders import DEFAULT_LOAD_BUDGET, connection_pattern
+from nnstd._loaders import DEFAULT_LOAD_BUDGET, connection_pattern, one_line, open_regular
 from nnstd._network import Network
 
 __all__ = ["GraphNetwork", "Group", "Slot", "Spec"]
+
+# A spec file is a few kilobytes per hundred groups; a file far larger is not one.
+SPEC_FILE_LIMIT = 64 << 20
 
 Kind = Literal["input", "hidden", "output"]
 KINDS: tuple[Kind, ...] = ("input", "hidden", "output")
@@ -168,6 +174,39 @@ class Spec:
                 entry["head_set"] = g.head_set
             groups.append(entry)
         return {"groups": groups}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the spec as JSON (`to_dict`'s format), for `load`, ``nnstd.torch.to_network(
+        state, spec=...)`` and the command line's ``--spec FILE``.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> from nnstd.torch import Spec
+        >>> spec = Spec.from_dict({"groups": [
+        ...     {"name": "x", "size": 3, "kind": "input", "readers": ["fc.weight"]},
+        ...     {"name": "fc", "size": 2, "kind": "output", "writers": ["fc.weight"]}]})
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "spec.json"
+        >>> spec.save(path)
+        >>> Spec.load(path).groups == spec.groups
+        True
+        """
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Spec:
+        """A spec from a JSON file in `to_dict`'s format (written by `save`, or by hand);
+        a file that is not one is a `TopologyError` naming it."""
+        file = Path(path)
+        with open_regular(file) as handle:
+            data = handle.read(SPEC_FILE_LIMIT + 1)
+        if len(data) > SPEC_FILE_LIMIT:
+            raise TopologyError(f"{file}: over {SPEC_FILE_LIMIT >> 20} MiB, not a spec file")
+        try:
+            parsed = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            raise TopologyError(f"{file}: not a JSON spec ({one_line(exc)})") from None
+        return cls.from_dict(parsed, str(file))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "spec") -> Spec:
@@ -384,28 +423,56 @@ def _check_against(spec: Spec, shapes: Mapping[str, tuple[int, ...]]) -> None:
 
 
 class GraphNetwork(Network):
-    """A network as a graph of permutation groups, which `nnstd.distance` and
-    `nnstd.pairwise` compare group by group (docs/definition.md#graphs-of-permutation-groups).
+    """A network as a graph of permutation groups, which `nnstd.distance`, `pairwise`,
+    `cross`, `to_reference`, the store and Dask compare group by group
+    (docs/definition.md#graphs-of-permutation-groups).
 
-    Made by `nnstd.torch.to_network` with ``example_inputs`` for a model that is not a plain
-    chain. ``groups`` names the groups that report a distance (``Distance.layers[k]`` is
-    ``groups[k]``'s), ``spec`` is the full `Spec`. Routes that read layers one by one
-    (`nnstd.align`, `nnstd.alignment`, `overlap`, the store and Dask) refuse a graph.
+    Made by `nnstd.torch.to_network` with ``example_inputs`` (or ``spec=``) for a model that is
+    not a plain chain. ``groups`` names the groups that report a distance
+    (``Distance.layers[k]`` is ``groups[k]``'s), ``spec`` is the full `Spec`. Routes that read
+    layers one by one (`nnstd.align`, `nnstd.alignment`, `overlap`) refuse a graph, naming
+    `nnstd.torch.align`, which renames a model's groups.
     """
 
     is_graph = True
 
-    def __init__(self, spec: Spec, topology: Any, name: str, fixed_outputs: bool) -> None:
+    def __init__(
+        self, spec: Spec, groups: list[Any], writers: list[Any], name: str, fixed_outputs: bool
+    ) -> None:
         self.name = name
         self.spec = spec
         self.fixed_outputs = fixed_outputs
-        self._topology = topology
+        # What the native topology is built from (kept: it identifies the network in a store,
+        # and rebuilds it where the network is unpickled, on a Dask worker).
+        self._groups, self._writers = groups, writers
+        self._topology = _core.Topology.graph(groups, writers, fixed_outputs)
         self.groups = tuple(g.name for g in spec.groups if g.writers)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The native topology does not pickle; what it is built from does.
+        return (
+            GraphNetwork,
+            (self.spec, self._groups, self._writers, self.name, self.fixed_outputs),
+        )
+
+    def content_key(self) -> bytes:
+        """Bytes that identify the network's structure and connections, whatever its name:
+        the spec (groups, slots, heads), whether outputs are fixed, and every writer's
+        connection pattern. A store keys its tiles by them."""
+        structure = {"spec": self.spec.to_dict(), "fixed_outputs": self.fixed_outputs}
+        parts = [json.dumps(structure, sort_keys=True).encode()]
+        for group, reads, (n_in, n_out, indptr, indices, block) in self._writers:
+            parts.append(np.array([group, n_in, n_out, block], dtype=np.int64).tobytes())
+            parts.append(np.array(reads, dtype=np.int64).tobytes())
+            parts.append(np.ascontiguousarray(indptr, dtype=np.int64).tobytes())
+            parts.append(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
+        return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
 
     def _refuse(self, what: str) -> TopologyError:
         return TopologyError(
             f"{self.name}: {what} needs a chain of layers, and this network is a graph of "
-            f"permutation groups; nnstd.distance and nnstd.pairwise compare graphs"
+            f"permutation groups; nnstd.distance, pairwise, cross and to_reference compare "
+            f"graphs"
         )
 
     @property
@@ -496,5 +563,4 @@ def graph_network(
                 1,
             )
             writers.append((index[g.name], reads, buffers))
-    topology = _core.Topology.graph(groups, writers, fixed_outputs)
-    return GraphNetwork(spec, topology, name, fixed_outputs)
+    return GraphNetwork(spec, groups, writers, name, fixed_outputs)

@@ -855,9 +855,10 @@ _GRAPH_NAMES: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
 )
 GRAPH_WAY_OUT = (
-    "nnstd reads a model as a chain of layers, and graphs (residual connections, attention) "
-    "are not supported yet; to read a part of it that is a plain chain, name its weights in "
-    "order with layers=[...]"
+    "A state dict holds no graph (residual connections, attention): nnstd reads it as one "
+    "only with its spec, nnstd.torch.to_network(state, spec=...) in Python or --spec FILE on "
+    "the command line (docs/inputs.md#graph-specs); to read a part of it that is a plain "
+    "chain, name its weights in order with layers=[...]"
 )
 
 

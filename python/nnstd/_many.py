@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from nnstd import _core
 from nnstd._errors import TopologyError
+from nnstd._graph import GraphNetwork
 from nnstd._loaders import byte_count, one_line, read_npz_arrays
 from nnstd._network import Network, PathLike, load_network
 from nnstd._options import (
@@ -71,8 +72,12 @@ class StoreWarning(UserWarning):
 
 def network_key(net: Network) -> str:
     """A content hash of a network's topology: equal for equal connection patterns and input
-    groups, whatever file or name they came from (the distance depends on nothing else)."""
+    groups (for a graph: its spec, fixed outputs and connection patterns), whatever file or
+    name they came from (the distance depends on nothing else)."""
     h = hashlib.blake2b(digest_size=16)
+    if isinstance(net, GraphNetwork):
+        h.update(b"graph:" + net.content_key())  # never equal to a chain's bytes
+        return h.hexdigest()
     for pattern, group in zip(net._patterns, net.input_groups, strict=True):
         h.update(np.array([*pattern.shape, group], dtype=np.int64).tobytes())
         h.update(np.ascontiguousarray(pattern.indptr, dtype=np.int64).tobytes())
@@ -89,7 +94,9 @@ class PortableNetwork:
     input_groups: tuple[int, ...]
 
     @classmethod
-    def of(cls, net: Network) -> PortableNetwork:
+    def of(cls, net: Network) -> PortableNetwork | GraphNetwork:
+        if isinstance(net, GraphNetwork):
+            return net  # pickles as what its topology is built from
         return cls(tuple(net._patterns), net.name or "network", net.input_groups)
 
     def network(self) -> Network:

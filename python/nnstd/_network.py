@@ -455,10 +455,9 @@ def load_network(
                 f"{file}: the paper's layout is (inputs, neurons); 'out_in' does not apply"
             )
         return _load_paper_folder(file, drop_bias, budget)
-    suffix = file.suffix.lower()
     default: Orientation = "out_in"
     tensors: dict[str, Weights]
-    if suffix == ".npz":
+    if file.suffix.lower() == ".npz":
         arrays = read_npz_arrays(file, budget)
         if {"format", "shape"} <= set(arrays):
             return _load_lone_sparse_npz(file, arrays, drop_bias, budget)
@@ -466,23 +465,40 @@ def load_network(
             _check_dense_npz(file, arrays)
         tensors = dict(arrays)
         default = "in_out"
-    elif suffix == ".safetensors":
-        tensors = dict(read_safetensors(file, budget))
-    elif file.name.lower().endswith(SHARDED_INDEX_SUFFIX):
-        tensors = dict(read_sharded_safetensors(file, budget))
-    elif suffix in TORCH_SUFFIXES:
-        tensors = read_torch(file, budget)
     else:
-        raise TopologyError(
-            f"{file}: unknown file type {suffix!r}; nnstd reads folders of weight_l<k>.npz, "
-            f".npz, .safetensors and PyTorch {', '.join(TORCH_SUFFIXES)} files"
-        )
+        tensors = read_tensors(file, budget)
     return network_from_tensors(
         tensors,
         layers=layers,
         orientation=check_orientation(orientation, default),
         name=str(file),
         budget=budget,
+    )
+
+
+def read_tensors(path: PathLike, memory_budget: int | None = None) -> dict[str, Weights]:
+    """Every tensor of a weights file by name: a ``.safetensors`` file or a sharded one's
+    index, a PyTorch checkpoint, or a ``.npz`` of dense arrays (as `load_network` reads them,
+    with ``memory_budget`` as there)."""
+    file = Path(path)
+    budget = load_budget(memory_budget)
+    suffix = file.suffix.lower()
+    if not file.exists():
+        raise TopologyError(f"{file}: no such file or folder")
+    if suffix == ".npz":
+        arrays = read_npz_arrays(file, budget)
+        if {"format", "shape"} <= set(arrays):
+            raise TopologyError(f"{file}: a single scipy.sparse matrix, not named tensors")
+        return dict(arrays)
+    if suffix == ".safetensors":
+        return dict(read_safetensors(file, budget))
+    if file.name.lower().endswith(SHARDED_INDEX_SUFFIX):
+        return dict(read_sharded_safetensors(file, budget))
+    if suffix in TORCH_SUFFIXES:
+        return read_torch(file, budget)
+    raise TopologyError(
+        f"{file}: unknown file type {suffix!r}; nnstd reads folders of weight_l<k>.npz, "
+        f".npz, .safetensors and PyTorch {', '.join(TORCH_SUFFIXES)} files"
     )
 
 

@@ -19,8 +19,10 @@ import numpy.typing as npt
 
 from nnstd import _core
 from nnstd._api import pairwise
+from nnstd._errors import TopologyError
+from nnstd._graph import Spec
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET, natural_key
-from nnstd._network import Network, load_network
+from nnstd._network import Network, load_network, read_tensors
 from nnstd._options import DEFAULT_MEMORY_BUDGET, SOLVERS, check_threads
 from nnstd._output import check_output_file, check_output_folder, write_file
 from nnstd.analysis import select_layer
@@ -268,8 +270,40 @@ def network_names(paths: Sequence[Path]) -> list[str]:
     return [str(path.relative_to(shared).with_suffix("")) for path in absolute]
 
 
+def spec_file(text: str) -> Spec:
+    """``--spec FILE``: the spec, read when the command line is (a bad file is named there)."""
+    try:
+        return Spec.load(Path(text))
+    except TopologyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _load_graph(
+    path: Path, spec: Spec, args: argparse.Namespace, orientation: str | None
+) -> Network:
+    """A checkpoint read with ``--spec``: its tensors grouped as the spec says (a graph, or the
+    chain the spec describes), checked against them."""
+    from nnstd.torch import to_network
+
+    command = f"nnstd {args.command}: error:"
+    if args.tensors is not None:
+        raise UsageError(f"{command} --spec gives the groups of every tensor; drop --tensors")
+    if orientation == "in_out":
+        raise UsageError(f"{command} --spec reads weights as PyTorch stores them (out_in)")
+    if path.is_dir():
+        raise UsageError(
+            f"{command} --spec reads checkpoint files (.pt, .safetensors, ...); {path} is a "
+            "folder of weight_l<k>.npz layers (a chain: drop --spec)"
+        )
+    return to_network(read_tensors(path, args.load_budget), spec=spec, name=str(path))
+
+
 def load_file(path: Path, args: argparse.Namespace, orientation: str | None = None) -> Network:
-    """One network named on the command line, read with ``--tensors`` as ``layers=``."""
+    """One network named on the command line, read with ``--tensors`` as ``layers=``, or as a
+    graph with ``--spec``."""
+    spec = getattr(args, "spec", None)
+    if spec is not None:
+        return _load_graph(path, spec, args, orientation)
     if args.tensors is not None and path.is_dir():
         raise UsageError(
             f"nnstd {args.command}: error: --tensors picks tensors of weights files; {path} is "
@@ -304,6 +338,11 @@ def files_or_set(args: argparse.Namespace) -> NetworkFiles | None:
     """The networks named on the command line, or None when the command reads a topology set
     (``--topo-root``, ``--epoch``); naming both is a usage error."""
     if not args.networks:
+        if getattr(args, "spec", None) is not None:
+            raise UsageError(
+                f"nnstd {args.command}: error: --spec reads the NETWORK files named on the "
+                "command line; a topology set's folders are chains of layers"
+            )
         if args.tensors is not None:
             raise UsageError(
                 f"nnstd {args.command}: error: --tensors picks tensors of the NETWORK files "
@@ -356,6 +395,20 @@ def tensors_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def spec_argument(parser: argparse.ArgumentParser) -> None:
+    """``--spec FILE``: read the files as graphs of permutation groups."""
+    parser.add_argument(
+        "--spec",
+        type=spec_file,
+        default=None,
+        metavar="FILE",
+        help="read state-dict checkpoints of a model that is not a plain chain (ResNet, "
+        "transformer) as graphs: FILE is its spec in JSON, as nnstd.torch.spec(model, "
+        "example_inputs).save(FILE) writes it (docs/inputs.md#graph-specs); layers are then "
+        "its groups in matching order",
+    )
+
+
 def _network_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     """The networks as files on the command line, instead of a topology set."""
     parser.add_argument(
@@ -369,6 +422,7 @@ def _network_arguments(parser: argparse.ArgumentParser, what: str) -> None:
         "--epoch",
     )
     tensors_argument(parser)
+    spec_argument(parser)
     parser.add_argument(
         "--orientation",
         choices=ORIENTATIONS,

@@ -14,6 +14,7 @@ from nnstd.cli._common import (
     Progress,
     Subparsers,
     load_file,
+    spec_argument,
     tensors_argument,
 )
 
@@ -122,5 +123,6 @@ def add_parser(sub: Subparsers, common: OneLineParser) -> None:
         "the paper's 'layer L' value when they are 0..L",
     )
     tensors_argument(dist)
+    spec_argument(dist)
     dist.add_argument("--json", action="store_true", help="one JSON object for scripts")
     dist.set_defaults(run=cmd_distance)
