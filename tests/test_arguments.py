@@ -167,3 +167,16 @@ def test_masked_entries_of_a_masked_array_are_absent_connections() -> None:
     kernel.mask[0, 1, 0, 1] = True
     from_torch = nnstd.Network.from_torch({"conv.weight": kernel})
     assert from_torch.connections == [2 * 3 * 2 - 1]
+
+
+def test_incomparable_networks_are_refused_by_the_cores_rule_naming_both() -> None:
+    a, b = two_layer_nets()
+    shallow = nnstd.Network([np.ones((6, 3))], name="shallow")
+    for call in (
+        lambda: nnstd.distance(a, shallow),
+        lambda: nnstd.pairwise([a, b, shallow]),
+        lambda: nnstd.cross([a], [shallow]),
+    ):
+        with pytest.raises(nnstd.TopologyError, match="different depth") as caught:
+            call()
+        assert "shallow" in str(caught.value) and "\n" not in str(caught.value)

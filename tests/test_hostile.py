@@ -643,8 +643,12 @@ def test_thread_counts_are_bounded(bad: object) -> None:
     with pytest.raises(ValueError, match="threads must be a whole number from 1 to 256"):
         nnstd.pairwise([net, net], threads=bad)  # type: ignore[arg-type]
     assert nnstd.pairwise([net, net], threads=np.int64(3))[0, 1, 0] == 0.0
-    with pytest.raises(ValueError, match="threads must be from 1 to 256"):  # the binding, too
-        nnstd._core.pairwise([net._topology], threads=257)
+    for binding in (  # the binding reads threads by the same rule
+        lambda: nnstd._core.pairwise([net._topology], threads=bad),
+        lambda: nnstd._core.pairs([net._topology], np.zeros((1, 2), np.int64), threads=bad),
+    ):
+        with pytest.raises(ValueError, match="threads must be a whole number from 1 to 256"):
+            binding()
 
 
 FORK_CHILD = r"""

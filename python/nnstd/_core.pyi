@@ -8,6 +8,7 @@ import numpy.typing as npt
 __all__ = [
     "MAX_THREADS",
     "INDEX_LIMIT",
+    "BYTE_LIMIT",
     "SOLVERS",
     "DEFAULT_MEMORY_BUDGET",
     "DEFAULT_SOLVER",
@@ -18,10 +19,14 @@ __all__ = [
     "pairs",
     "pair_count",
     "assign_exact",
+    "check_options",
+    "layer_selection",
+    "check_comparable",
 ]
 
 MAX_THREADS: int
 INDEX_LIMIT: int
+BYTE_LIMIT: int
 SOLVERS: tuple[str, ...]
 DEFAULT_SOLVER: str
 DEFAULT_MEMORY_BUDGET: int
@@ -74,7 +79,7 @@ def pairwise(
     depth: int | None = None,
     solver: str | None = None,
     ordered: bool = False,
-    threads: int | None = None,
+    threads: object = None,
     progress: Callable[[int], object] | None = None,
     memory_budget: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
@@ -83,7 +88,7 @@ def pairs(
     pairs: npt.NDArray[np.int64],
     depth: int | None = None,
     solver: str | None = None,
-    threads: int | None = None,
+    threads: object = None,
     progress: Callable[[int], object] | None = None,
     memory_budget: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
@@ -96,3 +101,8 @@ def assign_exact(
     data: npt.NDArray[np.float64],
     dense: bool = False,
 ) -> npt.NDArray[np.int64]: ...
+def check_options(
+    solver: object = None, memory_budget: int | None = None, threads: object = None
+) -> tuple[str, int, int | None]: ...
+def layer_selection(layers: Sequence[int] | None, depth: int) -> list[int]: ...
+def check_comparable(a: Topology, b: Topology) -> None: ...

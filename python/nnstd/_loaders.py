@@ -32,8 +32,9 @@ Orientation = Literal["in_out", "out_in"]
 ORIENTATIONS = ("in_out", "out_in")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 INDEX_LIMIT = _core.INDEX_LIMIT  # the core's index type (u32) bounds neurons, inputs, connections
-DEFAULT_LOAD_BUDGET = 4 << 30  # bytes reading one file, or building one layer, may allocate
-BYTE_LIMIT = 2**64 - 1  # the core counts bytes in u64
+# Bytes reading one file, or building one layer, may allocate: the core's default budget.
+DEFAULT_LOAD_BUDGET = _core.DEFAULT_MEMORY_BUDGET
+BYTE_LIMIT = _core.BYTE_LIMIT  # the core counts bytes in u64
 # What building one layer costs, for the budget check: index arrays over the inputs and neurons
 # (the core indexes connections both by neuron and by input), and the sort that makes the
 # connection list canonical.

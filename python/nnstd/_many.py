@@ -31,12 +31,10 @@ from nnstd._graph import GraphNetwork
 from nnstd._loaders import byte_count, one_line, read_npz_arrays
 from nnstd._network import Network, PathLike, load_network
 from nnstd._options import (
-    DEFAULT_MEMORY_BUDGET,
     Layers,
     Solver,
     check_comparable,
     check_memory_budget,
-    check_solver,
     check_threads,
     layer_selection,
 )
@@ -270,9 +268,8 @@ def compute_tile(
         if id(net) not in slot:
             slot[id(net)] = len(nets)
             nets.append(net)
-    first = nets[0]
-    for k, net in [*row_nets.items(), *col_nets.items()]:
-        check_comparable(first, net, f"{net.name or k} against {first.name or 'the first'}")
+    for net in nets[1:]:
+        check_comparable(nets[0], net)
     pairs = np.array(
         [(slot[id(row_nets[int(r)])], slot[id(col_nets[int(c)])]) for r, c in todo],
         dtype=np.int64,
@@ -799,13 +796,11 @@ def make_mode(
     first: Item, layers: Layers, solver: str, memory_budget: object, load_budget: int | None = None
 ) -> tuple[Mode, tuple[int, ...]]:
     """The mode of a run and its chosen layers, validated (the first network gives the depth)."""
-    check_solver(solver)
-    budget = check_memory_budget(memory_budget)
+    # The core names the solver ("exact", the paper mode's former name, is "paper": one store
+    # key for both) and fills in the budget's default.
+    name, budget, _ = _core.check_options(solver, check_memory_budget(memory_budget))
     chosen = layer_selection(layers, _materialise(first, load_budget).depth)
-    resolved = DEFAULT_MEMORY_BUDGET if budget is None else budget
-    # "exact" is the paper mode's former name: one store key for both.
-    canonical_name = "paper" if solver == "exact" else solver
-    return Mode(canonical_name, max(chosen) + 1, resolved, _nnstd_version()), chosen
+    return Mode(name, max(chosen) + 1, budget, _nnstd_version()), chosen
 
 
 def matrix(

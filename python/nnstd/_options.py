@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
-import numpy as np
-
 from nnstd import _core
 from nnstd._errors import TopologyError
 from nnstd._loaders import byte_count, is_whole_number, whole_numbers
@@ -24,9 +22,10 @@ DEFAULT_MEMORY_BUDGET: int = _core.DEFAULT_MEMORY_BUDGET
 Layers: TypeAlias = int | Sequence[int] | None
 
 
-def check_solver(solver: str) -> None:
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+def check_solver(solver: object) -> str:
+    """The solver's own name (``"exact"``, its former name, is ``"paper"``); the core's
+    ValueError for a name it does not know."""
+    return _core.check_options(solver=solver)[0]
 
 
 def check_memory_budget(memory_budget: object) -> int | None:
@@ -37,53 +36,31 @@ def check_memory_budget(memory_budget: object) -> int | None:
 
 
 def check_threads(threads: object) -> int | None:
-    """``threads`` as the core takes it: None or 0 (one per core, as ``--threads 0`` on the
-    command line) or a whole number from 1 to ``MAX_THREADS`` (256); anything else is a
-    one-line ValueError."""
-    if threads is None:
-        return None
-    if (
-        isinstance(threads, (bool, np.bool_))
-        or not isinstance(threads, (int, np.integer))
-        or not 0 <= threads <= _core.MAX_THREADS
-    ):
-        raise ValueError(
-            f"threads must be a whole number from 1 to {_core.MAX_THREADS} "
-            f"(or 0 or None: one per core), got {threads!r}"
-        )
-    return int(threads) or None
+    """``threads`` as the core reads it: None or 0 is one per core (None here), 1 to
+    ``MAX_THREADS`` (256) that many; anything else is the core's one-line ValueError."""
+    return _core.check_options(threads=threads)[2]
 
 
 def layer_selection(layers: object, depth: int) -> tuple[int, ...]:
-    """The requested layer indices, validated against the network depth: None (all), a whole
-    number or a sequence of them (`whole_numbers`: no bools, floats or strings; a TypeError
-    otherwise), each an existing layer (a TopologyError otherwise)."""
+    """The requested layer indices, in the order asked: None (all), a whole number or a
+    sequence of them (`whole_numbers`: no bools, floats or strings; a TypeError otherwise),
+    each an existing layer of networks that report ``depth`` values (the core's rule: a
+    TopologyError otherwise)."""
     if layers is None:
-        return tuple(range(depth))
-    if is_whole_number(layers):
-        chosen = [int(layers)]  # type: ignore[call-overload]
+        asked = None
+    elif is_whole_number(layers):
+        asked = [int(layers)]  # type: ignore[call-overload]
     else:
-        chosen = whole_numbers(layers, "layers", "a layer index or a list of them")
-    for k in chosen:
-        if not 0 <= k < depth:
-            raise TopologyError(
-                f"layer {k} does not exist: the networks have layers 0..{depth - 1}"
-            )
-    if not chosen:
-        raise ValueError("layers must name at least one layer")
-    return tuple(chosen)
+        asked = whole_numbers(layers, "layers", "a layer index or a list of them")
+    return tuple(_core.layer_selection(asked, depth))
 
 
-def check_comparable(a: Network, b: Network, what: str) -> None:
-    if a.is_graph or b.is_graph:
-        return  # the core compares graphs' structures (and refuses a chain against a graph)
-    if a.depth != b.depth:
-        raise TopologyError(
-            f"{what}: networks of different depth ({a.name or 'A'}: {a.depth} layers, "
-            f"{b.name or 'B'}: {b.depth} layers)"
-        )
-    if a.shapes[0][0] != b.shapes[0][0]:
-        raise TopologyError(
-            f"{what}: networks of different input width ({a.name or 'A'}: {a.shapes[0][0]}, "
-            f"{b.name or 'B'}: {b.shapes[0][0]})"
-        )
+def check_comparable(a: Network, b: Network, what: str | None = None) -> None:
+    """The core's comparability rule (chains: equal depth and input width; graphs: the same
+    structure), its refusal naming both networks (and ``what`` compared them)."""
+    try:
+        _core.check_comparable(a._topology, b._topology)
+    except TopologyError as exc:
+        pair = f"{a.name or 'A'} against {b.name or 'B'}"
+        where = pair if what is None else f"{what} ({pair})"
+        raise TopologyError(f"{where}: {exc}") from None

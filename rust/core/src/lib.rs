@@ -7,6 +7,7 @@
 //! `nnstd-python` crate binds it.
 
 pub(crate) mod alloc;
+pub mod arguments;
 pub mod assign;
 pub mod cancel;
 pub mod canonical;

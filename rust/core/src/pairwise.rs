@@ -129,8 +129,9 @@ pub fn pair_count(n: usize, pairs: Pairs) -> usize {
 /// The distance of `networks[i]` (as A) from `networks[j]` (as B) for every `(i, j)` in `list`,
 /// over the first `depth` layers (all when `None`), each kept as `keep((i, j), layers)` makes
 /// it, in `list`'s order. Only networks that some pair names are prepared, each once.
-/// `threads`: a pool of its own of that many threads (`None`: rayon's global pool). `cancel`
-/// counts finished pairs.
+/// `threads`: a pool of its own of that many threads (`None` or 0: rayon's global pool, one
+/// thread per core, as [`crate::arguments::worker_threads`] reads a request). `cancel` counts
+/// finished pairs.
 pub fn pairs<N: Shape, T: Send>(
     networks: &[&N],
     list: &[(usize, usize)],
@@ -158,10 +159,10 @@ pub fn pairs<N: Shape, T: Send>(
     }
     let depth = layers_asked(depth, networks[first].depth())?;
     let compute = || N::run_pairs(networks, list, depth, options, cancel, &keep);
-    match threads {
+    match threads.filter(|&t| t > 0) {
         None => compute(),
         Some(t) => rayon::ThreadPoolBuilder::new()
-            .num_threads(t.max(1))
+            .num_threads(t)
             .build()
             .map_err(|e| Error::InvalidArgument(format!("cannot start {t} threads: {e}")))?
             .install(compute),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use nnstd_core::arguments;
 use nnstd_core::assign::{scipy_order, UNMATCHED};
 use nnstd_core::similarity::SparseCost;
 use nnstd_core::{
@@ -18,6 +19,7 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReado
 use pyo3::create_exception;
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBool;
 
 create_exception!(
     nnstd, // shown as nnstd.TopologyError in tracebacks, where users import it from
@@ -25,10 +27,6 @@ create_exception!(
     PyValueError,
     "A topology that cannot be read or compared; the message names the layer and the problem."
 );
-
-/// The most worker threads `pairwise` starts: more only slow it down (each is an OS thread that
-/// competes for the cores), and a huge count would hang starting them.
-const MAX_THREADS: usize = 256;
 
 /// The process that started rayon's global thread pool (0: none yet). A process forked from it
 /// inherits the pool's bookkeeping but not its threads, so work sent there never runs.
@@ -155,16 +153,81 @@ where
     }
 }
 
+/// An argument the core refused (a solver name, a thread count): a `ValueError`, not a
+/// `TopologyError`, since no topology is at fault.
+fn argument_error(err: core::Error) -> PyErr {
+    PyValueError::new_err(err.to_string())
+}
+
 fn parse_options(solver: Option<&str>, memory_budget: Option<u64>) -> PyResult<Options> {
     let solver = match solver {
         None => Solver::default(),
-        Some(name) => Solver::from_name(name).map_err(|e| PyValueError::new_err(e.to_string()))?,
+        Some(name) => Solver::from_name(name).map_err(argument_error)?,
     };
     let memory_budget = memory_budget.unwrap_or(core::DEFAULT_MEMORY_BUDGET);
     Ok(Options {
         solver,
         memory_budget,
     })
+}
+
+/// The worker threads a Python value asks for, by the core's rule
+/// ([`arguments::worker_threads`]): a bool, a value that is no whole number and an integer out
+/// of range are refused alike, naming the value as given.
+fn worker_threads(requested: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    let Some(value) = requested.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let count = match value.is_instance_of::<PyBool>() {
+        true => None,
+        false => value.extract::<i128>().ok(),
+    };
+    match count {
+        Some(count) => arguments::worker_threads(Some(count)),
+        None => Err(arguments::threads_refused(&value.repr()?)),
+    }
+    .map_err(argument_error)
+}
+
+/// The options every computing call takes, checked by the core's rules before any work:
+/// `(solver, memory_budget, threads)` with the solver's own name (`"exact"` is `"paper"`), the
+/// budget's default filled in (4 GiB) and `threads` as the core reads it (`None`: one per core).
+#[pyfunction]
+#[pyo3(signature = (solver=None, memory_budget=None, threads=None))]
+fn check_options(
+    solver: Option<&Bound<'_, PyAny>>,
+    memory_budget: Option<u64>,
+    threads: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(&'static str, u64, Option<usize>)> {
+    let solver = match solver.filter(|s| !s.is_none()) {
+        None => None,
+        Some(name) => match name.extract::<String>() {
+            Ok(name) => Some(name),
+            Err(_) => Some(name.repr()?.to_string()),
+        },
+    };
+    let options = parse_options(solver.as_deref(), memory_budget)?;
+    let threads = worker_threads(threads)?;
+    Ok((options.solver.name(), options.memory_budget, threads))
+}
+
+/// The layers to report, in the order asked (`None`: all `depth` of them), by the core's rule
+/// ([`arguments::layer_selection`]): a missing layer or an empty list is a `TopologyError`.
+#[pyfunction]
+#[pyo3(signature = (layers, depth))]
+fn layer_selection(layers: Option<Vec<i128>>, depth: usize) -> PyResult<Vec<usize>> {
+    arguments::layer_selection(layers.as_deref(), depth).map_err(to_py_err)
+}
+
+/// Whether `b` can be compared with `a` (the core's rule for chains and for graphs); a
+/// `TopologyError` saying why not.
+#[pyfunction]
+fn check_comparable(a: &Topology, b: &Topology) -> PyResult<()> {
+    match split_nets([a, b])? {
+        Nets::Chains(n) => Shape::check_comparable(n[0].as_ref(), n[1].as_ref()),
+        Nets::Graphs(n) => Shape::check_comparable(n[0].as_ref(), n[1].as_ref()),
+    }
+    .map_err(to_py_err)
 }
 
 fn to_usize(k: usize, what: &str, values: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<usize>> {
@@ -401,12 +464,12 @@ fn pairwise<'py>(
     depth: Option<usize>,
     solver: Option<&str>,
     ordered: bool,
-    threads: Option<usize>,
+    threads: Option<&Bound<'py, PyAny>>,
     progress: Option<Py<PyAny>>,
     memory_budget: Option<u64>,
 ) -> PyResult<Bound<'py, PyArray3<f64>>> {
     let options = parse_options(solver, memory_budget)?;
-    check_threads(threads)?;
+    let threads = worker_threads(threads)?;
     let pairs = if ordered {
         Pairs::Ordered
     } else {
@@ -454,12 +517,12 @@ fn pairs<'py>(
     pairs: PyReadonlyArray2<'py, i64>,
     depth: Option<usize>,
     solver: Option<&str>,
-    threads: Option<usize>,
+    threads: Option<&Bound<'py, PyAny>>,
     progress: Option<Py<PyAny>>,
     memory_budget: Option<u64>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let options = parse_options(solver, memory_budget)?;
-    check_threads(threads)?;
+    let threads = worker_threads(threads)?;
     let view = pairs.as_array();
     if view.ncols() != 2 {
         return Err(PyValueError::new_err(format!(
@@ -521,16 +584,6 @@ fn pairs_of<N: Shape + Send + Sync>(
             distances,
         )
     })
-}
-
-/// `threads` within what the core starts: 1 to [`MAX_THREADS`], or `None` (one per core).
-fn check_threads(threads: Option<usize>) -> PyResult<()> {
-    match threads.filter(|t| !(1..=MAX_THREADS).contains(t)) {
-        Some(t) => Err(PyValueError::new_err(format!(
-            "threads must be from 1 to {MAX_THREADS}, got {t}"
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// SciPy's optimal assignment of a cost matrix given as CSR buffers whose absent entries are 1.
@@ -613,8 +666,9 @@ fn pair_count(n: usize, ordered: bool) -> usize {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TopologyError", m.py().get_type::<TopologyError>())?;
-    m.add("MAX_THREADS", MAX_THREADS)?;
+    m.add("MAX_THREADS", arguments::MAX_THREADS)?;
     m.add("INDEX_LIMIT", core::Idx::MAX)?;
+    m.add("BYTE_LIMIT", u64::MAX)?; // byte counts (memory budgets) are u64 in the core
     let names: Vec<&str> = Solver::NAMES.iter().map(|(name, _)| *name).collect();
     m.add("SOLVERS", pyo3::types::PyTuple::new(m.py(), names)?)?;
     m.add("DEFAULT_SOLVER", Solver::default().name())?;
@@ -625,5 +679,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pairs, m)?)?;
     m.add_function(wrap_pyfunction!(pair_count, m)?)?;
     m.add_function(wrap_pyfunction!(assign_exact, m)?)?;
+    m.add_function(wrap_pyfunction!(check_options, m)?)?;
+    m.add_function(wrap_pyfunction!(layer_selection, m)?)?;
+    m.add_function(wrap_pyfunction!(check_comparable, m)?)?;
     Ok(())
 }
