@@ -22,7 +22,6 @@ command's wall time, its CPU time (user + system, every thread) and its peak res
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import resource
@@ -114,7 +113,7 @@ def write_run(kind: str, epochs: int, folder: Path, seed: int = 0) -> int:
     masks = [torch.rand(p.shape, generator=generator) < KEEP for p in weights]
     if kind == "resnet18":
         spec = nnstd.torch.spec(model, torch.randn(1, 3, 224, 224))
-        (folder / "spec.json").write_text(json.dumps(spec.to_dict()), encoding="utf-8")
+        spec.save(folder / "spec.json")
     moved = 0
     for epoch in range(epochs):
         if epoch:  # drop a share of each layer's live connections, regrow as many elsewhere
@@ -153,7 +152,9 @@ def main() -> None:
     parser.add_argument("--model", choices=("resnet18", "chain"), default="resnet18")
     parser.add_argument("--solver", default="auto")
     parser.add_argument("--threads", default="0", help="0: every core (the CLI's default)")
-    parser.add_argument("--keep", type=Path, help="write the run here and keep it")
+    parser.add_argument(
+        "--keep", type=Path, help="write the run here and keep it (a run already there is reused)"
+    )
     args = parser.parse_args()
     load = os.getloadavg()
     print(
@@ -165,14 +166,17 @@ def main() -> None:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        moved = write_run(args.model, args.epochs, folder)
-        size = sum(f.stat().st_size for f in folder.glob("epoch_*.pt")) / 2**20
-        print(
-            f"{args.epochs} checkpoints of a 90%-sparse {args.model} ({size:,.0f} MiB, "
-            f"{moved:,} connections moved over the run) written in "
-            f"{time.perf_counter() - start:.1f} s to {folder}",
-            flush=True,
-        )
+        if len(list(folder.glob("epoch_*.pt"))) == args.epochs:  # --keep'ing an earlier run
+            print(f"reusing the {args.epochs} checkpoints in {folder}", flush=True)
+        else:
+            moved = write_run(args.model, args.epochs, folder)
+            size = sum(f.stat().st_size for f in folder.glob("epoch_*.pt")) / 2**20
+            print(
+                f"{args.epochs} checkpoints of a 90%-sparse {args.model} ({size:,.0f} MiB, "
+                f"{moved:,} connections moved over the run) written in "
+                f"{time.perf_counter() - start:.1f} s to {folder}",
+                flush=True,
+            )
         command = [sys.executable, "-m", "nnstd.cli", "convergence"]
         command += [str(folder / "epoch_*.pt")]
         if args.model == "resnet18":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -96,3 +97,87 @@ def test_help_points_to_a_definition_that_exists_and_submodules_need_no_import()
     code = "import nnstd; print(nnstd.topology_set.bundled_topo_root().is_dir())"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "True", run.stderr
+
+
+# Worked examples: every block runs, and prints what the lines under it say ---------------------
+
+
+def expected_output(lines: list[str], after: int) -> list[str] | None:
+    """The ``# `` lines right under line ``after`` (1-based) of a block, as output lines."""
+    out = []
+    for line in lines[after:]:
+        if line != "#" and not line.startswith("# "):
+            break
+        out.append(line[2:])
+    return out or None
+
+
+def matches(printed: str, said: list[str]) -> bool:
+    """Whether ``printed`` is what the docs say: ``...`` stands for the rest of a line, a line
+    of ``...`` alone for the rest of the output."""
+    pattern = ""
+    for line in said:
+        if line == "...":
+            pattern += r"(?:.*\n?)*"
+        else:
+            pattern += ".*".join(map(re.escape, line.split("..."))) + r"\n"
+    return re.fullmatch(pattern, printed) is not None
+
+
+def shown(value: object) -> str:
+    """A value as the docs show it under a bare expression (a tuple without its brackets)."""
+    if isinstance(value, tuple):
+        return ", ".join(map(repr, value)) + "\n"
+    return repr(value) + "\n"
+
+
+def run_and_compare(block: str, name: str, namespace: dict[str, object]) -> int:
+    """Runs ``block`` statement by statement; each statement that prints (or a bare
+    expression) must print what the comment lines under it say. The number of checks."""
+    import contextlib
+    import io
+
+    lines = block.splitlines()
+    checked = 0
+    for node in ast.parse(block).body:
+        code = ast.Module(body=[node], type_ignores=[])
+        buffer = io.StringIO()
+        is_expression = isinstance(node, ast.Expr) and not (
+            isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "print"
+        )
+        with contextlib.redirect_stdout(buffer):
+            if is_expression:
+                value = eval(compile(ast.Expression(node.value), name, "eval"), namespace)
+                print(shown(value), end="")
+            else:
+                exec(compile(code, name, "exec"), namespace)
+        printed = buffer.getvalue()
+        said = expected_output(lines, node.end_lineno or 0)
+        if not printed or (is_expression and said is None):
+            continue  # a bare call whose value the docs do not show
+        assert said is not None, f"{name}: line {node.lineno} prints {printed!r}, not shown"
+        assert matches(printed, said), f"{name}: line {node.lineno} printed\n{printed}"
+        checked += 1
+    return checked
+
+
+def test_the_graph_examples_run_and_print_what_they_say() -> None:
+    pytest.importorskip("torch")
+    namespace: dict[str, object] = {}
+    blocks = python_blocks(ROOT / "docs" / "graphs.md")
+    checks = [run_and_compare(b, "docs/graphs.md", namespace) for b in blocks]
+    assert len(blocks) >= 5 and all(checks), checks  # every block shows some output
+
+
+def test_the_definition_worked_example_runs_and_prints_what_it_says() -> None:
+    pytest.importorskip("torch")
+    (block,) = [b for b in python_blocks(ROOT / "docs" / "definition.md") if "class Block" in b]
+    assert run_and_compare(block, "docs/definition.md", {}) == 2  # the spec, the distances
+
+
+def test_the_output_checker_catches_a_wrong_line() -> None:
+    with pytest.raises(AssertionError, match="printed"):
+        run_and_compare("print(1 + 1)\n# 3\n", "example", {})
+    with pytest.raises(AssertionError, match="not shown"):
+        run_and_compare("print('a')\nx = 1\n", "example", {})
+    assert run_and_compare("print('abc')\n# a...\n(1, 'b')\n# 1, 'b'\n", "example", {}) == 2
