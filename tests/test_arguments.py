@@ -180,3 +180,21 @@ def test_incomparable_networks_are_refused_by_the_cores_rule_naming_both() -> No
         with pytest.raises(nnstd.TopologyError, match="different depth") as caught:
             call()
         assert "shallow" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_options_are_checked_once_by_the_cores_rules() -> None:
+    from nnstd import _core
+    from nnstd._options import Options
+
+    built = Options.of(solver="exact", threads=0, layers=np.array([1, 0]))
+    assert (built.solver, built.threads, built.layers) == ("paper", None, (1, 0))
+    assert built.memory_budget == _core.DEFAULT_MEMORY_BUDGET == 4 * 2**30
+    assert built.select(2) == (1, 0)
+    with pytest.raises(nnstd.TopologyError, match="layer 1 does not exist"):
+        built.select(1)
+    with pytest.raises(ValueError, match="unknown solver"):
+        Options.of(solver="magic")
+    with pytest.raises(ValueError, match="from 1 to 256"):
+        Options.of(threads=_core.MAX_THREADS + 1)
+    with pytest.raises(TypeError, match="^layers must be"):
+        Options.of(layers=1.0)

@@ -20,6 +20,7 @@ import pytest
 from networks import random_network, save_paper_folder
 from nnstd import _many
 from nnstd._many import paired_matrix
+from nnstd._options import Options
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +58,8 @@ def on_cluster(
 ) -> np.ndarray:
     return paired_matrix(
         networks,
-        layers=None,
-        solver="canonical",
+        Options.of(solver="canonical", progress=progress),  # type: ignore[arg-type]
         ordered=ordered,
-        threads=None,
-        progress=progress,  # type: ignore[arg-type]
-        memory_budget=None,
         store=store,
         client=client,
         tile=2,

@@ -11,6 +11,7 @@ import pytest
 from networks import WIDTHS, random_network, save_paper_folder
 from nnstd import _many
 from nnstd._many import paired_matrix
+from nnstd._options import Options
 
 
 @pytest.fixture
@@ -114,14 +115,8 @@ def test_pairwise_with_store_equals_pairwise(
     np.testing.assert_array_equal(stored, expected)
     tiled = paired_matrix(
         nets,
-        layers=None,
-        solver="canonical",
+        Options.of(solver="canonical", threads=2),
         ordered=ordered,
-        threads=2,
-        progress=None,
-        memory_budget=None,
-        store=None,
-        client=None,
         tile=3,
     )
     np.testing.assert_array_equal(tiled, expected)
@@ -148,14 +143,8 @@ def test_interrupted_run_resumes(
     def run(threads: int = 1) -> np.ndarray:
         return paired_matrix(
             paths,
-            layers=None,
-            solver="canonical",
-            ordered=False,
-            threads=threads,
-            progress=None,
-            memory_budget=None,
+            Options.of(solver="canonical", threads=threads),
             store=store,
-            client=None,
             tile=3,
         )
 
@@ -245,14 +234,8 @@ def test_shards_fill_the_store_and_a_plain_run_merges_them(
     def run(shard: tuple[int, int] | None) -> np.ndarray:
         return paired_matrix(
             paths,
-            layers=None,
-            solver="canonical",
-            ordered=False,
-            threads=1,
-            progress=None,
-            memory_budget=None,
+            Options.of(solver="canonical", threads=1),
             store=store,
-            client=None,
             shard=shard,
             tile=2,
         )
@@ -374,7 +357,7 @@ def test_a_relative_store_is_made_absolute_before_the_run(
     tmp_path: Path, nets: list[nnstd.Network], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    store = _many.Store("rel", _many.make_mode(nets[0], None, "canonical", None)[0])
+    store = _many.Store("rel", _many.make_mode(nets[0], Options())[0])
     assert store.root == tmp_path / "rel"
     nnstd.pairwise(nets[:2], store="rel")
     assert len(list(tmp_path.glob("rel/mode-*/tiles/*.npz"))) == 1
@@ -400,14 +383,8 @@ def test_the_load_budget_applies_to_every_network(
         with pytest.raises(nnstd.TopologyError, match=rf"{dense}.*memory budget of 15,000"):
             paired_matrix(
                 listed,
-                layers=None,
-                solver="canonical",
-                ordered=False,
-                threads=1,
-                progress=None,
-                memory_budget=None,
+                Options.of(solver="canonical", threads=1),
                 store=store,
-                client=None,
                 tile=2,
                 load_budget=budget,
             )

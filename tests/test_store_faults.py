@@ -23,6 +23,7 @@ import pytest
 import scipy.sparse as sp
 from networks import random_network, save_paper_folder
 from nnstd._many import paired_matrix
+from nnstd._options import Options
 from oracle import scipy_distance
 
 CHILD_TIMEOUT = 60
@@ -36,6 +37,7 @@ import json, shutil, sys
 import numpy as np
 import nnstd
 from nnstd._many import paired_matrix
+from nnstd._options import Options
 
 args = json.loads(sys.argv[1])
 changed = []
@@ -49,9 +51,8 @@ def progress(done, total):
 
 try:
     m = paired_matrix(
-        args["paths"], layers=None, solver="paper", ordered=False, threads=2,
-        progress=progress, memory_budget=None, store=args["store"], client=None,
-        tile=args["tile"],
+        args["paths"], Options.of(solver="paper", threads=2, progress=progress),
+        store=args["store"], tile=args["tile"],
     )
 except nnstd.TopologyError as exc:
     print(exc)
@@ -106,14 +107,8 @@ def oracle_matrix(nets: list[nnstd.Network]) -> np.ndarray:
 def stored_run(paths: list[Path], store: Path, solver: str = "paper") -> np.ndarray:
     return paired_matrix(
         paths,
-        layers=None,
-        solver=solver,
-        ordered=False,
-        threads=1,
-        progress=None,
-        memory_budget=None,
+        Options.of(solver=solver, threads=1),
         store=store,
-        client=None,
         tile=TILE,
     )
 

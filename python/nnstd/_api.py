@@ -13,15 +13,7 @@ from nnstd import _core
 from nnstd._loaders import check_flag
 from nnstd._many import paired_matrix
 from nnstd._network import Network, PathLike, as_network
-from nnstd._options import (
-    Layers,
-    Solver,
-    check_comparable,
-    check_memory_budget,
-    check_solver,
-    check_threads,
-    layer_selection,
-)
+from nnstd._options import Layers, Options, Solver, check_comparable
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -152,18 +144,19 @@ def distance(
     >>> d.matchings[0]
     array([1, 0])
     """
-    check_solver(solver)
-    memory_budget = check_memory_budget(memory_budget)
+    options = Options.of(
+        solver=solver, memory_budget=memory_budget, layers=layers, progress=progress
+    )
     net_a, net_b = as_network(a), as_network(b)
     check_comparable(net_a, net_b, "distance")
-    chosen = layer_selection(layers, net_a.depth)
+    chosen = options.select(net_a.depth)
     total = max(chosen) + 1
     dists, costs, matchings, solvers = _core.distance(
         net_a._topology,
         net_b._topology,
         depth=total,
-        solver=solver,
-        memory_budget=memory_budget,
+        solver=options.solver,
+        memory_budget=options.memory_budget,
         progress=None if progress is None else (lambda done: progress(done, total)),
     )
     if progress is not None:
@@ -232,37 +225,31 @@ def pairwise(
            [0.25, 0.25, 0.  ]])
     """
     ordered = check_flag(ordered, "ordered")
+    options = Options.of(
+        solver=solver,
+        memory_budget=memory_budget,
+        threads=threads,
+        layers=layers,
+        progress=progress,
+    )
     if store is not None or client is not None:
-        return paired_matrix(
-            networks,
-            layers=layers,
-            solver=solver,
-            ordered=ordered,
-            threads=threads,
-            progress=progress,
-            memory_budget=memory_budget,
-            store=store,
-            client=client,
-        )
-    check_solver(solver)
-    memory_budget = check_memory_budget(memory_budget)
-    threads = check_threads(threads)
+        return paired_matrix(networks, options, ordered=ordered, store=store, client=client)
     nets = [as_network(n) for n in networks]
     if not nets:
         raise ValueError("pairwise needs at least one network")
     for k, net in enumerate(nets[1:], start=1):
         check_comparable(nets[0], net, f"network {k} against network 0")
-    chosen = layer_selection(layers, nets[0].depth)
+    chosen = options.select(nets[0].depth)
     total = _core.pair_count(len(nets), ordered)
     report = None if progress is None else (lambda done: progress(done, total))
     result = _core.pairwise(
         [n._topology for n in nets],
         depth=max(chosen) + 1,
-        solver=solver,
+        solver=options.solver,
         ordered=ordered,
-        threads=threads,
+        threads=options.threads,
         progress=report,
-        memory_budget=memory_budget,
+        memory_budget=options.memory_budget,
     )
     if progress is not None:
         progress(total, total)

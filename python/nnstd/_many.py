@@ -8,6 +8,7 @@ a SLURM array task computes a shard of them, and the store keeps every finished 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -30,14 +31,7 @@ from nnstd._errors import TopologyError
 from nnstd._graph import GraphNetwork
 from nnstd._loaders import byte_count, one_line, read_npz_arrays
 from nnstd._network import Network, PathLike, load_network
-from nnstd._options import (
-    Layers,
-    Solver,
-    check_comparable,
-    check_memory_budget,
-    check_threads,
-    layer_selection,
-)
+from nnstd._options import Layers, Options, Solver, check_comparable
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -525,15 +519,15 @@ class Job:
 
 def run_job(
     job: Job,
+    options: Options,
     *,
     same: bool,
     store: PathLike | None,
     client: Client | None,
-    threads: int | None,
-    progress: Progress,
 ) -> FloatArray:
     """The job's matrix, ``(n_rows, n_cols, depth)``, NaN outside ``required``: stored tiles
-    read back, the rest computed in-process or on ``client``'s workers (and stored)."""
+    read back, the rest computed in-process (on ``options.threads``) or on ``client``'s
+    workers (and stored), finished pairs reported to ``options.progress``."""
     n_rows, n_cols = job.required.shape
     stash = None if store is None else Store(store, job.mode)
     if stash is not None:
@@ -553,9 +547,9 @@ def run_job(
         tiles = tiles[index::count]
     tiles = [t for t in (_still_needed(t, needed) for t in tiles) if t.pairs]
     total = int(job.required.sum())
-    counter = _Counter(total - sum(t.pairs for t in tiles), total, progress)
+    counter = _Counter(total - sum(t.pairs for t in tiles), total, options.progress)
     if client is None:
-        _run_here(job, tiles, row_keys, col_keys, stash, threads, counter, out)
+        _run_here(job, tiles, row_keys, col_keys, stash, options.threads, counter, out)
     else:
         _run_on_cluster(job, tiles, row_keys, col_keys, stash, client, counter, out)
     counter.finish()
@@ -793,28 +787,23 @@ def _nnstd_version() -> str:
 
 
 def make_mode(
-    first: Item, layers: Layers, solver: str, memory_budget: object, load_budget: int | None = None
+    first: Item, options: Options, load_budget: int | None = None
 ) -> tuple[Mode, tuple[int, ...]]:
-    """The mode of a run and its chosen layers, validated (the first network gives the depth)."""
-    # The core names the solver ("exact", the paper mode's former name, is "paper": one store
-    # key for both) and fills in the budget's default.
-    name, budget, _ = _core.check_options(solver, check_memory_budget(memory_budget))
-    chosen = layer_selection(layers, _materialise(first, load_budget).depth)
-    return Mode(name, max(chosen) + 1, budget, _nnstd_version()), chosen
+    """The mode of a run and its chosen layers (the first network gives the depth). The
+    options carry the solver's own name ("exact", the paper mode's former name, is "paper":
+    one store key for both) and the budget with its default filled in."""
+    chosen = options.select(_materialise(first, load_budget).depth)
+    return Mode(options.solver, max(chosen) + 1, options.memory_budget, _nnstd_version()), chosen
 
 
 def matrix(
     rows: Sequence[Item],
     cols: Sequence[Item] | None,
     required: BoolArray,
+    options: Options,
     *,
-    layers: Layers,
-    solver: str,
-    memory_budget: object,
-    threads: object,
-    progress: Progress,
-    store: PathLike | None,
-    client: Client | None,
+    store: PathLike | None = None,
+    client: Client | None = None,
     shard: tuple[int, int] | None = None,
     tile: int | None = None,
     load_budget: object = None,
@@ -822,20 +811,17 @@ def matrix(
     """The shared engine of `cross`, `pairwise` (with a store or a cluster) and the CLI:
     ``(len(rows), len(cols), layers)``, NaN outside ``required``. ``load_budget``: bytes
     reading any one network file may take (None: the loaders' default)."""
-    threads = check_threads(threads)
     check_client(client)
     loading = None if load_budget is None else byte_count(load_budget, "load_budget")
     row_items = check_items(rows, "networks")
     col_items = row_items if cols is None else check_items(cols, "b_networks")
     if not row_items or not col_items:
         raise ValueError("at least one network is needed on each side")
-    mode, chosen = make_mode(row_items[0], layers, solver, memory_budget, loading)
+    mode, chosen = make_mode(row_items[0], options, loading)
     if tile is None:
         tile = DEFAULT_TILE if client is None else cluster_tile(required, client)
     job = Job(row_items, col_items, required, mode, tile, shard, loading)
-    out = run_job(
-        job, same=cols is None, store=store, client=client, threads=threads, progress=progress
-    )
+    out = run_job(job, options, same=cols is None, store=store, client=client)
     return np.ascontiguousarray(out[:, :, list(chosen)])
 
 
@@ -894,34 +880,26 @@ def cross(
     array([[0.  ],
            [0.25]])
     """
-    a_items = check_items(a_networks, "a_networks")
-    b_items = check_items(b_networks, "b_networks")
-    required = np.ones((len(a_items), len(b_items)), dtype=bool)
-    return matrix(
-        a_items,
-        b_items,
-        required,
-        layers=layers,
+    options = Options.of(
         solver=solver,
         memory_budget=memory_budget,
         threads=threads,
+        layers=layers,
         progress=progress,
-        store=store,
-        client=client,
     )
+    a_items = check_items(a_networks, "a_networks")
+    b_items = check_items(b_networks, "b_networks")
+    required = np.ones((len(a_items), len(b_items)), dtype=bool)
+    return matrix(a_items, b_items, required, options, store=store, client=client)
 
 
 def paired_matrix(
     networks: Sequence[Network | PathLike],
+    options: Options,
     *,
-    layers: Layers,
-    solver: str,
-    ordered: bool,
-    threads: object,
-    progress: Progress,
-    memory_budget: object,
-    store: PathLike | None,
-    client: Client | None,
+    ordered: bool = False,
+    store: PathLike | None = None,
+    client: Client | None = None,
     shard: tuple[int, int] | None = None,
     tile: int | None = None,
     load_budget: object = None,
@@ -938,11 +916,7 @@ def paired_matrix(
         items,
         None,
         required,
-        layers=layers,
-        solver=solver,
-        memory_budget=memory_budget,
-        threads=threads,
-        progress=progress,
+        options,
         store=store,
         client=client,
         shard=shard,
@@ -1005,20 +979,19 @@ def to_reference(
     >>> d[:, 0], index
     (array([0.  , 0.  , 0.25]), 0)
     """
+    options = Options.of(
+        solver=solver,
+        memory_budget=memory_budget,
+        threads=threads,
+        layers=layers,
+        progress=progress,
+    )
     items = check_items(networks, "networks")
     if not items:
         raise ValueError("to_reference needs at least one network")
     index: int | None
     if isinstance(reference, str) and reference == "medoid":
-        index = sample_medoid(
-            items,
-            sample=sample,
-            seed=seed,
-            layers=layers,
-            solver=solver,
-            threads=threads,
-            memory_budget=memory_budget,
-        )
+        index = sample_medoid(items, options, sample=sample, seed=seed)
         ref: Item = items[index]
     elif isinstance(reference, (int, np.integer)) and not isinstance(reference, bool):
         if not 0 <= reference < len(items):
@@ -1028,45 +1001,18 @@ def to_reference(
     else:
         ref = check_items([reference], "reference")[0]  # type: ignore[list-item]
         index = None
-    out = cross(
-        [ref],
-        items,
-        layers=layers,
-        solver=solver,
-        threads=threads,
-        progress=progress,
-        memory_budget=memory_budget,
-        store=store,
-        client=client,
-    )
+    required = np.ones((1, len(items)), dtype=bool)
+    out = matrix([ref], items, required, options, store=store, client=client)
     return out[0], index
 
 
-def sample_medoid(
-    items: Sequence[Item],
-    *,
-    sample: int,
-    seed: int,
-    layers: Layers,
-    solver: Solver,
-    threads: int | None,
-    memory_budget: int | None,
-) -> int:
-    """The position of the medoid of a random sample of ``sample`` networks."""
+def sample_medoid(items: Sequence[Item], options: Options, *, sample: int, seed: int) -> int:
+    """The position of the medoid of a random sample of ``sample`` networks (computed with
+    ``options``, without reporting progress)."""
     if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1:
         raise ValueError(f"sample must be a whole number >= 1, got {sample!r}")
     n = len(items)
     chosen = np.sort(np.random.default_rng(seed).permutation(n)[: min(sample, n)])
-    m = paired_matrix(
-        [items[k] for k in chosen],
-        layers=layers,
-        solver=solver,
-        ordered=False,
-        threads=threads,
-        progress=None,
-        memory_budget=memory_budget,
-        store=None,
-        client=None,
-    )
+    m = paired_matrix([items[k] for k in chosen], dataclasses.replace(options, progress=None))
     total_distance = m.mean(axis=2).sum(axis=1)  # layer-averaged, summed over the sample
     return int(chosen[int(np.argmin(total_distance))])

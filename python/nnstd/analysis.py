@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from nnstd._errors import TopologyError
 from nnstd._network import Network, PathLike
-from nnstd._options import Layers, Solver
+from nnstd._options import Layers, Options, Solver, layer_selection
 
 __all__ = [
     "always_dense_layers",
@@ -34,8 +33,7 @@ def cumulative_layers(matrix: npt.NDArray[np.float64], layer: int) -> npt.NDArra
     >>> cumulative_layers(np.array([[[0.2, 0.4, 0.9]]]), 1)
     array([[0.3]])
     """
-    if not 0 <= layer < matrix.shape[-1]:
-        raise TopologyError(f"layer {layer} does not exist: layers 0..{matrix.shape[-1] - 1}")
+    layer_selection(layer, matrix.shape[-1])  # the core's rule: an existing layer
     return np.asarray(matrix[..., : layer + 1].mean(axis=-1))
 
 
@@ -52,8 +50,7 @@ def select_layer(
     """
     if cumulative:
         return cumulative_layers(matrix, layer)
-    if not 0 <= layer < matrix.shape[-1]:
-        raise TopologyError(f"layer {layer} does not exist: layers 0..{matrix.shape[-1] - 1}")
+    layer_selection(layer, matrix.shape[-1])  # the core's rule: an existing layer
     return np.asarray(matrix[..., layer])
 
 
@@ -181,16 +178,12 @@ def consecutive_distances(
     later = np.array([r * (steps + 1) + i + 1 for r in range(len(runs)) for i in range(steps)])
     required = np.zeros((len(items), len(items)), dtype=bool)
     required[later, later - 1] = True
-    out = matrix(
-        items,
-        None,
-        required,
-        layers=layers,
+    options = Options.of(
         solver=solver,
         memory_budget=memory_budget,
         threads=threads,
+        layers=layers,
         progress=progress,
-        store=None,
-        client=None,
     )
+    out = matrix(items, None, required, options)
     return np.asarray(out[later, later - 1].reshape(len(runs), steps, -1), dtype=np.float64)

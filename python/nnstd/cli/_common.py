@@ -23,7 +23,7 @@ from nnstd._errors import TopologyError
 from nnstd._graph import Spec
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET, natural_key
 from nnstd._network import Network, load_network, read_tensors
-from nnstd._options import DEFAULT_MEMORY_BUDGET, SOLVERS, check_threads
+from nnstd._options import DEFAULT_MEMORY_BUDGET, SOLVERS, check_threads, layer_selection
 from nnstd._output import check_output_file, check_output_folder, write_file
 from nnstd.analysis import select_layer
 from nnstd.topology_set import (
@@ -180,8 +180,8 @@ def _open_set(args: argparse.Namespace) -> TopologySet:
 
 
 def _layer_range(depth: int, layer: int) -> None:
-    if not 0 <= layer < depth:
-        raise CommandError(f"layer {layer} does not exist: the networks have layers 0..{depth - 1}")
+    """``--layer``, checked by the core's rule before any work (a TopologyError)."""
+    layer_selection(layer, depth)
 
 
 def _snapshots(ts: TopologySet, requested: Sequence[str] | None) -> list[str]:

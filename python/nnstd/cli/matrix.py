@@ -221,6 +221,7 @@ def _tiled_matrix(
 ) -> npt.NDArray[np.float64] | None:
     """The matrix through tiles (stored, on a cluster, or one shard of them: None)."""
     from nnstd._many import StoreWarning, paired_matrix
+    from nnstd._options import Options
 
     if args.shard is not None and (args.store is None or args.scheduler is not None):
         raise UsageError(
@@ -242,14 +243,16 @@ def _tiled_matrix(
         if args.scheduler is not None:
             client = _dask_client(args.scheduler, args.threads, stack)
         try:
+            options = Options.of(
+                solver=args.solver,
+                memory_budget=args.memory_budget,
+                threads=args.threads,
+                layers=list(range(args.layer + 1)),
+                progress=progress.callback(label),
+            )
             full = paired_matrix(
                 items,
-                layers=list(range(args.layer + 1)),
-                solver=args.solver,
-                ordered=False,
-                threads=args.threads,
-                progress=progress.callback(label),
-                memory_budget=args.memory_budget,
+                options,
                 store=args.store,
                 client=client,
                 shard=args.shard,
