@@ -1,6 +1,6 @@
 //! Solves a cost matrix stored as raw little-endian CSR buffers (for profiling):
 //! `solve_csr DIR [REPS] [paper|sparse]` reads DIR/{shape,indptr,indices,data}.bin. `paper`
-//! (the default) times the paper mode's methods on a full cost matrix; `sparse` times the
+//! (the default) times the paper mode's solver on a full cost matrix; `sparse` times the
 //! row-by-row and the phased sparse solvers on stored costs below 1, with the neurons that have
 //! no input in DIR/{empty_rows,empty_cols}.bin.
 use nnstd_core::assign::{scipy_order, sparse, ssp};
@@ -58,15 +58,7 @@ fn main() {
         });
         return;
     }
-    for method in [
-        scipy_order::Method::Grouped,
-        scipy_order::Method::Blocked,
-        scipy_order::Method::Adaptive,
-    ] {
-        timed(&format!("{method:?}"), reps, || {
-            scipy_order::solve_with(&cost, method, &cancel)
-                .unwrap()
-                .cost
-        });
-    }
+    timed("paper", reps, || {
+        scipy_order::try_solve(&cost, &cancel).unwrap().cost
+    });
 }

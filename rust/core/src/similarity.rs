@@ -84,8 +84,10 @@ impl SparseCost {
         Ok(dense)
     }
 
-    /// Builds a sparse cost from a dense row-major matrix, storing every entry that is not 1.
-    pub fn from_dense(n_rows: usize, n_cols: usize, dense: &[f64]) -> SparseCost {
+    /// Builds a sparse cost from a dense row-major matrix, storing every entry that is not 1
+    /// (the tests' way of writing a cost matrix).
+    #[cfg(test)]
+    pub(crate) fn from_dense(n_rows: usize, n_cols: usize, dense: &[f64]) -> SparseCost {
         let mut rowptr = vec![0];
         let (mut cols, mut vals) = (Vec::new(), Vec::new());
         for i in 0..n_rows {

@@ -32,7 +32,7 @@ mod dense;
 mod reference;
 mod structured;
 
-pub use structured::Method;
+pub(crate) use structured::Method;
 
 /// Solves a dense row-major `n_rows x n_cols` matrix exactly as SciPy does.
 pub fn solve_dense(n_rows: usize, n_cols: usize, cost: &[f64]) -> Assignment {
@@ -127,8 +127,9 @@ pub fn try_solve(cost: &SparseCost, cancel: &Cancel) -> Result<Assignment> {
     solve_with(cost, Method::Adaptive, cancel)
 }
 
-/// [`try_solve`] with a chosen augmentation strategy (all make the same choices).
-pub fn solve_with(cost: &SparseCost, method: Method, cancel: &Cancel) -> Result<Assignment> {
+/// [`try_solve`] with a chosen augmentation strategy (all make the same choices; the tests
+/// check each against the others).
+pub(crate) fn solve_with(cost: &SparseCost, method: Method, cancel: &Cancel) -> Result<Assignment> {
     if cost.n_rows == 0 || cost.n_cols == 0 {
         return Ok(Assignment {
             col_of_row: vec![UNMATCHED; cost.n_rows],
