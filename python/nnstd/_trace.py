@@ -1,10 +1,13 @@
 """Building a `Spec` from a PyTorch module by tracing it (docs/inputs.md#graph-specs).
 
 The module's ``forward`` is traced with ``torch.fx`` (layers, norms, attention and the
-transformer layers of ``torch.nn`` kept whole) and run on ``example_inputs``, node by node,
-so every value has its real shape. Each value that carries units says on which axis, as a
-sequence of *pieces* (units created by one layer, or one input); pieces that must be renamed
-together are joined in a union-find, which gives the groups:
+transformer layers of ``torch.nn`` kept whole), or, where fx cannot trace it (Python control
+flow on shapes, say), exported with ``torch.export`` (its ATen graph: the layers are calls
+of ``linear``, ``conv2d``, ``batch_norm``, ... on the modules' parameters, read by the same
+rules), and run on ``example_inputs``, node by node, so every value has its real shape.
+Each value that carries units says on which axis, as a sequence of *pieces* (units created
+by one layer, or one input); pieces that must be renamed together are joined in a
+union-find, which gives the groups:
 
 - a ``Linear`` or ``Conv`` reads the pieces on its input axis and creates a new piece;
 - adding or multiplying two values joins their pieces, one by one (a residual stream, a
@@ -26,6 +29,7 @@ that names the operation: a spec can then be written by hand.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,10 +243,22 @@ def _join(module: str, param: str) -> str:
     return f"{module}.{param}" if module else param
 
 
+# ATen layer calls in an exported graph (and functional calls in an fx graph) on a module's
+# parameter: which argument holds the weight; the module's rule applies.
+_LAYER_CALLS = {
+    "linear": 1, "conv1d": 1, "conv2d": 1, "conv3d": 1, "batch_norm": 1,
+    "_native_batch_norm_legit_no_training": 1, "layer_norm": 2, "rms_norm": 2,
+}  # fmt: skip
+_NORM_CALLS = {"batch_norm", "_native_batch_norm_legit_no_training", "layer_norm", "rms_norm"}
+
+
 def _target_name(node: Any) -> str:
     target = node.target
     if isinstance(target, str):
         return target
+    packet = getattr(target, "overloadpacket", None)  # an ATen op: aten.add.Tensor -> add
+    if packet is not None:
+        return str(getattr(packet, "__name__", packet))
     return str(getattr(target, "__name__", target))
 
 
@@ -257,6 +273,11 @@ class _Tracer:
         self.params: dict[Any, str] = {}  # get_attr nodes: the tensor's name
         self.called: set[str] = set()
         self.modules = dict(model.named_modules())
+        # With torch.export: placeholders that are parameters, buffers or constants (by node
+        # name: the tensor's name), the user outputs' node names, and the exported module.
+        self.exported_tensors: dict[str, str] = {}
+        self.user_outputs: set[str] | None = None
+        self.program: Any = None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -624,6 +645,8 @@ class _Tracer:
     def function_rule(self, node: Any, where: str) -> Any:
         name = _target_name(node)
         carried = self.unit_args(node)
+        if name in _LAYER_CALLS and node.op == "call_function" and carried:
+            return self.layer_call(node, name, where)
         if name == "getitem" and node.op == "call_function":
             container = self.units.get(node.args[0])
             if isinstance(container, tuple):
@@ -681,11 +704,76 @@ class _Tracer:
         pieces = self.builder.cut(units.pieces[0], sizes, where)
         return tuple(Units(units.axis, (p,)) for p in pieces)
 
-    def graph(self, count: int) -> Any:
-        """The fx graph of ``forward``; a model that is itself a module with a rule (a
+    def layer_call(self, node: Any, name: str, where: str) -> Any:
+        """``linear``, ``conv2d``, ``batch_norm``, ... called on a module's parameter (an ATen
+        graph's layers, or a functional call): the module's rule."""
+        x_node = node.args[0]
+        x = self.units.get(x_node)
+        nd = int(self.values[x_node].dim())
+        index = _LAYER_CALLS[name]
+        weight = node.args[index] if len(node.args) > index else node.kwargs.get("weight")
+        found = self.owner(weight, where) if hasattr(weight, "op") else None
+        if found is None and name in ("batch_norm", "_native_batch_norm_legit_no_training"):
+            found = self.owner(node.args[3], where) if hasattr(node.args[3], "op") else None
+        if found is None:
+            if name in _NORM_CALLS and (x is None or x.axis is not None):
+                return x  # a norm without parameters or statistics: the units pass through
+            raise self.builder.refuse(where, f"{name} on a weight that is no module's parameter")
+        module_name, module = found
+        if module_name in self.called:
+            raise self.builder.refuse(
+                where, f"{module_name} is called more than once (shared weights)"
+            )
+        self.called.add(module_name)
+        kind = type(module).__name__
+        if name == "linear" and kind == "Linear":
+            return self.linear(module_name, module, x, where)
+        if name.startswith("conv") and kind in ("Conv1d", "Conv2d", "Conv3d"):
+            return self.conv(module_name, module, x, nd, where)
+        if name in _NORM_CALLS and (
+            kind.startswith("BatchNorm") or kind in ("LayerNorm", "RMSNorm")
+        ):
+            units = self.norm(module_name, module, x, nd, where)
+            return (units, None, None) if name.startswith("_native") else units
+        raise self.builder.refuse(where, f"{name} on the parameters of {module_name} ({kind})")
+
+    def owner(self, node: Any, where: str) -> tuple[str, Any] | None:
+        """The module whose weight a layer call uses: the parameter(s) the argument is
+        computed from (a pruned weight is its ``_orig`` times its ``_mask``), all of one
+        module's ``weight``; None when it comes from no parameter."""
+        from nnstd.torch import _split
+
+        owners, seen, todo = set(), set(), [node]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if current in self.params:
+                module, param, _ = _split(self.params[current])
+                owners.add((module, param))
+            elif self.units.get(current) is None:
+                todo.extend(current.all_input_nodes)
+        if not owners:
+            return None
+        if len(owners) != 1:
+            names = ", ".join(sorted(f"{m}.{p}" for m, p in owners))
+            raise self.builder.refuse(where, f"a weight computed from {names}")
+        ((module, param),) = owners
+        if module not in self.modules or param not in ("weight", "running_mean"):
+            raise self.builder.refuse(
+                where, f"{module}.{param} is not the weight of a module with a rule"
+            )
+        return module, self.modules[module]
+
+    def graph(self, example_inputs: tuple[Any, ...]) -> Any:
+        """The fx graph of ``forward``, or where fx cannot trace it, the graph
+        ``torch.export`` gives; a model that is itself a module with a rule (a
         ``TransformerEncoder``, whose fast path fx cannot trace) is one call of it."""
         import torch
         import torch.fx
+
+        count = len(example_inputs)
 
         class _Leaves(torch.fx.Tracer):
             def is_leaf_module(self, m: Any, qualname: str) -> bool:
@@ -701,10 +789,44 @@ class _Tracer:
         try:
             return _Leaves().trace(self.model)
         except Exception as exc:
+            fx_failure = one_line(exc)
+        try:
+            return self.exported(example_inputs)
+        except Exception as exc:
             raise TopologyError(
-                f"{self.builder.source}: torch.fx cannot trace its forward ({one_line(exc)}); "
-                f"write the spec by hand (docs/inputs.md#graph-specs)"
+                f"{self.builder.source}: torch.fx cannot trace its forward ({fx_failure}), "
+                f"and torch.export cannot export it either ({one_line(exc)}); write its spec "
+                f"by hand and pass it as spec= (docs/inputs.md#graph-specs)"
             ) from None
+
+    def exported(self, example_inputs: tuple[Any, ...]) -> Any:
+        """The ATen graph of ``torch.export`` (non-strict: ``forward`` runs as Python on the
+        example's shapes, so control flow on shapes is taken as the example takes it)."""
+        import torch
+        from torch.export.graph_signature import InputKind, OutputKind
+
+        with warnings.catch_warnings():  # its advice on the model's code is not the user's
+            warnings.simplefilter("ignore")
+            program = torch.export.export(self.model, tuple(example_inputs), strict=False)
+        signature = program.graph_signature
+        kept = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
+        for spec in signature.input_specs:
+            if spec.kind in kept and spec.target is not None:
+                self.exported_tensors[spec.arg.name] = spec.target
+        self.user_outputs = {
+            spec.arg.name for spec in signature.output_specs if spec.kind == OutputKind.USER_OUTPUT
+        }
+        self.program = program
+        return program.graph
+
+    def exported_tensor(self, target: str) -> Any:
+        """A parameter, buffer or constant of the exported program, by its name."""
+        for get in (self.model.get_parameter, self.model.get_buffer):
+            try:
+                return get(target)
+            except AttributeError:
+                continue
+        return self.program.constants[target]
 
     def evaluate(self, node: Any) -> Any:
         """The node's value, computed from its arguments' values."""
@@ -718,7 +840,7 @@ class _Tracer:
             return node.target(*args, **kwargs)
         if node.op == "call_method":
             return getattr(args[0], node.target)(*args[1:], **kwargs)
-        value = self.model
+        value = self.model if self.program is None else self.program.graph_module
         for part in str(node.target).split("."):  # get_attr
             value = getattr(value, part)
         return value
@@ -726,12 +848,17 @@ class _Tracer:
     def run(self, example_inputs: tuple[Any, ...]) -> Spec:
         import torch
 
-        graph = self.graph(len(example_inputs))
+        graph = self.graph(example_inputs)
         inputs = iter(example_inputs)
         outputs: list[int] = []
         with torch.no_grad():
             for node in graph.nodes:
                 where = f"{node.name} ({_target_name(node) or type(self.model).__name__})"
+                if node.op == "placeholder" and node.name in self.exported_tensors:
+                    self.params[node] = self.exported_tensors[node.name]
+                    self.values[node] = self.exported_tensor(self.params[node])
+                    self.units[node] = None
+                    continue
                 if node.op == "placeholder":
                     try:
                         value = next(inputs)
@@ -749,6 +876,7 @@ class _Tracer:
                         p
                         for a in node.all_input_nodes
                         if isinstance(self.units.get(a), Units)
+                        and (self.user_outputs is None or a.name in self.user_outputs)
                         for p in self.units[a].pieces
                     ]
                     continue
@@ -785,6 +913,12 @@ class _Tracer:
                     if kind in ("Linear", "Conv1d", "Conv2d", "Conv3d", "MultiheadAttention",
                                 "TransformerEncoderLayer", "TransformerEncoder"):  # fmt: skip
                         return kind
+                if user.op == "call_function":  # an exported graph's layer calls
+                    name = _target_name(user)
+                    if name in ("conv1d", "conv2d", "conv3d"):
+                        return "Conv" + name[4:]
+                    if name == "linear":
+                        return "Linear"
                 todo.append(user)
         return None
 

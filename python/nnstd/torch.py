@@ -828,7 +828,9 @@ def _tensor_shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
 def spec(model: Any, example_inputs: Any) -> Spec:
     """The groups of units a module renames together, traced from its ``forward``.
 
-    ``forward`` is traced with ``torch.fx`` and run once on ``example_inputs`` (in eval mode,
+    ``forward`` is traced with ``torch.fx`` (where fx cannot trace it, Python control flow on
+    an input's shape say, exported with ``torch.export`` instead, whose ATen graph is read by
+    the same rules) and run once on ``example_inputs`` (in eval mode,
     without gradients; the modules' modes are restored). Units joined by an addition (a
     residual stream), a product (a gated MLP; query and key within a head), a norm's
     parameters, or a concatenation are put in one group; attention heads make blocks. Every
@@ -853,7 +855,8 @@ def spec(model: Any, example_inputs: Any) -> Spec:
     Raises
     ------
     TopologyError
-        Where fx cannot trace ``forward``, or an operation moves units in a way no rule
+        Where neither fx nor torch.export can trace ``forward`` (naming both failures), or
+        an operation moves units in a way no rule
         covers (a slice or chunk of the unit axis, rotary embeddings, grouped convolutions,
         a module without a rule, a layer called twice): the message names the operation.
 
