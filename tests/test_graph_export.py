@@ -96,7 +96,14 @@ def test_exported_pruned_weights_and_distances_match_the_traced_ones() -> None:
                 prune.identity(module, "weight")
         twin.load_state_dict(model.state_dict())
         refresh_pruned(twin)
+        with torch.no_grad():
+            before = twin(x)
         assert nnstd.torch.spec(twin, x).groups == nnstd.torch.spec(model, x).groups
+        with torch.no_grad():  # exporting left the pruned model computing what it did
+            torch.testing.assert_close(twin(x), before, rtol=0, atol=0)
+            twin.conv1.weight_mask.zero_()
+            assert not torch.equal(twin(x), before)  # its pruning hook still runs
+            twin.load_state_dict(model.state_dict())
         nets["plain"].append(nnstd.torch.to_network(model, example_inputs=x))
         nets["twin"].append(nnstd.torch.to_network(twin, example_inputs=x))
     for solver in ("paper", "auto"):

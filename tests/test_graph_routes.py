@@ -138,6 +138,17 @@ def test_a_store_never_resumes_with_networks_of_another_spec(
         np.testing.assert_array_equal(got, nnstd.pairwise(nets, solver="paper"))
 
 
+def test_alignment_and_overlap_refuse_graphs_naming_the_way(graphs: list[nnstd.Network]) -> None:
+    way = r"is a graph of permutation groups; nnstd\.torch\.align\(reference, model"
+    for call in (
+        lambda: nnstd.alignment(graphs[0], graphs[1], solver="paper"),
+        lambda: nnstd.align(graphs[0], graphs[1], solver="paper"),
+        lambda: nnstd.overlap(graphs[0], graphs[1]),
+    ):
+        with pytest.raises(nnstd.TopologyError, match=way):
+            call()
+
+
 # The command line ------------------------------------------------------------------------------
 
 
