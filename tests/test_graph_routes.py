@@ -241,7 +241,9 @@ def test_cli_reads_checkpoints_with_a_spec(
 
 
 def test_cli_without_a_spec_names_it(
-    checkpoints: tuple[Path, list[Path], list[Any]], capsys: pytest.CaptureFixture[str]
+    checkpoints: tuple[Path, list[Path], list[Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     spec, files, _ = checkpoints
     for command in ("matrix", "convergence", "cluster"):
@@ -255,6 +257,11 @@ def test_cli_without_a_spec_names_it(
     assert code == 2 and "drop --tensors" in err
     code, _, err = run_cli(capsys, "matrix", "--spec", spec, "--epoch", "0")
     assert code == 2 and "--spec reads the NETWORK files" in err
+    other = tmp_path / "other.json"
+    nnstd.torch.spec(*sparse_model("decoder", 0)).save(other)
+    code, _, err = run_cli(capsys, "matrix", *files, "--spec", other, "--solver", "auto")
+    assert code == 1
+    assert f"{files[0]}: does not fit --spec: {other}: group 'x' names layers.0" in err
     code, _, err = run_cli(capsys, "matrix", *files, "--spec", files[0])
     assert code == 2 and "not a JSON spec" in err
     code, _, err = run_cli(capsys, "matrix", *files, "--spec", files[0].parent / "none.json")

@@ -295,7 +295,13 @@ def _load_graph(
             f"{command} --spec reads checkpoint files (.pt, .safetensors, ...); {path} is a "
             "folder of weight_l<k>.npz layers (a chain: drop --spec)"
         )
-    return to_network(read_tensors(path, args.load_budget), spec=spec, name=str(path))
+    tensors = read_tensors(path, args.load_budget)
+    try:
+        return to_network(tensors, spec=spec, name=str(path))
+    except TopologyError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise TopologyError(f"{path}: does not fit --spec: {exc}") from None
 
 
 def load_file(path: Path, args: argparse.Namespace, orientation: str | None = None) -> Network:
