@@ -85,10 +85,10 @@ def resnet50_layout(width: int = 64, classes: int = 1000) -> Any:
                 )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            identity = x if self.downsample is None else self.downsample(x)
             out = self.relu(self.bn1(self.conv1(x)))
             out = self.relu(self.bn2(self.conv2(out)))
             out = self.bn3(self.conv3(out))
+            identity = x if self.downsample is None else self.downsample(x)  # torchvision's order
             return self.relu(out + identity)
 
     class ResNet50(nn.Module):

@@ -10,6 +10,9 @@
   parameters that are not the defaults is renamed back to the reference, tensor for tensor.
 - The one-layer ``TransformerEncoder`` that torch.fx cannot trace is aligned right (its
   rule-based spec), a renamed copy back to the reference.
+- torchvision's resnet18 layout in full (7x7 stem, max pooling, four stages of two basic
+  blocks, three of them opening with a downsample), narrow: a renamed copy is at 0 in every
+  group and is aligned back, masks and BatchNorm statistics included.
 """
 
 from __future__ import annotations
@@ -177,3 +180,88 @@ def test_the_encoder_fx_cannot_trace_is_aligned_back() -> None:
         spec = nnstd.torch.spec(reference, x)
     moved = assert_renamed_copy_aligned_back(reference, x, spec)
     assert "layers.0.linear1.weight_mask" in moved
+
+
+# torchvision's resnet18 layout, narrow -------------------------------------------------------
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        identity = x if self.downsample is None else self.downsample(x)  # torchvision's order
+        return self.relu(out + identity)
+
+
+class ResNet18(nn.Module):
+    """torchvision's resnet18: its modules, names and forward, with widths 4-8-8-16."""
+
+    def __init__(self, widths: tuple[int, ...] = (4, 8, 8, 16)) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        c_in = widths[0]
+        for i, width in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            blocks = [BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)]
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+            c_in = width
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c_in, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet18(seed: int) -> Any:
+    import torch.nn.utils.prune as prune
+
+    torch.manual_seed(seed)
+    model = ResNet18().double().eval()
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            prune.random_unstructured(module, "weight", amount=0.4)
+        if isinstance(module, nn.BatchNorm2d):
+            with torch.no_grad():
+                module.running_mean.uniform_(-1, 1)
+                module.running_var.uniform_(0.5, 2)
+    refresh_pruned(model)
+    return model
+
+
+def test_resnet18_layout_renamed_copy_at_zero_and_aligned_back() -> None:
+    x = torch.randn(1, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    seed = 1
+    reference = resnet18(seed)
+    net = nnstd.torch.to_network(reference, example_inputs=x)
+    while has_twins(net.spec, weights(reference)):
+        seed += 1
+        reference = resnet18(seed)
+        net = nnstd.torch.to_network(reference, example_inputs=x)
+    spec = net.spec
+    streams = [g.name for g in spec.groups if len(g.writers) > 1]
+    assert streams == ["conv1", "layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2"], streams
+    copy_ = renamed(reference, spec, 5)
+    refresh_pruned(copy_)
+    other = nnstd.torch.to_network(copy_, example_inputs=x)
+    for solver in ("paper", "auto"):
+        d = nnstd.distance(net, other, solver=solver)
+        np.testing.assert_array_equal(d.layers, 0.0, err_msg=solver)
+    moved = assert_renamed_copy_aligned_back(reference, x, spec)
+    assert {"layer3.0.downsample.1.running_var", "layer4.1.conv1.weight_mask"} <= set(moved)
