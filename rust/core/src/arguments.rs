@@ -1,6 +1,6 @@
 //! What a caller asks of the core besides the networks, checked here once for every binding:
 //! the worker threads and the layers to report. The other rules live with what they govern:
-//! solver names and the memory budget's default in `crate::policy`, comparability in
+//! solver names in `crate::mode`, the memory budget's default in `crate::policy`, comparability in
 //! `crate::network` and `crate::graph`, the index limit as `crate::topology::Idx`.
 //!
 //! Requests arrive as `i128`, wide enough for any count a caller types (Python's integers are

@@ -10,17 +10,19 @@
 //!    certificate, and the canonical choice among all optimal assignments is read from them
 //!    (`crate::assign::choice`). Identical layers are matched neuron to neuron.
 //! 3. Matchings are reported in the callers' own labels.
+//!
+//! This module holds what is canonical and nothing else: the preparation of a network
+//! ([`prepare`]), the orientation of a pair and the choice in one layer ([`Oriented`]). The
+//! layer-by-layer loop that carries matchings is the network loop every mode shares
+//! (`crate::network`); `crate::mode::Canonical` hands these parts to it.
 
 use crate::assign::choice::{choose, membership, Criteria};
 use crate::assign::duals::{DenseStored, StoredPairs, Tight};
-use crate::assign::{
-    invert_matching, lapjv, scipy_order, sparse, Algorithm, Assignment, Duals, UNMATCHED,
-};
+use crate::assign::{invert_matching, lapjv, scipy_order, sparse, Assignment, Duals, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::labelling::{label, Labelled};
-use crate::network::{layer_distance, layers_asked, match_layers, LayerMatch};
-use crate::policy::{plan, Options};
+use crate::policy::{plan, Pick};
 use crate::refine::{agreement, History, Refiner};
 use crate::similarity::{
     dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
@@ -66,56 +68,83 @@ pub fn colour_rounds(depth: usize) -> usize {
 /// The cap of [`colour_rounds`].
 pub const MAX_COLOUR_ROUNDS: usize = 7;
 
-/// The canonical distance of `b` from `a` over their first `depth` layers, from their
-/// preparations (networks of one depth and input width).
-pub fn distance_prepared(
-    a: &Prepared,
-    b: &Prepared,
-    depth: Option<usize>,
-    options: &Options,
-    cancel: &Cancel,
-) -> Result<Vec<LayerMatch>> {
-    let full = a.labelled.network.depth();
-    let depth = layers_asked(depth, full)?;
-    let swapped = b.labelled.cmp_form(&a.labelled).is_lt();
-    let (first, second) = if swapped { (b, a) } else { (a, b) };
-    let structure = Structure {
-        a: &first.history,
-        b: &second.history,
-        rounds: first.history.len() - 1,
-    };
-    let matches = layer_matches(
-        &first.labelled.network,
-        &second.labelled.network,
-        depth,
-        &structure,
-        options,
-        cancel,
-    )?;
-    Ok(matches
-        .into_iter()
-        .enumerate()
-        .map(|(k, m)| {
-            // `m.matching` maps `first`'s canonical labels to `second`'s.
-            let (from, to) = (&first.labelled.order[k], &second.labelled.order[k]);
-            let mut matching = vec![UNMATCHED; from.len()];
-            for (i, &j) in m.matching.iter().enumerate() {
-                if j != UNMATCHED {
-                    matching[from[i]] = to[j];
-                }
+/// Two prepared networks as the canonical mode matches them: the one with the smaller canonical
+/// form first (module documentation, step 1), both in canonical order. Matchings between them
+/// are in canonical labels until [`Oriented::in_callers_labels`].
+pub struct Oriented<'p> {
+    first: &'p Prepared,
+    second: &'p Prepared,
+    /// Whether `first` is the callers' B.
+    swapped: bool,
+    structure: Structure<'p>,
+    /// Bytes one layer's costs may take (`crate::policy::plan`).
+    budget: u64,
+}
+
+impl<'p> Oriented<'p> {
+    /// `a` (the callers' A) and `b` in the orientation of step 1; `budget` bounds each layer's
+    /// costs.
+    pub fn new(a: &'p Prepared, b: &'p Prepared, budget: u64) -> Self {
+        let swapped = b.labelled.cmp_form(&a.labelled).is_lt();
+        let (first, second) = if swapped { (b, a) } else { (a, b) };
+        let structure = Structure {
+            a: &first.history,
+            b: &second.history,
+            rounds: first.history.len() - 1,
+        };
+        Oriented {
+            first,
+            second,
+            swapped,
+            structure,
+            budget,
+        }
+    }
+
+    /// The two canonical networks, the first matched as A.
+    pub fn networks(&self) -> (&'p Network, &'p Network) {
+        (&self.first.labelled.network, &self.second.labelled.network)
+    }
+
+    /// Layer `k`'s canonical assignment of the first network's layer `a` against the second's
+    /// `b` (inputs carried), in canonical labels (step 2). Identical layers are matched neuron
+    /// to neuron; the memory budget is checked for every layer, identical ones included.
+    pub fn match_layer(
+        &self,
+        k: usize,
+        a: &Layer,
+        b: &Layer,
+        cancel: &Cancel,
+    ) -> Result<Assignment> {
+        let dense_costs = plan(k, a, b, Pick::Fastest, self.budget)?.dense_costs;
+        if a == b {
+            return Ok(Assignment {
+                col_of_row: (0..a.n_out()).collect(),
+                cost: 0.0,
+            });
+        }
+        canonical_layer(k, a, b, dense_costs, &self.structure, cancel)
+    }
+
+    /// Layer `k`'s `matching` (the first network's canonical labels to the second's) in the
+    /// callers' labels, from their A's neurons to their B's (step 3).
+    pub fn in_callers_labels(&self, k: usize, matching: Vec<usize>) -> Vec<usize> {
+        let (from, to) = (
+            &self.first.labelled.order[k],
+            &self.second.labelled.order[k],
+        );
+        let mut own = vec![UNMATCHED; from.len()];
+        for (i, &j) in matching.iter().enumerate() {
+            if j != UNMATCHED {
+                own[from[i]] = to[j];
             }
-            let n_a = a.labelled.order[k].len();
-            if swapped {
-                matching = invert_matching(&matching, n_a);
-            }
-            LayerMatch {
-                distance: layer_distance(m.cost, n_a),
-                cost: m.cost,
-                matching,
-                algorithm: Algorithm::Canonical,
-            }
-        })
-        .collect())
+        }
+        if self.swapped {
+            invert_matching(&own, to.len())
+        } else {
+            own
+        }
+    }
 }
 
 /// Structural colours of both canonical networks.
@@ -134,30 +163,6 @@ impl Structure<'_> {
     fn last(history: &History, k: usize) -> &[u64] {
         &history[history.len() - 1][k]
     }
-}
-
-/// Layer matches between two canonical networks, in their canonical labels.
-fn layer_matches(
-    a: &Network,
-    b: &Network,
-    depth: usize,
-    structure: &Structure,
-    options: &Options,
-    cancel: &Cancel,
-) -> Result<Vec<LayerMatch>> {
-    match_layers(a, b, depth, cancel, |k, la, lb| {
-        // The budget is checked for every layer, identical ones included.
-        let dense_costs = plan(k, la, lb, options)?.dense_costs;
-        let assignment = if la == lb {
-            Assignment {
-                col_of_row: (0..la.n_out()).collect(),
-                cost: 0.0,
-            }
-        } else {
-            canonical_layer(k, la, lb, dense_costs, structure, cancel)?
-        };
-        Ok((assignment, Algorithm::Canonical))
-    })
 }
 
 /// One layer's canonical assignment (module documentation, step 2).
@@ -315,7 +320,9 @@ fn certified_by_paper_mode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::carried_labels;
+    use crate::mode::{Options, Solver};
+    use crate::network::{carried_labels, LayerMatch};
+    use crate::pairwise::distance;
     use crate::testing::numbers;
     use crate::topology::Idx;
 
@@ -368,10 +375,10 @@ mod tests {
         Network::new(layers).unwrap()
     }
 
+    /// The canonical distance through the pair scheduler and the network loop.
     fn canonical(a: &Network, b: &Network) -> Vec<LayerMatch> {
-        let cancel = Cancel::new();
-        let (pa, pb) = (prepare(a, &cancel).unwrap(), prepare(b, &cancel).unwrap());
-        distance_prepared(&pa, &pb, None, &Options::default(), &cancel).unwrap()
+        let options = Options::new(Solver::Canonical);
+        distance(a, b, None, &options, &Cancel::new()).unwrap()
     }
 
     const WIDTHS: [&[usize]; 4] = [&[6, 5, 4], &[8, 9, 7, 3], &[5, 12, 12, 2], &[10, 4, 6]];

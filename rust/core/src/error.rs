@@ -2,7 +2,21 @@
 
 use std::fmt;
 
-use crate::policy::human_bytes;
+/// A byte count in binary units, for messages.
+pub fn human_bytes(bytes: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
 
 /// Everything that can go wrong in the core. Messages name the layer (0-based) and the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,3 +92,15 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(1000), "1000 bytes");
+        assert_eq!(human_bytes(4_917_248), "4.7 MiB");
+        assert_eq!(human_bytes(34_359_738_368), "32.0 GiB");
+    }
+}

@@ -1,14 +1,19 @@
 //! NNSTD on a graph of permutation groups (docs/definition.md#graphs-of-permutation-groups):
-//! groups matched once, in matching order, each like a chain's layer (the same costs, plans and
-//! solvers, `crate::policy`), from the connections of its writers that come from groups
-//! already matched; heads matched as blocks first; fixed groups by the identity at the end.
+//! groups matched once, in matching order, each like a chain's layer, from the connections of
+//! its writers that come from groups already matched; heads matched as blocks first; fixed
+//! groups by the identity at the end.
+//!
+//! The graph loop is the chain loop's counterpart (`crate::network`): it builds each group's
+//! input sets as a layer, with the matchings carried so far, and hands them to the mode's
+//! per-layer [`Matcher`] (`crate::mode`, which states what a mode provides for graphs), so every
+//! mode defined on graphs runs here unchanged.
 
 use crate::assign::{scipy_order, Algorithm, Assignment, UNMATCHED};
 use crate::cancel::Cancel;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::Graph;
-use crate::network::{carried_labels, layer_distance, LayerMatch};
-use crate::policy::{plan, solve_layer, Options, Solver};
+use crate::mode::{Matcher, Solved};
+use crate::network::{carried_labels, reported, LayerMatch};
 use crate::similarity::neuron_distance;
 use crate::topology::{Idx, Layer};
 
@@ -28,53 +33,47 @@ impl Labels {
     }
 }
 
-/// The distance of graph `b` from graph `a`: one [`LayerMatch`] per group that reports one
-/// ([`Graph::reported`]), in matching order. The canonical mode is defined for chains only.
-pub fn match_graph(
-    a: &Graph,
-    b: &Graph,
-    options: &Options,
-    cancel: &Cancel,
-) -> Result<Vec<LayerMatch>> {
-    a.check_comparable(b)?;
-    if options.solver == Solver::Canonical {
-        return Err(Error::InvalidArgument(
-            "the canonical mode is defined for chains only; pass solver=\"auto\", \"sparse\", \
-             \"dense\" or \"paper\" for a graph"
-                .into(),
-        ));
-    }
+/// The distance of a pair of graphs: one [`LayerMatch`] per group that reports one
+/// ([`Graph::reported`]), in matching order, each group of the graphs `pair` walks matched by
+/// the pair's mode and reported in the callers' labels. The pair scheduler (`crate::pairwise`)
+/// has checked that the graphs are comparable.
+pub fn match_graph(pair: &impl Matcher<Graph>, cancel: &Cancel) -> Result<Vec<LayerMatch>> {
+    let (a, b) = pair.networks();
     let n = a.groups().len();
     let mut known: Vec<Option<Labels>> = (0..n)
         .map(|g| a.is_fixed(g).then(|| Labels::identity(b.groups()[g].size)))
         .collect();
-    let mut results: Vec<Option<LayerMatch>> = (0..n).map(|_| None).collect();
+    let mut solved: Vec<Option<Solved>> = (0..n).map(|_| None).collect();
     for g in 0..n {
-        if a.is_fixed(g) || results[g].is_some() {
+        if a.is_fixed(g) || solved[g].is_some() {
             continue;
         }
         cancel.check()?;
         let members = head_set_members(a, g);
         let matches = if members.len() > 1 || a.groups()[g].heads > 1 {
-            match_heads(a, b, &members, &known, options, cancel)?
+            match_heads(pair, &members, &known, cancel)?
         } else {
-            vec![match_group(a, b, g, &known, options, cancel)?]
+            vec![match_group(pair, g, &known, cancel)?]
         };
         for (&m, result) in members.iter().zip(matches) {
-            let (labels, space) = carried_labels(&result.matching, b.groups()[m].size);
+            let col_of_row = &result.assignment.col_of_row;
+            let (labels, space) = carried_labels(col_of_row, b.groups()[m].size);
             known[m] = Some(Labels { labels, space });
-            results[m] = Some(result);
+            solved[m] = Some(result);
             cancel.layer_finished();
         }
     }
     for g in a.reported() {
         if a.is_fixed(g) {
-            results[g] = Some(match_fixed(a, b, g, &known)?);
+            solved[g] = Some(match_fixed(a, b, g, &known));
         }
     }
     Ok(a.reported()
         .into_iter()
-        .map(|g| results[g].take().expect("every reported group is matched"))
+        .map(|g| {
+            let result = solved[g].take().expect("every reported group is matched");
+            reported(pair, g, result)
+        })
         .collect())
 }
 
@@ -88,27 +87,20 @@ fn head_set_members(graph: &Graph, g: usize) -> Vec<usize> {
     }
 }
 
-/// A free group without heads: the optimal assignment of its units' input sets, as a layer.
+/// A free group without heads: its units' input sets matched as a layer.
 fn match_group(
-    a: &Graph,
-    b: &Graph,
+    pair: &impl Matcher<Graph>,
     g: usize,
     known: &[Option<Labels>],
-    options: &Options,
     cancel: &Cancel,
-) -> Result<LayerMatch> {
+) -> Result<Solved> {
+    let (a, b) = pair.networks();
     let (la, lb) = (
         input_sets(a, b, g, known, Side::A),
         input_sets(a, b, g, known, Side::B),
     );
-    let plan = plan(g, &la, &lb, options)?;
-    let assignment = solve_layer(plan, &la, &lb, cancel).map_err(|e| e.in_layer(g))?;
-    Ok(LayerMatch {
-        distance: layer_distance(assignment.cost, la.n_out()),
-        cost: assignment.cost,
-        matching: assignment.col_of_row,
-        algorithm: plan.algorithm,
-    })
+    pair.match_layer(g, &la, &lb, cancel)
+        .map_err(|e| e.in_layer(g))
 }
 
 /// A head set (docs/definition.md#graph-heads): the cost of pairing head `p` of A with head
@@ -116,13 +108,12 @@ fn match_group(
 /// are paired by SciPy's rules on those block costs, and each group keeps, within each pair of
 /// heads, the assignment whose cost entered the block cost.
 fn match_heads(
-    a: &Graph,
-    b: &Graph,
+    pair: &impl Matcher<Graph>,
     members: &[usize],
     known: &[Option<Labels>],
-    options: &Options,
     cancel: &Cancel,
-) -> Result<Vec<LayerMatch>> {
+) -> Result<Vec<Solved>> {
+    let (a, b) = pair.networks();
     let heads = a.groups()[members[0]].heads;
     // within[m][p * heads + q]: group members[m]'s assignment of head p of A with head q of B.
     let mut within: Vec<Vec<Assignment>> = Vec::with_capacity(members.len());
@@ -141,11 +132,12 @@ fn match_heads(
             for q in 0..heads {
                 cancel.check()?;
                 let hb = neurons(&lb, q * dim, dim);
-                let plan = plan(g, &ha, &hb, options)?;
-                let assignment = solve_layer(plan, &ha, &hb, cancel).map_err(|e| e.in_layer(g))?;
-                block[p * heads + q] += assignment.cost;
-                algorithm = plan.algorithm;
-                solved.push(assignment);
+                let head_pair = pair
+                    .match_head_pair(g, (p, q), &ha, &hb, cancel)
+                    .map_err(|e| e.in_layer(g))?;
+                block[p * heads + q] += head_pair.assignment.cost;
+                algorithm = head_pair.algorithm;
+                solved.push(head_pair.assignment);
             }
         }
         within.push(solved);
@@ -164,10 +156,11 @@ fn match_heads(
                 matching[p * dim + u] = if v == UNMATCHED { v } else { q * dim + v };
             }
         }
-        out.push(LayerMatch {
-            distance: layer_distance(cost, heads * dim),
-            cost,
-            matching,
+        out.push(Solved {
+            assignment: Assignment {
+                col_of_row: matching,
+                cost,
+            },
             algorithm: algorithms[m],
         });
     }
@@ -176,7 +169,7 @@ fn match_heads(
 
 /// A fixed group (an input group layers write into, or a fixed output): each unit compared with
 /// the same unit of B, with every connection known.
-fn match_fixed(a: &Graph, b: &Graph, g: usize, known: &[Option<Labels>]) -> Result<LayerMatch> {
+fn match_fixed(a: &Graph, b: &Graph, g: usize, known: &[Option<Labels>]) -> Solved {
     let (la, lb) = (
         input_sets(a, b, g, known, Side::A),
         input_sets(a, b, g, known, Side::B),
@@ -184,12 +177,13 @@ fn match_fixed(a: &Graph, b: &Graph, g: usize, known: &[Option<Labels>]) -> Resu
     let cost: f64 = (0..la.n_out())
         .map(|u| neuron_distance(la.inputs(u), lb.inputs(u)))
         .sum();
-    Ok(LayerMatch {
-        distance: layer_distance(cost, la.n_out()),
-        cost,
-        matching: (0..la.n_out()).collect(),
+    Solved {
+        assignment: Assignment {
+            col_of_row: (0..la.n_out()).collect(),
+            cost,
+        },
         algorithm: Algorithm::Fixed,
-    })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -272,7 +266,9 @@ fn neurons(layer: &Layer, first: usize, count: usize) -> Layer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use crate::graph::{Group, GroupKind, Read, Writer};
+    use crate::mode::{Options, Solver};
     use crate::pairwise::distance;
     use crate::topology::Network;
 
@@ -345,7 +341,7 @@ mod tests {
                 let cancel = Cancel::new();
                 let chain = distance(&a, &b, None, &options, &cancel).unwrap();
                 let graph =
-                    match_graph(&chain_graph(&a), &chain_graph(&b), &options, &cancel).unwrap();
+                    distance(&chain_graph(&a), &chain_graph(&b), None, &options, &cancel).unwrap();
                 assert_eq!(chain, graph, "seed {seed}, {solver:?}");
             }
         }
@@ -354,7 +350,13 @@ mod tests {
     #[test]
     fn the_canonical_mode_is_refused_on_graphs() {
         let a = chain_graph(&random_net(1, &[4, 3], 50));
-        let err = match_graph(&a, &a, &Options::new(Solver::Canonical), &Cancel::new());
+        let err = distance(
+            &a,
+            &a,
+            None,
+            &Options::new(Solver::Canonical),
+            &Cancel::new(),
+        );
         assert!(matches!(err, Err(Error::InvalidArgument(_))));
     }
 }

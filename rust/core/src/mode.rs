@@ -2,92 +2,388 @@
 //! (docs/definition.md#solver-guarantees). Every mode gives each layer an optimal cost; they
 //! differ in the choice among optimal assignments.
 //!
-//! A mode prepares each network once ([`Mode::prepare`]) and then matches pairs of prepared
-//! networks ([`Mode::distance`]); the pair scheduler (`crate::pairwise`) drives any mode the same
-//! way. The modes are peers:
+//! The core is layered: costs (`crate::similarity`) -> assignment algorithms (`crate::assign`,
+//! knowing nothing of modes) -> which algorithm for a layer (`crate::policy`) -> modes (here)
+//! -> the loops that carry matchings (`crate::network` for chains, `crate::graph_match` for
+//! graphs) -> the pair scheduler (`crate::pairwise`). Each layer imports only layers below it.
+//!
+//! A mode is three things, and the loops and the scheduler drive any mode through them alone:
+//!
+//! 1. [`Mode::prepare`]: what it computes once per network, whatever the network is paired with
+//!    (the scheduler prepares each network once and reuses it across pairs);
+//! 2. [`Mode::pair`]: what it decides once per pair of prepared networks, giving a [`Matcher`]
+//!    (for instance the canonical mode's choice of which network is matched as A);
+//! 3. [`Matcher::match_layer`]: one layer's optimal assignment, given A's layer and B's layer
+//!    with B's inputs already renamed by the previous layer's matching (the loop carries the
+//!    labels, the mode never does), and [`Matcher::in_callers_labels`]: a matching made on the
+//!    networks the matcher walks ([`Matcher::networks`]) in the callers' own labels.
+//!
+//! The peers:
 //!
 //! - [`AsGiven`]: the networks as numbered, each layer solved by the algorithm the policy picks
-//!   (`"paper"`: SciPy's choices; `"auto"`, `"sparse"`, `"dense"`: the fastest optimal one).
-//!   Nothing to prepare.
+//!   (`"paper"`: SciPy's choices; `"auto"`, `"sparse"`, `"dense"`: the fastest optimal one, or
+//!   the one named). Nothing to prepare, nothing to decide per pair.
 //! - [`Canonical`]: the networks in canonical order, the choice made by structure alone
-//!   (`crate::canonical`). Preparing is the canonical labelling and structural colours.
+//!   (`crate::canonical`). Preparing is the canonical labelling and structural colours; a pair
+//!   decides its orientation; each layer makes the canonical choice.
+//!
+//! # Graphs (the hook)
+//!
+//! A mode is defined on a network shape `N` by implementing [`Mode<N>`]; the scheduler runs a
+//! solver on a shape only through [`Modes::in_mode`], which needs every mode on that shape.
+//! On graphs of permutation groups (`crate::graph`) the graph loop (`crate::graph_match`)
+//! drives the same [`Matcher`], group by group in matching order, so that a mode on graphs
+//! provides:
+//!
+//! - `Mode<Graph>::prepare`: whatever it needs per graph (for the canonical mode: canonical
+//!   labels and colours per group), and a graph to walk (for the canonical mode: the graph in
+//!   canonical order), returned by `Matcher<Graph>::networks`;
+//! - `Mode<Graph>::pair`: the matcher of a pair;
+//! - `Matcher::match_layer(g, a, b, cancel)`: group `g`'s assignment, where `a` and `b` are the
+//!   group's input sets in A and in B built by the graph loop as a layer (inputs from groups
+//!   matched earlier, B's renamed by their matchings; docs/definition.md#graph-input-sets);
+//! - `Matcher::match_head_pair(g, p, q, a, b, cancel)`: for a group of heads, the assignment of
+//!   A's head `p` against B's head `q` (`a`, `b`: those heads' units of the group's input sets);
+//!   by default `match_layer`. The heads themselves are paired by the graph loop, by SciPy's
+//!   rules on the block costs (docs/definition.md#graph-heads);
+//! - `Matcher::in_callers_labels(g, matching)`: group `g`'s matching in the callers' labels
+//!   (fixed groups too: the loop matches them by the identity on the graphs it walks).
+//!
+//! Until it has these, the canonical mode's `Mode<Graph>::prepare` refuses graphs with a clear
+//! error.
 
+use crate::assign::{Algorithm, Assignment};
 use crate::cancel::Cancel;
-use crate::canonical;
-use crate::error::Result;
-use crate::network::{match_as_given, LayerMatch};
-use crate::policy::Options;
-use crate::topology::Network;
+use crate::canonical::{self, Oriented};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::policy::{plan, solve_layer, Pick, DEFAULT_MEMORY_BUDGET};
+use crate::topology::{Layer, Network};
 
-/// A way to match two networks layer by layer.
-pub trait Mode: Sync {
+/// The user's choice: a mode and, for the networks as numbered, the algorithms its layers pick
+/// from ([`Solver::mode`] says which; nowhere else turns a solver into a mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Solver {
+    /// The default: optimal layer costs, the choice among optimal assignments made by
+    /// structure alone (`crate::canonical`), found with the fastest optimal algorithm.
+    #[default]
+    Canonical,
+    /// The fastest optimal algorithm for each layer: `Sparse` or `Dense`.
+    Auto,
+    /// SciPy's optimal assignment, reproduced choice for choice (the paper's numbers).
+    Paper,
+    /// Primal-dual phases on the similarity graph.
+    Sparse,
+    /// Jonker-Volgenant on the dense cost matrix.
+    Dense,
+}
+
+impl Solver {
+    /// Every solver by the name users give, `"exact"` being the paper mode's former name.
+    pub const NAMES: [(&'static str, Solver); 6] = [
+        ("canonical", Solver::Canonical),
+        ("auto", Solver::Auto),
+        ("paper", Solver::Paper),
+        ("exact", Solver::Paper),
+        ("sparse", Solver::Sparse),
+        ("dense", Solver::Dense),
+    ];
+
+    /// The name users give for this solver (the first listed in [`Solver::NAMES`]).
+    pub fn name(self) -> &'static str {
+        Solver::NAMES
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|&(n, _)| n)
+            .expect("every solver has a name")
+    }
+
+    /// The solver named `name`, or an error listing the names.
+    pub fn from_name(name: &str) -> Result<Solver> {
+        Solver::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, s)| s)
+            .ok_or_else(|| {
+                let names: Vec<String> = Solver::NAMES
+                    .iter()
+                    .map(|(n, _)| format!("{n:?}"))
+                    .collect();
+                Error::InvalidArgument(format!(
+                    "unknown solver {name:?}; expected one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// How pairs are matched: the solver and each layer's memory budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub solver: Solver,
+    /// Bytes that one layer's cost representation may take (on the sparse path, with the
+    /// solver's arrays; `crate::policy`).
+    pub memory_budget: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            solver: Solver::default(),
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+        }
+    }
+}
+
+impl Options {
+    pub fn new(solver: Solver) -> Self {
+        Options {
+            solver,
+            ..Options::default()
+        }
+    }
+}
+
+impl Solver {
+    /// The mode this solver names, with the memory budget of each layer's costs.
+    fn mode(self, budget: u64) -> SolverMode {
+        let as_given = |pick| SolverMode::AsGiven(AsGiven { pick, budget });
+        match self {
+            Solver::Canonical => SolverMode::Canonical(Canonical { budget }),
+            Solver::Auto => as_given(Pick::Fastest),
+            Solver::Paper => as_given(Pick::Paper),
+            Solver::Sparse => as_given(Pick::Sparse),
+            Solver::Dense => as_given(Pick::Dense),
+        }
+    }
+}
+
+/// A mode as [`Solver::mode`] names it.
+enum SolverMode {
+    AsGiven(AsGiven),
+    Canonical(Canonical),
+}
+
+/// One layer's assignment as a mode made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Solved {
+    /// In the labels of the networks the matcher walks ([`Matcher::networks`]).
+    pub assignment: Assignment,
+    /// The algorithm that made it (what the layer reports).
+    pub algorithm: Algorithm,
+}
+
+/// A way to match two networks of shape `N` (module documentation).
+pub trait Mode<N>: Sync {
     /// What the mode computes once per network, whatever it is paired with.
     type Prepared<'n>: Send + Sync
     where
-        Self: 'n;
+        Self: 'n,
+        N: 'n;
+
+    /// The matcher of one pair of prepared networks.
+    type Pair<'p>: Matcher<N>
+    where
+        Self: 'p,
+        N: 'p;
 
     /// Prepares `net` (the same result whichever pair it is used in).
-    fn prepare<'n>(&self, net: &'n Network, cancel: &Cancel) -> Result<Self::Prepared<'n>>;
+    fn prepare<'n>(&self, net: &'n N, cancel: &Cancel) -> Result<Self::Prepared<'n>>;
 
-    /// The first `depth` layers of the distance of `b` from `a` (comparable networks, `depth` at
-    /// most theirs: the scheduler checks both).
-    fn distance(
+    /// The matcher of `b` (the callers' B) against `a` (their A).
+    fn pair<'p, 'n: 'p>(
+        &'p self,
+        a: &'p Self::Prepared<'n>,
+        b: &'p Self::Prepared<'n>,
+    ) -> Self::Pair<'p>;
+}
+
+/// One pair of prepared networks, matched one layer (or group) at a time by a loop that
+/// carries the matchings (`crate::network`, `crate::graph_match`).
+pub trait Matcher<N> {
+    /// The networks the loop walks, the first matched as A: the callers' A and B, or their
+    /// preparations (renumbered, possibly in the other order).
+    fn networks(&self) -> (&N, &N);
+
+    /// The assignment of layer (or group) `k`: A's `a` against B's `b`, B's inputs renamed by
+    /// the matchings carried so far.
+    fn match_layer(&self, k: usize, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<Solved>;
+
+    /// The assignment of A's head `p` against B's head `q` of group `k` (graphs only; module
+    /// documentation).
+    fn match_head_pair(
         &self,
-        a: &Self::Prepared<'_>,
-        b: &Self::Prepared<'_>,
-        depth: usize,
+        k: usize,
+        _heads: (usize, usize),
+        a: &Layer,
+        b: &Layer,
         cancel: &Cancel,
-    ) -> Result<Vec<LayerMatch>>;
+    ) -> Result<Solved> {
+        self.match_layer(k, a, b, cancel)
+    }
+
+    /// Layer (or group) `k`'s matching, made on [`Matcher::networks`], in the callers' labels:
+    /// one entry per neuron of their A, each a neuron of their B or `UNMATCHED`.
+    fn in_callers_labels(&self, k: usize, matching: Vec<usize>) -> Vec<usize>;
 }
 
-/// The networks as numbered; each layer solved as the policy plans it.
-pub struct AsGiven<'o> {
-    pub options: &'o Options,
+/// Work to run in whichever mode a solver names ([`Modes::in_mode`]).
+pub trait InMode<N> {
+    type Output;
+
+    fn run<M: Mode<N>>(self, mode: &M) -> Self::Output;
 }
 
-impl Mode for AsGiven<'_> {
+/// A network shape on which every mode is defined (possibly refusing in its preparation).
+pub trait Modes: Sized {
+    /// Runs `work` in the mode `options.solver` names.
+    fn in_mode<W: InMode<Self>>(options: &Options, work: W) -> W::Output;
+}
+
+impl<N> Modes for N
+where
+    AsGiven: Mode<N>,
+    Canonical: Mode<N>,
+{
+    fn in_mode<W: InMode<N>>(options: &Options, work: W) -> W::Output {
+        match options.solver.mode(options.memory_budget) {
+            SolverMode::AsGiven(mode) => work.run(&mode),
+            SolverMode::Canonical(mode) => work.run(&mode),
+        }
+    }
+}
+
+/// The networks as numbered; each layer solved as the policy plans it from `pick`.
+pub struct AsGiven {
+    pub pick: Pick,
+    /// Bytes one layer's costs may take.
+    pub budget: u64,
+}
+
+/// A pair in the [`AsGiven`] mode: the callers' networks themselves.
+pub struct AsGivenPair<'p, N> {
+    a: &'p N,
+    b: &'p N,
+    mode: &'p AsGiven,
+}
+
+/// [`AsGiven`] on chains and on graphs alike: nothing to prepare.
+impl<N: Sync> Mode<N> for AsGiven {
     type Prepared<'n>
-        = &'n Network
+        = &'n N
     where
-        Self: 'n;
+        N: 'n;
 
-    fn prepare<'n>(&self, net: &'n Network, _cancel: &Cancel) -> Result<&'n Network> {
+    type Pair<'p>
+        = AsGivenPair<'p, N>
+    where
+        N: 'p;
+
+    fn prepare<'n>(&self, net: &'n N, _cancel: &Cancel) -> Result<&'n N> {
         Ok(net)
     }
 
-    fn distance(
-        &self,
-        a: &&Network,
-        b: &&Network,
-        depth: usize,
-        cancel: &Cancel,
-    ) -> Result<Vec<LayerMatch>> {
-        match_as_given(a, b, depth, self.options, cancel)
+    fn pair<'p, 'n: 'p>(&'p self, a: &'p &'n N, b: &'p &'n N) -> AsGivenPair<'p, N> {
+        AsGivenPair { a, b, mode: self }
     }
 }
 
-/// The canonical mode: structure alone decides.
-pub struct Canonical<'o> {
-    pub options: &'o Options,
+impl<N> Matcher<N> for AsGivenPair<'_, N> {
+    fn networks(&self) -> (&N, &N) {
+        (self.a, self.b)
+    }
+
+    fn match_layer(&self, k: usize, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<Solved> {
+        let plan = plan(k, a, b, self.mode.pick, self.mode.budget)?;
+        Ok(Solved {
+            assignment: solve_layer(plan, a, b, cancel)?,
+            algorithm: plan.algorithm,
+        })
+    }
+
+    fn in_callers_labels(&self, _k: usize, matching: Vec<usize>) -> Vec<usize> {
+        matching
+    }
 }
 
-impl Mode for Canonical<'_> {
-    type Prepared<'n>
-        = canonical::Prepared
-    where
-        Self: 'n;
+/// The canonical mode: structure alone decides (`crate::canonical`).
+pub struct Canonical {
+    /// Bytes one layer's costs may take.
+    pub budget: u64,
+}
+
+impl Mode<Network> for Canonical {
+    type Prepared<'n> = canonical::Prepared;
+
+    type Pair<'p> = Oriented<'p>;
 
     fn prepare(&self, net: &Network, cancel: &Cancel) -> Result<canonical::Prepared> {
         canonical::prepare(net, cancel)
     }
 
-    fn distance(
-        &self,
-        a: &canonical::Prepared,
-        b: &canonical::Prepared,
-        depth: usize,
-        cancel: &Cancel,
-    ) -> Result<Vec<LayerMatch>> {
-        canonical::distance_prepared(a, b, Some(depth), self.options, cancel)
+    fn pair<'p, 'n: 'p>(
+        &'p self,
+        a: &'p canonical::Prepared,
+        b: &'p canonical::Prepared,
+    ) -> Oriented<'p> {
+        Oriented::new(a, b, self.budget)
+    }
+}
+
+impl Matcher<Network> for Oriented<'_> {
+    fn networks(&self) -> (&Network, &Network) {
+        Oriented::networks(self)
+    }
+
+    fn match_layer(&self, k: usize, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<Solved> {
+        Ok(Solved {
+            assignment: Oriented::match_layer(self, k, a, b, cancel)?,
+            algorithm: Algorithm::Canonical,
+        })
+    }
+
+    fn in_callers_labels(&self, k: usize, matching: Vec<usize>) -> Vec<usize> {
+        Oriented::in_callers_labels(self, k, matching)
+    }
+}
+
+/// The canonical mode on graphs: not defined yet (module documentation, the hook); refused
+/// before any work.
+impl Mode<Graph> for Canonical {
+    type Prepared<'n> = std::convert::Infallible;
+
+    type Pair<'p> = Refused;
+
+    fn prepare(&self, _graph: &Graph, _cancel: &Cancel) -> Result<std::convert::Infallible> {
+        Err(Error::InvalidArgument(
+            "the canonical mode is defined for chains only; pass solver=\"auto\", \"sparse\", \
+             \"dense\" or \"paper\" for a graph"
+                .into(),
+        ))
+    }
+
+    fn pair<'p, 'n: 'p>(
+        &'p self,
+        a: &'p std::convert::Infallible,
+        _b: &'p std::convert::Infallible,
+    ) -> Refused {
+        match *a {}
+    }
+}
+
+/// The matcher of a mode that refuses a shape: never made (its preparation fails).
+pub enum Refused {}
+
+impl<N> Matcher<N> for Refused {
+    fn networks(&self) -> (&N, &N) {
+        match *self {}
+    }
+
+    fn match_layer(&self, _: usize, _: &Layer, _: &Layer, _: &Cancel) -> Result<Solved> {
+        match *self {}
+    }
+
+    fn in_callers_labels(&self, _: usize, _: Vec<usize>) -> Vec<usize> {
+        match *self {}
     }
 }

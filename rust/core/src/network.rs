@@ -1,13 +1,15 @@
 //! The network loop: match layer by layer, carrying each matching into the next layer
-//! (docs/definition.md#layer-assignment and #carrying-the-matching). Modes (`crate::mode`) drive
-//! it; the pair scheduler (`crate::pairwise`) drives the modes.
+//! (docs/definition.md#layer-assignment and #carrying-the-matching). It drives any mode
+//! through the mode's per-layer [`Matcher`] (`crate::mode`): the loop owns the carrying of
+//! labels, the mode owns the choice in each layer. The pair scheduler (`crate::pairwise`)
+//! prepares the networks and drives the loop.
 
 use std::borrow::Cow;
 
-use crate::assign::{Algorithm, Assignment, UNMATCHED};
+use crate::assign::{Algorithm, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::policy::{plan, solve_layer, Options};
+use crate::mode::{Matcher, Solved};
 use crate::topology::{Idx, Layer, Network};
 
 /// One layer of a network distance.
@@ -80,62 +82,62 @@ pub(crate) fn layers_asked(depth: Option<usize>, full: usize) -> Result<usize> {
     Ok(depth)
 }
 
-/// B's layer with its inputs renamed by the previous layer's matching (as given for layer 0).
-fn with_carried_labels<'a>(b: &'a Layer, previous: Option<&LayerMatch>) -> Cow<'a, Layer> {
-    match previous {
-        Some(prev) => {
-            let (labels, n_labels) = carried_labels(&prev.matching, b.n_in() / b.group());
-            Cow::Owned(b.relabel_inputs(&labels, n_labels))
-        }
+/// B's layer with its inputs renamed by `carried` (the previous layer's [`carried_labels`];
+/// `None`: layer 0, inputs as given).
+fn with_carried_labels<'a>(b: &'a Layer, carried: Option<&(Vec<Idx>, usize)>) -> Cow<'a, Layer> {
+    match carried {
+        Some((labels, n_labels)) => Cow::Owned(b.relabel_inputs(labels, *n_labels)),
         None => Cow::Borrowed(b),
     }
 }
 
-/// The distance of `b` from `a` over their first `depth` layers, the networks as numbered: each
-/// layer solved by the algorithm the policy plans for it (the [`crate::mode::AsGiven`] mode).
-pub(crate) fn match_as_given(
-    a: &Network,
-    b: &Network,
-    depth: usize,
-    options: &Options,
-    cancel: &Cancel,
-) -> Result<Vec<LayerMatch>> {
-    match_layers(a, b, depth, cancel, |k, la, lb| {
-        let plan = plan(k, la, lb, options)?;
-        Ok((solve_layer(plan, la, lb, cancel)?, plan.algorithm))
-    })
-}
-
-/// Matches `a`'s first `depth` layers with `b`'s, each of `b`'s layers with its inputs renamed
-/// by the previous layer's matching: `solve(k, a_layer, b_layer)` gives the layer's assignment
-/// and the algorithm that made it. Checks `cancel` before each layer and counts finished ones.
-pub(crate) fn match_layers(
-    a: &Network,
-    b: &Network,
+/// The first `depth` layers of a pair's distance: each of B's layers (of the networks `pair`
+/// walks) with its inputs renamed by the previous layer's matching, matched by the pair's mode,
+/// and reported in the callers' labels. Checks `cancel` before each layer and counts finished
+/// ones.
+pub fn match_chain(
+    pair: &impl Matcher<Network>,
     depth: usize,
     cancel: &Cancel,
-    mut solve: impl FnMut(usize, &Layer, &Layer) -> Result<(Assignment, Algorithm)>,
 ) -> Result<Vec<LayerMatch>> {
-    let mut result: Vec<LayerMatch> = Vec::with_capacity(depth);
+    let (a, b) = pair.networks();
+    let mut result = Vec::with_capacity(depth);
+    let mut carried = None;
     for k in 0..depth {
         cancel.check()?;
         let (la, lb) = (&a.layers()[k], &b.layers()[k]);
-        let lb = with_carried_labels(lb, result.last());
-        let (assignment, algorithm) = solve(k, la, lb.as_ref()).map_err(|e| e.in_layer(k))?;
+        let lb = with_carried_labels(lb, carried.as_ref());
+        let solved = pair
+            .match_layer(k, la, lb.as_ref(), cancel)
+            .map_err(|e| e.in_layer(k))?;
         cancel.layer_finished();
-        result.push(LayerMatch {
-            distance: layer_distance(assignment.cost, la.n_out()),
-            cost: assignment.cost,
-            matching: assignment.col_of_row,
-            algorithm,
-        });
+        if k + 1 < depth {
+            let next = &b.layers()[k + 1];
+            let n_b = next.n_in() / next.group();
+            carried = Some(carried_labels(&solved.assignment.col_of_row, n_b));
+        }
+        result.push(reported(pair, k, solved));
     }
     Ok(result)
+}
+
+/// Layer `k` as a pair's distance reports it: `solved` in the callers' labels, its distance
+/// relative to their A's neuron count.
+pub(crate) fn reported<N>(pair: &impl Matcher<N>, k: usize, solved: Solved) -> LayerMatch {
+    let cost = solved.assignment.cost;
+    let matching = pair.in_callers_labels(k, solved.assignment.col_of_row);
+    LayerMatch {
+        distance: layer_distance(cost, matching.len()),
+        cost,
+        matching,
+        algorithm: solved.algorithm,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mode::Options;
     use crate::pairwise::distance;
 
     fn net(layers: &[(usize, Vec<Vec<Idx>>)]) -> Network {

@@ -6,6 +6,7 @@
 //! Each pair is computed sequentially and written to its own slot, so the result does not
 //! depend on the number of threads or on the order in which rayon runs the pairs.
 
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,31 +17,26 @@ use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::graph_match::match_graph;
-use crate::mode::{AsGiven, Canonical, Mode};
-use crate::network::{check_comparable, layers_asked, LayerMatch};
-use crate::policy::{Options, Solver};
+use crate::mode::{InMode, Matcher, Mode, Modes, Options};
+use crate::network::{check_comparable, layers_asked, match_chain, LayerMatch};
 use crate::topology::Network;
 
 /// A network shape the scheduler drives: a chain ([`Network`]) or a graph of permutation
-/// groups ([`Graph`]). A pair gives one [`LayerMatch`] per layer of a chain, per reported group
-/// of a graph.
-pub trait Shape: Sync + Sized {
+/// groups ([`Graph`]), on which every mode is defined ([`Modes`]). A pair gives one
+/// [`LayerMatch`] per layer of a chain, per reported group of a graph.
+pub trait Shape: Sync + Sized + Modes {
     /// The number of values a pair reports.
     fn depth(&self) -> usize;
 
     /// Whether `other` can be compared with `self`.
     fn check_comparable(&self, other: &Self) -> Result<()>;
 
-    /// The first `depth` values of every pair of `list`, in the mode `options.solver` names, as
-    /// `keep((i, j), values)` keeps them.
-    fn run_pairs<T: Send>(
-        networks: &[&Self],
-        list: &[(usize, usize)],
+    /// The first `depth` values of a pair, from the shape's loop driving the pair's matcher.
+    fn match_pair(
+        pair: &impl Matcher<Self>,
         depth: usize,
-        options: &Options,
         cancel: &Cancel,
-        keep: &(impl Fn((usize, usize), Vec<LayerMatch>) -> T + Sync),
-    ) -> Result<Vec<T>>;
+    ) -> Result<Vec<LayerMatch>>;
 }
 
 impl Shape for Network {
@@ -52,18 +48,12 @@ impl Shape for Network {
         check_comparable(self, other)
     }
 
-    fn run_pairs<T: Send>(
-        networks: &[&Self],
-        list: &[(usize, usize)],
+    fn match_pair(
+        pair: &impl Matcher<Self>,
         depth: usize,
-        options: &Options,
         cancel: &Cancel,
-        keep: &(impl Fn((usize, usize), Vec<LayerMatch>) -> T + Sync),
-    ) -> Result<Vec<T>> {
-        match options.solver {
-            Solver::Canonical => run(&Canonical { options }, networks, list, depth, cancel, keep),
-            _ => run(&AsGiven { options }, networks, list, depth, cancel, keep),
-        }
+    ) -> Result<Vec<LayerMatch>> {
+        match_chain(pair, depth, cancel)
     }
 }
 
@@ -76,24 +66,16 @@ impl Shape for Graph {
         Graph::check_comparable(self, other)
     }
 
-    /// A graph has nothing to prepare: each pair is matched from the graphs as given.
-    fn run_pairs<T: Send>(
-        networks: &[&Self],
-        list: &[(usize, usize)],
+    /// Every group is matched (a later one may read any earlier one); the first `depth`
+    /// reported ones are kept.
+    fn match_pair(
+        pair: &impl Matcher<Self>,
         depth: usize,
-        options: &Options,
         cancel: &Cancel,
-        keep: &(impl Fn((usize, usize), Vec<LayerMatch>) -> T + Sync),
-    ) -> Result<Vec<T>> {
-        list.par_iter()
-            .map(|&(i, j)| {
-                cancel.check()?;
-                let mut d = match_graph(networks[i], networks[j], options, cancel)?;
-                d.truncate(depth);
-                cancel.tick();
-                Ok(keep((i, j), d))
-            })
-            .collect()
+    ) -> Result<Vec<LayerMatch>> {
+        let mut values = match_graph(pair, cancel)?;
+        values.truncate(depth);
+        Ok(values)
     }
 }
 
@@ -158,7 +140,17 @@ pub fn pairs<N: Shape, T: Send>(
         }
     }
     let depth = layers_asked(depth, networks[first].depth())?;
-    let compute = || N::run_pairs(networks, list, depth, options, cancel, &keep);
+    let compute = || {
+        let work = PairsInMode {
+            networks,
+            list,
+            depth,
+            cancel,
+            keep: &keep,
+            kept: PhantomData,
+        };
+        N::in_mode(options, work)
+    };
     match threads.filter(|&t| t > 0) {
         None => compute(),
         Some(t) => rayon::ThreadPoolBuilder::new()
@@ -169,17 +161,51 @@ pub fn pairs<N: Shape, T: Send>(
     }
 }
 
-/// [`pairs`] in one mode: prepare the networks the pairs name, then match the pairs.
-fn run<M: Mode, T: Send>(
-    mode: &M,
-    networks: &[&Network],
-    list: &[(usize, usize)],
+/// [`pairs`] once the mode is known ([`Modes::in_mode`]): every mode runs this one path.
+struct PairsInMode<'a, N, K, T> {
+    networks: &'a [&'a N],
+    list: &'a [(usize, usize)],
     depth: usize,
-    cancel: &Cancel,
-    keep: &(impl Fn((usize, usize), Vec<LayerMatch>) -> T + Sync),
-) -> Result<Vec<T>> {
-    // `slot[k]`: where network k's preparation sits in `prepared` (usize::MAX: not needed).
-    let mut slot = vec![usize::MAX; networks.len()];
+    cancel: &'a Cancel,
+    keep: &'a K,
+    kept: PhantomData<fn() -> T>,
+}
+
+impl<N, K, T> InMode<N> for PairsInMode<'_, N, K, T>
+where
+    N: Shape,
+    K: Fn((usize, usize), Vec<LayerMatch>) -> T + Sync,
+    T: Send,
+{
+    type Output = Result<Vec<T>>;
+
+    /// Prepares the networks the pairs name, each once, then matches the pairs.
+    fn run<M: Mode<N>>(self, mode: &M) -> Result<Vec<T>> {
+        let (needed, slot) = needed_networks(self.networks.len(), self.list);
+        let prepared = needed
+            .par_iter()
+            .map(|&k| {
+                mode.prepare(self.networks[k], self.cancel)
+                    .map_err(|e| naming(e, k))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.list
+            .par_iter()
+            .map(|&(i, j)| {
+                self.cancel.check()?;
+                let pair = mode.pair(&prepared[slot[i]], &prepared[slot[j]]);
+                let d = N::match_pair(&pair, self.depth, self.cancel)?;
+                self.cancel.tick();
+                Ok((self.keep)((i, j), d))
+            })
+            .collect()
+    }
+}
+
+/// The networks some pair of `list` names, in order of first mention, and `slot[k]`: where
+/// network `k` sits among them (`usize::MAX`: not needed).
+fn needed_networks(n: usize, list: &[(usize, usize)]) -> (Vec<usize>, Vec<usize>) {
+    let mut slot = vec![usize::MAX; n];
     let mut needed = Vec::new();
     for &(i, j) in list {
         for k in [i, j] {
@@ -189,18 +215,7 @@ fn run<M: Mode, T: Send>(
             }
         }
     }
-    let prepared = needed
-        .par_iter()
-        .map(|&k| mode.prepare(networks[k], cancel).map_err(|e| naming(e, k)))
-        .collect::<Result<Vec<_>>>()?;
-    list.par_iter()
-        .map(|&(i, j)| {
-            cancel.check()?;
-            let d = mode.distance(&prepared[slot[i]], &prepared[slot[j]], depth, cancel)?;
-            cancel.tick();
-            Ok(keep((i, j), d))
-        })
-        .collect()
+    (needed, slot)
 }
 
 /// A preparation's refusal (which names only a layer) naming network `k` too.
@@ -294,6 +309,7 @@ fn into_floats(cells: Vec<AtomicU64>) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mode::Solver;
     use crate::topology::Layer;
 
     fn net(seed: u32) -> Network {

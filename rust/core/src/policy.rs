@@ -1,5 +1,7 @@
-//! Which algorithm solves a layer: the user's choice ([`Solver`]), resolved per layer by
-//! expected time and by memory into an [`Algorithm`] and a cost representation ([`Plan`]).
+//! Which algorithm solves a layer: what the mode allows ([`Pick`]: the fastest optimal
+//! algorithm, or one the user named), resolved per layer by expected time and by memory into an
+//! [`Algorithm`] and a cost representation ([`Plan`]). Modes (`crate::mode`) call it; it knows
+//! nothing of them.
 //!
 //! Two numbers about a layer pair decide, both computed in time linear in the layers:
 //!
@@ -17,66 +19,24 @@
 
 use crate::assign::{auction, lapjv, scipy_order, sparse, ssp, Algorithm, Assignment};
 use crate::cancel::Cancel;
-use crate::error::{Error, Result};
+use crate::error::{human_bytes, Error, Result};
 use crate::similarity::{
     dense_layer_costs, empty_neurons, layer_costs, layer_costs_with, EmptyPairs,
 };
 use crate::topology::{Idx, Layer};
 
-/// The user's choice of solver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Solver {
-    /// The default: optimal layer costs, the choice among optimal assignments made by
-    /// structure alone (`crate::canonical`), found with the fastest optimal algorithm.
-    #[default]
-    Canonical,
-    /// The fastest optimal algorithm for each layer: `Sparse` or `Dense`.
-    Auto,
+/// Which algorithms a layer's [`Plan`] picks from: the fastest optimal one for the layer, or
+/// one named (the mode decides which, `crate::mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The fastest optimal algorithm for the layer: [`Algorithm::Sparse`] or [`Algorithm::Dense`].
+    Fastest,
     /// SciPy's optimal assignment, reproduced choice for choice (the paper's numbers).
     Paper,
     /// Primal-dual phases on the similarity graph.
     Sparse,
     /// Jonker-Volgenant on the dense cost matrix.
     Dense,
-}
-
-impl Solver {
-    /// Every solver by the name users give, `"exact"` being the paper mode's former name.
-    pub const NAMES: [(&'static str, Solver); 6] = [
-        ("canonical", Solver::Canonical),
-        ("auto", Solver::Auto),
-        ("paper", Solver::Paper),
-        ("exact", Solver::Paper),
-        ("sparse", Solver::Sparse),
-        ("dense", Solver::Dense),
-    ];
-
-    /// The name users give for this solver (the first listed in [`Solver::NAMES`]).
-    pub fn name(self) -> &'static str {
-        Solver::NAMES
-            .iter()
-            .find(|(_, s)| *s == self)
-            .map(|&(n, _)| n)
-            .expect("every solver has a name")
-    }
-
-    /// The solver named `name`, or an error listing the names.
-    pub fn from_name(name: &str) -> Result<Solver> {
-        Solver::NAMES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|&(_, s)| s)
-            .ok_or_else(|| {
-                let names: Vec<String> = Solver::NAMES
-                    .iter()
-                    .map(|(n, _)| format!("{n:?}"))
-                    .collect();
-                Error::InvalidArgument(format!(
-                    "unknown solver {name:?}; expected one of {}",
-                    names.join(", ")
-                ))
-            })
-    }
 }
 
 /// The default memory budget for one layer's cost representation: 4 GiB (as the loaders'). The
@@ -100,33 +60,6 @@ pub const DENSE_FILL_WIDTH: usize = 8192;
 /// 4.1 s, fill 39%: 12.8 s vs 4.6 s.
 pub fn dense_fill(n1: usize, n2: usize) -> f64 {
     DENSE_FILL * (n1.max(n2) as f64 / DENSE_FILL_WIDTH as f64).max(1.0)
-}
-
-/// How layers are solved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Options {
-    pub solver: Solver,
-    /// Bytes that one layer's cost representation may take (on the sparse path, with the
-    /// solver's arrays, `sparse_bytes`).
-    pub memory_budget: u64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            solver: Solver::default(),
-            memory_budget: DEFAULT_MEMORY_BUDGET,
-        }
-    }
-}
-
-impl Options {
-    pub fn new(solver: Solver) -> Self {
-        Options {
-            solver,
-            ..Options::default()
-        }
-    }
 }
 
 /// How one layer is solved.
@@ -194,35 +127,13 @@ const GRAPH_BYTES_PER_ENTRY: u64 = (size_of::<Idx>() + size_of::<f64>()) as u64;
 /// What [`sparse_bytes`] counts, in refusals.
 const SPARSE_NEEDS: (&str, &str) = ("the similarity graph and the solver's arrays", "need");
 
-/// A byte count in binary units, for messages.
-pub fn human_bytes(bytes: u64) -> String {
-    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
-}
-
-/// The plan for layer `k` (A's layer `a` against B's layer `b`, inputs already aligned).
-pub fn plan(k: usize, a: &Layer, b: &Layer, options: &Options) -> Result<Plan> {
-    plan_with_work(k, a, b, pair_work(a, b), options)
-}
-
-/// [`plan`] with the layers' pair work `work` already counted (`pair_work(a, b)`): the canonical
-/// mode's plan is `"auto"`'s for the same layers, and counting the work is a pass over both
-/// layers, a visible share of a small layer's time.
-fn plan_with_work(k: usize, a: &Layer, b: &Layer, work: u64, options: &Options) -> Result<Plan> {
+/// The plan for layer `k` (A's layer `a` against B's layer `b`, inputs already aligned): an
+/// algorithm among those `pick` allows, and a cost form whose bytes fit `budget`.
+pub fn plan(k: usize, a: &Layer, b: &Layer, pick: Pick, budget: u64) -> Result<Plan> {
     let (n1, n2) = (a.n_out(), b.n_out());
+    let work = pair_work(a, b);
     let cells = (n1 as f64 * n2 as f64).max(1.0);
     let fill = (work as f64 / cells).min(1.0);
-    let budget = options.memory_budget;
     let fits_dense = |algorithm| dense_bytes(n1, n2, algorithm) <= budget;
     let sparse = sparse_bytes(work, n1, n2);
     let over = |(what, verb): (&str, &str), bytes: u64, hint: &str| {
@@ -242,8 +153,8 @@ fn plan_with_work(k: usize, a: &Layer, b: &Layer, work: u64, options: &Options) 
         dense_costs: false,
     };
     let raise = "raise the memory budget";
-    match options.solver {
-        Solver::Auto => {
+    match pick {
+        Pick::Fastest => {
             if fill >= dense_fill(n1, n2) && fits_dense(Algorithm::Dense) {
                 Ok(dense_plan(Algorithm::Dense))
             } else if sparse <= budget {
@@ -254,15 +165,15 @@ fn plan_with_work(k: usize, a: &Layer, b: &Layer, work: u64, options: &Options) 
                 Err(over(SPARSE_NEEDS, sparse, raise))
             }
         }
-        Solver::Sparse if sparse <= budget => Ok(sparse_plan(Algorithm::Sparse)),
-        Solver::Sparse => Err(over(SPARSE_NEEDS, sparse, raise)),
-        Solver::Dense if fits_dense(Algorithm::Dense) => Ok(dense_plan(Algorithm::Dense)),
-        Solver::Dense => Err(over(
+        Pick::Sparse if sparse <= budget => Ok(sparse_plan(Algorithm::Sparse)),
+        Pick::Sparse => Err(over(SPARSE_NEEDS, sparse, raise)),
+        Pick::Dense if fits_dense(Algorithm::Dense) => Ok(dense_plan(Algorithm::Dense)),
+        Pick::Dense => Err(over(
             ("the dense cost matrix", "needs"),
             dense_bytes(n1, n2, Algorithm::Dense),
             "use the \"sparse\" solver or raise the memory budget",
         )),
-        Solver::Paper => {
+        Pick::Paper => {
             if fill >= DENSE_FILL && fits_dense(Algorithm::Paper) {
                 Ok(dense_plan(Algorithm::Paper))
             } else if sparse <= budget {
@@ -275,30 +186,12 @@ fn plan_with_work(k: usize, a: &Layer, b: &Layer, work: u64, options: &Options) 
                 ))
             }
         }
-        // The canonical mode runs the fastest optimal algorithm, then chooses among the
-        // optimal assignments from its certificate (crate::canonical).
-        Solver::Canonical => {
-            let fastest = plan_with_work(
-                k,
-                a,
-                b,
-                work,
-                &Options {
-                    solver: Solver::Auto,
-                    ..*options
-                },
-            )?;
-            Ok(Plan {
-                algorithm: Algorithm::Canonical,
-                dense_costs: fastest.dense_costs,
-            })
-        }
     }
 }
 
 /// Solves A's layer `a` against B's layer `b` (inputs aligned) as `plan` says: the costs in
 /// the plan's form, then its algorithm. (The canonical mode reads the certificate of the same
-/// algorithms itself, `crate::canonical`.)
+/// algorithms itself, `crate::canonical`; it plans with [`Pick::Fastest`].)
 ///
 /// Identical layers are matched neuron to neuron by every algorithm but the paper mode (which
 /// makes SciPy's choice): among the optimal assignments (cost 0) the identity is the one that
@@ -329,13 +222,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_read_as_people_write_them() {
-        assert_eq!(human_bytes(1000), "1000 bytes");
-        assert_eq!(human_bytes(4_917_248), "4.7 MiB");
-        assert_eq!(human_bytes(34_359_738_368), "32.0 GiB");
-    }
-
-    #[test]
     fn pair_work_counts_shared_input_steps() {
         let a = Layer::from_neuron_inputs(0, 3, &[vec![0, 1], vec![1]]).unwrap();
         let b = Layer::from_neuron_inputs(0, 3, &[vec![1], vec![1, 2], vec![0]]).unwrap();
@@ -349,11 +235,9 @@ mod tests {
         let n = 4096;
         let cols: Vec<Vec<u32>> = (0..n).map(|_| vec![0]).collect();
         let a = Layer::from_neuron_inputs(0, 1, &cols).unwrap();
-        let options = Options {
-            solver: Solver::Sparse,
-            memory_budget: 1 << 20,
-        };
-        let err = plan(3, &a, &a, &options).unwrap_err().to_string();
+        let err = plan(3, &a, &a, Pick::Sparse, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("layer 3: the similarity graph and the solver's arrays"),
             "{err}"
@@ -402,11 +286,9 @@ mod tests {
         let a = Layer::from_neuron_inputs(0, n, &cols).unwrap();
         let needed = sparse_bytes(pair_work(&a, &a), n, n);
         assert_eq!(needed, 4096 * 88 + 8192 * 358);
-        let options = Options {
-            solver: Solver::Sparse,
-            memory_budget: needed - 1,
-        };
-        let err = plan(0, &a, &a, &options).unwrap_err().to_string();
+        let err = plan(0, &a, &a, Pick::Sparse, needed - 1)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(
                 "layer 0: the similarity graph and the solver's arrays of the 4096 x 4096 \
@@ -414,12 +296,8 @@ mod tests {
             ),
             "{err}"
         );
-        let options = Options {
-            memory_budget: needed,
-            ..options
-        };
         assert_eq!(
-            plan(0, &a, &a, &options).unwrap().algorithm,
+            plan(0, &a, &a, Pick::Sparse, needed).unwrap().algorithm,
             Algorithm::Sparse
         );
     }
@@ -435,9 +313,12 @@ mod tests {
                 .collect();
             Layer::from_neuron_inputs(0, n, &sets).unwrap()
         };
-        let options = Options::new(Solver::Auto);
         let (narrow, wide) = (band(8192), band(16384));
-        let algorithm = |layer: &Layer| plan(0, layer, layer, &options).unwrap().algorithm;
+        let algorithm = |layer: &Layer| {
+            plan(0, layer, layer, Pick::Fastest, DEFAULT_MEMORY_BUDGET)
+                .unwrap()
+                .algorithm
+        };
         assert_eq!(algorithm(&narrow), Algorithm::Dense);
         assert_eq!(algorithm(&wide), Algorithm::Sparse);
     }
@@ -450,14 +331,8 @@ mod tests {
         let sparse: Vec<Vec<u32>> = (0..64).map(|c| vec![c as u32]).collect();
         let d = Layer::from_neuron_inputs(0, 64, &dense).unwrap();
         let s = Layer::from_neuron_inputs(0, 64, &sparse).unwrap();
-        let options = Options::new(Solver::Auto);
-        assert_eq!(
-            plan(0, &d, &d, &options).unwrap().algorithm,
-            Algorithm::Dense
-        );
-        assert_eq!(
-            plan(0, &s, &s, &options).unwrap().algorithm,
-            Algorithm::Sparse
-        );
+        let fastest = |layer: &Layer| plan(0, layer, layer, Pick::Fastest, DEFAULT_MEMORY_BUDGET);
+        assert_eq!(fastest(&d).unwrap().algorithm, Algorithm::Dense);
+        assert_eq!(fastest(&s).unwrap().algorithm, Algorithm::Sparse);
     }
 }
