@@ -1,7 +1,8 @@
 //! What a caller asks of the core besides the networks, checked here once for every binding:
 //! the worker threads and the layers to report. The other rules live with what they govern:
-//! solver names in `crate::mode`, the memory budget's default in `crate::policy`, comparability in
-//! `crate::network` and `crate::graph`, the index limit as `crate::topology::Idx`.
+//! solver names in `crate::mode`, the memory budget's default in `crate::policy`,
+//! comparability in `crate::network` and `crate::graph`, the index limit as
+//! `crate::topology::Idx`.
 //!
 //! Requests arrive as `i128`, wide enough for any count a caller types (Python's integers are
 //! unbounded), so that an out-of-range value is refused naming the value as given rather than
