@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from test_graph_distance import refresh_pruned, sparse_model  # noqa: E402
-from test_graph_spec import relative_error, renamed  # noqa: E402
+from test_graph_spec import GPTBlock, relative_error, renamed  # noqa: E402
 from test_torch_graphs import GRAPHS, Decoder, ResNet  # noqa: E402
 
 
@@ -42,6 +42,16 @@ class OneOrManyDecoder(Decoder):
         return super().forward(x)
 
 
+class OneOrManyGPTBlock(GPTBlock):
+    """nanoGPT's block (a fused c_attn split into q, k, v; LayerNorm; GELU), one sequence or a
+    batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.unsqueeze(0)
+        return super().forward(x)
+
+
 class DataDependent(nn.Module):
     """Control flow on values: neither fx nor export (which traces shapes, not values)."""
 
@@ -57,18 +67,19 @@ class DataDependent(nn.Module):
 
 
 def one_or_many(kind: str) -> Any:
-    """The untraceable twin of ``GRAPHS[kind]``'s model, with the same weights."""
-    make, _, _ = GRAPHS[kind]
-    plain = make()
-    twin = OneOrManyResNet((4, 8), (1, 2)) if kind == "resnet" else OneOrManyDecoder()
+    """A model and its untraceable twin, with the same weights."""
+    plain = GPTBlock().eval() if kind == "gpt" else GRAPHS[kind][0]()
+    twin = {"resnet": lambda: OneOrManyResNet((4, 8), (1, 2)), "decoder": OneOrManyDecoder}.get(
+        kind, OneOrManyGPTBlock
+    )()
     twin.load_state_dict(plain.state_dict())
     return plain, twin.eval()
 
 
-@pytest.mark.parametrize("kind", ["resnet", "decoder"])
+@pytest.mark.parametrize("kind", ["resnet", "decoder", "gpt"])
 def test_an_untraceable_forward_is_exported_to_the_same_spec(kind: str) -> None:
     plain, twin = one_or_many(kind)
-    x = torch.randn(*GRAPHS[kind][2])
+    x = torch.randn(*GRAPHS["decoder" if kind == "gpt" else kind][2])
     with pytest.raises(Exception, match="control flow"):
         torch.fx.symbolic_trace(twin)  # the premise: fx cannot trace it
     with torch.no_grad():
@@ -98,14 +109,15 @@ def test_exported_pruned_weights_and_distances_match_the_traced_ones() -> None:
         refresh_pruned(twin)
         with torch.no_grad():
             before = twin(x)
-        assert nnstd.torch.spec(twin, x).groups == nnstd.torch.spec(model, x).groups
+        exported = nnstd.torch.spec(twin, x)
+        assert exported.groups == nnstd.torch.spec(model, x).groups
         with torch.no_grad():  # exporting left the pruned model computing what it did
             torch.testing.assert_close(twin(x), before, rtol=0, atol=0)
             twin.conv1.weight_mask.zero_()
             assert not torch.equal(twin(x), before)  # its pruning hook still runs
             twin.load_state_dict(model.state_dict())
         nets["plain"].append(nnstd.torch.to_network(model, example_inputs=x))
-        nets["twin"].append(nnstd.torch.to_network(twin, example_inputs=x))
+        nets["twin"].append(nnstd.torch.to_network(twin, spec=exported))
     for solver in ("paper", "auto"):
         want = nnstd.distance(*nets["plain"], solver=solver)  # type: ignore[arg-type]
         got = nnstd.distance(*nets["twin"], solver=solver)  # type: ignore[arg-type]
