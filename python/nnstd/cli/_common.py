@@ -9,10 +9,10 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, TextIO, TypeAlias
+from typing import NoReturn, TextIO, TypeAlias, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +23,13 @@ from nnstd._errors import TopologyError
 from nnstd._graph import Spec
 from nnstd._loaders import BYTE_LIMIT, DEFAULT_LOAD_BUDGET, natural_key
 from nnstd._network import Network, load_network, read_tensors
-from nnstd._options import DEFAULT_MEMORY_BUDGET, SOLVERS, check_threads, layer_selection
+from nnstd._options import (
+    DEFAULT_MEMORY_BUDGET,
+    SOLVERS,
+    Solver,
+    check_threads,
+    layer_selection,
+)
 from nnstd._output import check_output_file, check_output_folder, write_file
 from nnstd.analysis import select_layer
 from nnstd.topology_set import (
@@ -179,6 +185,24 @@ def _open_set(args: argparse.Namespace) -> TopologySet:
     return TopologySet.open(path, load_budget=args.load_budget)
 
 
+class Computing(TypedDict):
+    """The common options' keywords of the computing functions (``**computing(args)``)."""
+
+    solver: Solver
+    threads: int | None
+    memory_budget: int | None
+
+
+def computing(args: argparse.Namespace) -> Computing:
+    """``--solver``, ``--threads`` and ``--memory-budget`` as the API's keywords."""
+    return Computing(solver=args.solver, threads=args.threads, memory_budget=args.memory_budget)
+
+
+def matrix_pairs(n: int) -> int:
+    """The pairs a matrix of ``n`` networks computes (each unordered pair once)."""
+    return _core.pair_count(n)
+
+
 def _layer_range(depth: int, layer: int) -> None:
     """``--layer``, checked by the core's rule before any work (a TopologyError)."""
     layer_selection(layer, depth)
@@ -198,25 +222,28 @@ def layer_title(layer: int, cumulative: bool) -> str:
 
 
 def _matrices(
-    ts: TopologySet, snapshots: Sequence[str], args: argparse.Namespace
+    ts: TopologySet, snapshots: Sequence[str], args: argparse.Namespace, every_layer: bool = False
 ) -> list[npt.NDArray[np.float64]]:
-    """The shown value (layer L alone, or the mean of 0..L) for every snapshot, with progress."""
-    _layer_range(ts.load(snapshots[0])[0].depth, args.layer)
-    n = len(ts.networks)
-    pairs = n * (n - 1) // 2
+    """For every snapshot, with progress: the shown value (layer L alone, or the mean of
+    0..L), ``(n, n)``; with ``every_layer``, every layer's matrix, ``(n, n, depth)``."""
+    depth = ts.load(snapshots[0])[0].depth
+    if not every_layer:
+        _layer_range(depth, args.layer)
+    layers = list(range(depth if every_layer else args.layer + 1))
+    pairs = matrix_pairs(len(ts.networks))
     progress = Progress(pairs * len(snapshots), args.quiet)
     out = []
     try:
         for snapshot in snapshots:
             full = ts.matrix(
                 snapshot,
-                layers=list(range(args.layer + 1)),
-                solver=args.solver,
-                threads=args.threads,
-                memory_budget=args.memory_budget,
+                layers=layers,
                 progress=progress.callback(epoch_label(snapshot)),
+                **computing(args),
             )
-            out.append(select_layer(full, args.layer, cumulative=args.cumulative))
+            if not every_layer:
+                full = select_layer(full, args.layer, cumulative=args.cumulative)
+            out.append(full)
             progress.advance(pairs)
     finally:
         progress.close()
@@ -323,6 +350,31 @@ def load_file(path: Path, args: argparse.Namespace, orientation: str | None = No
     )
 
 
+def load_pair(args: argparse.Namespace) -> tuple[Network, Network]:
+    """A and B of ``distance`` and ``compare`` (`pair_arguments`), each read in its own
+    orientation (``--orientation-a``/``-b``) or the shared one."""
+    net_a, net_b = (
+        load_file(path, args, orientation)
+        for path, orientation in [
+            (args.a, args.orientation_a or args.orientation),
+            (args.b, args.orientation_b or args.orientation),
+        ]
+    )
+    return net_a, net_b
+
+
+def pair_json(args: argparse.Namespace, layers: Iterable[int]) -> dict[str, object]:
+    """What the ``--json`` output of ``distance`` and ``compare`` starts with: the two files,
+    which is the reference, the solver and the layers reported."""
+    return {
+        "a": str(args.a),
+        "b": str(args.b),
+        "reference": "a",
+        "solver": args.solver,
+        "layers": list(layers),
+    }
+
+
 def load_files(args: argparse.Namespace) -> NetworkFiles:
     """The networks named by ``args.networks``, in natural order unless ``--keep-order``."""
     paths = expand_networks(args.networks, args.keep_order)
@@ -372,20 +424,32 @@ def files_matrix(files: NetworkFiles, args: argparse.Namespace) -> npt.NDArray[n
     if len(files.networks) < 2:
         raise CommandError(f"{files.paths[0]}: a matrix needs at least two networks")
     _layer_range(files.networks[0].depth, args.layer)
-    n = len(files.networks)
-    progress = Progress(n * (n - 1) // 2, args.quiet)
+    progress = Progress(matrix_pairs(len(files.networks)), args.quiet)
     try:
         full = pairwise(
             files.networks,
             layers=list(range(args.layer + 1)),
-            solver=args.solver,
-            threads=args.threads,
             progress=progress.callback("networks"),
-            memory_budget=args.memory_budget,
+            **computing(args),
         )
     finally:
         progress.close()
     return select_layer(full, args.layer, cumulative=args.cumulative)
+
+
+def pair_arguments(parser: argparse.ArgumentParser, a_help: str, orientation_help: str) -> None:
+    """Two networks A (the reference) and B, and how their 2-D weights are stored
+    (`load_pair` reads them)."""
+    parser.add_argument("a", type=Path, metavar="A", help=a_help)
+    parser.add_argument("b", type=Path, metavar="B")
+    parser.add_argument("--orientation", choices=ORIENTATIONS, help=orientation_help)
+    parser.add_argument("--orientation-a", choices=ORIENTATIONS, help="A's, if it differs")
+    parser.add_argument("--orientation-b", choices=ORIENTATIONS, help="B's, if it differs")
+
+
+def json_argument(parser: argparse.ArgumentParser) -> None:
+    """``--json``: the result as one JSON object."""
+    parser.add_argument("--json", action="store_true", help="one JSON object for scripts")
 
 
 def tensors_argument(parser: argparse.ArgumentParser) -> None:

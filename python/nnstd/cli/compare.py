@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from nnstd._api import distance
 from nnstd.cli._common import (
-    ORIENTATIONS,
     OneLineParser,
     Subparsers,
-    load_file,
+    json_argument,
+    load_pair,
+    pair_arguments,
+    pair_json,
     tensors_argument,
 )
 
@@ -20,13 +21,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     """NNSTD, IoU and Hamming of two networks, raw and after aligning B to A, per layer."""
     from nnstd._align import alignment, apply_alignment, overlap
 
-    net_a, net_b = (
-        load_file(path, args, orientation)
-        for path, orientation in [
-            (args.a, args.orientation_a or args.orientation),
-            (args.b, args.orientation_b or args.orientation),
-        ]
-    )
+    net_a, net_b = load_pair(args)
     result = distance(net_a, net_b, solver=args.solver, memory_budget=args.memory_budget)
     aligned = apply_alignment(net_b, alignment(net_a, net_b, solver=args.solver))
     same_shapes = net_a.shapes == net_b.shapes
@@ -39,11 +34,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         print(
             json.dumps(
                 {
-                    "a": str(args.a),
-                    "b": str(args.b),
-                    "reference": "a",
-                    "solver": args.solver,
-                    "layers": list(range(net_a.depth)),
+                    **pair_json(args, range(net_a.depth)),
                     **columns,
                     "solvers": list(result.solvers),
                 }
@@ -75,11 +66,9 @@ def add_parser(sub: Subparsers, common: OneLineParser) -> None:
         "nnstd.align does). Output neurons keep their labels.",
         epilog="Example: nnstd compare run0/model.safetensors run1/model.safetensors --json",
     )
-    cmp.add_argument("a", type=Path, metavar="A", help="the reference network (as in distance)")
-    cmp.add_argument("b", type=Path, metavar="B")
-    cmp.add_argument("--orientation", choices=ORIENTATIONS, help="as in distance")
-    cmp.add_argument("--orientation-a", choices=ORIENTATIONS, help="A's, if it differs")
-    cmp.add_argument("--orientation-b", choices=ORIENTATIONS, help="B's, if it differs")
+    pair_arguments(
+        cmp, a_help="the reference network (as in distance)", orientation_help="as in distance"
+    )
     tensors_argument(cmp)
-    cmp.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    json_argument(cmp)
     cmp.set_defaults(run=cmd_compare)

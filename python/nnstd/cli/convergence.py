@@ -25,7 +25,9 @@ from nnstd.cli._common import (
     _save_figure,
     _set_options,
     _snapshots,
+    computing,
     files_or_set,
+    json_argument,
     layer_title,
 )
 from nnstd.topology_set import snapshot_epoch
@@ -84,10 +86,8 @@ def cmd_convergence(args: argparse.Namespace) -> None:
         values = consecutive_distances(
             runs,
             layers=chosen,
-            solver=args.solver,
-            threads=args.threads,
             progress=progress.callback("consecutive snapshots"),
-            memory_budget=args.memory_budget,
+            **computing(args),
         ).mean(axis=-1)
     finally:
         progress.close()
@@ -146,5 +146,5 @@ def add_parser(sub: Subparsers, common: OneLineParser) -> None:
     conv.add_argument("--threshold", type=float, default=0.1, help="(default: %(default)s)")
     conv.add_argument("--window", type=int, default=2, metavar="K", help="(default: %(default)s)")
     conv.add_argument("--out", type=_figure_path, help="plot file (.png, .pdf, .svg)")
-    conv.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    json_argument(conv)
     conv.set_defaults(run=cmd_convergence)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from nnstd._api import distance
 from nnstd.cli._common import (
-    ORIENTATIONS,
     OneLineParser,
     Progress,
     Subparsers,
-    load_file,
+    json_argument,
+    load_pair,
+    pair_arguments,
+    pair_json,
     spec_argument,
     tensors_argument,
 )
@@ -31,13 +32,7 @@ def _mean_label(chosen: Sequence[int], depth: int) -> str:
 
 
 def cmd_distance(args: argparse.Namespace) -> None:
-    net_a, net_b = (
-        load_file(path, args, orientation)
-        for path, orientation in [
-            (args.a, args.orientation_a or args.orientation),
-            (args.b, args.orientation_b or args.orientation),
-        ]
-    )
+    net_a, net_b = load_pair(args)
     progress = Progress(net_a.depth, args.quiet, unit="layers")
     report = progress.callback("matching")
 
@@ -61,11 +56,7 @@ def cmd_distance(args: argparse.Namespace) -> None:
         print(
             json.dumps(
                 {
-                    "a": str(args.a),
-                    "b": str(args.b),
-                    "reference": "a",
-                    "solver": args.solver,
-                    "layers": list(result.layer_indices),
+                    **pair_json(args, result.layer_indices),
                     "distances": result.layers.tolist(),
                     "costs": result.costs.tolist(),
                     "solvers": list(result.solvers),
@@ -99,21 +90,12 @@ def add_parser(sub: Subparsers, common: OneLineParser) -> None:
         "values depend on the order; nnstd matrix takes the higher-indexed network as A.",
         epilog="Example: nnstd distance run9/model.safetensors run0/model.safetensors --json",
     )
-    dist.add_argument(
-        "a",
-        type=Path,
-        metavar="A",
-        help="a network: a folder of weight_l*.npz, or a .npz, .safetensors or PyTorch file",
+    pair_arguments(
+        dist,
+        a_help="a network: a folder of weight_l*.npz, or a .npz, .safetensors or PyTorch file",
+        orientation_help="how 2-D weights are stored in both files (default: in_out for "
+        "folders and .npz, out_in for safetensors and PyTorch files)",
     )
-    dist.add_argument("b", type=Path, metavar="B")
-    dist.add_argument(
-        "--orientation",
-        choices=ORIENTATIONS,
-        help="how 2-D weights are stored in both files (default: in_out for folders and .npz, "
-        "out_in for safetensors and PyTorch files)",
-    )
-    dist.add_argument("--orientation-a", choices=ORIENTATIONS, help="A's, if it differs")
-    dist.add_argument("--orientation-b", choices=ORIENTATIONS, help="B's, if it differs")
     dist.add_argument(
         "--layers",
         type=int,
@@ -124,5 +106,5 @@ def add_parser(sub: Subparsers, common: OneLineParser) -> None:
     )
     tensors_argument(dist)
     spec_argument(dist)
-    dist.add_argument("--json", action="store_true", help="one JSON object for scripts")
+    json_argument(dist)
     dist.set_defaults(run=cmd_distance)

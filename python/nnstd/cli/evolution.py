@@ -6,24 +6,24 @@ import argparse
 
 import numpy as np
 
-from nnstd.analysis import always_dense_layers, evolution_curves, select_layer
+from nnstd.analysis import always_dense_layers, evolution_curves
 from nnstd.cli._common import (
     CommandError,
     OneLineParser,
-    Progress,
     Subparsers,
     UsageError,
     _check_outputs,
     _figure_path,
-    _layer_range,
     _legacy_root,
+    _matrices,
     _open_set,
     _save_figure,
     _set_options,
     _snapshots,
     layer_title,
+    matrix_pairs,
 )
-from nnstd.topology_set import epoch_label, snapshot_epoch
+from nnstd.topology_set import snapshot_epoch
 
 
 def cmd_evolution(args: argparse.Namespace) -> None:
@@ -35,30 +35,12 @@ def cmd_evolution(args: argparse.Namespace) -> None:
         raise CommandError(f"{ts.root}: evolution needs at least two networks")
     first = ts.load(snapshots[0])
     depth = first[0].depth
-    if args.layer is not None:
-        _layer_range(depth, args.layer)
-    elif args.cumulative:
+    if args.layer is None and args.cumulative:
         raise UsageError("nnstd evolution: error: --cumulative needs --layer L")
-    computed = depth if args.layer is None else args.layer + 1
-    pairs = n * (n - 1) // 2
-    progress = Progress(pairs * len(snapshots), args.quiet)
-    per_snapshot = []
-    try:
-        for snapshot in snapshots:
-            full = ts.matrix(
-                snapshot,
-                layers=list(range(computed)),
-                solver=args.solver,
-                threads=args.threads,
-                memory_budget=args.memory_budget,
-                progress=progress.callback(epoch_label(snapshot)),
-            )
-            if args.layer is not None:
-                full = select_layer(full, args.layer, args.cumulative)[..., np.newaxis]
-            per_snapshot.append(full)
-            progress.advance(pairs)
-    finally:
-        progress.close()
+    pairs = matrix_pairs(n)
+    per_snapshot = _matrices(ts, snapshots, args, every_layer=args.layer is None)
+    if args.layer is not None:  # one line: the shown value
+        per_snapshot = [m[..., np.newaxis] for m in per_snapshot]
     mean, spread = evolution_curves(per_snapshot)  # (lines, snapshots)
     if args.layer is None:
         names = [f"layer {k}" for k in range(depth)]

@@ -39,9 +39,11 @@ from nnstd.cli._common import (
     _set_options,
     _snapshots,
     _warning_line,
+    computing,
     files_matrix,
     files_or_set,
     layer_title,
+    matrix_pairs,
     root_as_network,
 )
 from nnstd.topology_set import (
@@ -232,8 +234,7 @@ def _tiled_matrix(
     if not isinstance(first, Network):
         first = load_network(first, memory_budget=args.load_budget)
     _layer_range(first.depth, args.layer)
-    n = len(items)
-    progress = Progress(n * (n - 1) // 2, args.quiet)
+    progress = Progress(matrix_pairs(len(items)), args.quiet)
     with contextlib.ExitStack() as stack:
         # A store's warnings (a tile skipped and computed again) as one line each.
         stack.enter_context(warnings.catch_warnings())
@@ -244,11 +245,9 @@ def _tiled_matrix(
             client = _dask_client(args.scheduler, args.threads, stack)
         try:
             options = Options.of(
-                solver=args.solver,
-                memory_budget=args.memory_budget,
-                threads=args.threads,
                 layers=list(range(args.layer + 1)),
                 progress=progress.callback(label),
+                **computing(args),
             )
             full = paired_matrix(
                 items,
