@@ -114,16 +114,7 @@ def test_cluster_takes_graph_networks(tmp_path: Path, client: distributed.Client
     assert graphs[0].is_graph
     expected = nnstd.pairwise(graphs, solver="paper")
     got = paired_matrix(
-        graphs,
-        layers=None,
-        solver="paper",
-        ordered=False,
-        threads=None,
-        progress=None,
-        memory_budget=None,
-        store=tmp_path / "s",
-        client=client,
-        tile=2,
+        graphs, Options.of(solver="paper"), store=tmp_path / "s", client=client, tile=2
     )
     np.testing.assert_array_equal(got, expected)
     # The workers stored the tiles under the graphs' keys: read back in-process as such.

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from nnstd import _many
 from nnstd._many import network_key, paired_matrix
-from nnstd._options import DEFAULT_SOLVER
+from nnstd._options import DEFAULT_SOLVER, Options
 
 torch = pytest.importorskip("torch")
 
@@ -75,19 +75,7 @@ def test_a_store_and_its_shards_equal_pairwise(
     store = tmp_path / "store"
 
     def run(shard: tuple[int, int] | None, nets: list[nnstd.Network]) -> np.ndarray:
-        return paired_matrix(
-            nets,
-            layers=None,
-            solver=solver,
-            ordered=False,
-            threads=None,
-            progress=None,
-            memory_budget=None,
-            store=store,
-            client=None,
-            shard=shard,
-            tile=2,
-        )
+        return paired_matrix(nets, Options.of(solver=solver), store=store, shard=shard, tile=2)
 
     for shard in ((0, 2), (1, 2)):
         run(shard, graphs)
