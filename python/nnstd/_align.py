@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from nnstd._api import distance
 from nnstd._errors import TopologyError
 from nnstd._network import Network, PathLike, as_network
-from nnstd._options import Solver
+from nnstd._options import DEFAULT_SOLVER, Solver
 
 Measure = Literal["iou", "hamming"]
 MEASURES: tuple[str, ...] = ("iou", "hamming")
@@ -46,7 +46,7 @@ def _chain_only(what: str, *nets: Network) -> None:
 
 
 def alignment(
-    a: Network | PathLike, b: Network | PathLike, *, solver: Solver = "canonical"
+    a: Network | PathLike, b: Network | PathLike, *, solver: Solver = DEFAULT_SOLVER
 ) -> tuple[npt.NDArray[np.int64], ...]:
     """The renaming of B's hidden neurons that `align` applies, one order per hidden layer.
 
@@ -113,7 +113,9 @@ def apply_alignment(net: Network, orders: tuple[npt.NDArray[np.int64], ...]) -> 
     return Network(layers, name=name, input_groups=net.input_groups)
 
 
-def align(a: Network | PathLike, b: Network | PathLike, *, solver: Solver = "canonical") -> Network:
+def align(
+    a: Network | PathLike, b: Network | PathLike, *, solver: Solver = DEFAULT_SOLVER
+) -> Network:
     """Network B with its hidden neurons renamed after their partners in A.
 
     The matchings of `nnstd.distance` (``docs/definition.md#carrying-the-matching``) are

@@ -13,7 +13,7 @@ from nnstd import _core
 from nnstd._loaders import check_flag
 from nnstd._many import paired_matrix
 from nnstd._network import Network, PathLike, as_network
-from nnstd._options import Layers, Options, Solver, check_comparable
+from nnstd._options import DEFAULT_SOLVER, Layers, Options, Solver, check_comparable
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -65,7 +65,7 @@ def distance(
     b: Network | PathLike,
     *,
     layers: Layers = None,
-    solver: Solver = "canonical",
+    solver: Solver = DEFAULT_SOLVER,
     memory_budget: int | None = None,
     progress: Callable[[int, int], object] | None = None,
 ) -> Distance:
@@ -175,7 +175,7 @@ def pairwise(
     networks: Sequence[Network | PathLike],
     *,
     layers: Layers = None,
-    solver: Solver = "canonical",
+    solver: Solver = DEFAULT_SOLVER,
     ordered: bool = False,
     threads: int | None = None,
     progress: Callable[[int, int], object] | None = None,

@@ -31,7 +31,7 @@ from nnstd._errors import TopologyError
 from nnstd._graph import GraphNetwork
 from nnstd._loaders import byte_count, one_line, read_npz_arrays
 from nnstd._network import Network, PathLike, load_network
-from nnstd._options import Layers, Options, Solver, check_comparable
+from nnstd._options import DEFAULT_SOLVER, Layers, Options, Solver, check_comparable
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -830,7 +830,7 @@ def cross(
     b_networks: Sequence[Network | PathLike],
     *,
     layers: Layers = None,
-    solver: Solver = "canonical",
+    solver: Solver = DEFAULT_SOLVER,
     threads: int | None = None,
     progress: Callable[[int, int], object] | None = None,
     memory_budget: int | None = None,
@@ -938,7 +938,7 @@ def to_reference(
     sample: int = 32,
     seed: int = 0,
     layers: Layers = None,
-    solver: Solver = "canonical",
+    solver: Solver = DEFAULT_SOLVER,
     threads: int | None = None,
     progress: Callable[[int, int], object] | None = None,
     memory_budget: int | None = None,

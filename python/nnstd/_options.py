@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 from nnstd import _core
 from nnstd._errors import TopologyError
@@ -21,8 +21,8 @@ from nnstd._network import Network
 Solver = Literal["canonical", "auto", "paper", "exact", "sparse", "dense"]
 #: Every solver name (defined once, in the Rust core); "exact" is the paper mode's former name.
 SOLVERS: tuple[str, ...] = _core.SOLVERS
-#: The solver used when none is named (the core defines it).
-DEFAULT_SOLVER: str = _core.DEFAULT_SOLVER
+#: The solver used when none is named (the core defines it; every signature's default).
+DEFAULT_SOLVER: Solver = cast(Solver, _core.DEFAULT_SOLVER)
 DEFAULT_MEMORY_BUDGET: int = _core.DEFAULT_MEMORY_BUDGET
 Layers: TypeAlias = int | Sequence[int] | None
 Progress: TypeAlias = Callable[[int, int], object] | None

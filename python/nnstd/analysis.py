@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd._network import Network, PathLike
-from nnstd._options import Layers, Options, Solver, layer_selection
+from nnstd._options import DEFAULT_SOLVER, Layers, Options, Solver, layer_selection
 
 __all__ = [
     "always_dense_layers",
@@ -130,7 +130,7 @@ def consecutive_distances(
     runs: Sequence[Sequence[Network | PathLike]],
     *,
     layers: Layers = None,
-    solver: Solver = "canonical",
+    solver: Solver = DEFAULT_SOLVER,
     threads: int | None = None,
     progress: Callable[[int, int], object] | None = None,
     memory_budget: int | None = None,

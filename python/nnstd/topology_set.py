@@ -20,7 +20,7 @@ from nnstd._data import data_dir
 from nnstd._errors import TopologyError
 from nnstd._loaders import natural_key
 from nnstd._network import Network, PathLike, load_network
-from nnstd._options import Layers
+from nnstd._options import DEFAULT_SOLVER, Layers
 from nnstd._output import write_file
 from nnstd.analysis import cumulative_layers, select_layer
 
@@ -159,7 +159,7 @@ class TopologySet:
         epoch: str,
         *,
         layers: Layers = None,
-        solver: str = "canonical",
+        solver: str = DEFAULT_SOLVER,
         threads: int | None = None,
         progress: Callable[[int, int], object] | None = None,
         memory_budget: int | None = None,

@@ -45,7 +45,7 @@ from nnstd._loaders import (
     tensors_to_numpy,
 )
 from nnstd._network import Network, network_from_tensors
-from nnstd._options import Solver
+from nnstd._options import DEFAULT_SOLVER, Solver
 
 __all__ = ["GraphNetwork", "Group", "Slot", "Spec", "align", "permute", "spec", "to_network"]
 
@@ -811,7 +811,7 @@ def align(
             return _align_graph(reference, model, solver, example_inputs)
     net_a = to_network(reference, layers=layers, name="reference")
     net_b = to_network(model, layers=layers, name="model")
-    orders = alignment(net_a, net_b, solver=solver or "canonical")
+    orders = alignment(net_a, net_b, solver=solver or DEFAULT_SOLVER)
     return permute(model, orders, layers=layers, example_inputs=example_inputs)
 
 
