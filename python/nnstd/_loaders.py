@@ -759,9 +759,14 @@ def dense_pattern(array: Array, where: str, budget: int) -> sp.csc_array:
     check_index_limit((nnz,), where)
     needed = layer_bytes(n_in, n_out, nnz) + n_in * n_out  # and a boolean mask
     check_budget(needed, budget, where, f"shape {(n_in, n_out)} with {nnz:,} connections")
-    cols, rows = np.nonzero((array != 0).T)
+    # Neuron-major: each neuron's inputs in order, CSC's layout. One flat nonzero and a
+    # remainder take about a third of the time of a 2-D nonzero, which computes both indices.
+    mask = (array != 0).T
+    rows = np.flatnonzero(mask)
+    if n_in:
+        rows %= n_in
     indptr = np.zeros(n_out + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cols, minlength=n_out), out=indptr[1:])
+    np.cumsum(np.count_nonzero(mask, axis=1), out=indptr[1:])
     return sp.csc_array((np.ones(nnz, dtype=bool), rows, indptr), shape=(n_in, n_out))
 
 
