@@ -267,9 +267,7 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> Result<Spars
                         }
                 })
                 .sum();
-            let mut shared = vec![0u32; n2];
-            let mut marks = vec![0u64; n2.div_ceil(64)];
-            let mut touched: Vec<Idx> = Vec::new();
+            let mut row = RowBuilder::new(n2);
             let mut lens = Vec::with_capacity(rows.len());
             let mut cols: Vec<Idx> = alloc::with_capacity(bound, GRAPH)?;
             let mut vals: Vec<f64> = alloc::with_capacity(bound, GRAPH)?;
@@ -280,23 +278,18 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> Result<Spars
                     cols.extend_from_slice(&empty_b);
                     vals.extend(std::iter::repeat_n(0.0, empty_b.len()));
                 }
-                for &r in inputs.iter().filter(|&&r| (r as usize) < b.n_in()) {
-                    for &j in &b_cols[b_rowptr[r as usize]..b_rowptr[r as usize + 1]] {
-                        if shared[j as usize] == 0 {
-                            touched.push(j);
-                        }
-                        shared[j as usize] += 1;
-                    }
-                }
-                in_increasing_order(&mut touched, &mut marks);
+                let lists = inputs
+                    .iter()
+                    .filter(|&&r| (r as usize) < b.n_in())
+                    .map(|&r| &b_cols[b_rowptr[r as usize]..b_rowptr[r as usize + 1]]);
+                let (touched, shared) = row.overlaps(lists);
                 // Whole-row extends (exact-length iterators) rather than a push per entry: no
                 // capacity check per value in the loop that dominates small layers.
-                cols.extend_from_slice(&touched);
+                cols.extend_from_slice(touched);
                 vals.extend(touched.iter().map(|&j| {
                     let s = std::mem::take(&mut shared[j as usize]) as usize;
                     set_distance(inputs.len(), b.inputs(j as usize).len(), s)
                 }));
-                touched.clear();
                 lens.push(cols.len() - before);
             }
             Ok((lens, cols, vals))
@@ -331,31 +324,104 @@ pub fn layer_costs_with(a: &Layer, b: &Layer, empty: EmptyPairs) -> Result<Spars
     })
 }
 
-/// Sorts `touched` (distinct columns): by a pass over a bitmap of the columns (`marks`, all
-/// zero, left so) when their range is narrow enough for that to beat a comparison sort.
-fn in_increasing_order(touched: &mut [Idx], marks: &mut [u64]) {
-    let (Some(&lo), Some(&hi)) = (touched.iter().min(), touched.iter().max()) else {
-        return;
-    };
-    let (first, last) = (lo as usize / 64, hi as usize / 64);
-    let n = touched.len();
-    // A comparison sort costs about n log2 n steps; the bitmap one step per word of the range.
-    if last - first > n * (usize::BITS - n.leading_zeros()) as usize {
-        touched.sort_unstable();
-        return;
-    }
-    for &j in touched.iter() {
-        marks[j as usize / 64] |= 1 << (j % 64);
-    }
-    let mut k = 0;
-    for (w, word) in marks[first..=last].iter_mut().enumerate() {
-        let mut bits = std::mem::take(word);
-        while bits != 0 {
-            touched[k] = ((first + w) * 64) as Idx + bits.trailing_zeros() as Idx;
-            k += 1;
-            bits &= bits - 1;
+/// One row's overlap counts, by a sparse accumulator over the columns that is reused from row
+/// to row (its arrays are all zero between rows).
+struct RowBuilder {
+    /// `shared[j]`: inputs the row shares with column `j` (zero outside a row's counting).
+    shared: Vec<u32>,
+    /// A bit per column, set while the row touches it.
+    marks: Vec<u64>,
+    /// The touched columns, increasing (`order[..len]`), with [`FLATTEN_SLACK`] spare slots.
+    order: Vec<Idx>,
+}
+
+/// Slots past the last touched column that [`flatten_word`] may write into.
+const FLATTEN_SLACK: usize = 4;
+
+impl RowBuilder {
+    fn new(n_cols: usize) -> RowBuilder {
+        RowBuilder {
+            shared: vec![0; n_cols],
+            marks: vec![0; n_cols.div_ceil(64)],
+            order: vec![0; n_cols + FLATTEN_SLACK],
         }
     }
+
+    /// Counts, for every column fed by one of `lists` (each a sorted list of columns, one per
+    /// input of the row), how many of them feed it. Returns the touched columns in increasing
+    /// order and the counts, which the caller reads and resets to zero (`std::mem::take`) for
+    /// each touched column.
+    ///
+    /// The columns come out ordered by a bitmap pass over the words between the lists' first and
+    /// last columns when that span is short against a comparison sort of the row (always, on
+    /// layers up to a few thousand neurons wide); otherwise by sorting them.
+    fn overlaps<'l>(
+        &mut self,
+        lists: impl Iterator<Item = &'l [Idx]> + Clone,
+    ) -> (&[Idx], &mut [u32]) {
+        let (mut lo, mut hi, mut fed) = (Idx::MAX, 0, 0usize);
+        for list in lists.clone() {
+            if let (Some(&first), Some(&last)) = (list.first(), list.last()) {
+                lo = lo.min(first);
+                hi = hi.max(last);
+                fed += list.len();
+            }
+        }
+        if fed == 0 {
+            return (&[], &mut self.shared);
+        }
+        let (first_word, last_word) = (lo as usize / 64, hi as usize / 64);
+        // A comparison sort costs about n log2 n steps; the bitmap one step per word of the span.
+        let len = if last_word - first_word <= fed * (usize::BITS - fed.leading_zeros()) as usize {
+            for list in lists {
+                for &j in list {
+                    self.shared[j as usize] += 1;
+                    self.marks[j as usize / 64] |= 1 << (j % 64);
+                }
+            }
+            let mut len = 0;
+            for w in first_word..=last_word {
+                let bits = std::mem::take(&mut self.marks[w]);
+                len += flatten_word(bits, (w * 64) as Idx, &mut self.order[len..]);
+            }
+            len
+        } else {
+            let mut len = 0;
+            for list in lists {
+                for &j in list {
+                    if self.shared[j as usize] == 0 {
+                        self.order[len] = j;
+                        len += 1;
+                    }
+                    self.shared[j as usize] += 1;
+                }
+            }
+            self.order[..len].sort_unstable();
+            len
+        };
+        (&self.order[..len], &mut self.shared)
+    }
+}
+
+/// Writes the positions of the set bits of `bits`, plus `base`, increasing, at the start of
+/// `out`, and returns how many there are. The first [`FLATTEN_SLACK`] slots are written
+/// whatever the count (beyond it, with values the next word overwrites): a word holds only a
+/// bit or two on sparse rows, and a loop that stops at the last bit would mispredict its exit
+/// on nearly every word.
+#[inline(always)]
+fn flatten_word(mut bits: u64, base: Idx, out: &mut [Idx]) -> usize {
+    let count = bits.count_ones() as usize;
+    for slot in &mut out[..FLATTEN_SLACK] {
+        *slot = base.wrapping_add(bits.trailing_zeros());
+        bits &= bits.wrapping_sub(1);
+    }
+    let mut k = FLATTEN_SLACK;
+    while bits != 0 {
+        out[k] = base + bits.trailing_zeros();
+        bits &= bits - 1;
+        k += 1;
+    }
+    count
 }
 
 /// The cost matrix between the neurons of `a` (rows) and `b` (columns), dense, with overlaps
@@ -661,16 +727,26 @@ mod tests {
 
     #[test]
     fn touched_columns_come_out_increasing_by_either_method() {
-        let mut marks = vec![0u64; 200];
-        // Narrow range: the bitmap pass; wide and few: the comparison sort.
-        for mut touched in [vec![70u32, 3, 64, 127, 5, 66], vec![12_000, 7, 9_000]] {
-            let mut expected = touched.clone();
+        let mut row = RowBuilder::new(13_000);
+        // A narrow span: the bitmap pass (a word with more bits than the slack, and repeats);
+        // wide and few: the comparison sort.
+        let narrow: [&[Idx]; 3] = [&[3, 5, 64, 66, 70, 127], &[0, 1, 2, 3, 4, 5, 6], &[5, 66]];
+        let wide: [&[Idx]; 2] = [&[7, 12_000], &[9, 9_000, 12_000]];
+        for lists in [&narrow[..], &wide[..]] {
+            let mut expected: Vec<Idx> = lists.iter().flat_map(|l| l.iter().copied()).collect();
             expected.sort_unstable();
-            in_increasing_order(&mut touched, &mut marks);
+            expected.dedup();
+            let (touched, shared) = row.overlaps(lists.iter().copied());
+            let touched = touched.to_vec();
             assert_eq!(touched, expected);
-            assert!(marks.iter().all(|&w| w == 0));
+            for &j in &touched {
+                let feeding = lists.iter().filter(|l| l.contains(&j)).count() as u32;
+                assert_eq!(std::mem::take(&mut shared[j as usize]), feeding);
+            }
         }
-        in_increasing_order(&mut [], &mut marks);
+        assert!(row.shared.iter().all(|&s| s == 0));
+        assert!(row.marks.iter().all(|&w| w == 0));
+        assert!(row.overlaps(std::iter::empty()).0.is_empty());
     }
 
     #[test]
