@@ -13,6 +13,7 @@ pub mod cancel;
 pub mod canonical;
 pub mod error;
 pub mod graph;
+pub mod graph_canonical;
 pub mod graph_match;
 pub mod labelling;
 pub mod mode;

@@ -13,28 +13,33 @@ use crate::topology::{Layer, Network};
 pub type History = Vec<Vec<Vec<u64>>>;
 
 /// A strong 64-bit mixer (SplitMix64's finaliser).
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
 }
 
-fn combine(seed: u64, value: u64) -> u64 {
+pub(crate) fn combine(seed: u64, value: u64) -> u64 {
     mix(seed ^ mix(value).wrapping_add(0x9e37_79b9_7f4a_7c15))
 }
 
 /// The hash of a multiset from the wrapping sum of its mixed items (independent of their
 /// order, so no sorting) and its size.
-fn multiset(tag: u64, sum: u64, len: usize) -> u64 {
+pub(crate) fn multiset(tag: u64, sum: u64, len: usize) -> u64 {
     combine(mix(tag ^ len as u64), sum)
 }
 
 const INPUT: u64 = 0x1;
 const LAYER: u64 = 0x2;
-const FROM: u64 = 0x3;
-const TO: u64 = 0x4;
+pub(crate) const FROM: u64 = 0x3;
+pub(crate) const TO: u64 = 0x4;
 const INDIVIDUAL: u64 = 0x5;
 const MARKED: u64 = 0x6;
+/// The starting colours of a graph's vertices (`crate::labelling::graph`): a group's units,
+/// a head set's heads, and a fixed unit (which keeps its colour).
+pub(crate) const GROUP: u64 = 0x7;
+pub(crate) const HEAD: u64 = 0x8;
+pub(crate) const FIXED: u64 = 0x9;
 
 /// One network's structure as colour refinement reads it.
 pub(crate) struct Refiner<'a> {
@@ -235,7 +240,7 @@ fn from_multiset(items: &[u64], inputs: &[u32]) -> u64 {
 }
 
 /// The number of colour classes over all layers.
-fn class_count(colours: &[Vec<u64>]) -> usize {
+pub(crate) fn class_count(colours: &[Vec<u64>]) -> usize {
     colours
         .iter()
         .map(|layer| {

@@ -3,14 +3,12 @@
 
 use super::*;
 
-/// What the automorphism search reads and keeps: neurons numbered across layers (layer `k`'s
-/// neuron `i` is `offsets[k] + i`), each layer's outgoing connections, the pieces of the latest
-/// partition, and scratch space.
-pub(super) struct AutomorphismState {
+/// What the automorphism search reads and keeps: vertices numbered across cells (cell `k`'s
+/// vertex `i` is `offsets[k] + i`), the structure's links ([`Structure::Links`]), the pieces of
+/// the latest partition, and scratch space.
+pub(super) struct AutomorphismState<S: Structure> {
     pub(super) offsets: Vec<usize>,
-    /// For each layer but the last, the next layer's connections by input (see
-    /// [`Layer::neurons_by_input`]).
-    pub(super) outgoing: Vec<(Vec<usize>, Vec<Idx>)>,
+    pub(super) links: S::Links,
     /// The level of the current path at which each neuron was singled out ([`NOT_FIXED`] if
     /// not): an automorphism fixes a level's singled-out neurons when it moves none singled out
     /// at or above it.
@@ -29,17 +27,16 @@ pub(super) struct AutomorphismState {
 
 pub(super) const NO_PIECE: u32 = u32::MAX;
 
-impl AutomorphismState {
-    pub(super) fn new(net: &Network) -> Self {
-        let layers = net.layers();
+impl<S: Structure> AutomorphismState<S> {
+    pub(super) fn new(structure: &S) -> Self {
         let mut offsets = vec![0];
-        for l in layers {
-            offsets.push(offsets[offsets.len() - 1] + l.n_out());
+        for size in structure.cell_sizes() {
+            offsets.push(offsets[offsets.len() - 1] + size);
         }
-        let n = offsets[layers.len()];
+        let n = offsets[offsets.len() - 1];
         AutomorphismState {
             offsets,
-            outgoing: layers[1..].iter().map(Layer::neurons_by_input).collect(),
+            links: structure.links(),
             fixed_at: vec![NOT_FIXED; n],
             colour: vec![0; n],
             piece: vec![NO_PIECE; n],
@@ -56,39 +53,14 @@ impl AutomorphismState {
         (k, v - self.offsets[k])
     }
 
-    /// Every connection of neuron `v` as (other neuron, kernel position * 2 + direction): its
-    /// inputs from the previous layer (direction 0) and the neurons it feeds (1).
+    /// Every connection of vertex `v` as (other vertex, tag) ([`Structure::neighbours`]).
     pub(super) fn neighbours<'n>(
         &'n self,
-        net: &'n Network,
+        structure: &'n S,
         v: u32,
     ) -> impl Iterator<Item = (u32, u32)> + 'n {
         let (k, i) = self.neuron(v);
-        let layers = net.layers();
-        let inputs = (k > 0).then(|| {
-            let g = layers[k].group();
-            let before = self.offsets[k - 1];
-            layers[k].inputs(i).iter().map(move |&r| {
-                (
-                    (before + r as usize / g) as u32,
-                    (r as usize % g) as u32 * 2,
-                )
-            })
-        });
-        let outputs = self.outgoing.get(k).map(|(rowptr, cols)| {
-            let g = layers[k + 1].group();
-            let after = self.offsets[k + 1];
-            (0..g).flat_map(move |q| {
-                let r = i * g + q;
-                cols[rowptr[r]..rowptr[r + 1]]
-                    .iter()
-                    .map(move |&c| ((after + c as usize) as u32, q as u32 * 2 + 1))
-            })
-        });
-        inputs
-            .into_iter()
-            .flatten()
-            .chain(outputs.into_iter().flatten())
+        structure.neighbours(&self.links, &self.offsets, k, i)
     }
 
     /// Finds the pieces of the stable partition `colours`. Connections from a class to a class
@@ -97,7 +69,7 @@ impl AutomorphismState {
     /// match colour for colour leaves those connections as they were.
     pub(super) fn find_pieces(
         &mut self,
-        net: &Network,
+        structure: &S,
         colours: &[Vec<u64>],
         twins: &[Vec<usize>],
     ) {
@@ -135,7 +107,7 @@ impl AutomorphismState {
             let mut size = 0;
             while let Some(v) = stack.pop() {
                 size += 1;
-                let next: Vec<u32> = self.neighbours(net, v).map(|(u, _)| u).collect();
+                let next: Vec<u32> = self.neighbours(structure, v).map(|(u, _)| u).collect();
                 for u in next {
                     if self.piece[u as usize] == OPEN {
                         self.piece[u as usize] = id;
@@ -148,9 +120,9 @@ impl AutomorphismState {
     }
 
     /// The open neighbours of `v` as (colour, position and direction, neuron), sorted.
-    pub(super) fn open_neighbours(&self, net: &Network, v: u32) -> Vec<(u64, u32, u32)> {
+    pub(super) fn open_neighbours(&self, structure: &S, v: u32) -> Vec<(u64, u32, u32)> {
         let mut list: Vec<(u64, u32, u32)> = self
-            .neighbours(net, v)
+            .neighbours(structure, v)
             .filter(|&(u, _)| self.piece[u as usize] != NO_PIECE)
             .map(|(u, tag)| (self.colour[u as usize], tag, u))
             .collect();
@@ -162,7 +134,7 @@ impl AutomorphismState {
     /// of `to`, mapping `from` to `to`: from there, each open neighbour of a mapped neuron goes to
     /// the first free open neighbour of its image with the same colour and connection. Exact
     /// for pieces that match colour for colour; a wrong guess is caught by the check after.
-    pub(super) fn guess_swap(&mut self, net: &Network, from: u32, to: u32) -> Option<Permutation> {
+    pub(super) fn guess_swap(&mut self, structure: &S, from: u32, to: u32) -> Option<Permutation> {
         let (pa, pb) = (self.piece[from as usize], self.piece[to as usize]);
         if pa == pb || pa == NO_PIECE || pb == NO_PIECE {
             return None;
@@ -178,7 +150,10 @@ impl AutomorphismState {
         while ok && next < pairs.len() {
             let (x, y) = pairs[next];
             next += 1;
-            let (nx, ny) = (self.open_neighbours(net, x), self.open_neighbours(net, y));
+            let (nx, ny) = (
+                self.open_neighbours(structure, x),
+                self.open_neighbours(structure, y),
+            );
             if nx.len() != ny.len() {
                 ok = false;
                 break;
@@ -221,49 +196,9 @@ impl AutomorphismState {
         Some(pairs)
     }
 
-    /// Whether `gamma` (a permutation within layers) maps the network onto itself: every
-    /// neuron it moves, and every neuron fed by one, has as inputs the images of its inputs
-    /// (input features stay).
-    pub(super) fn is_automorphism(&mut self, net: &Network, gamma: &Permutation) -> bool {
-        for &(v, image) in gamma {
-            self.image[v as usize] = image;
-        }
-        let mut check: Vec<u32> = Vec::new();
-        for &(v, _) in gamma {
-            check.push(v);
-            check.extend(
-                self.neighbours(net, v)
-                    .filter(|&(_, tag)| tag % 2 == 1)
-                    .map(|(u, _)| u),
-            );
-        }
-        check.sort_unstable();
-        check.dedup();
-        let layers = net.layers();
-        let mut mapped: Vec<Idx> = Vec::new();
-        let holds = check.iter().all(|&y| {
-            let (k, i) = self.neuron(y);
-            let (k2, j) = self.neuron(self.image[y as usize]);
-            if k2 != k {
-                return false;
-            }
-            let layer = &layers[k];
-            if k == 0 {
-                return layer.inputs(i) == layer.inputs(j);
-            }
-            let (g, before) = (layer.group(), self.offsets[k - 1]);
-            mapped.clear();
-            mapped.extend(layer.inputs(i).iter().map(|&r| {
-                let (p, q) = (r as usize / g, r as usize % g);
-                ((self.image[before + p] as usize - before) * g + q) as Idx
-            }));
-            mapped.sort_unstable();
-            mapped == layer.inputs(j)
-        });
-        for &(v, _) in gamma {
-            self.image[v as usize] = v;
-        }
-        holds
+    /// Whether `gamma` (a permutation within cells) maps the structure onto itself.
+    pub(super) fn is_automorphism(&mut self, structure: &S, gamma: &Permutation) -> bool {
+        structure.is_automorphism(&self.links, &self.offsets, &mut self.image, gamma)
     }
 
     /// The automorphism taking each neuron of one leaf's order to the neuron of the same label
@@ -286,7 +221,7 @@ impl AutomorphismState {
     /// grouped by their colours, a group kept only if the piece-for-piece swap of its first
     /// piece with each other one (colour to colour) is an automorphism. For each class, its
     /// pieces' lowest neuron of lowest colour.
-    pub(super) fn piece_classes(&mut self, net: &Network, twins: &[Vec<usize>]) -> Vec<Vec<u32>> {
+    pub(super) fn piece_classes(&mut self, structure: &S, twins: &[Vec<usize>]) -> Vec<Vec<u32>> {
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); self.piece_size.len()];
         for (v, &p) in self.piece.iter().enumerate() {
             if p != NO_PIECE && self.piece_size[p as usize] > 1 {
@@ -321,7 +256,7 @@ impl AutomorphismState {
                 let mut gamma: Permutation =
                     first.iter().copied().zip(other.iter().copied()).collect();
                 gamma.extend(other.iter().copied().zip(first.iter().copied()));
-                self.is_automorphism(net, &gamma)
+                self.is_automorphism(structure, &gamma)
             });
             if all_swap {
                 classes.push(group.iter().map(|(_, piece)| piece[0]).collect());

@@ -2,6 +2,12 @@
 //! of every layer's neurons that depends on the network's structure alone, so that a network
 //! and any relabelled copy of it get the same labelled network (their *canonical form*).
 //!
+//! The search reads what it labels through [`Structure`]: vertices in cells, renamed only
+//! within their cell. A chain ([`Chain`], `chain.rs`) has a cell per layer; a graph of
+//! permutation groups (`graph.rs`, docs/definition.md#graph-canonical-labels) a cell per group
+//! that may be renamed and one per head set, whose head vertices keep heads renamed as blocks.
+//! Everything below holds for both; the chain's labelling is the one it had before graphs.
+//!
 //! The method is individualisation-refinement, as in nauty, Traces and bliss:
 //!
 //! 1. Colour refinement (`crate::refine`) splits each layer's neurons by structure until the
@@ -90,12 +96,66 @@ impl Labelled {
 
 /// Which parts of the search tree the search skips.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pruning {
+pub(crate) enum Pruning {
     /// Only twins (the search before automorphism pruning, for the tests that compare).
     #[cfg_attr(not(test), allow(dead_code))]
     Twins,
     /// Twins and the images of explored branches under known automorphisms.
     Automorphisms,
+}
+
+/// What the search labels: vertices in *cells* (a chain's layers; a graph's groups and heads),
+/// renamed only within their cell, with colours refined from structure alone. The search
+/// (individualisation-refinement with twins and automorphism pruning) reads a structure only
+/// through this trait; vertex `i` of cell `k` is numbered `offsets[k] + i` across cells.
+pub(crate) trait Structure {
+    /// What the automorphism search reads of the connections, built at the first node that
+    /// branches.
+    type Links;
+    /// A leaf's relabelled structure (compared by its form).
+    type Form: Clone;
+
+    /// The number of vertices of each cell.
+    fn cell_sizes(&self) -> Vec<usize>;
+    /// The cell as error messages name it ("layer 3", "group 5").
+    fn cell_name(&self, k: usize) -> String;
+    /// Rounds of refinement until the partition into colour classes stops splitting.
+    fn refine_to_stable(&self, colours: &mut Vec<Vec<u64>>);
+    /// `twins[k][i]`: the lowest-numbered vertex of cell `k` with exactly vertex `i`'s
+    /// connections (only vertices of equal colour are compared).
+    fn twin_classes(&self, colours: &[Vec<u64>]) -> Vec<Vec<usize>>;
+    fn links(&self) -> Self::Links;
+    /// Every connection of vertex `i` of cell `k` as (other vertex, tag): tags tell apart the
+    /// kinds of connection (their direction, position, writer), equal for an edge and its image
+    /// under any renaming.
+    fn neighbours<'n>(
+        &'n self,
+        links: &'n Self::Links,
+        offsets: &'n [usize],
+        k: usize,
+        i: usize,
+    ) -> impl Iterator<Item = (u32, u32)> + 'n;
+    /// Whether `gamma` (vertices to vertices of their cells) maps the structure onto itself.
+    /// `image` is the identity on entry and must be left so.
+    fn is_automorphism(
+        &self,
+        links: &Self::Links,
+        offsets: &[usize],
+        image: &mut [u32],
+        gamma: &Permutation,
+    ) -> bool;
+    /// A leaf's order of each cell from its colours (each class a set of twins).
+    fn leaf_order(&self, colours: &[Vec<u64>]) -> Vec<Vec<usize>>;
+    /// The structure with every cell in `order`.
+    fn relabel(&self, order: &[Vec<usize>]) -> Self::Form;
+    /// How two relabelled structures compare (equal exactly when they are the same).
+    fn cmp_forms(&self, a: &Self::Form, b: &Self::Form) -> Ordering;
+}
+
+/// A chain as the search reads it: a cell per layer, the input features fixed.
+pub(crate) struct Chain<'a> {
+    pub(crate) net: &'a Network,
+    pub(crate) refiner: &'a Refiner<'a>,
 }
 
 /// The canonical labelling of `net`, starting from neuron colours `start` that depend on
@@ -117,14 +177,27 @@ fn label_with(
     cancel: &Cancel,
     pruning: Pruning,
 ) -> Result<(Labelled, usize)> {
-    let twins = twin_classes(net, &start);
+    let chain = Chain { net, refiner };
+    let ((order, neurons), nodes) = search_leaf(&chain, start, cancel, pruning)?;
+    let network = relabelled(net, neurons)?;
+    Ok((Labelled { order, network }, nodes))
+}
+
+/// The smallest leaf of the search over `structure` from colours `start`, and the number of
+/// search nodes it took.
+pub(crate) fn search_leaf<S: Structure>(
+    structure: &S,
+    start: Vec<Vec<u64>>,
+    cancel: &Cancel,
+    pruning: Pruning,
+) -> Result<(Leaf<S::Form>, usize)> {
+    let twins = structure.twin_classes(&start);
     let limit = match pruning {
         Pruning::Twins => UNPRUNED_NODES,
         Pruning::Automorphisms => SEARCH_NODES,
     };
     let mut search = Search {
-        net,
-        refiner,
+        structure,
         twins,
         pruning,
         limit,
@@ -139,10 +212,10 @@ fn label_with(
         generator_entries: 0,
     };
     search.explore(start)?;
-    let (order, neurons) = search.best.expect("the search reaches a leaf");
-    let network = relabelled(net, neurons)?;
-    Ok((Labelled { order, network }, search.nodes))
+    let best = search.best.expect("the search reaches a leaf");
+    Ok((best, search.nodes))
 }
+
 /// A neuron's connections: its inputs, and the (kernel position, neuron) pairs it feeds.
 type Connections<'l> = (&'l [Idx], Vec<(usize, Idx)>);
 
@@ -150,15 +223,17 @@ type Connections<'l> = (&'l [Idx], Vec<(usize, Idx)>);
 /// `c`'s inputs, increasing.
 type Csc = (Vec<usize>, Vec<Idx>);
 
-/// A leaf of the search: its order, and every layer relabelled.
-type Leaf = (Vec<Vec<usize>>, Vec<Csc>);
+/// A leaf of the search: its order, and the structure relabelled.
+pub(crate) type Leaf<F> = (Vec<Vec<usize>>, F);
 
 /// A permutation of neurons (numbered across layers, [`Graph`]) as the pairs it moves,
 /// `(neuron, image)`; each layer's neurons go to neurons of the same layer.
-type Permutation = Vec<(u32, u32)>;
+pub(crate) type Permutation = Vec<(u32, u32)>;
 
 mod automorphisms;
+mod chain;
 mod form;
+pub(crate) mod graph;
 mod search;
 #[cfg(test)]
 mod tests;

@@ -19,21 +19,20 @@ pub(super) const NOT_FIXED: u32 = u32::MAX;
 /// invariant: a branch is skipped or abandoned only when a checked automorphism fixing
 /// everything singled out above it maps its candidate to an earlier candidate, so every leaf
 /// left out has the form of an earlier leaf of the tree without pruning.
-pub(super) struct Search<'a> {
-    pub(super) net: &'a Network,
-    pub(super) refiner: &'a Refiner<'a>,
+pub(super) struct Search<'a, S: Structure> {
+    pub(super) structure: &'a S,
     pub(super) twins: Vec<Vec<usize>>,
     pub(super) pruning: Pruning,
     pub(super) limit: usize,
     pub(super) nodes: usize,
     /// The first leaf reached, and the leaf of smallest form found so far (the first of them).
-    pub(super) first: Option<Leaf>,
-    pub(super) best: Option<Leaf>,
+    pub(super) first: Option<Leaf<S::Form>>,
+    pub(super) best: Option<Leaf<S::Form>>,
     /// Whether `best` is still the first leaf (so that a new leaf is compared with it once).
     pub(super) best_is_first: bool,
     pub(super) cancel: &'a Cancel,
     /// The network's connections both ways, built at the first node that branches.
-    pub(super) graph: Option<AutomorphismState>,
+    pub(super) graph: Option<AutomorphismState<S>>,
     /// The nodes from the root to the current one, each with its candidates' orbits.
     pub(super) path: Vec<Level>,
     /// Automorphisms found, kept for nodes entered later (within [`GENERATORS`] and
@@ -95,13 +94,15 @@ pub(super) struct Target {
     pub(super) candidates: Vec<usize>,
 }
 
-impl Search<'_> {
+impl<S: Structure> Search<'_, S> {
     pub(super) fn explore(&mut self, mut colours: Vec<Vec<u64>>) -> Result<Flow> {
         self.nodes += 1;
         if self.nodes > self.limit {
-            let layer = self.path.last().map_or(0, |l| l.layer);
+            let cell = self
+                .structure
+                .cell_name(self.path.last().map_or(0, |l| l.layer));
             return Err(Error::InvalidArgument(format!(
-                "layer {layer}: the canonical labelling needs more than {} search steps (its \
+                "{cell}: the canonical labelling needs more than {} search steps (its \
                  neurons are highly symmetric); use the \"paper\" or \"auto\" solver",
                 self.limit
             )));
@@ -111,26 +112,26 @@ impl Search<'_> {
         // every neuron up to twins (the usual case at the root after the first rounds).
         let mut target = self.target_cell(&colours);
         if target.is_some() {
-            self.refiner.refine_to_stable(&mut colours);
+            self.structure.refine_to_stable(&mut colours);
             target = self.target_cell(&colours);
         }
         let mut marks = Vec::new();
         if target.is_some() && self.pruning == Pruning::Automorphisms {
-            let (net, twins) = (self.net, &self.twins);
+            let (structure, twins) = (self.structure, &self.twins);
             let state = self
                 .graph
-                .get_or_insert_with(|| AutomorphismState::new(net));
-            state.find_pieces(net, &colours, twins);
-            if let Some(marked) = interchangeable_pieces(state, net, twins) {
+                .get_or_insert_with(|| AutomorphismState::new(structure));
+            state.find_pieces(structure, &colours, twins);
+            if let Some(marked) = interchangeable_pieces(state, structure, twins) {
                 for &(v, mark) in &marked {
                     let (k, i) = state.neuron(v);
                     colours[k][i] = self::marked(colours[k][i], mark);
                 }
-                self.refiner.refine_to_stable(&mut colours);
+                self.structure.refine_to_stable(&mut colours);
                 target = self.target_cell(&colours);
                 marks = marked.iter().map(|&(v, _)| v).collect();
                 let state = self.graph.as_mut().expect("built above");
-                state.find_pieces(net, &colours, &self.twins);
+                state.find_pieces(structure, &colours, &self.twins);
             }
         }
         let Some(target) = target else {
@@ -246,25 +247,15 @@ impl Search<'_> {
         })
     }
 
-    /// A leaf: neurons ordered by colour (twins, the only neurons still sharing one, by index).
-    /// With pruning, a leaf of the same form as the first or the best gives an automorphism.
+    /// A leaf: vertices ordered by colour (twins, the only vertices still sharing one, by
+    /// index). With pruning, a leaf of the same form as the first or the best gives an
+    /// automorphism.
     pub(super) fn leaf(&mut self, colours: &[Vec<u64>]) -> Flow {
-        let order: Vec<Vec<usize>> = colours
-            .iter()
-            .map(|layer| {
-                // (colour, neuron) pairs are distinct: an unstable sort gives the one order.
-                let mut keyed: Vec<(u64, usize)> =
-                    layer.iter().enumerate().map(|(i, &c)| (c, i)).collect();
-                keyed.sort_unstable();
-                keyed.into_iter().map(|(_, i)| i).collect()
-            })
-            .collect();
-        let layers = relabelled_layers(self.net, &order);
-        let compare = |leaf: &Option<Leaf>| {
-            leaf.as_ref().map(|(_, other)| {
-                let (mine, theirs) = (leaf_parts(self.net, &layers), leaf_parts(self.net, other));
-                form(&mine).cmp(form(&theirs))
-            })
+        let order = self.structure.leaf_order(colours);
+        let layers = self.structure.relabel(&order);
+        let compare = |leaf: &Option<Leaf<S::Form>>| {
+            leaf.as_ref()
+                .map(|(_, other)| self.structure.cmp_forms(&layers, other))
         };
         let to_best = compare(&self.best);
         let mut flow = Flow::Continue;
@@ -281,8 +272,8 @@ impl Search<'_> {
                 }
             }
             for gamma in found {
-                let net = self.net;
-                debug_assert!(self.state_mut().is_automorphism(net, &gamma));
+                let structure = self.structure;
+                debug_assert!(self.state_mut().is_automorphism(structure, &gamma));
                 if let Some(j) = self.add_generator(gamma, true) {
                     flow = Flow::Abandon(match flow {
                         Flow::Abandon(i) => i.min(j),
@@ -300,15 +291,15 @@ impl Search<'_> {
         }
         flow
     }
-    pub(super) fn state(&self) -> &AutomorphismState {
+    pub(super) fn state(&self) -> &AutomorphismState<S> {
         self.graph
             .as_ref()
             .expect("built at the first branching node")
     }
 
-    pub(super) fn state_mut(&mut self) -> &mut AutomorphismState {
+    pub(super) fn state_mut(&mut self) -> &mut AutomorphismState<S> {
         if self.graph.is_none() {
-            self.graph = Some(AutomorphismState::new(self.net));
+            self.graph = Some(AutomorphismState::new(self.structure));
         }
         self.graph.as_mut().expect("just built")
     }
@@ -366,7 +357,7 @@ impl Search<'_> {
     /// Only this node's: a swap fixes every neuron singled out above, so it moves no candidate
     /// being explored there (and later nodes find the swaps that still hold themselves).
     pub(super) fn swap_pieces(&mut self, level: usize) {
-        let net = self.net;
+        let structure = self.structure;
         let Some(state) = self.graph.as_mut() else {
             return;
         };
@@ -383,9 +374,9 @@ impl Search<'_> {
         let mut leaders: Vec<u32> = Vec::new();
         for &to in &heads {
             let joined = leaders.iter().any(|&from| {
-                let swap = state.guess_swap(net, from, to);
+                let swap = state.guess_swap(structure, from, to);
                 match swap {
-                    Some(gamma) if state.is_automorphism(net, &gamma) => {
+                    Some(gamma) if state.is_automorphism(structure, &gamma) => {
                         join_orbits(node, &gamma, &state.offsets);
                         true
                     }
@@ -403,12 +394,12 @@ impl Search<'_> {
 /// than [`UNPRUNED_NODES`] (module documentation): one neuron per piece (the lowest of its
 /// lowest colour) and the number of its piece in its class. `state` holds the pieces of the
 /// current partition.
-pub(super) fn interchangeable_pieces(
-    state: &mut AutomorphismState,
-    net: &Network,
+pub(super) fn interchangeable_pieces<S: Structure>(
+    state: &mut AutomorphismState<S>,
+    structure: &S,
     twins: &[Vec<usize>],
 ) -> Option<Vec<(u32, usize)>> {
-    let classes = state.piece_classes(net, twins);
+    let classes = state.piece_classes(structure, twins);
     let mut reorderings: usize = 1;
     for class in &classes {
         for m in 2..=class.len() {
