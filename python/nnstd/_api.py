@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nnstd import _core
+from nnstd._blocks import all_pairs
 from nnstd._loaders import check_flag
 from nnstd._many import paired_matrix
 from nnstd._network import Network, PathLike, as_network
@@ -188,7 +189,10 @@ def pairwise(
     Parameters
     ----------
     networks
-        Networks (or paths) of equal depth and input width.
+        Networks (or paths) of equal depth and input width. Paths are read one at a time and
+        only each network's connection pattern is kept (about 4 bytes a connection), in blocks
+        when there are more than 1 GiB of them (``docs/many.md``): the same numbers as with the
+        networks loaded first.
     layers
         As in `distance`: a layer index or a list of them (default: all).
     solver, memory_budget
@@ -234,23 +238,4 @@ def pairwise(
     )
     if store is not None or client is not None:
         return paired_matrix(networks, options, ordered=ordered, store=store, client=client)
-    nets = [as_network(n) for n in networks]
-    if not nets:
-        raise ValueError("pairwise needs at least one network")
-    for k, net in enumerate(nets[1:], start=1):
-        check_comparable(nets[0], net, f"network {k} against network 0")
-    chosen = options.select(nets[0].depth)
-    total = _core.pair_count(len(nets), ordered)
-    report = None if progress is None else (lambda done: progress(done, total))
-    result = _core.pairwise(
-        [n._topology for n in nets],
-        depth=max(chosen) + 1,
-        solver=options.solver,
-        ordered=ordered,
-        threads=options.threads,
-        progress=report,
-        memory_budget=options.memory_budget,
-    )
-    if progress is not None:
-        progress(total, total)
-    return np.ascontiguousarray(result[:, :, list(chosen)])
+    return all_pairs(list(networks), options, ordered)
