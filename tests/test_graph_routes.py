@@ -225,7 +225,13 @@ def test_cli_reads_checkpoints_with_a_spec(
     )
     code, out, err = run_cli(capsys, "distance", files[1], files[0], *common[:4], "--json")
     assert code == 0, err
-    np.testing.assert_array_equal(json.loads(out)["distances"], expected[1, 0])
+    found = json.loads(out)
+    np.testing.assert_array_equal(found["distances"], expected[1, 0])
+    assert found["groups"] == list(graphs[0].groups)  # a graph's layers, named
+    code, out, err = run_cli(capsys, "distance", files[1], files[0], *common[:4])
+    assert code == 0, err
+    row = out.splitlines()[4].split()  # layer 1: index, distance, cost, solver, group
+    assert row[:2] == ["1", f"{expected[1, 0, 1]:.6f}"] and row[-1] == graphs[0].groups[1]
 
 
 def test_cli_without_a_spec_names_it(

@@ -52,6 +52,8 @@ def cmd_distance(args: argparse.Namespace) -> None:
     finally:
         progress.close()
     mean_label = _mean_label(result.layer_indices, net_a.depth)
+    # A graph's layers are its groups in matching order: each named as the spec names it.
+    groups = getattr(net_a, "groups", None) if net_a.is_graph else None
     if args.json:
         print(
             json.dumps(
@@ -62,15 +64,17 @@ def cmd_distance(args: argparse.Namespace) -> None:
                     "solvers": list(result.solvers),
                     "mean": result.value,
                     "mean_of": mean_label,
+                    **({"groups": [groups[k] for k in result.layer_indices]} if groups else {}),
                 }
             )
         )
         return
     print(f"A = {args.a}  (the reference: costs divided by A's widths)\nB = {args.b}")
-    print(f"{'layer':>5}  {'distance':>10}  {'cost':>10}  solver")
+    print(f"{'layer':>5}  {'distance':>10}  {'cost':>10}  solver" + ("  group" if groups else ""))
     rows = zip(result.layer_indices, result.layers, result.costs, result.solvers, strict=True)
     for k, d, c, used in rows:
-        print(f"{k:>5}  {d:10.6f}  {c:10.3f}  {used}")
+        group = f"  {groups[k]}" if groups else ""
+        print(f"{k:>5}  {d:10.6f}  {c:10.3f}  {used:<9}{group}".rstrip())
     print(f"{'mean':>5}  {result.value:10.6f}  {mean_label}")
     if not args.quiet:
         print(
