@@ -266,9 +266,11 @@ fn neurons(layer: &Layer, first: usize, count: usize) -> Layer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assign::invert_matching;
     use crate::error::Error;
     use crate::graph::{Group, GroupKind, Read, Writer};
     use crate::mode::{Options, Solver};
+    use crate::network::layer_distance;
     use crate::pairwise::distance;
     use crate::topology::Network;
 
@@ -343,6 +345,73 @@ mod tests {
                 let graph =
                     distance(&chain_graph(&a), &chain_graph(&b), None, &options, &cancel).unwrap();
                 assert_eq!(chain, graph, "seed {seed}, {solver:?}");
+            }
+        }
+    }
+
+    /// A mode's matcher that walks the pair the other way round, B matched as A, and reports
+    /// the inverted matchings: what a mode that renumbers or reorients (the canonical one)
+    /// asks of a loop, here on any shape.
+    struct Reversed<'p, N> {
+        a: &'p N,
+        b: &'p N,
+        /// The width of the callers' A in layer (or group) `k`.
+        width: fn(&N, usize) -> usize,
+    }
+
+    impl<N> Matcher<N> for Reversed<'_, N> {
+        fn networks(&self) -> (&N, &N) {
+            (self.b, self.a)
+        }
+
+        fn match_layer(&self, k: usize, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<Solved> {
+            let plan = crate::policy::plan(k, a, b, crate::policy::Pick::Paper, 1 << 30)?;
+            Ok(Solved {
+                assignment: crate::policy::solve_layer(plan, a, b, cancel)?,
+                algorithm: plan.algorithm,
+            })
+        }
+
+        fn in_callers_labels(&self, k: usize, matching: Vec<usize>) -> Vec<usize> {
+            crate::assign::invert_matching(&matching, (self.width)(self.a, k))
+        }
+    }
+
+    #[test]
+    fn both_loops_walk_the_networks_a_matcher_gives_and_report_in_the_callers_labels() {
+        for seed in 0..10 {
+            let a = random_net(seed, &[12, 9, 10, 4], 30);
+            let b = random_net(seed + 100, &[12, 11 - (seed as usize % 4), 10, 4], 30);
+            let (ga, gb) = (chain_graph(&a), chain_graph(&b));
+            let cancel = Cancel::new();
+            let chain = crate::network::match_chain(
+                &Reversed {
+                    a: &a,
+                    b: &b,
+                    width: |n: &Network, k| n.layers()[k].n_out(),
+                },
+                a.depth(),
+                &cancel,
+            )
+            .unwrap();
+            let graph = match_graph(
+                &Reversed {
+                    a: &ga,
+                    b: &gb,
+                    width: |g: &Graph, k| g.groups()[k].size,
+                },
+                &cancel,
+            )
+            .unwrap();
+            assert_eq!(chain, graph, "seed {seed}");
+            // The same pairs as B's distance from A in the paper mode, seen from A's side.
+            let options = Options::new(Solver::Paper);
+            let ba = distance(&b, &a, None, &options, &cancel).unwrap();
+            for (k, (mine, theirs)) in chain.iter().zip(&ba).enumerate() {
+                let n_a = a.layers()[k].n_out();
+                assert_eq!(mine.cost.to_bits(), theirs.cost.to_bits(), "seed {seed}");
+                assert_eq!(mine.matching, invert_matching(&theirs.matching, n_a));
+                assert_eq!(mine.distance, layer_distance(theirs.cost, n_a));
             }
         }
     }

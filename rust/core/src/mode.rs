@@ -37,20 +37,26 @@
 //!
 //! - `Mode<Graph>::prepare`: whatever it needs per graph (for the canonical mode: canonical
 //!   labels and colours per group), and a graph to walk (for the canonical mode: the graph in
-//!   canonical order), returned by `Matcher<Graph>::networks`;
-//! - `Mode<Graph>::pair`: the matcher of a pair;
-//! - `Matcher::match_layer(g, a, b, cancel)`: group `g`'s assignment, where `a` and `b` are the
-//!   group's input sets in A and in B built by the graph loop as a layer (inputs from groups
-//!   matched earlier, B's renamed by their matchings; docs/definition.md#graph-input-sets);
-//! - `Matcher::match_head_pair(g, p, q, a, b, cancel)`: for a group of heads, the assignment of
-//!   A's head `p` against B's head `q` (`a`, `b`: those heads' units of the group's input sets);
-//!   by default `match_layer`. The heads themselves are paired by the graph loop, by SciPy's
-//!   rules on the block costs (docs/definition.md#graph-heads);
+//!   canonical order), returned by `Matcher<Graph>::networks` (the mode's own parts belong in
+//!   its module, `crate::canonical`; the trait impls here only hand them over);
+//! - `Mode<Graph>::pair`: the matcher of a pair (the canonical mode: its orientation);
+//! - `Matcher::match_layer(g, a, b, cancel)`: group `g`'s assignment (`g` indexes
+//!   `Graph::groups`), where `a` and `b` are the group's input sets in A and in B, built by the
+//!   graph loop as a layer (inputs from groups matched earlier, B's renamed by their matchings;
+//!   docs/definition.md#graph-input-sets), unit `u` of the group being neuron `u` of the layer;
+//! - `Matcher::match_head_pair(g, (p, q), a, b, cancel)`: for a group of heads, the assignment
+//!   of A's head `p` against B's head `q` (`a`, `b`: those heads' units, in order, of the
+//!   group's input sets; unit `u` of head `p` is unit `p * dim + u` of the group); by default
+//!   `match_layer`. The graph loop pairs the heads themselves by SciPy's rules on the block
+//!   costs (docs/definition.md#graph-heads); a mode that must choose that pairing too needs a
+//!   further hook there (`graph_match::match_heads`);
 //! - `Matcher::in_callers_labels(g, matching)`: group `g`'s matching in the callers' labels
 //!   (fixed groups too: the loop matches them by the identity on the graphs it walks).
 //!
 //! Until it has these, the canonical mode's `Mode<Graph>::prepare` refuses graphs with a clear
-//! error.
+//! error (below, `impl Mode<Graph> for Canonical`).
+
+use std::convert::Infallible;
 
 use crate::assign::{Algorithm, Assignment};
 use crate::cancel::Cancel;
@@ -115,6 +121,18 @@ impl Solver {
                 ))
             })
     }
+
+    /// The mode this solver names, with the memory budget of each layer's costs.
+    fn mode(self, budget: u64) -> SolverMode {
+        let as_given = |pick| SolverMode::AsGiven(AsGiven { pick, budget });
+        match self {
+            Solver::Canonical => SolverMode::Canonical(Canonical { budget }),
+            Solver::Auto => as_given(Pick::Fastest),
+            Solver::Paper => as_given(Pick::Paper),
+            Solver::Sparse => as_given(Pick::Sparse),
+            Solver::Dense => as_given(Pick::Dense),
+        }
+    }
 }
 
 /// How pairs are matched: the solver and each layer's memory budget.
@@ -140,20 +158,6 @@ impl Options {
         Options {
             solver,
             ..Options::default()
-        }
-    }
-}
-
-impl Solver {
-    /// The mode this solver names, with the memory budget of each layer's costs.
-    fn mode(self, budget: u64) -> SolverMode {
-        let as_given = |pick| SolverMode::AsGiven(AsGiven { pick, budget });
-        match self {
-            Solver::Canonical => SolverMode::Canonical(Canonical { budget }),
-            Solver::Auto => as_given(Pick::Fastest),
-            Solver::Paper => as_given(Pick::Paper),
-            Solver::Sparse => as_given(Pick::Sparse),
-            Solver::Dense => as_given(Pick::Dense),
         }
     }
 }
@@ -350,11 +354,11 @@ impl Matcher<Network> for Oriented<'_> {
 /// The canonical mode on graphs: not defined yet (module documentation, the hook); refused
 /// before any work.
 impl Mode<Graph> for Canonical {
-    type Prepared<'n> = std::convert::Infallible;
+    type Prepared<'n> = Infallible;
 
-    type Pair<'p> = Refused;
+    type Pair<'p> = Infallible;
 
-    fn prepare(&self, _graph: &Graph, _cancel: &Cancel) -> Result<std::convert::Infallible> {
+    fn prepare(&self, _graph: &Graph, _cancel: &Cancel) -> Result<Infallible> {
         Err(Error::InvalidArgument(
             "the canonical mode is defined for chains only; pass solver=\"auto\", \"sparse\", \
              \"dense\" or \"paper\" for a graph"
@@ -362,19 +366,13 @@ impl Mode<Graph> for Canonical {
         ))
     }
 
-    fn pair<'p, 'n: 'p>(
-        &'p self,
-        a: &'p std::convert::Infallible,
-        _b: &'p std::convert::Infallible,
-    ) -> Refused {
+    fn pair<'p, 'n: 'p>(&'p self, a: &'p Infallible, _b: &'p Infallible) -> Infallible {
         match *a {}
     }
 }
 
 /// The matcher of a mode that refuses a shape: never made (its preparation fails).
-pub enum Refused {}
-
-impl<N> Matcher<N> for Refused {
+impl<N> Matcher<N> for Infallible {
     fn networks(&self) -> (&N, &N) {
         match *self {}
     }
