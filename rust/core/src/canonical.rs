@@ -123,7 +123,7 @@ impl<'p> Oriented<'p> {
                 cost: 0.0,
             });
         }
-        canonical_layer(k, a, b, dense_costs, &self.structure, cancel)
+        LayerChoice::new(k, a, b, &self.structure).solve(dense_costs, cancel)
     }
 
     /// Layer `k`'s `matching` (the first network's canonical labels to the second's) in the
@@ -165,105 +165,139 @@ impl Structure<'_> {
     }
 }
 
-/// One layer's canonical assignment (module documentation, step 2).
-fn canonical_layer(
+/// One layer's canonical choice: the first network's layer `a` against the second's `b`
+/// (inputs carried), in canonical labels, with both networks' colours.
+struct LayerChoice<'a> {
     k: usize,
-    a: &Layer,
-    b: &Layer,
-    dense_costs: bool,
-    structure: &Structure,
-    cancel: &Cancel,
-) -> Result<Assignment> {
-    let (empty_rows, empty_cols) = (empty_neurons(a), empty_neurons(b));
-    if dense_costs {
-        let dense = dense_layer_costs(a, b, cancel)?;
-        let (optimum, duals) = lapjv::solve_with_duals(&dense, cancel)?;
-        let duals = without_empty(duals, &empty_rows, &empty_cols);
-        let stored = DenseStored {
-            dense: &dense,
-            empty_row: membership(a.n_out(), &empty_rows),
-            empty_col: membership(b.n_out(), &empty_cols),
-        };
-        choose_certified(
-            k,
-            a,
-            b,
-            &stored,
-            optimum,
-            duals,
-            structure,
-            &empty_rows,
-            &empty_cols,
-        )
-    } else {
-        let costs = layer_costs_with(a, b, EmptyPairs::Skip)?;
-        let (optimum, duals) = sparse::solve_with_duals(&costs, &empty_rows, &empty_cols, cancel)?;
-        choose_certified(
-            k,
-            a,
-            b,
-            &costs,
-            optimum,
-            duals,
-            structure,
-            &empty_rows,
-            &empty_cols,
-        )
-    }
+    a: &'a Layer,
+    b: &'a Layer,
+    structure: &'a Structure<'a>,
+    /// Neurons with no input (increasing), of `a` and of `b`: they cost 0 with each other.
+    empty_rows: Vec<usize>,
+    empty_cols: Vec<usize>,
 }
 
-/// The canonical choice from an optimum and its certificate (checked first; the paper mode's
-/// solver gives another if it fails), with its cost checked against the optimum.
-#[allow(clippy::too_many_arguments)]
-fn choose_certified(
-    k: usize,
-    a: &Layer,
-    b: &Layer,
-    stored: &impl StoredPairs,
-    optimum: Assignment,
-    duals: Duals,
-    structure: &Structure,
-    empty_rows: &[usize],
-    empty_cols: &[usize],
-) -> Result<Assignment> {
-    let (optimum, duals, tight) = match duals.certified_tight(stored, &optimum.col_of_row)? {
-        Some(tight) => (optimum, duals, tight),
-        None => certified_by_paper_mode(k, a, b, stored, empty_rows, empty_cols)?,
-    };
-    let dissimilarity = |i: usize, j: usize| structure.dissimilarity(k, i, j);
-    let criteria = Criteria {
-        secondary: &dissimilarity,
-        row_colours: Structure::last(structure.a, k),
-        col_colours: Structure::last(structure.b, k),
-        empty_rows,
-        empty_cols,
-    };
-    let col_of_row = choose(stored, &optimum.col_of_row, &duals, &tight, &criteria)?;
-    let is_empty_pair = |i: usize, j: usize| {
-        empty_rows.binary_search(&i).is_ok() && empty_cols.binary_search(&j).is_ok()
-    };
-    let cost = compensated_sum(
-        col_of_row
-            .iter()
-            .enumerate()
-            .filter(|&(_, &j)| j != UNMATCHED)
-            .map(|(i, &j)| {
-                if is_empty_pair(i, j) {
-                    0.0
-                } else {
-                    stored.cost(i, j)
-                }
-            }),
-    );
-    let chosen = Assignment { col_of_row, cost };
-    if (chosen.cost - optimum.cost).abs() > 1e-9 * optimum.cost.max(1.0) {
-        return Err(Error::InvalidArgument(format!(
-            "layer {k}: the canonical choice costs {} against the optimum {}; please report \
-             this as a bug",
-            chosen.cost, optimum.cost
-        )));
+impl<'a> LayerChoice<'a> {
+    fn new(k: usize, a: &'a Layer, b: &'a Layer, structure: &'a Structure<'a>) -> Self {
+        LayerChoice {
+            k,
+            a,
+            b,
+            structure,
+            empty_rows: empty_neurons(a),
+            empty_cols: empty_neurons(b),
+        }
     }
-    Ok(chosen)
+
+    /// The canonical assignment (module documentation, step 2): an optimum and its
+    /// certificate from the dense or the sparse solver, as planned, then the choice.
+    fn solve(&self, dense_costs: bool, cancel: &Cancel) -> Result<Assignment> {
+        let (a, b) = (self.a, self.b);
+        if dense_costs {
+            let dense = dense_layer_costs(a, b, cancel)?;
+            let (optimum, duals) = lapjv::solve_with_duals(&dense, cancel)?;
+            let stored = DenseStored {
+                dense: &dense,
+                empty_row: membership(a.n_out(), &self.empty_rows),
+                empty_col: membership(b.n_out(), &self.empty_cols),
+            };
+            self.choose_certified(&stored, optimum, self.without_empty(duals))
+        } else {
+            let costs = layer_costs_with(a, b, EmptyPairs::Skip)?;
+            let (optimum, duals) =
+                sparse::solve_with_duals(&costs, &self.empty_rows, &self.empty_cols, cancel)?;
+            self.choose_certified(&costs, optimum, duals)
+        }
+    }
+
+    /// The canonical choice from an optimum and its certificate (checked first; the paper
+    /// mode's solver gives another if it fails), with its cost checked against the optimum.
+    fn choose_certified(
+        &self,
+        stored: &impl StoredPairs,
+        optimum: Assignment,
+        duals: Duals,
+    ) -> Result<Assignment> {
+        let (optimum, duals, tight) = match duals.certified_tight(stored, &optimum.col_of_row)? {
+            Some(tight) => (optimum, duals, tight),
+            None => self.certified_by_paper_mode(stored)?,
+        };
+        let (k, structure) = (self.k, self.structure);
+        let dissimilarity = |i: usize, j: usize| structure.dissimilarity(k, i, j);
+        let criteria = Criteria {
+            secondary: &dissimilarity,
+            row_colours: Structure::last(structure.a, k),
+            col_colours: Structure::last(structure.b, k),
+            empty_rows: &self.empty_rows,
+            empty_cols: &self.empty_cols,
+        };
+        let col_of_row = choose(stored, &optimum.col_of_row, &duals, &tight, &criteria)?;
+        let chosen = Assignment {
+            cost: self.cost(stored, &col_of_row),
+            col_of_row,
+        };
+        if (chosen.cost - optimum.cost).abs() > 1e-9 * optimum.cost.max(1.0) {
+            return Err(Error::InvalidArgument(format!(
+                "layer {k}: the canonical choice costs {} against the optimum {}; please report \
+                 this as a bug",
+                chosen.cost, optimum.cost
+            )));
+        }
+        Ok(chosen)
+    }
+
+    /// The cost of `col_of_row`, summed exactly ([`compensated_sum`]); pairs of empty neurons
+    /// cost 0.
+    fn cost(&self, stored: &impl StoredPairs, col_of_row: &[usize]) -> f64 {
+        let is_empty_pair = |i: usize, j: usize| {
+            self.empty_rows.binary_search(&i).is_ok() && self.empty_cols.binary_search(&j).is_ok()
+        };
+        compensated_sum(
+            col_of_row
+                .iter()
+                .enumerate()
+                .filter(|&(_, &j)| j != UNMATCHED)
+                .map(|(i, &j)| {
+                    if is_empty_pair(i, j) {
+                        0.0
+                    } else {
+                        stored.cost(i, j)
+                    }
+                }),
+        )
+    }
+
+    /// Duals of the problem without the pairs of empty neurons: theirs become 0 (their only
+    /// stored pairs are with each other, so every other constraint stands).
+    fn without_empty(&self, mut duals: Duals) -> Duals {
+        for &i in &self.empty_rows {
+            duals.rows[i] = 0.0;
+        }
+        for &j in &self.empty_cols {
+            duals.cols[j] = 0.0;
+        }
+        duals
+    }
+
+    /// An optimum and certificate (with its tight pairs) from the paper mode's solver, for a
+    /// layer whose first certificate failed (float rounding far beyond the usual).
+    fn certified_by_paper_mode(
+        &self,
+        stored: &impl StoredPairs,
+    ) -> Result<(Assignment, Duals, Tight)> {
+        let full = layer_costs(self.a, self.b)?;
+        if let Some((optimum, u, v)) = scipy_order::solve_with_duals(&full) {
+            let duals = self.without_empty(Duals::from_assignment_duals(&u, &v));
+            if let Some(tight) = duals.certified_tight(stored, &optimum.col_of_row)? {
+                return Ok((optimum, duals, tight));
+            }
+        }
+        Err(Error::InvalidArgument(format!(
+            "layer {}: no optimality certificate for the canonical mode; please report this as \
+             a bug",
+            self.k
+        )))
+    }
 }
 
 /// A sum rounded as if computed exactly (Neumaier's compensated summation): assignments of the
@@ -281,40 +315,6 @@ fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
         sum = t;
     }
     sum + compensation
-}
-
-/// Duals of the problem without the pairs of empty neurons: theirs become 0 (their only
-/// stored pairs are with each other, so every other constraint stands).
-fn without_empty(mut duals: Duals, empty_rows: &[usize], empty_cols: &[usize]) -> Duals {
-    for &i in empty_rows {
-        duals.rows[i] = 0.0;
-    }
-    for &j in empty_cols {
-        duals.cols[j] = 0.0;
-    }
-    duals
-}
-
-/// An optimum and certificate (with its tight pairs) from the paper mode's solver, for a layer
-/// whose first certificate failed (float rounding far beyond the usual).
-fn certified_by_paper_mode(
-    k: usize,
-    a: &Layer,
-    b: &Layer,
-    stored: &impl StoredPairs,
-    empty_rows: &[usize],
-    empty_cols: &[usize],
-) -> Result<(Assignment, Duals, Tight)> {
-    let full = layer_costs(a, b)?;
-    if let Some((optimum, u, v)) = scipy_order::solve_with_duals(&full) {
-        let duals = without_empty(Duals::from_assignment_duals(&u, &v), empty_rows, empty_cols);
-        if let Some(tight) = duals.certified_tight(stored, &optimum.col_of_row)? {
-            return Ok((optimum, duals, tight));
-        }
-    }
-    Err(Error::InvalidArgument(format!(
-        "layer {k}: no optimality certificate for the canonical mode; please report this as a bug"
-    )))
 }
 
 #[cfg(test)]
