@@ -29,15 +29,14 @@ pub(crate) fn multiset(tag: u64, sum: u64, len: usize) -> u64 {
     combine(mix(tag ^ len as u64), sum)
 }
 
-const INPUT: u64 = 0x1;
-const LAYER: u64 = 0x2;
+pub(crate) const INPUT: u64 = 0x1;
+pub(crate) const LAYER: u64 = 0x2;
 pub(crate) const FROM: u64 = 0x3;
 pub(crate) const TO: u64 = 0x4;
 const INDIVIDUAL: u64 = 0x5;
 const MARKED: u64 = 0x6;
-/// The starting colours of a graph's vertices (`crate::labelling::graph`): a group's units,
-/// a head set's heads, and a fixed unit (which keeps its colour).
-pub(crate) const GROUP: u64 = 0x7;
+/// The starting colours of a graph's head vertices (`crate::labelling::graph`; a group's units
+/// start as a layer's neurons do) and the colour of a fixed unit (which keeps it).
 pub(crate) const HEAD: u64 = 0x8;
 pub(crate) const FIXED: u64 = 0x9;
 

@@ -17,7 +17,7 @@
 
 use super::*;
 use crate::graph::Graph;
-use crate::refine::{class_count, combine, mix, multiset, FIXED, FROM, GROUP, HEAD, TO};
+use crate::refine::{class_count, combine, mix, multiset, FIXED, FROM, HEAD, INPUT, LAYER, TO};
 
 /// One vertex's connections, as (other vertex, tag).
 type Edges<'a> = &'a [(u32, u32)];
@@ -49,6 +49,16 @@ impl Adjacency {
     }
 }
 
+/// What a tag stands for: a position within a read of `width` columns per unit, the place of
+/// its (writer, read) among those writing into its group (or of its group in a head set), and
+/// what it adds to a connection's hash.
+struct Tag {
+    position: usize,
+    width: usize,
+    place: u64,
+    hash: u64,
+}
+
 /// A graph's units and heads as cells of vertices. Free vertices are numbered across cells
 /// (`offsets`), the fixed units after them from `n_free` on (`fixed_base[g] + u`).
 pub(crate) struct GraphStructure<'g> {
@@ -68,6 +78,15 @@ pub(crate) struct GraphStructure<'g> {
     /// Incoming and outgoing connections of every vertex, free and fixed.
     ins: Adjacency,
     outs: Adjacency,
+    /// What each tag adds to a connection's hash: its position, and the place of its (writer,
+    /// read) among those writing into the destination's group, `position + (place << 32)` (a
+    /// head joint: its group's place in the set, with the top bit set). On a chain (one writer
+    /// and one read per group) this is the position alone, as `crate::refine` hashes it.
+    tag_hash: Vec<u64>,
+    /// For each incoming connection (aligned with `ins.items`) from a fixed unit, its item in
+    /// the multiset: the unit's column in its read, with the tag's place, hashed as a chain
+    /// hashes its input features (0 for connections from free vertices).
+    fixed_items: Vec<u64>,
 }
 
 impl<'g> GraphStructure<'g> {
@@ -130,11 +149,37 @@ impl<'g> GraphStructure<'g> {
             fixed_colours,
             ins: Adjacency::new(0, Vec::new()),
             outs: Adjacency::new(0, Vec::new()),
+            tag_hash: Vec::new(),
+            fixed_items: Vec::new(),
         };
-        let edges = structure.edges();
+        let (edges, tags) = structure.edges();
         let n = n_free + structure.fixed_colours.len();
         structure.outs = Adjacency::new(n, edges.clone());
         structure.ins = Adjacency::new(n, edges.into_iter().map(|(x, y, t)| (y, x, t)).collect());
+        structure.tag_hash = tags.iter().map(|t| t.hash).collect();
+        // The fixed units' column in their read: unit * width + position.
+        let mut fixed_unit = vec![0usize; structure.fixed_colours.len()];
+        for (g, group) in groups.iter().enumerate() {
+            if graph.is_fixed(g) {
+                let base = structure.fixed_base[g] - n_free;
+                for (u, slot) in fixed_unit[base..base + group.size].iter_mut().enumerate() {
+                    *slot = u;
+                }
+            }
+        }
+        structure.fixed_items = structure
+            .ins
+            .items
+            .iter()
+            .map(|&(y, t)| match (y as usize).checked_sub(n_free) {
+                Some(f) => {
+                    let tag = &tags[t as usize];
+                    let column = (fixed_unit[f] * tag.width + tag.position) as u64;
+                    mix(combine(INPUT, column + (tag.place << 32)))
+                }
+                None => 0,
+            })
+            .collect();
         structure
     }
 
@@ -146,21 +191,29 @@ impl<'g> GraphStructure<'g> {
         }
     }
 
-    /// Every connection as (source, destination, tag): the writers' connections (tag: the
-    /// writer's read and the position, numbered read by read across writers), then each head
-    /// vertex to its units (tag: after the writers', by the group's place in its set).
-    fn edges(&self) -> Vec<(u32, u32, u32)> {
+    /// Every connection as (source, destination, tag), and the tags: the writers' connections
+    /// (a tag per writer, read and position, numbered read by read across writers), then each
+    /// head vertex to its units (a tag per group of a head set, after the writers').
+    fn edges(&self) -> (Vec<(u32, u32, u32)>, Vec<Tag>) {
         let groups = self.graph.groups();
         let mut edges = Vec::new();
-        let mut tag_base = 0usize;
+        let mut tags = Vec::new();
+        let mut places = vec![0u64; groups.len()]; // (writer, read) pairs into each group
         for writer in self.graph.writers() {
             let layer = &writer.layer;
             let mut reads = Vec::with_capacity(writer.reads.len()); // (first column, end, base)
             let mut column = 0usize;
             for read in &writer.reads {
                 let end = column + groups[read.group].size * read.width;
-                reads.push((column, end, tag_base, read));
-                tag_base += read.width;
+                reads.push((column, end, tags.len(), read));
+                let place = places[writer.group];
+                places[writer.group] += 1;
+                tags.extend((0..read.width).map(|position| Tag {
+                    position,
+                    width: read.width,
+                    place,
+                    hash: position as u64 + (place << 32),
+                }));
                 column = end;
             }
             for u in 0..layer.n_out() {
@@ -177,26 +230,33 @@ impl<'g> GraphStructure<'g> {
                 }
             }
         }
-        let mut rank_in_set: Vec<usize> = vec![0; self.offsets.len()];
+        let mut rank_in_set: Vec<u64> = vec![0; self.offsets.len()];
         for (g, heads) in self.heads_of_group.iter().enumerate() {
             let Some((cell, dim)) = *heads else { continue };
-            let tag = (tag_base + rank_in_set[cell]) as u32;
+            let tag = tags.len() as u32;
+            tags.push(Tag {
+                position: 0,
+                width: 1,
+                place: rank_in_set[cell],
+                hash: (1 << 63) | rank_in_set[cell],
+            });
             rank_in_set[cell] += 1;
             for u in 0..groups[g].size {
                 let head = (self.offsets[cell] + u / dim) as u32;
                 edges.push((head, self.vertex(g, u), tag));
             }
         }
-        edges
+        (edges, tags)
     }
 
-    /// Every vertex's starting colour: its group's, or its head set's.
+    /// Every vertex's starting colour: its group's (by its cell, as a chain's neuron starts
+    /// with its layer's), or its head set's.
     pub(crate) fn initial(&self) -> Vec<Vec<u64>> {
         (0..self.offsets.len() - 1)
             .map(|c| {
                 let size = self.offsets[c + 1] - self.offsets[c];
                 let colour = match self.group_of_cell.get(c) {
-                    Some(&g) => combine(GROUP, g as u64),
+                    Some(_) => combine(LAYER, c as u64),
                     None => combine(HEAD, (c - self.group_of_cell.len()) as u64),
                 };
                 vec![colour; size]
@@ -205,14 +265,31 @@ impl<'g> GraphStructure<'g> {
     }
 
     /// One round of refinement: each vertex's colour combined with the multisets of its
-    /// incoming and its outgoing connections, each as (the other end's colour, tag).
+    /// incoming and its outgoing connections, each as (the other end's colour, tag). On a
+    /// chain this is `crate::refine`'s round, hash for hash.
     pub(crate) fn round(&self, current: &[Vec<u64>]) -> Vec<Vec<u64>> {
         let mut flat: Vec<u64> = current.concat();
         flat.extend_from_slice(&self.fixed_colours);
-        let sum = |list: &[(u32, u32)]| {
-            list.iter().fold(0u64, |s, &(y, t)| {
-                s.wrapping_add(mix(combine(flat[y as usize], t as u64)))
-            })
+        let item = |y: u32, t: u32| mix(combine(flat[y as usize], self.tag_hash[t as usize]));
+        let from_sum = |x: usize| {
+            let span = self.ins.ptr[x]..self.ins.ptr[x + 1];
+            self.ins.items[span.clone()]
+                .iter()
+                .zip(&self.fixed_items[span])
+                .fold(0u64, |s, (&(y, t), &fixed)| {
+                    let it = if (y as usize) < self.n_free {
+                        item(y, t)
+                    } else {
+                        fixed
+                    };
+                    s.wrapping_add(it)
+                })
+        };
+        let to_sum = |x: usize| {
+            self.outs
+                .of(x)
+                .iter()
+                .fold(0u64, |s, &(y, t)| s.wrapping_add(item(y, t)))
         };
         current
             .iter()
@@ -223,9 +300,9 @@ impl<'g> GraphStructure<'g> {
                     .enumerate()
                     .map(|(i, &colour)| {
                         let x = self.offsets[c] + i;
-                        let (ins, outs) = (self.ins.of(x), self.outs.of(x));
-                        let from = multiset(FROM, sum(ins), ins.len());
-                        let to = multiset(TO, sum(outs), outs.len());
+                        let (ins, outs) = (self.ins.of(x).len(), self.outs.of(x).len());
+                        let from = multiset(FROM, from_sum(x), ins);
+                        let to = multiset(TO, to_sum(x), outs);
                         combine(combine(colour, from), to)
                     })
                     .collect()

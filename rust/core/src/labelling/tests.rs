@@ -383,3 +383,64 @@ fn symmetric_families_at_scale() {
         run(&format!("pairs {m}"), net(&[(3, l0), (2 * m, l1)]));
     }
 }
+
+/// A chain as a graph: its input features, then each layer's outputs, one writer each
+/// reading the previous group.
+pub(crate) fn chain_graph(net: &Network) -> crate::graph::Graph {
+    use crate::graph::{Graph, Group, GroupKind, Read, Writer};
+    let layers = net.layers();
+    let group = |size, kind| Group {
+        size,
+        kind,
+        heads: 1,
+        head_set: None,
+    };
+    let mut groups = vec![group(
+        layers[0].n_in() / layers[0].group(),
+        GroupKind::Input,
+    )];
+    let mut writers = Vec::new();
+    for (k, layer) in layers.iter().enumerate() {
+        let last = k + 1 == layers.len();
+        groups.push(group(
+            layer.n_out(),
+            if last {
+                GroupKind::Output
+            } else {
+                GroupKind::Hidden
+            },
+        ));
+        writers.push(Writer {
+            group: k + 1,
+            reads: vec![Read {
+                group: k,
+                width: layer.group(),
+            }],
+            layer: layer.clone(),
+        });
+    }
+    Graph::new(groups, writers, false).unwrap()
+}
+
+#[test]
+fn a_chain_as_a_graph_is_labelled_as_the_chain() {
+    // The graph's colours are the chain's, round for round, and so is its labelling.
+    for seed in 0..400u64 {
+        let a = match seed % 4 {
+            0 => symmetric_network(seed, seed % 8 == 0),
+            1 => sparse_network(seed, &[64, 64, 64, 64], 13),
+            2 => crate::refine::tests::random_network(seed, &[1, 3, 1], 0.05),
+            _ => generated(seed),
+        };
+        let rounds = crate::canonical::colour_rounds(a.depth());
+        let refiner = Refiner::new(&a);
+        let history = refiner.history(rounds);
+        let chain = label(&refiner, &a, history[rounds].clone(), &Cancel::new()).unwrap();
+        let g = chain_graph(&a);
+        let structure = graph::GraphStructure::new(&g);
+        let colours = structure.history(rounds);
+        assert_eq!(history, colours, "seed {seed}");
+        let labelled = graph::label_graph(&structure, colours[rounds].clone(), &Cancel::new());
+        assert_eq!(chain.order, labelled.unwrap().order, "seed {seed}");
+    }
+}
