@@ -3,6 +3,7 @@ memory on large sets, and the same numbers as the networks in memory."""
 
 from __future__ import annotations
 
+import threading
 import weakref
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def test_blocks_give_the_same_matrix_with_bounded_networks(
     loaded = [nnstd.load_network(p) for p in paths]
     wants = {s: nnstd.pairwise(loaded, solver=s, ordered=ordered) for s in SOLVERS}  # type: ignore[arg-type]
     each = _blocks.Resident(loaded[0]._topology, None).bytes
-    monkeypatch.setattr(_blocks, "RESIDENT_BYTES", 2 * 2 * each)  # blocks of 2 networks
+    monkeypatch.setattr(_blocks, "RESIDENT_BYTES", 3 * 2 * each)  # blocks of 2 networks
     calls: list[int] = []
     real_pairs = _core.pairs
 
@@ -133,7 +134,7 @@ def test_block_progress_counts_every_pair_once(
 ) -> None:
     paths = network_set(tmp_path, "npz", count=6)
     each = _blocks.Resident(nnstd.load_network(paths[0])._topology, None).bytes
-    monkeypatch.setattr(_blocks, "RESIDENT_BYTES", 2 * 2 * each)
+    monkeypatch.setattr(_blocks, "RESIDENT_BYTES", 3 * 2 * each)
     seen: list[tuple[int, int]] = []
     nnstd.pairwise(paths, progress=lambda done, total: seen.append((done, total)))  # type: ignore[arg-type]
     assert seen[-1] == (15, 15)
@@ -183,3 +184,17 @@ def test_a_nan_anywhere_in_a_transposed_layer_is_refused() -> None:
     weights[5, 8] = np.nan
     with pytest.raises(nnstd.TopologyError, match="NaN or infinite"):
         nnstd.Network.from_torch({"fc.weight": weights})
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_a_bad_file_is_refused_naming_it_and_reading_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blocks: bool
+) -> None:
+    paths = network_set(tmp_path, "npz", count=5)
+    (paths[3] / "weight_l1.npz").write_bytes(b"not a zip")
+    if blocks:
+        each = _blocks.Resident(nnstd.load_network(paths[0])._topology, None).bytes
+        monkeypatch.setattr(_blocks, "RESIDENT_BYTES", 3 * 2 * each)
+    with pytest.raises(nnstd.TopologyError, match=r"n3/weight_l1.npz: not a readable"):
+        nnstd.pairwise(paths)  # type: ignore[arg-type]
+    assert not [t for t in threading.enumerate() if t.name == "nnstd-reader"]
