@@ -807,7 +807,12 @@ class _Tracer:
 
         with warnings.catch_warnings():  # its advice on the model's code is not the user's
             warnings.simplefilter("ignore")
-            program = torch.export.export(self.model, tuple(example_inputs), strict=False)
+            try:
+                program = torch.export.export(self.model, tuple(example_inputs), strict=False)
+            except TypeError as exc:  # torch before 2.2 exports strictly only
+                if "strict" not in str(exc):
+                    raise
+                program = torch.export.export(self.model, tuple(example_inputs))
         signature = program.graph_signature
         kept = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
         for spec in signature.input_specs:
