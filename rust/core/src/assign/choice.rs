@@ -24,8 +24,6 @@
 //!    cost: empty neurons with empty neurons first (cost 0), then neurons of equal final colour,
 //!    then the rest, each time in canonical order.
 
-use std::collections::BTreeMap;
-
 use super::duals::{StoredPairs, Tight};
 use super::{sparse, Duals, UNMATCHED};
 use crate::alloc;
@@ -104,21 +102,38 @@ fn pair_by_colour(
     criteria: &Criteria,
     result: &mut [usize],
 ) -> (Vec<usize>, Vec<usize>) {
-    let mut groups: BTreeMap<u64, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-    for &i in rows {
-        groups.entry(criteria.row_colours[i]).or_default().0.push(i);
-    }
-    for &j in cols {
-        groups.entry(criteria.col_colours[j]).or_default().1.push(j);
-    }
+    // Each side by (colour, neuron): a colour's neurons are then a run, in increasing order.
+    let by_colour = |members: &[usize], colours: &[u64]| {
+        let mut keyed: Vec<(u64, usize)> = members.iter().map(|&m| (colours[m], m)).collect();
+        keyed.sort_unstable();
+        keyed
+    };
+    let row_keys = by_colour(rows, criteria.row_colours);
+    let col_keys = by_colour(cols, criteria.col_colours);
     let (mut rest_rows, mut rest_cols) = (Vec::new(), Vec::new());
-    for (group_rows, group_cols) in groups.values() {
-        let n = group_rows.len().min(group_cols.len());
+    let (mut r, mut c) = (0, 0);
+    while r < row_keys.len() || c < col_keys.len() {
+        // The smaller colour still to pair; its run on each side (possibly empty).
+        let colour = match (row_keys.get(r), col_keys.get(c)) {
+            (Some(&(x, _)), Some(&(y, _))) => x.min(y),
+            (Some(&(x, _)), None) => x,
+            (None, Some(&(y, _))) => y,
+            (None, None) => unreachable!("the loop runs while a side has neurons"),
+        };
+        let run = |keys: &[(u64, usize)], from: usize| {
+            from + keys[from..]
+                .iter()
+                .take_while(|&&(k, _)| k == colour)
+                .count()
+        };
+        let (r_end, c_end) = (run(&row_keys, r), run(&col_keys, c));
+        let n = (r_end - r).min(c_end - c);
         for k in 0..n {
-            result[group_rows[k]] = group_cols[k];
+            result[row_keys[r + k].1] = col_keys[c + k].1;
         }
-        rest_rows.extend_from_slice(&group_rows[n..]);
-        rest_cols.extend_from_slice(&group_cols[n..]);
+        rest_rows.extend(row_keys[r + n..r_end].iter().map(|&(_, i)| i));
+        rest_cols.extend(col_keys[c + n..c_end].iter().map(|&(_, j)| j));
+        (r, c) = (r_end, c_end);
     }
     rest_rows.sort_unstable();
     rest_cols.sort_unstable();
@@ -201,8 +216,14 @@ impl Doubled {
         // The starting matching: stored pairs of the given assignment, the rest left over.
         let mut mate = vec![UNMATCHED; n1 + n2];
         let mut row_of = vec![UNMATCHED; n1 + n2];
+        // A pair below cost 1 is stored, hence tight (the certificate), or between two
+        // empty neurons: the row's few tight pairs are looked at, not the stored ones.
+        let below_one = |i: usize, j: usize| {
+            tight.cols[tight.ptr[i]..tight.ptr[i + 1]].contains(&(j as Idx))
+                || stored.is_unstored_below_one(i, j)
+        };
         for (i, &j) in col_of_row.iter().enumerate() {
-            if j != UNMATCHED && stored.cost(i, j) < 1.0 {
+            if j != UNMATCHED && below_one(i, j) {
                 mate[i] = j;
                 row_of[j] = i;
                 mate[n1 + j] = n2 + i;
@@ -251,6 +272,27 @@ impl Doubled {
         let mut next = 0;
         // (row, position in its adjacency)
         let mut call: Vec<(usize, usize)> = Vec::new();
+        // A row that no unmatched edge leaves, or whose matched column no unmatched edge
+        // enters, lies on no cycle: a component of its own, closed before the search starts
+        // (most rows, where the optimum is nearly unique). Searches that reach it find it
+        // finished, as if they had explored it.
+        let mut entered = vec![false; n];
+        let mut leaves = vec![false; n];
+        for (r, leaves) in leaves.iter_mut().enumerate() {
+            for &c in self.adjacent(r) {
+                if c as usize != self.mate[r] {
+                    entered[c as usize] = true;
+                    *leaves = true;
+                }
+            }
+        }
+        for r in 0..n {
+            if !leaves[r] || !entered[self.mate[r]] {
+                index[r] = next;
+                next += 1;
+                component_of[r] = r;
+            }
+        }
         for root in 0..n {
             if index[root] != NONE {
                 continue;

@@ -34,6 +34,11 @@ pub trait StoredPairs {
     fn is_stored(&self, i: usize, j: usize) -> bool {
         self.cost(i, j) < 1.0
     }
+    /// Whether pair `(i, j)` costs less than 1 without being stored (two empty neurons, where
+    /// their zero cost is held but not counted as stored).
+    fn is_unstored_below_one(&self, _i: usize, _j: usize) -> bool {
+        false
+    }
     /// Checks row `i`'s stored pairs against its dual `x` and the column duals `y`: false if
     /// one is violated (`x + y[j] < 1 - c - SLACK`); otherwise the tight ones (`x + y[j] <=
     /// 1 - c + SLACK`) are appended to `tight`, columns increasing.
@@ -66,6 +71,26 @@ impl StoredPairs for SparseCost {
     }
     fn cost(&self, i: usize, j: usize) -> f64 {
         self.get(i, j)
+    }
+    /// The default's test on the row's slices directly, without a branch per pair (the
+    /// certificate's pass over every stored pair is a tenth of a small layer's canonical
+    /// time): each pair is written past the tight ones and kept by advancing the count, and
+    /// the least slack is checked once, at the end of the row.
+    fn scan_row(&self, i: usize, x: f64, y: &[f64], tight: &mut Vec<Idx>) -> bool {
+        let span = self.rowptr[i]..self.rowptr[i + 1];
+        let start = tight.len();
+        tight.resize(start + span.len(), 0);
+        let (mut kept, mut least) = (start, f64::INFINITY);
+        for (&j, &c) in self.cols[span.clone()].iter().zip(&self.vals[span]) {
+            let slack = x + y[j as usize] - (1.0 - c);
+            // Only stored pairs count (`c < 1`, false for a NaN too, as for the default).
+            let stored = c < 1.0;
+            least = if stored { least.min(slack) } else { least };
+            tight[kept] = j;
+            kept += usize::from(stored && slack <= SLACK);
+        }
+        tight.truncate(kept);
+        least >= -SLACK
     }
 }
 
@@ -101,6 +126,9 @@ impl StoredPairs for DenseStored<'_> {
     }
     fn is_stored(&self, i: usize, j: usize) -> bool {
         self.cost(i, j) < 1.0 && !(self.empty_row[i] && self.empty_col[j])
+    }
+    fn is_unstored_below_one(&self, i: usize, j: usize) -> bool {
+        self.empty_row[i] && self.empty_col[j] && self.cost(i, j) < 1.0
     }
     /// The same test as the default, over the whole row in blocks: a block with neither a
     /// violated nor a tight pair (nearly all of them) is passed by one branch-free test.
@@ -230,16 +258,12 @@ impl Duals {
             if !cost.scan_row(i, self.rows[i], &self.cols, &mut tight.cols) {
                 return Ok(None);
             }
-            // The partner is a stored pair (which must be tight), or the row's dual is 0.
-            if partner != UNMATCHED && cost.is_stored(i, partner) {
-                if tight.cols[start..]
-                    .binary_search(&(partner as Idx))
-                    .is_err()
-                {
-                    return Ok(None);
-                }
+            // The partner is a stored pair (which must be tight), or the row's dual is 0. The
+            // row's few tight pairs are looked at first: every tight pair is stored.
+            let paired = partner != UNMATCHED;
+            if paired && tight.cols[start..].contains(&(partner as Idx)) {
                 col_used[partner] = true;
-            } else if self.rows[i] > SLACK {
+            } else if (paired && cost.is_stored(i, partner)) || self.rows[i] > SLACK {
                 return Ok(None);
             }
             tight.ptr.push(tight.cols.len());
@@ -270,5 +294,58 @@ mod tests {
             cols: vec![0.0; 3],
         };
         assert!(!zero.certify(&cost, &[0, 1]));
+    }
+
+    /// A sparse cost read through the trait's default scan.
+    struct ByDefault<'a>(&'a SparseCost);
+
+    impl StoredPairs for ByDefault<'_> {
+        fn n_rows(&self) -> usize {
+            self.0.n_rows
+        }
+        fn n_cols(&self) -> usize {
+            self.0.n_cols
+        }
+        fn stored(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+            self.0.stored(i)
+        }
+        fn stored_bound(&self, i: usize) -> usize {
+            self.0.stored_bound(i)
+        }
+        fn cost(&self, i: usize, j: usize) -> f64 {
+            self.0.get(i, j)
+        }
+    }
+
+    #[test]
+    fn the_sparse_scan_agrees_with_the_default() {
+        // A row with tight, slack and violated pairs, an entry at cost 1 (not stored, though
+        // its slack is negative) and a NaN column dual (neither tight nor violated).
+        let cost = SparseCost {
+            n_rows: 1,
+            n_cols: 5,
+            rowptr: vec![0, 5],
+            cols: vec![0, 1, 2, 3, 4],
+            vals: vec![0.5, 0.5, 1.0, 0.75, 0.5],
+        };
+        let y = [0.25, 0.5, -0.5, 0.0, f64::NAN];
+        for x in [0.25, 0.3, 0.2, 0.25 - 2e-10, 0.0] {
+            let (mut fast, mut slow) = (vec![9], vec![9]);
+            let kept = cost.scan_row(0, x, &y, &mut fast);
+            assert_eq!(
+                kept,
+                ByDefault(&cost).scan_row(0, x, &y, &mut slow),
+                "x = {x}"
+            );
+            if kept {
+                assert_eq!(fast, slow, "x = {x}");
+            }
+        }
+        // x = 0.25: pairs 0 and 3 (slack 0), not 1 (slack 0.25): kept, tight 0 and 3.
+        let mut tight = Vec::new();
+        assert!(cost.scan_row(0, 0.25, &y, &mut tight));
+        assert_eq!(tight, vec![0, 3]);
+        // x = 0.2: pair 0 falls short by 0.05.
+        assert!(!cost.scan_row(0, 0.2, &y, &mut Vec::new()));
     }
 }
