@@ -92,7 +92,10 @@ def test_input_groups_take_whole_numbers() -> None:
     assert net.input_groups == (1, 2)
     assert nnstd.Network(conv_like, input_groups=(1, 2)).input_groups == (1, 2)
     with pytest.raises(nnstd.TopologyError, match="one positive number per layer"):
-        nnstd.Network(conv_like, input_groups=[1, 0])
+        nnstd.Network(conv_like, input_groups=[1])
+    for bad in (0, -1):  # the core's rule, the value as given
+        with pytest.raises(nnstd.TopologyError, match=f"must be a positive number, got {bad}$"):
+            nnstd.Network(conv_like, input_groups=[1, bad])
 
 
 @pytest.mark.parametrize("flag", ["no", "False", 0, 1, None, 1.0], ids=repr)

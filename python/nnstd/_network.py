@@ -134,9 +134,8 @@ class Network:
         name: str | None,
         input_groups: Sequence[int] | None,
     ) -> None:
-        """Checks the chain of shapes and builds the native topology."""
-        if not patterns:
-            raise TopologyError(f"{name or 'network'}: a network needs at least one layer")
+        """Builds the native topology; the core checks the layers chain (its refusal names the
+        network here)."""
         groups = (
             [1] * len(patterns)
             if input_groups is None
@@ -144,33 +143,29 @@ class Network:
                 input_groups, "input_groups", "a list of whole numbers, one per layer"
             )
         )
-        if len(groups) != len(patterns) or min(groups) < 1:
+        if patterns and len(groups) != len(patterns):
             raise TopologyError(
                 f"{name or 'network'}: input_groups needs one positive number per layer"
             )
-        for k in range(len(patterns) - 1):
-            n_out, n_in_next = patterns[k].shape[1], patterns[k + 1].shape[0]
-            if n_out * groups[k + 1] != n_in_next:
-                grouped = f" in groups of {groups[k + 1]}" if groups[k + 1] > 1 else ""
-                raise TopologyError(
-                    f"{_where(name, k + 1)}: has {n_in_next} inputs{grouped} but layer {k} has "
-                    f"{n_out} neurons (layers are (inputs, neurons); is one of them transposed?)"
-                )
+        try:
+            topology = _core.Topology(
+                [
+                    (
+                        p.shape[0],
+                        p.shape[1],
+                        p.indptr.astype(np.int64, copy=False),
+                        p.indices.astype(np.int64, copy=False),
+                        g,
+                    )
+                    for p, g in zip(patterns, groups, strict=True)
+                ]
+            )
+        except TopologyError as exc:
+            raise TopologyError(f"{name}: {exc}" if name else str(exc)) from None
         self.name = name
         self.input_groups = tuple(groups)
         self._patterns = patterns
-        self._topology = _core.Topology(
-            [
-                (
-                    p.shape[0],
-                    p.shape[1],
-                    p.indptr.astype(np.int64, copy=False),
-                    p.indices.astype(np.int64, copy=False),
-                    g,
-                )
-                for p, g in zip(patterns, groups, strict=True)
-            ]
-        )
+        self._topology = topology
 
     @property
     def depth(self) -> int:

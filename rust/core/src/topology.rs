@@ -115,7 +115,10 @@ impl Layer {
 
     /// The same layer with `group` inputs per neuron of the previous layer.
     pub fn with_group(mut self, layer: usize, group: usize) -> Result<Self> {
-        if group == 0 || self.n_in % group != 0 {
+        if group == 0 {
+            return Err(Layer::group_refused(layer, &group));
+        }
+        if self.n_in % group != 0 {
             return Err(Error::InvalidLayer {
                 layer,
                 reason: format!("{} inputs do not split into groups of {group}", self.n_in),
@@ -123,6 +126,18 @@ impl Layer {
         }
         self.group = group;
         Ok(self)
+    }
+
+    /// The refusal of a group that is no positive number, `got` as the caller gave it (a
+    /// binding passes negative values here too, so that every refusal reads the same).
+    pub fn group_refused(layer: usize, got: &dyn std::fmt::Display) -> Error {
+        Error::InvalidLayer {
+            layer,
+            reason: format!(
+                "its inputs per neuron of the previous layer (its group) must be a positive \
+                 number, got {got}"
+            ),
+        }
     }
 
     /// Inputs per neuron of the previous layer.
@@ -233,15 +248,16 @@ impl Network {
             ));
         }
         for (k, pair) in layers.windows(2).enumerate() {
-            if pair[0].n_out() * pair[1].group() != pair[1].n_in() {
+            let (n_out, n_in, group) = (pair[0].n_out(), pair[1].n_in(), pair[1].group());
+            if n_out * group != n_in {
+                let grouped = match group {
+                    1 => String::new(),
+                    g => format!(" in groups of {g}"),
+                };
                 return Err(Error::Mismatch(format!(
-                    "layer {k} has {} neurons but layer {} has {} inputs in groups of {}; in \
-                     (inputs, neurons) orientation layer k's neuron count times layer k+1's \
-                     group must equal layer k+1's input count",
-                    pair[0].n_out(),
-                    k + 1,
-                    pair[1].n_in(),
-                    pair[1].group()
+                    "layer {}: has {n_in} inputs{grouped} but layer {k} has {n_out} neurons \
+                     (layers are (inputs, neurons); is one of them transposed?)",
+                    k + 1
                 )));
             }
         }

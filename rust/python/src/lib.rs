@@ -247,7 +247,7 @@ type LayerBuffers<'py> = (
     usize,
     PyReadonlyArray1<'py, i64>,
     PyReadonlyArray1<'py, i64>,
-    usize,
+    i64,
 );
 
 /// A network as the core holds it: a chain of layers or a graph of permutation groups.
@@ -272,8 +272,9 @@ fn build_layer(k: usize, buffers: &LayerBuffers<'_>) -> PyResult<Layer> {
         .into_iter()
         .map(|r| core::Idx::try_from(r).unwrap_or(core::Idx::MAX))
         .collect();
+    let group = usize::try_from(*group).map_err(|_| to_py_err(Layer::group_refused(k, group)))?;
     Layer::from_csc(k, *n_in, *n_out, indptr, indices)
-        .and_then(|l| l.with_group(k, *group))
+        .and_then(|l| l.with_group(k, group))
         .map_err(to_py_err)
 }
 
