@@ -381,8 +381,11 @@ impl RowBuilder {
             }
             let mut len = 0;
             for w in first_word..=last_word {
+                // Wide rows leave most words of their span empty.
                 let bits = std::mem::take(&mut self.marks[w]);
-                len += flatten_word(bits, (w * 64) as Idx, &mut self.order[len..]);
+                if bits != 0 {
+                    len += flatten_word(bits, (w * 64) as Idx, &mut self.order[len..]);
+                }
             }
             len
         } else {
