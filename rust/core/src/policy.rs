@@ -250,25 +250,27 @@ mod tests {
         // 64-bit targets. The auction: price and its copy, col4row, row4col and their copies,
         // fixed, and the free-row queue at up to twice one entry per row.
         assert_eq!(auction::BYTES_PER_NEURON, 8 + 16 + 1 + 16 + 8 + 16);
-        // The phases: u, v, dist; col4row, row4col, pred; five stamps; finished, sinks, queue
-        // and stack at twice their bound; two heap entries (16 bytes each) for the one edge per
-        // neuron; by_col's row pointer; two free-row lists and the roots at twice their bound;
-        // matched costs, queued flags, the work queue at twice its bound; half a fixed pair.
+        // The phases: u, v, dist; col4row, row4col, pred; four stamps; settled columns (with
+        // their distances), sinks, queue and stack at twice their bound; two heap entries (16
+        // bytes each) for the one edge per neuron; by_col's row pointer; two free-row lists and
+        // the roots at twice their bound; matched costs, queued flags, the work queue at twice
+        // its bound; half a fixed pair.
         assert_eq!(
             sparse::PHASES_BYTES_PER_NEURON,
-            24 + 24 + 20 + 2 * (8 + 8 + 16 + 16) + 2 * 16 + 8 + 3 * 16 + 8 + 1 + 16 + 8
+            24 + 24 + 16 + 2 * (16 + 8 + 16 + 16) + 2 * 16 + 8 + 3 * 16 + 8 + 1 + 16 + 8
         );
-        assert_eq!(sparse::PHASES_BYTES_PER_NEURON, 285);
+        assert_eq!(sparse::PHASES_BYTES_PER_NEURON, 297);
         // by_col's entry, and twice two heap entries (two doubled-graph edges per entry).
         assert_eq!(sparse::PHASES_BYTES_PER_ENTRY, 12 + 2 * 2 * 16);
-        // The row-by-row searches: v, dist, row4col, pred, two stamps; u, col4row, finished at
-        // twice its bound; two heap entries (24 bytes each) for the dummy edge; two free-row
-        // lists at twice their bound; the transposed row pointer; a fixed pair and its flip.
+        // The row-by-row searches: v, dist, row4col, pred, one stamp; u, col4row, settled
+        // columns (with their distances) at twice their bound; two heap entries (16 bytes each)
+        // for the dummy edge; two free-row lists at twice their bound; the transposed row
+        // pointer; a fixed pair and its flip.
         assert_eq!(
             ssp::SSP_BYTES_PER_NEURON,
-            32 + 8 + 16 + 16 + 2 * 24 + 2 * 16 + 8 + 16
+            32 + 4 + 16 + 32 + 2 * 16 + 2 * 16 + 8 + 16
         );
-        assert_eq!(ssp::SSP_BYTES_PER_ENTRY, 12 + 2 * 24);
+        assert_eq!(ssp::SSP_BYTES_PER_ENTRY, 12 + 2 * 16);
         // The phases hold more than the row-by-row searches, per neuron and per entry: they
         // decide the estimate.
         const {
@@ -277,22 +279,22 @@ mod tests {
         }
         assert_eq!(
             sparse_bytes(1000, 10, 300),
-            1000 * (12 + 76) + 310 * (8 + 285 + 65)
+            1000 * (12 + 76) + 310 * (8 + 297 + 65)
         );
         // Every neuron reads its own input: a graph of 4,096 entries, 8,192 neurons:
-        // 4,096 x 88 + 8,192 x 358 bytes = 3.1 MiB.
+        // 4,096 x 88 + 8,192 x 370 bytes = 3.2 MiB.
         let n = 4096;
         let cols: Vec<Vec<u32>> = (0..n).map(|c| vec![c as u32]).collect();
         let a = Layer::from_neuron_inputs(0, n, &cols).unwrap();
         let needed = sparse_bytes(pair_work(&a, &a), n, n);
-        assert_eq!(needed, 4096 * 88 + 8192 * 358);
+        assert_eq!(needed, 4096 * 88 + 8192 * 370);
         let err = plan(0, &a, &a, Pick::Sparse, needed - 1)
             .unwrap_err()
             .to_string();
         assert!(
             err.starts_with(
                 "layer 0: the similarity graph and the solver's arrays of the 4096 x 4096 \
-                 layer need about 3.1 MiB"
+                 layer need about 3.2 MiB"
             ),
             "{err}"
         );

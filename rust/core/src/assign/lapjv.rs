@@ -22,6 +22,7 @@
 mod shortlist;
 
 use self::shortlist::{ListedSearch, Shortlists, MAX_EXPANSIONS};
+use super::search::{RowCosts, Workspace};
 use super::{
     augmenting_row_reduction, invert_matching, Assignment, Bidder, Bidding, Duals, UNMATCHED,
 };
@@ -149,16 +150,24 @@ impl<'a> Jv<'a> {
             }
         }
         let mut listed = ListedSearch::new(self.n, max_expansions);
-        let mut dense = Search::new(self.n);
+        // One workspace for both searches: each starts afresh.
+        let mut ws = Workspace::new(self.n);
         for (k, &row) in free.iter().enumerate() {
             if k % 64 == 0 {
                 cancel.check()?;
             }
             let done = max_expansions > 0
                 && listed.worthwhile()
-                && self.augment_listed(row, &mut free_cols, &mut u, &mut lists, &mut listed);
+                && self.augment_listed(
+                    row,
+                    &mut free_cols,
+                    &mut u,
+                    &mut lists,
+                    &mut listed,
+                    &mut ws,
+                )?;
             if !done {
-                self.augment(row, &mut free_cols, &mut u, &mut dense);
+                self.augment(row, &mut free_cols, &mut u, &mut ws);
             }
         }
         Ok(())
@@ -222,33 +231,32 @@ impl<'a> Jv<'a> {
     /// `u[i]` is `c[i][x[i]] - v[x[i]]` for every assigned row, kept up to date: reading it
     /// from the matrix when a row's turn comes would wait for memory before the row's pass
     /// could start, once per settled column.
-    fn augment(&mut self, start: usize, free_cols: &mut Vec<usize>, u: &mut [f64], s: &mut Search) {
-        s.d.fill(f64::INFINITY);
-        s.tree.settled.clear();
-        let (mut min, mut next) = relax(
-            self.row(start),
-            &self.v,
-            0.0,
-            start,
-            &mut s.d,
-            &mut s.tree.pred,
-        );
+    fn augment(
+        &mut self,
+        start: usize,
+        free_cols: &mut Vec<usize>,
+        u: &mut [f64],
+        ws: &mut Workspace,
+    ) {
+        ws.begin_dense();
+        let (d, pred) = ws.dense_arrays();
+        let (mut min, mut next) = relax(self.row(start), &self.v, 0.0, start, d, pred);
         let sink = loop {
-            if let Some(&j) = free_cols.iter().find(|&&j| s.d[j] == min) {
+            if let Some(&j) = free_cols.iter().find(|&&j| ws.dist(j) == min) {
                 break j;
             }
             let j1 = next;
             let i = self.y[j1];
-            s.tree.settled.push((j1, min));
-            s.d[j1] = f64::NAN;
+            ws.settle_by_distance(j1, min);
             let h = u[i] - min;
-            (min, next) = relax(self.row(i), &self.v, h, i, &mut s.d, &mut s.tree.pred);
+            let (d, pred) = ws.dense_arrays();
+            (min, next) = relax(self.row(i), &self.v, h, i, d, pred);
         };
-        self.apply_path(start, sink, min, &s.tree, u, free_cols);
+        self.apply_path(start, sink, min, ws, u, free_cols);
     }
 
     /// Ends an augmenting search from `start` that reached free column `sink` at distance
-    /// `min` through `tree`: lowers the settled columns' duals so that the path is tight, flips
+    /// `min` (its settled columns and forest in `ws`): lowers the settled columns' duals so that the path is tight, flips
     /// the path, updates `u` where a row's column or its dual changed and takes `sink` off the
     /// free columns.
     fn apply_path(
@@ -256,7 +264,7 @@ impl<'a> Jv<'a> {
         start: usize,
         sink: usize,
         min: f64,
-        tree: &Tree,
+        ws: &Workspace,
         u: &mut [f64],
         free_cols: &mut Vec<usize>,
     ) {
@@ -265,12 +273,12 @@ impl<'a> Jv<'a> {
             .position(|&j| j == sink)
             .expect("the sink is a free column");
         free_cols.swap_remove(k);
-        for &(j, dj) in &tree.settled {
+        for &(j, dj) in ws.settled() {
             self.v[j] += dj - min;
         }
         let mut j = sink;
         loop {
-            let i = tree.pred[j];
+            let i = ws.pred(j);
             self.y[j] = i;
             let previous = std::mem::replace(&mut self.x[i], j);
             if i == start {
@@ -279,7 +287,7 @@ impl<'a> Jv<'a> {
             j = previous;
         }
         // Every column whose dual or row changed is settled or the sink.
-        for j in tree.settled.iter().map(|&(j, _)| j).chain([sink]) {
+        for j in ws.settled().iter().map(|&(j, _)| j).chain([sink]) {
             let i = self.y[j];
             u[i] = self.row(i)[j] - self.v[j];
         }
@@ -300,36 +308,21 @@ impl Bidder for ListBidder<'_, '_> {
     }
 }
 
-/// What an augmenting search leaves for [`Jv::apply_path`], in either search.
-struct Tree {
-    /// `pred[j]`: the row through which column `j` was last reached.
-    pred: Vec<usize>,
-    /// The settled columns and their distances, in settling order.
-    settled: Vec<(usize, f64)>,
+/// The rows of a square matrix (`n * n`, row-major) as the list search reads one whole.
+struct DenseRows<'a> {
+    c: &'a [f64],
+    n: usize,
 }
 
-impl Tree {
-    fn new(n: usize) -> Self {
-        Tree {
-            pred: vec![0; n],
-            settled: Vec::new(),
-        }
+impl RowCosts for DenseRows<'_> {
+    fn degree(&self, _: usize) -> usize {
+        self.n
     }
-}
-
-/// Scratch arrays of the dense search, reused across searches.
-struct Search {
-    /// The distance of every unsettled column; NaN once settled.
-    d: Vec<f64>,
-    tree: Tree,
-}
-
-impl Search {
-    fn new(n: usize) -> Self {
-        Search {
-            d: vec![0.0; n],
-            tree: Tree::new(n),
-        }
+    fn edges(&self, row: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.c[row * self.n..(row + 1) * self.n]
+            .iter()
+            .copied()
+            .enumerate()
     }
 }
 

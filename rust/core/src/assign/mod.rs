@@ -8,6 +8,8 @@
 //! - [`sparse`]: an optimal assignment from the similarity graph alone, in memory proportional
 //!   to it: primal-dual phases with Hopcroft-Karp rounds.
 //! - [`lapjv`]: an optimal assignment of a dense cost matrix (Jonker-Volgenant).
+//! - `search`: the shortest augmenting path search's state, which those of them that search
+//!   share, over a cost form they each give (`search::RowCosts`).
 //! - [`choice`]: the canonical choice among the optimal assignments that any of them found
 //!   (the canonical mode), read from the certificate every algorithm gives ([`duals`]).
 
@@ -17,6 +19,7 @@ pub mod duals;
 pub mod lapjv;
 mod row_reduction;
 pub mod scipy_order;
+mod search;
 pub mod sparse;
 pub mod ssp;
 

@@ -33,14 +33,13 @@
 //! counts as 0), not SciPy's particular one. Rows left without a partner are then given the
 //! unpaired columns in increasing order, so the matching is complete and deterministic.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
+use super::search::{self, RowCosts, Workspace};
 use super::{
     auction, augmenting_row_reduction, empty_pairs, ssp, ssp::Procedure, two_lowest,
-    with_empty_pairs, Assignment, Bidding, Duals, Edges, Key, UNMATCHED,
+    with_empty_pairs, Assignment, Bidding, Duals, Edges, UNMATCHED,
 };
-use crate::alloc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -84,11 +83,12 @@ const ROW_REDUCTION_PASSES: usize = 2;
 /// charged as if held at once (an upper bound; some are not), a list that grows by pushes at
 /// twice its longest (a vector grown by pushes never holds room for more than twice its
 /// largest length, or 4 entries):
-/// - [`Phases`]' arrays over rows or columns: `u`, `v`, `dist`; `col4row`, `row4col`, `pred`;
-///   `seen`, `done`, `used`, `visited`, `layer`;
-/// - its lists: `finished` and `sinks` (a column at most once per search), `queue` (a row at
-///   most once per round: a root, or the holder of a column layered once) and `stack`
-///   (distinct rows along one path);
+/// - [`Phases`]' arrays over rows or columns: `u`, `v`, its workspace's `dist`; `col4row`,
+///   `row4col`, the workspace's `pred`; the workspace's `mark`, `used`, `visited`,
+///   `layer`;
+/// - its lists: the workspace's settled columns and `sinks` (a column at most once per
+///   search), `queue` (a row at most once per round: a root, or the holder of a column layered
+///   once) and `stack` (distinct rows along one path);
 /// - the heap's entries for the one edge per neuron of the doubled graph (A's dummy, a B'
 ///   row's own column), see [`PHASES_BYTES_PER_ENTRY`];
 /// - the row pointers of the transposed graph `by_col`;
@@ -101,9 +101,12 @@ const ROW_REDUCTION_PASSES: usize = 2;
 /// The auction's arrays, held while it hands over, are [`auction::BYTES_PER_NEURON`].
 pub(crate) const PHASES_BYTES_PER_NEURON: u64 = (3 * size_of::<f64>()
     + 3 * size_of::<usize>()
-    + 5 * size_of::<u32>()
-    + 2 * (2 * size_of::<usize>() + size_of::<(usize, u32)>() + size_of::<(usize, usize)>())
-    + 2 * size_of::<HeapEntry>()
+    + 4 * size_of::<u32>()
+    + 2 * (search::SETTLED_BYTES
+        + size_of::<usize>()
+        + size_of::<(usize, u32)>()
+        + size_of::<(usize, usize)>())
+    + 2 * search::ENTRY_BYTES
     + size_of::<usize>()
     + 3 * 2 * size_of::<usize>()
     + size_of::<f64>()
@@ -119,10 +122,7 @@ pub(crate) const PHASES_BYTES_PER_NEURON: u64 = (3 * size_of::<f64>()
 /// [`PHASES_BYTES_PER_NEURON`]); the heap is cleared, not shrunk, between searches, so its
 /// capacity is at most twice that.
 pub(crate) const PHASES_BYTES_PER_ENTRY: u64 =
-    (size_of::<Idx>() + size_of::<f64>() + 2 * 2 * size_of::<HeapEntry>()) as u64;
-
-/// An entry of [`Phases`]' Dijkstra heap: a column by its distance.
-type HeapEntry = Reverse<(Key, usize)>;
+    (size_of::<Idx>() + size_of::<f64>() + 2 * 2 * search::ENTRY_BYTES) as u64;
 
 /// Solves `cost` (absent entries are 1, stored entries in [0, 1]) optimally. `empty_rows` and
 /// `empty_cols` (increasing) are neurons with no input: they cost 0 with each other and 1 with
@@ -278,6 +278,34 @@ impl<'a> Adjacency<'a> {
     }
 }
 
+/// The doubled problem's rows (see [`Phases`]) as the searches read them.
+#[derive(Clone, Copy)]
+struct Doubled<'a> {
+    cost: &'a SparseCost,
+    by_col: &'a SparseCost,
+}
+
+impl RowCosts for Doubled<'_> {
+    fn degree(&self, row: usize) -> usize {
+        self.adjacency(row).cols.len() + 1
+    }
+    fn edges(&self, row: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.adjacency(row).iter()
+    }
+}
+
+impl<'a> Doubled<'a> {
+    fn adjacency(&self, row: usize) -> Adjacency<'a> {
+        adjacency(
+            self.cost,
+            self.by_col,
+            self.cost.n_rows,
+            self.cost.n_cols,
+            row,
+        )
+    }
+}
+
 /// Row `row`'s edges in the doubled problem of `cost` (`n1 x n2`, columns `by_col`).
 fn adjacency<'a>(
     cost: &'a SparseCost,
@@ -349,25 +377,21 @@ fn cheapest_edges_mostly_distinct(cost: &SparseCost) -> bool {
 struct Phases<'a> {
     cost: &'a SparseCost,
     by_col: &'a SparseCost,
+    graph: Doubled<'a>,
     n1: usize,
     n2: usize,
     u: Vec<f64>,
     v: Vec<f64>,
     col4row: Vec<usize>,
     row4col: Vec<usize>,
-    // Per Dijkstra search, valid where `seen[col] == stamp`:
-    stamp: u32,
-    seen: Vec<u32>,
-    done: Vec<u32>,
-    dist: Vec<f64>,
-    finished: Vec<usize>,
-    /// The row from which a column got its distance: the shortest-path forest.
-    pred: Vec<usize>,
+    /// The last Dijkstra search's distances, settled columns and shortest-path forest.
+    ws: Workspace,
     /// Free columns finished by the last search, nearest first.
     sinks: Vec<usize>,
+    /// Stamps `used` and `visited` below: only grows.
+    stamp: u32,
     /// Per phase, free rows whose tree already augmented, where `used[row] == stamp`.
     used: Vec<u32>,
-    heap: BinaryHeap<HeapEntry>,
     // Per Hopcroft-Karp round, a column is layered where `visited[col] == stamp`:
     visited: Vec<u32>,
     layer: Vec<u32>,
@@ -389,21 +413,17 @@ impl<'a> Phases<'a> {
         Phases {
             cost,
             by_col,
+            graph: Doubled { cost, by_col },
             n1,
             n2,
             u: vec![0.0; all],
             v: vec![0.0; all],
             col4row,
             row4col,
-            stamp: 0,
-            seen: vec![0; all],
-            done: vec![0; all],
-            dist: vec![f64::INFINITY; all],
-            finished: Vec::new(),
-            pred: vec![UNMATCHED; all],
+            ws: Workspace::new(all),
             sinks: Vec::new(),
+            stamp: 0,
             used: vec![0; all],
-            heap: BinaryHeap::new(),
             visited: vec![0; all],
             layer: vec![0; all],
             queue: Vec::new(),
@@ -609,27 +629,15 @@ impl<'a> Phases<'a> {
 
     fn relax(&mut self, row: usize, base: f64) -> Result<()> {
         let ui = self.u[row];
-        let edges = self.adjacency(row);
-        // At most one entry per edge (and the heap's bound is per stored entry, not per row).
-        alloc::grow_heap(
-            &mut self.heap,
-            edges.cols.len() + 1,
-            "the sparse solver's heap",
-        )?;
-        for (j, c) in edges.iter() {
-            if self.done[j] == self.stamp {
-                continue;
-            }
+        let v = &self.v;
+        self.ws.relax(
+            &self.graph,
+            row,
             // Reduced costs are >= 0 up to rounding; clamp so Dijkstra's order stays valid.
-            let d = base + (c - ui - self.v[j]).max(0.0);
-            if self.seen[j] != self.stamp || d < self.dist[j] {
-                self.seen[j] = self.stamp;
-                self.dist[j] = d;
-                self.pred[j] = row;
-                self.heap.push(Reverse((Key(d), j)));
-            }
-        }
-        Ok(())
+            |j, c| base + (c - ui - v[j]).max(0.0),
+            |_| true,
+            |j, _| j,
+        )
     }
 
     /// One Dijkstra search from all `free` rows at once, on until it has finished enough free
@@ -637,9 +645,7 @@ impl<'a> Phases<'a> {
     /// `min(distance, reach)`, which keeps every reduced cost >= 0 and matched edges tight, and
     /// makes tight every shortest path to a free column within `reach`.
     fn tighten_paths(&mut self, free: &[usize]) -> Result<()> {
-        self.stamp += 1;
-        self.heap.clear();
-        self.finished.clear();
+        self.ws.begin();
         self.sinks.clear();
         for &row in free {
             self.relax(row, 0.0)?;
@@ -647,12 +653,11 @@ impl<'a> Phases<'a> {
         let wanted = free.len().div_ceil(SINKS_PER_FREE_ROW);
         let mut sinks = 0;
         let mut reach = 0.0;
-        while let Some(Reverse((Key(d), j))) = self.heap.pop() {
-            if self.done[j] == self.stamp || d > self.dist[j] {
+        while let Some((d, j)) = self.ws.pop::<usize>() {
+            if !self.ws.is_current(j, d) {
                 continue; // stale entry
             }
-            self.done[j] = self.stamp;
-            self.finished.push(j);
+            self.ws.settle(j, d);
             reach = d;
             match self.row4col[j] {
                 UNMATCHED => {
@@ -668,9 +673,8 @@ impl<'a> Phases<'a> {
         for &row in free {
             self.u[row] += reach;
         }
-        for k in 0..self.finished.len() {
-            let j = self.finished[k];
-            let lift = reach - self.dist[j];
+        for &(j, dist) in self.ws.settled() {
+            let lift = reach - dist;
             self.v[j] -= lift;
             if let Some(&row) = self.row4col.get(j).filter(|&&r| r != UNMATCHED) {
                 self.u[row] += lift;
@@ -692,7 +696,7 @@ impl<'a> Phases<'a> {
             self.used[root] = self.stamp;
             let mut j = self.sinks[k];
             loop {
-                let row = self.pred[j];
+                let row = self.ws.pred(j);
                 self.row4col[j] = row;
                 let previous = std::mem::replace(&mut self.col4row[row], j);
                 if previous == UNMATCHED {
@@ -706,7 +710,7 @@ impl<'a> Phases<'a> {
     /// The free row at the root of the tree that reached column `j`.
     fn root_of(&self, mut j: usize) -> usize {
         loop {
-            let row = self.pred[j];
+            let row = self.ws.pred(j);
             match self.col4row[row] {
                 UNMATCHED => return row,
                 col => j = col,

@@ -15,14 +15,11 @@
 //! Two procedures ([`Procedure`]): the fastest, and a fixed reference that the canonical mode's
 //! tie-breaking is defined by (docs/definition.md#canonical-choice).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
+use super::search::{self, RowCosts, Tie, Workspace};
 use super::{
     augmenting_row_reduction, empty_pairs, invert_matching, with_empty_pairs, Assignment, Bidding,
-    Duals, Edges, Key, UNMATCHED,
+    Duals, Edges, UNMATCHED,
 };
-use crate::alloc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::similarity::SparseCost;
@@ -31,9 +28,10 @@ use crate::topology::Idx;
 /// Bytes the row-by-row searches hold per neuron of A or B, for the memory budget
 /// (`crate::policy`). Arrays over rows are charged per neuron too (rows are the narrower
 /// side); all charged as if held at once, a list that grows by pushes at twice its longest:
-/// - [`Search`]'s arrays over columns and dummies: `v`, `dist`; `row4col`, `pred`; `seen`, `done`;
-/// - its arrays over rows: `u`, `col4row`; its `finished` list (a matched column at most once
-///   per search, at most one per row);
+/// - [`Search`]'s arrays over columns and dummies: `v`, its workspace's `dist`; `row4col`,
+///   `pred`; `mark`;
+/// - its arrays over rows: `u`, `col4row`; the workspace's settled list (a matched column at
+///   most once per search, at most one per row);
 /// - the heap's entries for the one dummy edge per row, see [`SSP_BYTES_PER_ENTRY`];
 /// - the free-row list and the one augmenting row reduction builds (at most one entry per row);
 /// - for a tall matrix, the transposed graph's row pointers;
@@ -41,11 +39,11 @@ use crate::topology::Idx;
 ///   pair per two neurons each).
 pub(crate) const SSP_BYTES_PER_NEURON: u64 = (2 * size_of::<f64>()
     + 2 * size_of::<usize>()
-    + 2 * size_of::<u32>()
+    + size_of::<u32>()
     + size_of::<f64>()
     + size_of::<usize>()
-    + 2 * size_of::<usize>()
-    + 2 * size_of::<HeapEntry>()
+    + 2 * search::SETTLED_BYTES
+    + 2 * search::ENTRY_BYTES
     + 2 * 2 * size_of::<usize>()
     + size_of::<usize>()
     + size_of::<(usize, usize)>()) as u64;
@@ -57,11 +55,42 @@ pub(crate) const SSP_BYTES_PER_NEURON: u64 = (2 * size_of::<f64>()
 /// [`SSP_BYTES_PER_NEURON`]); the heap is cleared, not shrunk, between searches, so its
 /// capacity is at most twice that.
 pub(crate) const SSP_BYTES_PER_ENTRY: u64 =
-    (size_of::<Idx>() + size_of::<f64>() + 2 * size_of::<HeapEntry>()) as u64;
+    (size_of::<Idx>() + size_of::<f64>() + 2 * search::ENTRY_BYTES) as u64;
 
-/// An entry of [`Search`]'s Dijkstra heap: a column by its distance, then (for
-/// [`Procedure::Fastest`]) free ones first, then by index.
-type HeapEntry = Reverse<(Key, bool, usize)>;
+/// How a column is queued: by its distance, then (for [`Procedure::Fastest`]) free ones first,
+/// then by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Queued {
+    taken: bool,
+    col: usize,
+}
+
+/// `taken` in the top bit, above the column: the order of `(taken, col)`.
+impl Tie for Queued {
+    fn encode(self) -> u64 {
+        (u64::from(self.taken) << 63) | self.col as u64
+    }
+    fn decode(bits: u64) -> Self {
+        Queued {
+            taken: bits >> 63 == 1,
+            col: (bits & !(1 << 63)) as usize,
+        }
+    }
+}
+
+/// The similarity graph's rows, each with its dummy column `n_cols + row` at cost 1.
+#[derive(Clone, Copy)]
+struct WithDummies<'a>(&'a SparseCost);
+
+impl RowCosts for WithDummies<'_> {
+    fn degree(&self, row: usize) -> usize {
+        self.0.rowptr[row + 1] - self.0.rowptr[row] + 1
+    }
+    fn edges(&self, row: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let dummy = self.0.n_cols + row;
+        self.0.row(row).chain(std::iter::once((dummy, 1.0)))
+    }
+}
 
 /// Solves `cost` (absent entries are 1, stored entries in [0, 1]) optimally. `empty_rows` and
 /// `empty_cols` (increasing) are neurons with no input: they cost 0 with each other and 1 with
@@ -166,24 +195,18 @@ const ROW_REDUCTION_PASSES: usize = 8;
 
 /// Successive shortest paths over columns `0..n_cols` (real) and `n_cols + i` (row i's dummy).
 struct Search<'a> {
-    cost: &'a SparseCost,
+    graph: WithDummies<'a>,
     procedure: Procedure,
     n_cols: usize,
     u: Vec<f64>,
     v: Vec<f64>,
     col4row: Vec<usize>,
     row4col: Vec<usize>,
-    // Per search, valid where `seen[col] == stamp`:
-    stamp: u32,
-    seen: Vec<u32>,
-    done: Vec<u32>,
-    dist: Vec<f64>,
-    pred: Vec<usize>,
-    finished: Vec<usize>,
+    /// The current search's distances, forest and queue, over columns and dummies.
+    ws: Workspace,
     /// The least distance of a free column reached so far: the search ends there or sooner, so
     /// no column beyond it is worth queueing (nor, for [`Procedure::Fastest`], at it).
     bound: f64,
-    heap: BinaryHeap<HeapEntry>,
 }
 
 impl<'a> Search<'a> {
@@ -191,59 +214,42 @@ impl<'a> Search<'a> {
         let (n_rows, n_cols) = (cost.n_rows, cost.n_cols);
         let all = n_cols + n_rows;
         Search {
-            cost,
+            graph: WithDummies(cost),
             procedure,
             n_cols,
             u: vec![0.0; n_rows],
             v: vec![0.0; all],
             col4row: vec![UNMATCHED; n_rows],
             row4col: vec![UNMATCHED; all],
-            stamp: 0,
-            seen: vec![0; all],
-            done: vec![0; all],
-            dist: vec![f64::INFINITY; all],
-            pred: vec![UNMATCHED; all],
-            finished: Vec::new(),
+            ws: Workspace::new(all),
             bound: f64::INFINITY,
-            heap: BinaryHeap::new(),
         }
-    }
-
-    /// The row's edges: its stored entries, then its dummy column at cost 1.
-    fn edges(&self, row: usize) -> impl Iterator<Item = (usize, f64)> + 'a {
-        let dummy = self.n_cols + row;
-        self.cost.row(row).chain(std::iter::once((dummy, 1.0)))
     }
 
     fn relax(&mut self, row: usize, base: f64) -> Result<()> {
         let ui = self.u[row];
-        // At most one entry per edge: the row's stored ones and its dummy.
-        let edges = self.cost.rowptr[row + 1] - self.cost.rowptr[row] + 1;
-        alloc::grow_heap(&mut self.heap, edges, "the sparse solver's heap")?;
-        for (j, c) in self.edges(row) {
-            if self.done[j] == self.stamp {
-                continue;
-            }
+        let fastest = self.procedure == Procedure::Fastest;
+        let (v, row4col) = (&self.v, &self.row4col);
+        let bound = std::cell::Cell::from_mut(&mut self.bound);
+        self.ws.relax(
+            &self.graph,
+            row,
             // Reduced costs are >= 0 up to rounding; clamp so Dijkstra's order stays valid.
-            let d = base + (c - ui - self.v[j]).max(0.0);
+            |j, c| base + (c - ui - v[j]).max(0.0),
             // Queued or not, a column beyond the bound is never settled before the search ends
             // (at the bound itself it could be, in the reference order, and change the path).
-            let fastest = self.procedure == Procedure::Fastest;
-            if d > self.bound || (fastest && d == self.bound) {
-                continue;
-            }
-            if self.seen[j] != self.stamp || d < self.dist[j] {
-                self.seen[j] = self.stamp;
-                self.dist[j] = d;
-                self.pred[j] = row;
-                let taken = self.row4col[j] != UNMATCHED;
+            |d| d < bound.get() || (!fastest && d == bound.get()),
+            |j, d| {
+                let taken = row4col[j] != UNMATCHED;
                 if !taken {
-                    self.bound = d;
+                    bound.set(d);
                 }
-                self.heap.push(Reverse((Key(d), fastest && taken, j)));
-            }
-        }
-        Ok(())
+                Queued {
+                    taken: fastest && taken,
+                    col: j,
+                }
+            },
+        )
     }
 
     /// A start in the manner of Jonker and Volgenant: each row's dual is its cheapest edge cost
@@ -255,6 +261,7 @@ impl<'a> Search<'a> {
                 continue;
             }
             let (j, c) = self
+                .graph
                 .edges(row)
                 .fold((UNMATCHED, f64::INFINITY), |best, (j, c)| {
                     if c < best.1 {
@@ -281,9 +288,8 @@ impl<'a> Search<'a> {
         if self.procedure == Procedure::Reference {
             return free;
         }
-        let (cost, n_cols) = (self.cost, self.n_cols);
-        let mut edges =
-            Edges(|row: usize| cost.row(row).chain(std::iter::once((n_cols + row, 1.0))));
+        let graph = self.graph;
+        let mut edges = Edges(|row: usize| graph.edges(row));
         let mut bidding = Bidding {
             u: &mut self.u,
             v: &mut self.v,
@@ -297,35 +303,35 @@ impl<'a> Search<'a> {
 
     /// One shortest augmenting path from free row `start`; updates potentials and the matching.
     fn augment(&mut self, start: usize) -> Result<()> {
-        self.stamp += 1;
-        self.heap.clear();
-        self.finished.clear();
+        self.ws.begin();
         self.bound = f64::INFINITY;
         self.relax(start, 0.0)?;
         let (sink, total) = loop {
-            let Reverse((Key(d), _, j)) = self.heap.pop().expect("the dummy column is reachable");
-            if self.done[j] == self.stamp || d > self.dist[j] {
+            let (d, queued) = self
+                .ws
+                .pop::<Queued>()
+                .expect("the dummy column is reachable");
+            let j = queued.col;
+            if !self.ws.is_current(j, d) {
                 continue; // stale entry
             }
-            self.done[j] = self.stamp;
             if self.row4col[j] == UNMATCHED {
                 break (j, d);
             }
-            self.finished.push(j);
+            self.ws.settle(j, d);
             let row = self.row4col[j];
             self.relax(row, d)?;
         };
-        // Potentials: finished columns and the rows behind them move by (total - dist).
+        // Potentials: settled columns and the rows behind them move by (total - dist).
         self.u[start] += total;
-        for k in 0..self.finished.len() {
-            let j = self.finished[k];
-            let delta = total - self.dist[j];
+        for &(j, dist) in self.ws.settled() {
+            let delta = total - dist;
             self.v[j] -= delta;
             self.u[self.row4col[j]] += delta;
         }
         let mut j = sink;
         loop {
-            let i = self.pred[j];
+            let i = self.ws.pred(j);
             self.row4col[j] = i;
             let previous = std::mem::replace(&mut self.col4row[i], j);
             if i == start {

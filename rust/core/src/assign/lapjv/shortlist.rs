@@ -9,13 +9,12 @@
 //! that moment. A step reads the whole row only when that bound could be reached (and then makes
 //! the row's list afresh): the solver reaches exactly the optimum of the dense method.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use rayon::prelude::*;
 
-use super::{Jv, Tree};
-use crate::assign::{two_lowest, Key, UNMATCHED};
+use super::{DenseRows, Jv};
+use crate::assign::search::{RowCosts, Tie, Workspace};
+use crate::assign::{two_lowest, UNMATCHED};
+use crate::error::Result;
 
 /// Entries per row. On unrelated layers (costs close together, many near-ties) the optimal
 /// column of a row is almost always among its 32 cheapest; more only slows every step. Unit
@@ -54,6 +53,16 @@ pub(super) struct Shortlists {
     bound: Vec<f64>,
     /// Scratch of [`Shortlists::refresh`].
     scratch: Vec<(f64, u32)>,
+}
+
+/// A row's list, as the list search relaxes it.
+impl RowCosts for Shortlists {
+    fn degree(&self, _: usize) -> usize {
+        self.width
+    }
+    fn edges(&self, row: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.entries(row)
+    }
 }
 
 impl Shortlists {
@@ -186,16 +195,41 @@ enum Step {
     ReadRow(usize),
 }
 
-/// Scratch arrays of the list searches, reused across searches.
+impl Step {
+    /// Reaching column `j`: it ends the search if free (`y[j]` is its row).
+    fn reach(j: usize, y: &[usize]) -> Step {
+        if y[j] == UNMATCHED {
+            Step::Free(j)
+        } else {
+            Step::Settle(j)
+        }
+    }
+}
+
+/// The variant in the top two bits, above the index: the order of [`Step`].
+impl Tie for Step {
+    fn encode(self) -> u64 {
+        let (variant, index) = match self {
+            Step::Free(j) => (0, j),
+            Step::Settle(j) => (1, j),
+            Step::ReadRow(i) => (2, i),
+        };
+        (variant << 62) | index as u64
+    }
+    fn decode(bits: u64) -> Self {
+        let index = (bits & ((1 << 62) - 1)) as usize;
+        match bits >> 62 {
+            0 => Step::Free(index),
+            1 => Step::Settle(index),
+            _ => Step::ReadRow(index),
+        }
+    }
+}
+
+/// What the list searches keep beside their [`Workspace`], reused across searches.
 pub(super) struct ListedSearch {
-    /// Distances: infinite where not reached, NaN once settled.
-    d: Vec<f64>,
-    tree: Tree,
-    /// The columns whose distance is not infinite, to reset.
-    touched: Vec<usize>,
     /// `offset[i]`: the offset `h` with which row `i` was reached in this search.
     offset: Vec<f64>,
-    heap: BinaryHeap<Reverse<(Key, Step)>>,
     /// Rows a search may read whole beyond half the columns it settled ([`MAX_EXPANSIONS`]).
     max_expansions: usize,
     /// Searches in a row that read too many rows whole (see [`MAX_GIVE_UPS`]).
@@ -206,11 +240,7 @@ impl ListedSearch {
     pub(super) fn new(n: usize, max_expansions: usize) -> Self {
         ListedSearch {
             max_expansions,
-            d: vec![f64::INFINITY; n],
-            tree: Tree::new(n),
-            touched: Vec::new(),
             offset: vec![0.0; n],
-            heap: BinaryHeap::new(),
             give_ups: 0,
         }
     }
@@ -218,28 +248,6 @@ impl ListedSearch {
     /// Whether the lists have stopped paying on this layer.
     pub(super) fn worthwhile(&self) -> bool {
         self.give_ups < MAX_GIVE_UPS
-    }
-
-    fn reset(&mut self) {
-        for &j in &self.touched {
-            self.d[j] = f64::INFINITY;
-        }
-        self.touched.clear();
-        self.tree.settled.clear();
-        self.heap.clear();
-    }
-
-    /// `d[j] = min(d[j], r)` through row `i`, queued.
-    fn lower(&mut self, j: usize, r: f64, i: usize, free: bool) {
-        if r < self.d[j] {
-            if self.d[j] == f64::INFINITY {
-                self.touched.push(j);
-            }
-            self.d[j] = r;
-            self.tree.pred[j] = i;
-            let step = if free { Step::Free(j) } else { Step::Settle(j) };
-            self.heap.push(Reverse((Key(r), step)));
-        }
     }
 }
 
@@ -255,62 +263,71 @@ impl Jv<'_> {
         u: &mut [f64],
         lists: &mut Shortlists,
         s: &mut ListedSearch,
-    ) -> bool {
-        s.reset();
-        self.reach(start, 0.0, lists, s);
+        ws: &mut Workspace,
+    ) -> Result<bool> {
+        ws.begin_by_distance();
+        self.reach(start, 0.0, lists, s, ws)?;
         let mut expansions = 0;
         let (sink, min) = loop {
-            if s.heap.len() > MAX_QUEUED_PER_COLUMN * self.n {
+            if ws.queued() > MAX_QUEUED_PER_COLUMN * self.n {
                 s.give_ups += 1;
-                return false;
+                return Ok(false);
             }
-            let Some(Reverse((Key(key), step))) = s.heap.pop() else {
+            let Some((key, step)) = ws.pop::<Step>() else {
                 // Unreachable (every reached row is read whole at the latest when its bound
                 // comes up, and a free column exists); the dense search decides.
-                return false;
+                return Ok(false);
             };
             match step {
                 Step::ReadRow(i) => {
-                    if expansions >= s.max_expansions.saturating_add(s.tree.settled.len() / 2) {
+                    if expansions >= s.max_expansions.saturating_add(ws.settled().len() / 2) {
                         s.give_ups += 1;
-                        return false;
+                        return Ok(false);
                     }
                     expansions += 1;
-                    let (ci, h) = (self.row(i), s.offset[i]);
-                    for (j, (&c, &vj)) in ci.iter().zip(&self.v).enumerate() {
-                        s.lower(j, c - vj - h, i, self.y[j] == UNMATCHED);
-                    }
-                    lists.refresh(i, ci, &self.v);
+                    let (v, y, h) = (&self.v, &self.y, s.offset[i]);
+                    let rows = DenseRows {
+                        c: self.c,
+                        n: self.n,
+                    };
+                    ws.relax_by_distance(&rows, i, |j, c| c - v[j] - h, |j, _| Step::reach(j, y))?;
+                    lists.refresh(i, self.row(i), &self.v);
                 }
                 Step::Free(j) | Step::Settle(j) => {
-                    if key != s.d[j] {
+                    if !ws.is_current_by_distance(j, key) {
                         continue; // superseded or settled
                     }
                     if self.y[j] == UNMATCHED {
                         break (j, key);
                     }
-                    s.d[j] = f64::NAN;
-                    s.tree.settled.push((j, key));
+                    ws.settle_by_distance(j, key);
                     let i = self.y[j];
-                    self.reach(i, u[i] - key, lists, s);
+                    self.reach(i, u[i] - key, lists, s, ws)?;
                 }
             }
         };
         s.give_ups = 0;
-        self.apply_path(start, sink, min, &s.tree, u, free_cols);
-        true
+        self.apply_path(start, sink, min, ws, u, free_cols);
+        Ok(true)
     }
 
     /// Relaxes row `i`'s list with offset `h` and queues reading the row whole at its bound.
-    fn reach(&self, i: usize, h: f64, lists: &Shortlists, s: &mut ListedSearch) {
-        for (j, c) in lists.entries(i) {
-            s.lower(j, c - self.v[j] - h, i, self.y[j] == UNMATCHED);
-        }
+    fn reach(
+        &self,
+        i: usize,
+        h: f64,
+        lists: &Shortlists,
+        s: &mut ListedSearch,
+        ws: &mut Workspace,
+    ) -> Result<()> {
+        let (v, y) = (&self.v, &self.y);
+        ws.relax_by_distance(lists, i, |j, c| c - v[j] - h, |j, _| Step::reach(j, y))?;
         s.offset[i] = h;
         let bound = lists.bound[i] - h;
         if bound.is_finite() {
-            s.heap.push(Reverse((Key(bound), Step::ReadRow(i))));
+            ws.push(bound, Step::ReadRow(i));
         }
+        Ok(())
     }
 }
 
