@@ -17,10 +17,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 
 from nnstd import _core
@@ -226,6 +225,9 @@ class Spec:
         """
         if not isinstance(data, Mapping) or not isinstance(data.get("groups"), Sequence):
             raise TopologyError(f"{source}: a spec is a mapping with a list under 'groups'")
+        unknown = set(data) - _SPEC_KEYS
+        if unknown:
+            raise TopologyError(f"{source}: unknown keys {sorted(unknown)} in a spec")
         groups = [_group_from_dict(entry, k, source) for k, entry in enumerate(data["groups"])]
         return cls(tuple(matching_order(groups, source)), source)
 
@@ -243,8 +245,14 @@ class Spec:
         _check_against(self, shapes)
 
 
+_SPEC_KEYS = {"groups"}
 _SLOT_KEYS = {"tensor", "offset", "block"}
 _GROUP_KEYS = {"name", "size", "kind", "writers", "readers", "followers", "heads", "head_set"}
+
+
+def _is_count(value: Any) -> TypeGuard[int]:
+    """An integer written as one: JSON ``true`` is not 1 unit (bool is an int subclass)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _slot_from(value: Any, axis: int, where: str) -> Slot:
@@ -255,7 +263,7 @@ def _slot_from(value: Any, axis: int, where: str) -> Slot:
         if unknown:
             raise TopologyError(f"{where}: unknown keys {sorted(unknown)} in a slot")
         offset, block = value.get("offset", 0), value.get("block", 1)
-        if not (isinstance(offset, int) and offset >= 0 and isinstance(block, int) and block > 0):
+        if not (_is_count(offset) and offset >= 0 and _is_count(block) and block > 0):
             raise TopologyError(f"{where}: offset must be >= 0 and block > 0, got {dict(value)}")
         return Slot(value["tensor"], axis, offset, block)
     raise TopologyError(
@@ -275,7 +283,7 @@ def _group_from_dict(entry: Any, k: int, source: str) -> Group:
     if not isinstance(name, str) or not name:
         raise TopologyError(f"{where}: 'name' must be a non-empty string")
     where = f"{source}: group {name!r}"
-    if not isinstance(size, int) or size <= 0:
+    if not _is_count(size) or size <= 0:
         raise TopologyError(f"{where}: 'size' must be a positive integer, got {size!r}")
     if kind not in KINDS:
         raise TopologyError(f"{where}: 'kind' must be one of {KINDS}, got {kind!r}")
@@ -286,7 +294,7 @@ def _group_from_dict(entry: Any, k: int, source: str) -> Group:
             raise TopologyError(f"{where}: '{key}' must be a list")
         slots[key] = tuple(_slot_from(item, axis, where) for item in items)
     heads, head_set = entry.get("heads", 1), entry.get("head_set")
-    if not isinstance(heads, int) or heads <= 0:
+    if not _is_count(heads) or heads <= 0:
         raise TopologyError(f"{where}: 'heads' must be a positive integer, got {heads!r}")
     if head_set is not None and not isinstance(head_set, str):
         raise TopologyError(f"{where}: 'head_set' must be a string")
@@ -310,6 +318,14 @@ def _validate(spec: Spec) -> None:
             )
         if g.kind == "input" and g.heads > 1:
             raise TopologyError(f"{source}: input group {g.name!r} cannot have heads")
+        if g.kind != "input" and not g.writers:
+            # Its units would be matched arbitrarily, and its readers compared through that.
+            raise TopologyError(
+                f"{source}: group {g.name!r} is {g.kind} but no layer writes it (name its "
+                f"writers, or make it an input group: the data's features)"
+            )
+        if not g.writers and not g.readers:
+            raise TopologyError(f"{source}: group {g.name!r}: no layer reads or writes it")
     head_sets: dict[str, int] = {}
     for g in spec.groups:
         if g.head_set is not None and head_sets.setdefault(g.head_set, g.heads) != g.heads:
@@ -321,8 +337,9 @@ def _validate(spec: Spec) -> None:
 
 
 def _check_rows(spec: Spec) -> None:
-    """No two writer slots overlap (a row is one unit of one group), nor two reader slots."""
-    for attribute, what in (("writers", "rows"), ("readers", "columns")):
+    """No two writer slots overlap (a row is one unit of one group), nor two reader slots,
+    nor two follower slots (an entry holds one unit's value)."""
+    for attribute, what in (("writers", "rows"), ("readers", "columns"), ("followers", "entries")):
         spans: dict[str, list[tuple[int, int, str]]] = {}
         for g in spec.groups:
             for s in getattr(g, attribute):
@@ -532,14 +549,15 @@ def _reads(spec: Spec, tensor: str, columns: int, kernel: int) -> list[tuple[int
 
 def graph_network(
     spec: Spec,
-    weights: Mapping[str, npt.NDArray[Any]],
+    weights: Mapping[str, Any],
     *,
     name: str,
     fixed_outputs: bool = False,
     budget: int = DEFAULT_LOAD_BUDGET,
 ) -> GraphNetwork:
     """The graph network of ``spec`` with the connections of ``weights`` (each writer's weight
-    or mask, as PyTorch stores it: ``(out, in, *kernel)``, non-zero entries are connections)."""
+    or mask, as PyTorch stores it: ``(out, in, *kernel)``, non-zero entries are connections; a
+    numpy array, or a 2-D scipy sparse array as `tensors_to_numpy` reads a sparse tensor)."""
     index = {g.name: k for k, g in enumerate(spec.groups)}
     head_sets: dict[str, int] = {}
     groups = []
@@ -549,7 +567,8 @@ def graph_network(
     writers = []
     for g in spec.groups:
         for slot in g.writers:
-            weight = np.asarray(weights[slot.tensor])
+            stored = weights[slot.tensor]
+            weight: Any = stored.tocsr() if sp.issparse(stored) else np.asarray(stored)
             kernel = int(np.prod(weight.shape[2:], dtype=np.int64))
             rows = weight[slot.offset : slot.offset + g.size].reshape(g.size, -1)
             where = f"{name} ({slot.tensor}, rows {slot.offset}:{slot.offset + g.size})"

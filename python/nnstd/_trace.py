@@ -885,7 +885,14 @@ class _Tracer:
                         for p in self.units[a].pieces
                     ]
                     continue
-                self.values[node] = self.evaluate(node)
+                try:
+                    self.values[node] = self.evaluate(node)
+                except Exception as exc:  # the model's own error, on the user's inputs
+                    raise TopologyError(
+                        f"{self.builder.source}: the model raised at {where} on example_inputs "
+                        f"({type(exc).__name__}: {one_line(exc)}); pass inputs its forward "
+                        f"takes"
+                    ) from exc
                 if node.op == "get_attr":
                     self.params[node] = str(node.target)
                     self.units[node] = None

@@ -623,7 +623,7 @@ def to_network(
             raise ValueError("spec= gives the groups: pass neither example_inputs= nor layers=")
         given = spec if isinstance(spec, Spec) else Spec.from_dict(spec, source)
         state = state_dict_of(model, source)
-        given.check(_tensor_shapes(state))
+        given.check(_tensor_shapes(state, source))
         chain = _chain_modules(given)
         if chain is not None and outputs == "free":
             return to_network(model, layers=chain, name=source)
@@ -815,13 +815,25 @@ def align(
     return permute(model, orders, layers=layers, example_inputs=example_inputs)
 
 
-def _tensor_shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+def _tensor_shapes(state: Mapping[str, Any], source: str) -> dict[str, tuple[int, ...]]:
     """Every tensor of a state dict by the name a spec gives it (``conv1.weight`` also when
     the state dict holds ``conv1.weight_orig`` and ``conv1.weight_mask``)."""
     shapes: dict[str, tuple[int, ...]] = {}
+    first: dict[str, str] = {}
     for name, value in state.items():
-        module, param, _ = _split(name)
-        shapes[f"{module}.{param}" if module else param] = tuple(np.shape(value))
+        if not hasattr(value, "shape"):  # numbers, strings, lists: not tensors of the model
+            continue
+        module, param, role = _split(name)
+        if role not in ("plain", "orig", "original", "mask"):
+            continue  # a parametrization's own state (spectral_norm's vectors), not the tensor
+        logical = f"{module}.{param}" if module else param
+        shape = tuple(int(n) for n in value.shape)
+        if shapes.setdefault(logical, shape) != shape:
+            raise TopologyError(
+                f"{source}: {name} has shape {shape} and {first[logical]} has shape "
+                f"{shapes[logical]}: a pruning mask and its weight have one shape"
+            )
+        first.setdefault(logical, name)
     return shapes
 
 
@@ -897,5 +909,5 @@ def _traced_spec(model: Any, example_inputs: Any) -> Spec:
     finally:
         for module, mode in modes:
             module.training = mode
-    traced.check(_tensor_shapes(model.state_dict()))
+    traced.check(_tensor_shapes(model.state_dict(), source))
     return traced

@@ -104,6 +104,7 @@ impl Graph {
         for (w, writer) in writers.iter().enumerate() {
             check_writer(w, writer, &groups)?;
         }
+        check_every_group_is_used(&groups, &writers)?;
         Ok(Graph {
             groups,
             writers,
@@ -185,6 +186,30 @@ impl Graph {
     }
 }
 
+/// Every group other than an input is written by some layer (an unwritten group's units would
+/// be matched arbitrarily, and its readers compared through that), and every input is read or
+/// written. So a group's size is bounded by a layer's, which the caller has already allocated:
+/// no declared size alone makes the distance allocate.
+fn check_every_group_is_used(groups: &[Group], writers: &[Writer]) -> Result<()> {
+    let mut written = vec![false; groups.len()];
+    let mut read = vec![false; groups.len()];
+    for writer in writers {
+        written[writer.group] = true;
+        for r in &writer.reads {
+            read[r.group] = true;
+        }
+    }
+    for (g, group) in groups.iter().enumerate() {
+        if group.kind != GroupKind::Input && !written[g] {
+            return Err(invalid(format!("group {g}: no layer writes it")));
+        }
+        if !written[g] && !read[g] {
+            return Err(invalid(format!("group {g}: no layer reads or writes it")));
+        }
+    }
+    Ok(())
+}
+
 /// A writer's group and reads exist and its layer has their shape.
 fn check_writer(w: usize, writer: &Writer, groups: &[Group]) -> Result<()> {
     let size = |g: usize| {
@@ -249,6 +274,20 @@ mod tests {
         let good = writer(1, &[(0, 1)], 3, &[vec![0], vec![1]]);
         let graph = Graph::new(groups, vec![good], false).unwrap();
         assert_eq!(graph.reported(), vec![1]);
+    }
+
+    #[test]
+    fn a_group_no_layer_writes_is_refused_whatever_its_size() {
+        let layer = || writer(2, &[(0, 1)], 3, &[vec![0], vec![1]]);
+        for kind in [GroupKind::Hidden, GroupKind::Output, GroupKind::Input] {
+            let groups = vec![
+                group(3, GroupKind::Input),
+                group(1 << 40, kind),
+                group(2, GroupKind::Output),
+            ];
+            let err = Graph::new(groups, vec![layer()], true).unwrap_err();
+            assert!(err.to_string().contains("group 1: no layer"), "{err}");
+        }
     }
 
     #[test]
