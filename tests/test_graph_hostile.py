@@ -237,3 +237,14 @@ def test_example_inputs_the_model_cannot_take_are_named(inputs: Any) -> None:
     with pytest.raises(nnstd.TopologyError, match="^Residual: .*example_inputs") as caught:
         nnstd.torch.to_network(Residual(), example_inputs=inputs)
     assert caught.value.__cause__ is not None  # the model's own error stays attached
+
+
+class ReturnsNothing(Residual):
+    def forward(self, x: Any) -> Any:
+        self.last = x + self.down(torch.relu(self.up(x)))
+
+
+def test_a_forward_that_returns_no_tensor_is_named() -> None:
+    # Was "group 'x': no layer reads or writes it": the cause is the forward's return value.
+    with pytest.raises(nnstd.TopologyError, match="^ReturnsNothing: .*returns no tensor"):
+        nnstd.torch.to_network(ReturnsNothing(), example_inputs=torch.zeros(2, 4))

@@ -900,6 +900,11 @@ class _Tracer:
                     self.units[node] = self.module_rule(node, where)
                 else:
                     self.units[node] = self.function_rule(node, where)
+        if not outputs:  # no output units: the groups would be cut off at an arbitrary point
+            raise TopologyError(
+                f"{self.builder.source}: its forward returns no tensor computed from "
+                f"example_inputs; nnstd reads the units of the model's outputs"
+            )
         return self.builder.spec(outputs)
 
     def placeholder(self, node: Any, value: Any) -> Units | None:
