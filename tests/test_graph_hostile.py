@@ -7,6 +7,7 @@ a silently different number. Cases that could abort or hang run in a child with 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -248,3 +249,28 @@ def test_a_forward_that_returns_no_tensor_is_named() -> None:
     # Was "group 'x': no layer reads or writes it": the cause is the forward's return value.
     with pytest.raises(nnstd.TopologyError, match="^ReturnsNothing: .*returns no tensor"):
         nnstd.torch.to_network(ReturnsNothing(), example_inputs=torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        ({"size": "8"}, "group 'up': 'size' must be a positive integer, got '8'"),
+        ({"size": -3}, "group 'up': 'size' must be a positive integer, got -3"),
+        ({"size": True}, "group 'up': 'size' must be a positive integer, got True"),
+        ({"kind": "middle"}, "group 'up': 'kind' must be one of"),
+        ({"heads": 2.0}, "group 'up': 'heads' must be a positive integer, got 2.0"),
+        ({"writers": (nnstd.torch.Slot("up.weight", 0, -2),)}, "group 'up': offset must be"),
+        ({"writers": (nnstd.torch.Slot("up.weight", 0, 0, 0),)}, "group 'up': offset must be"),
+    ],
+)
+def test_a_spec_built_in_python_is_checked_as_a_written_one(
+    group: dict[str, Any], message: str
+) -> None:
+    # Spec(groups) skipped the checks Spec.from_dict makes: a TypeError, a message from the
+    # core about a "0 x 8" layer, or a block of 0 accepted.
+    groups = list(Spec.from_dict(BLOCK, "blk").groups)
+    up = next(k for k, g in enumerate(groups) if g.name == "up")
+    groups[up] = dataclasses.replace(groups[up], **group)
+    with pytest.raises(nnstd.TopologyError, match="^blk: ") as caught:
+        nnstd.torch.to_network(block_state(), spec=Spec(tuple(groups), "blk"))
+    assert message in str(caught.value)

@@ -109,8 +109,8 @@ class Spec:
     _by_name: dict[str, Group] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_name", {g.name: g for g in self.groups})
         _validate(self)
+        object.__setattr__(self, "_by_name", {g.name: g for g in self.groups})
 
     def __getitem__(self, name: str) -> Group:
         try:
@@ -262,10 +262,7 @@ def _slot_from(value: Any, axis: int, where: str) -> Slot:
         unknown = set(value) - _SLOT_KEYS
         if unknown:
             raise TopologyError(f"{where}: unknown keys {sorted(unknown)} in a slot")
-        offset, block = value.get("offset", 0), value.get("block", 1)
-        if not (_is_count(offset) and offset >= 0 and _is_count(block) and block > 0):
-            raise TopologyError(f"{where}: offset must be >= 0 and block > 0, got {dict(value)}")
-        return Slot(value["tensor"], axis, offset, block)
+        return Slot(value["tensor"], axis, value.get("offset", 0), value.get("block", 1))
     raise TopologyError(
         f"{where}: a slot is a tensor name or {{'tensor': name, 'offset': n, 'block': n}}, "
         f"got {value!r}"
@@ -279,14 +276,11 @@ def _group_from_dict(entry: Any, k: int, source: str) -> Group:
     unknown = set(entry) - _GROUP_KEYS
     if unknown:
         raise TopologyError(f"{where}: unknown keys {sorted(unknown)}")
-    name, size, kind = entry.get("name"), entry.get("size"), entry.get("kind", "hidden")
+    name, kind = entry.get("name"), entry.get("kind", "hidden")
+    size: Any = entry.get("size")  # checked with the other values, in _validate
     if not isinstance(name, str) or not name:
         raise TopologyError(f"{where}: 'name' must be a non-empty string")
     where = f"{source}: group {name!r}"
-    if not _is_count(size) or size <= 0:
-        raise TopologyError(f"{where}: 'size' must be a positive integer, got {size!r}")
-    if kind not in KINDS:
-        raise TopologyError(f"{where}: 'kind' must be one of {KINDS}, got {kind!r}")
     slots = {}
     for key, axis in (("writers", 0), ("readers", 1), ("followers", 0)):
         items = entry.get(key, [])
@@ -294,10 +288,6 @@ def _group_from_dict(entry: Any, k: int, source: str) -> Group:
             raise TopologyError(f"{where}: '{key}' must be a list")
         slots[key] = tuple(_slot_from(item, axis, where) for item in items)
     heads, head_set = entry.get("heads", 1), entry.get("head_set")
-    if not _is_count(heads) or heads <= 0:
-        raise TopologyError(f"{where}: 'heads' must be a positive integer, got {heads!r}")
-    if head_set is not None and not isinstance(head_set, str):
-        raise TopologyError(f"{where}: 'head_set' must be a string")
     return Group(
         name, size, kind, slots["writers"], slots["readers"], slots["followers"], heads, head_set
     )
@@ -308,6 +298,7 @@ def _validate(spec: Spec) -> None:
     size, head sets of one head count, each tensor's rows written by one group only."""
     source, seen = spec.source, set()
     for g in spec.groups:
+        _check_values(g, source)
         if g.name in seen:
             raise TopologyError(f"{source}: two groups are named {g.name!r}")
         seen.add(g.name)
@@ -334,6 +325,30 @@ def _validate(spec: Spec) -> None:
                 f"and {g.heads} heads"
             )
     _check_rows(spec)
+
+
+def _check_values(g: Group, source: str) -> None:
+    """A group's fields have their types and ranges (`Spec.from_dict` checks only the layout
+    of the mapping; a `Spec` built in Python is checked here too)."""
+    if not isinstance(g.name, str) or not g.name:
+        raise TopologyError(f"{source}: a group's 'name' must be a non-empty string")
+    where = f"{source}: group {g.name!r}"
+    if not _is_count(g.size) or g.size <= 0:
+        raise TopologyError(f"{where}: 'size' must be a positive integer, got {g.size!r}")
+    if g.kind not in KINDS:
+        raise TopologyError(f"{where}: 'kind' must be one of {KINDS}, got {g.kind!r}")
+    if not _is_count(g.heads) or g.heads <= 0:
+        raise TopologyError(f"{where}: 'heads' must be a positive integer, got {g.heads!r}")
+    if g.head_set is not None and not isinstance(g.head_set, str):
+        raise TopologyError(f"{where}: 'head_set' must be a string")
+    for s in (*g.writers, *g.readers, *g.followers):
+        if not isinstance(s.tensor, str):
+            raise TopologyError(f"{where}: a slot's tensor must be a name, got {s.tensor!r}")
+        if not (_is_count(s.offset) and s.offset >= 0 and _is_count(s.block) and s.block > 0):
+            raise TopologyError(
+                f"{where}: offset must be >= 0 and block > 0, got offset {s.offset!r} and "
+                f"block {s.block!r} in {s.tensor}"
+            )
 
 
 def _check_rows(spec: Spec) -> None:
