@@ -203,7 +203,8 @@ def test_every_solver_gives_optimal_group_costs(solver: str) -> None:
 
 def has_twins(spec: Any, weights: dict[str, np.ndarray]) -> bool:
     """Whether two units of a renamed group have the same input set (every group known): a
-    tie, which any solver but the canonical mode (chains only) may break either way."""
+    tie, which any solver but the canonical mode (test_graph_canonical.py) may break either
+    way."""
     labels = {g.name: np.arange(g.size) for g in spec.groups}
     for group in spec.groups:
         if group.kind != "input" and group.writers:
@@ -292,8 +293,6 @@ def test_fixed_outputs_on_a_chain_compare_output_units_in_place() -> None:
 def test_graphs_refuse_what_reads_layers() -> None:
     model, x = sparse_model("decoder", 1)
     net = nnstd.torch.to_network(model, example_inputs=x)
-    with pytest.raises(nnstd.TopologyError, match=r"canonical mode is defined for chains only"):
-        nnstd.distance(net, net)
     with pytest.raises(nnstd.TopologyError, match=r"Decoder: .* is a graph of permutation groups"):
         nnstd.alignment(net, net, solver="auto")
     with pytest.raises(nnstd.TopologyError, match=r"is a graph of permutation groups"):
@@ -387,8 +386,11 @@ def test_align_keeps_the_function_of_another_model() -> None:
     aligned = nnstd.torch.align(reference, model, example_inputs=x, solver="paper")
     with torch.no_grad():
         assert relative_error(before, aligned(x)) < 1e-10
-    with pytest.raises(nnstd.TopologyError, match="canonical mode is defined for chains only"):
-        nnstd.torch.align(reference, model, example_inputs=x, solver="canonical")
+    for solver in ("canonical", None):  # the canonical mode, the default, aligns graphs too
+        model, _ = pruned_model("decoder", 9)
+        aligned = nnstd.torch.align(reference, model, example_inputs=x, solver=solver)
+        with torch.no_grad():
+            assert relative_error(before, aligned(x)) < 1e-10
 
 
 def _logical(model: Any) -> tuple[list[str], list[np.ndarray]]:

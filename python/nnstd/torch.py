@@ -590,9 +590,8 @@ def to_network(
     -------
     Network
         A `GraphNetwork` for a graph; ``network.groups`` names the groups whose distances
-        ``nnstd.distance(...).layers`` holds. Graphs take the ``"paper"``, ``"auto"``,
-        ``"sparse"`` and ``"dense"`` solvers; the default ``"canonical"`` is defined for
-        chains only and is refused.
+        ``nnstd.distance(...).layers`` holds. Graphs take every solver, the default
+        ``"canonical"`` included (docs/definition.md#graph-canonical-mode).
 
     Examples
     --------
@@ -731,7 +730,7 @@ def _align_graph(reference: Any, model: Any, solver: Solver | None, example_inpu
     net_a = to_network(reference, example_inputs=example_inputs, outputs="fixed")
     net_b = to_network(model, example_inputs=example_inputs, outputs="fixed")
     assert isinstance(net_a, GraphNetwork) and isinstance(net_b, GraphNetwork)
-    orders = _graph_orders(net_a, net_b, solver or "auto")
+    orders = _graph_orders(net_a, net_b, solver or DEFAULT_SOLVER)
     inputs = _as_inputs(example_inputs)
     _refresh_pruned(model)
     before = _outputs(model, inputs, source, False) or []
@@ -779,8 +778,7 @@ def align(
         ``torch.nn.Module`` objects or state dicts with the same chain of layers (modules of
         the same architecture for graphs).
     solver
-        As in `nnstd.distance`; default ``"canonical"`` for chains and ``"auto"`` for graphs
-        (the canonical mode is defined for chains only).
+        As in `nnstd.distance` (default ``"canonical"``, for chains and graphs alike).
     layers
         As in `permute`, for both.
     example_inputs

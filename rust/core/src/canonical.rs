@@ -116,14 +116,7 @@ impl<'p> Oriented<'p> {
         b: &Layer,
         cancel: &Cancel,
     ) -> Result<Assignment> {
-        let dense_costs = plan(k, a, b, Pick::Fastest, self.budget)?.dense_costs;
-        if a == b {
-            return Ok(Assignment {
-                col_of_row: (0..a.n_out()).collect(),
-                cost: 0.0,
-            });
-        }
-        LayerChoice::new(k, a, b, &self.structure).solve(dense_costs, cancel)
+        choose_layer(k, a, b, (&self.structure, 0, 0), self.budget, cancel)
     }
 
     /// Layer `k`'s `matching` (the first network's canonical labels to the second's) in the
@@ -147,20 +140,46 @@ impl<'p> Oriented<'p> {
     }
 }
 
-/// Structural colours of both canonical networks.
-struct Structure<'a> {
-    a: &'a History,
-    b: &'a History,
-    rounds: usize,
+/// Layer `k`'s canonical assignment of the first network's layer `a` against the second's `b`
+/// (inputs carried), in canonical labels, its neurons those of `structure` from the given
+/// offsets (a head's units within a graph's group; 0 and 0 for a layer). Identical layers are
+/// matched neuron to neuron; the memory budget is checked for every layer, identical ones
+/// included.
+pub(crate) fn choose_layer(
+    k: usize,
+    a: &Layer,
+    b: &Layer,
+    (structure, row_offset, col_offset): (&Structure, usize, usize),
+    budget: u64,
+    cancel: &Cancel,
+) -> Result<Assignment> {
+    let dense_costs = plan(k, a, b, Pick::Fastest, budget)?.dense_costs;
+    if a == b {
+        return Ok(Assignment {
+            col_of_row: (0..a.n_out()).collect(),
+            cost: 0.0,
+        });
+    }
+    let mut choice = LayerChoice::new(k, a, b, structure);
+    (choice.row_offset, choice.col_offset) = (row_offset, col_offset);
+    choice.solve(dense_costs, cancel)
+}
+
+/// Structural colours of both canonical networks (`[t][k][i]`: round, layer or group, neuron
+/// or unit in canonical order).
+pub(crate) struct Structure<'a> {
+    pub(crate) a: &'a History,
+    pub(crate) b: &'a History,
+    pub(crate) rounds: usize,
 }
 
 impl Structure<'_> {
     /// 0 for neurons whose colours agree in every round, up to 1 when they never do.
-    fn dissimilarity(&self, k: usize, i: usize, j: usize) -> f64 {
+    pub(crate) fn dissimilarity(&self, k: usize, i: usize, j: usize) -> f64 {
         1.0 - agreement(self.a, self.b, k, i, j) as f64 / self.rounds as f64
     }
 
-    fn last(history: &History, k: usize) -> &[u64] {
+    pub(crate) fn last(history: &History, k: usize) -> &[u64] {
         &history[history.len() - 1][k]
     }
 }
@@ -172,6 +191,9 @@ struct LayerChoice<'a> {
     a: &'a Layer,
     b: &'a Layer,
     structure: &'a Structure<'a>,
+    /// Where `a`'s and `b`'s neurons start among the colours of `structure`'s layer `k`.
+    row_offset: usize,
+    col_offset: usize,
     /// Neurons with no input (increasing), of `a` and of `b`: they cost 0 with each other.
     empty_rows: Vec<usize>,
     empty_cols: Vec<usize>,
@@ -184,6 +206,8 @@ impl<'a> LayerChoice<'a> {
             a,
             b,
             structure,
+            row_offset: 0,
+            col_offset: 0,
             empty_rows: empty_neurons(a),
             empty_cols: empty_neurons(b),
         }
@@ -223,11 +247,12 @@ impl<'a> LayerChoice<'a> {
             None => self.certified_by_paper_mode(stored)?,
         };
         let (k, structure) = (self.k, self.structure);
-        let dissimilarity = |i: usize, j: usize| structure.dissimilarity(k, i, j);
+        let (ro, co) = (self.row_offset, self.col_offset);
+        let dissimilarity = |i: usize, j: usize| structure.dissimilarity(k, ro + i, co + j);
         let criteria = Criteria {
             secondary: &dissimilarity,
-            row_colours: Structure::last(structure.a, k),
-            col_colours: Structure::last(structure.b, k),
+            row_colours: &Structure::last(structure.a, k)[ro..ro + self.a.n_out()],
+            col_colours: &Structure::last(structure.b, k)[co..co + self.b.n_out()],
             empty_rows: &self.empty_rows,
             empty_cols: &self.empty_cols,
         };

@@ -1,15 +1,24 @@
-//! The canonical mode's preparation of a graph of permutation groups
-//! (docs/definition.md#graph-canonical-labels): its canonical labelling (units renamed within
-//! their groups, heads as blocks) and the structural colours of its units, computed once per
-//! graph. A chain's preparation is `crate::canonical::prepare`.
+//! The canonical mode on graphs of permutation groups (docs/definition.md#graph-canonical-mode):
+//! a graph's preparation (its canonical labelling, units renamed within their groups and heads
+//! as blocks, and the structural colours of its units and heads, computed once per graph) and a
+//! pair's orientation and choices ([`OrientedGraph`]), which the graph loop
+//! (`crate::graph_match`) drives group by group as it drives every mode. Each group is chosen as
+//! a chain's layer is (`crate::canonical::choose_layer`); a head set's heads are paired by the
+//! canonical choice on their block costs. A chain's preparation is `crate::canonical::prepare`.
 
 use std::cmp::Ordering;
 
+use crate::assign::choice::{choose, Criteria};
+use crate::assign::duals::DenseStored;
+use crate::assign::{invert_matching, lapjv, scipy_order, Assignment, UNMATCHED};
 use crate::cancel::Cancel;
-use crate::canonical::colour_rounds;
+use crate::canonical::{choose_layer, colour_rounds, Structure};
 use crate::error::Result;
 use crate::graph::Graph;
 use crate::labelling::graph::{label_graph, GraphStructure, LabelledGraph};
+use crate::refine::History;
+use crate::similarity::DenseCost;
+use crate::topology::Layer;
 
 /// A graph ready for canonical distances.
 pub struct PreparedGraph {
@@ -19,7 +28,10 @@ pub struct PreparedGraph {
     order: Vec<Vec<usize>>,
     /// `history[t][g]`: the colours of group `g`'s units after `t` rounds, in canonical order
     /// (empty for fixed groups).
-    history: Vec<Vec<Vec<u64>>>,
+    history: History,
+    /// `heads[t][g]`: the colours of the heads of group `g`'s head set after `t` rounds, in
+    /// canonical order (empty for groups without heads).
+    heads: History,
 }
 
 /// The canonical labelling and colours of `graph`.
@@ -35,21 +47,27 @@ pub fn prepare_graph(graph: &Graph, cancel: &Cancel) -> Result<PreparedGraph> {
             None => (0..graph.groups()[g].size).collect(),
         })
         .collect();
-    let history = cells
-        .iter()
-        .map(|round| {
-            (0..groups)
-                .map(|g| match structure.cell_of_group(g) {
-                    Some(c) => order[g].iter().map(|&u| round[c][u]).collect(),
-                    None => Vec::new(),
-                })
-                .collect()
-        })
-        .collect();
+    // Each group's cell of colours (units or heads), in canonical order.
+    let by_group = |cell_of: &dyn Fn(usize) -> Option<usize>| -> History {
+        cells
+            .iter()
+            .map(|round| {
+                (0..groups)
+                    .map(|g| match cell_of(g) {
+                        Some(c) => labelled.order[c].iter().map(|&u| round[c][u]).collect(),
+                        None => Vec::new(),
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let history = by_group(&|g| structure.cell_of_group(g));
+    let heads = by_group(&|g| structure.head_cell_of_group(g));
     Ok(PreparedGraph {
         labelled,
         order,
         history,
+        heads,
     })
 }
 
@@ -65,13 +83,158 @@ impl PreparedGraph {
     }
 
     /// The colours of every group's units by round, in canonical order.
-    pub fn history(&self) -> &[Vec<Vec<u64>>] {
+    pub fn history(&self) -> &History {
         &self.history
     }
 
     /// How this graph's canonical form compares with `other`'s.
     pub fn cmp_form(&self, other: &PreparedGraph) -> Ordering {
         self.labelled.cmp_form(&other.labelled)
+    }
+}
+
+/// Two prepared graphs as the canonical mode matches them: the one with the smaller canonical
+/// form first, both in canonical order; matchings between them are in canonical labels until
+/// [`OrientedGraph::in_callers_labels`].
+pub struct OrientedGraph<'p> {
+    first: &'p PreparedGraph,
+    second: &'p PreparedGraph,
+    /// Whether `first` is the callers' B.
+    swapped: bool,
+    /// The units' colours, and the heads'.
+    units: Structure<'p>,
+    heads: Structure<'p>,
+    /// Bytes one group's costs may take (`crate::policy::plan`).
+    budget: u64,
+}
+
+impl<'p> OrientedGraph<'p> {
+    /// `a` (the callers' A) and `b`, the one with the smaller canonical form first.
+    pub fn new(a: &'p PreparedGraph, b: &'p PreparedGraph, budget: u64) -> Self {
+        let swapped = b.cmp_form(a).is_lt();
+        let (first, second) = if swapped { (b, a) } else { (a, b) };
+        let rounds = first.history.len() - 1;
+        OrientedGraph {
+            first,
+            second,
+            swapped,
+            units: Structure {
+                a: &first.history,
+                b: &second.history,
+                rounds,
+            },
+            heads: Structure {
+                a: &first.heads,
+                b: &second.heads,
+                rounds,
+            },
+            budget,
+        }
+    }
+
+    /// The two canonical graphs, the first matched as A.
+    pub fn networks(&self) -> (&'p Graph, &'p Graph) {
+        (self.first.graph(), self.second.graph())
+    }
+
+    /// Group `g`'s canonical assignment of its input sets `a` (first graph) against `b`
+    /// (second graph, carried), in canonical labels: a chain layer's choice.
+    pub fn match_layer(
+        &self,
+        g: usize,
+        a: &Layer,
+        b: &Layer,
+        cancel: &Cancel,
+    ) -> Result<Assignment> {
+        choose_layer(g, a, b, (&self.units, 0, 0), self.budget, cancel)
+    }
+
+    /// The canonical assignment of head `p` of the first graph against head `q` of the
+    /// second, in group `g` (`a`, `b`: those heads' units' input sets).
+    pub fn match_head_pair(
+        &self,
+        g: usize,
+        (p, q): (usize, usize),
+        a: &Layer,
+        b: &Layer,
+        cancel: &Cancel,
+    ) -> Result<Assignment> {
+        let structure = (&self.units, p * a.n_out(), q * b.n_out());
+        choose_layer(g, a, b, structure, self.budget, cancel)
+    }
+
+    /// The pairing of the heads of group `g`'s head set from their block costs (`block[p *
+    /// heads + q]`, the sum over the set's groups of the costs between head `p`'s and head
+    /// `q`'s units): head to head when every group of the set has the same input sets in both
+    /// graphs (`same`); otherwise the canonical choice among the optimal pairings, the block
+    /// costs divided by the set's units per head being its costs and the heads' colours its
+    /// structure.
+    pub fn pair_heads(
+        &self,
+        g: usize,
+        block: &[f64],
+        same: bool,
+        cancel: &Cancel,
+    ) -> Result<Vec<usize>> {
+        let graph = self.first.graph();
+        let heads = graph.groups()[g].heads;
+        if same {
+            return Ok((0..heads).collect());
+        }
+        let set = graph.groups()[g].head_set;
+        let units: usize = graph
+            .groups()
+            .iter()
+            .enumerate()
+            .filter(|&(h, group)| h == g || (set.is_some() && group.head_set == set))
+            .map(|(_, group)| group.size / heads)
+            .sum();
+        let dense = DenseCost {
+            n_rows: heads,
+            n_cols: heads,
+            data: block
+                .iter()
+                .map(|&c| (c / units.max(1) as f64).min(1.0))
+                .collect(),
+        };
+        let (optimum, duals) = lapjv::solve_with_duals(&dense, cancel)?;
+        let stored = DenseStored {
+            dense: &dense,
+            empty_row: vec![false; heads],
+            empty_col: vec![false; heads],
+        };
+        let Some(tight) = duals.certified_tight(&stored, &optimum.col_of_row)? else {
+            // Float rounding beyond the usual: SciPy's rules on the canonical order decide.
+            return Ok(scipy_order::try_solve_dense(heads, heads, &dense.data, cancel)?.col_of_row);
+        };
+        let dissimilarity = |p: usize, q: usize| self.heads.dissimilarity(g, p, q);
+        let criteria = Criteria {
+            secondary: &dissimilarity,
+            row_colours: Structure::last(self.heads.a, g),
+            col_colours: Structure::last(self.heads.b, g),
+            empty_rows: &[],
+            empty_cols: &[],
+        };
+        let pairing = choose(&stored, &optimum.col_of_row, &duals, &tight, &criteria)?;
+        debug_assert!(pairing.iter().all(|&q| q != UNMATCHED));
+        Ok(pairing)
+    }
+
+    /// Group `g`'s `matching` (the first graph's canonical labels to the second's) in the
+    /// callers' labels, from their A's units to their B's.
+    pub fn in_callers_labels(&self, g: usize, matching: Vec<usize>) -> Vec<usize> {
+        let (from, to) = (self.first.order(g), self.second.order(g));
+        let mut own = vec![UNMATCHED; from.len()];
+        for (i, &j) in matching.iter().enumerate() {
+            if j != UNMATCHED {
+                own[from[i]] = to[j];
+            }
+        }
+        if self.swapped {
+            invert_matching(&own, to.len())
+        } else {
+            own
+        }
     }
 }
 
@@ -266,6 +429,45 @@ pub(crate) mod tests {
             let a = random_graph(seed, fill, false);
             let b = renamed(&a, seed);
             assert_eq!(prepared(&a).graph(), prepared(&b).graph());
+        }
+    }
+
+    fn canonical(a: &Graph, b: &Graph) -> Vec<crate::network::LayerMatch> {
+        let options = crate::mode::Options::new(crate::mode::Solver::Canonical);
+        crate::pairwise::distance(a, b, None, &options, &Cancel::new()).unwrap()
+    }
+
+    #[test]
+    fn a_renamed_copy_is_at_zero_and_renaming_changes_no_value() {
+        for seed in 0..120u64 {
+            let fill = [30, 100, 300, 600][seed as usize % 4];
+            let fixed = seed % 3 == 0;
+            let a = random_graph(seed, fill, fixed);
+            for m in canonical(&a, &renamed(&a, seed + 7)) {
+                assert_eq!(m.cost, 0.0, "seed {seed}");
+            }
+            let b = random_graph(seed + 500, fill, fixed);
+            let ab = canonical(&a, &b);
+            let bits = |d: &[crate::network::LayerMatch]| -> Vec<u64> {
+                d.iter().map(|m| m.cost.to_bits()).collect()
+            };
+            assert_eq!(
+                bits(&ab),
+                bits(&canonical(&a, &renamed(&b, seed))),
+                "seed {seed}"
+            );
+            assert_eq!(
+                bits(&ab),
+                bits(&canonical(&renamed(&a, seed), &b)),
+                "seed {seed}"
+            );
+            // Both directions make the same pairs.
+            let ba = canonical(&b, &a);
+            assert_eq!(bits(&ab), bits(&ba), "seed {seed}");
+            for (x, y) in ab.iter().zip(&ba) {
+                let n_a = x.matching.len();
+                assert_eq!(x.matching, invert_matching(&y.matching, n_a), "seed {seed}");
+            }
         }
     }
 }

@@ -8,7 +8,7 @@
 //! per-layer [`Matcher`] (`crate::mode`, which states what a mode provides for graphs), so every
 //! mode defined on graphs runs here unchanged.
 
-use crate::assign::{scipy_order, Algorithm, Assignment, UNMATCHED};
+use crate::assign::{Algorithm, Assignment, UNMATCHED};
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::graph::Graph;
@@ -105,8 +105,9 @@ fn match_group(
 
 /// A head set (docs/definition.md#graph-heads): the cost of pairing head `p` of A with head
 /// `q` of B is the sum over the set's groups of the optimal cost between their units; the heads
-/// are paired by SciPy's rules on those block costs, and each group keeps, within each pair of
-/// heads, the assignment whose cost entered the block cost.
+/// are paired from those block costs by the mode ([`Matcher::pair_heads`]: SciPy's rules by
+/// default), and each group keeps, within each pair of heads, the assignment whose cost
+/// entered the block cost.
 fn match_heads(
     pair: &impl Matcher<Graph>,
     members: &[usize],
@@ -119,11 +120,13 @@ fn match_heads(
     let mut within: Vec<Vec<Assignment>> = Vec::with_capacity(members.len());
     let mut algorithms = Vec::with_capacity(members.len());
     let mut block = vec![0.0; heads * heads];
+    let mut same = true;
     for &g in members {
         let (la, lb) = (
             input_sets(a, b, g, known, Side::A),
             input_sets(a, b, g, known, Side::B),
         );
+        same &= la == lb;
         let dim = la.n_out() / heads;
         let mut solved = Vec::with_capacity(heads * heads);
         let mut algorithm = Algorithm::Paper;
@@ -143,7 +146,7 @@ fn match_heads(
         within.push(solved);
         algorithms.push(algorithm);
     }
-    let pairing = scipy_order::try_solve_dense(heads, heads, &block, cancel)?.col_of_row;
+    let pairing = pair.pair_heads(members[0], heads, &block, same, cancel)?;
     let mut out = Vec::with_capacity(members.len());
     for (m, &g) in members.iter().enumerate() {
         let dim = a.groups()[g].size / heads;
@@ -267,7 +270,6 @@ fn neurons(layer: &Layer, first: usize, count: usize) -> Layer {
 mod tests {
     use super::*;
     use crate::assign::invert_matching;
-    use crate::error::Error;
     use crate::graph::{Group, GroupKind, Read, Writer};
     use crate::mode::{Options, Solver};
     use crate::network::layer_distance;
@@ -338,7 +340,13 @@ mod tests {
         for seed in 0..20 {
             let a = random_net(seed, &[12, 9, 10, 4], 30);
             let b = random_net(seed + 100, &[12, 11 - (seed as usize % 4), 10, 4], 30);
-            for solver in [Solver::Paper, Solver::Auto, Solver::Sparse, Solver::Dense] {
+            for solver in [
+                Solver::Paper,
+                Solver::Auto,
+                Solver::Sparse,
+                Solver::Dense,
+                Solver::Canonical,
+            ] {
                 let options = Options::new(solver);
                 let cancel = Cancel::new();
                 let chain = distance(&a, &b, None, &options, &cancel).unwrap();
@@ -414,18 +422,5 @@ mod tests {
                 assert_eq!(mine.distance, layer_distance(theirs.cost, n_a));
             }
         }
-    }
-
-    #[test]
-    fn the_canonical_mode_is_refused_on_graphs() {
-        let a = chain_graph(&random_net(1, &[4, 3], 50));
-        let err = distance(
-            &a,
-            &a,
-            None,
-            &Options::new(Solver::Canonical),
-            &Cancel::new(),
-        );
-        assert!(matches!(err, Err(Error::InvalidArgument(_))));
     }
 }

@@ -47,22 +47,25 @@
 //! - `Matcher::match_head_pair(g, (p, q), a, b, cancel)`: for a group of heads, the assignment
 //!   of A's head `p` against B's head `q` (`a`, `b`: those heads' units, in order, of the
 //!   group's input sets; unit `u` of head `p` is unit `p * dim + u` of the group); by default
-//!   `match_layer`. The graph loop pairs the heads themselves by SciPy's rules on the block
-//!   costs (docs/definition.md#graph-heads); a mode that must choose that pairing too needs a
-//!   further hook there (`graph_match::match_heads`);
+//!   `match_layer`;
+//! - `Matcher::pair_heads(g, heads, block, same, cancel)`: the pairing of the heads from their
+//!   block costs; by default SciPy's rules (docs/definition.md#graph-heads), the canonical mode
+//!   its own choice (docs/definition.md#graph-canonical-mode);
 //! - `Matcher::in_callers_labels(g, matching)`: group `g`'s matching in the callers' labels
 //!   (fixed groups too: the loop matches them by the identity on the graphs it walks).
 //!
-//! Until it has these, the canonical mode's `Mode<Graph>::prepare` refuses graphs with a clear
-//! error (below, `impl Mode<Graph> for Canonical`).
+//! Both modes are defined on both shapes; the canonical mode's graph parts are in
+//! `crate::graph_canonical` (a mode that refuses a shape can name `Infallible` as its matcher
+//! and fail in its preparation).
 
 use std::convert::Infallible;
 
-use crate::assign::{Algorithm, Assignment};
+use crate::assign::{scipy_order, Algorithm, Assignment};
 use crate::cancel::Cancel;
 use crate::canonical::{self, Oriented};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
+use crate::graph_canonical::{self, OrientedGraph, PreparedGraph};
 use crate::policy::{plan, solve_layer, Pick, DEFAULT_MEMORY_BUDGET};
 use crate::topology::{Layer, Network};
 
@@ -226,6 +229,22 @@ pub trait Matcher<N> {
         self.match_layer(k, a, b, cancel)
     }
 
+    /// The pairing of the heads of group `k`'s head set (graphs only): `col_of_row` of the
+    /// `heads x heads` block costs `block` (`block[p * heads + q]`: the set's groups' costs
+    /// between A's head `p` and B's head `q`, from [`Matcher::match_head_pair`]); `same` when
+    /// every group of the set has the same input sets in A and B. By default SciPy's rules on
+    /// the block costs (docs/definition.md#graph-heads).
+    fn pair_heads(
+        &self,
+        _k: usize,
+        heads: usize,
+        block: &[f64],
+        _same: bool,
+        cancel: &Cancel,
+    ) -> Result<Vec<usize>> {
+        Ok(scipy_order::try_solve_dense(heads, heads, block, cancel)?.col_of_row)
+    }
+
     /// Layer (or group) `k`'s matching, made on [`Matcher::networks`], in the callers' labels:
     /// one entry per neuron of their A, each a neuron of their B or `UNMATCHED`.
     fn in_callers_labels(&self, k: usize, matching: Vec<usize>) -> Vec<usize>;
@@ -351,23 +370,61 @@ impl Matcher<Network> for Oriented<'_> {
     }
 }
 
-/// The canonical mode on graphs: not defined yet (module documentation, the hook); refused
-/// before any work.
+/// The canonical mode on graphs (`crate::graph_canonical`): the graphs in canonical order,
+/// each group chosen as a chain's layer, heads paired canonically.
 impl Mode<Graph> for Canonical {
-    type Prepared<'n> = Infallible;
+    type Prepared<'n> = PreparedGraph;
 
-    type Pair<'p> = Infallible;
+    type Pair<'p> = OrientedGraph<'p>;
 
-    fn prepare(&self, _graph: &Graph, _cancel: &Cancel) -> Result<Infallible> {
-        Err(Error::InvalidArgument(
-            "the canonical mode is defined for chains only; pass solver=\"auto\", \"sparse\", \
-             \"dense\" or \"paper\" for a graph"
-                .into(),
-        ))
+    fn prepare(&self, graph: &Graph, cancel: &Cancel) -> Result<PreparedGraph> {
+        graph_canonical::prepare_graph(graph, cancel)
     }
 
-    fn pair<'p, 'n: 'p>(&'p self, a: &'p Infallible, _b: &'p Infallible) -> Infallible {
-        match *a {}
+    fn pair<'p, 'n: 'p>(&'p self, a: &'p PreparedGraph, b: &'p PreparedGraph) -> OrientedGraph<'p> {
+        OrientedGraph::new(a, b, self.budget)
+    }
+}
+
+impl Matcher<Graph> for OrientedGraph<'_> {
+    fn networks(&self) -> (&Graph, &Graph) {
+        OrientedGraph::networks(self)
+    }
+
+    fn match_layer(&self, g: usize, a: &Layer, b: &Layer, cancel: &Cancel) -> Result<Solved> {
+        Ok(Solved {
+            assignment: OrientedGraph::match_layer(self, g, a, b, cancel)?,
+            algorithm: Algorithm::Canonical,
+        })
+    }
+
+    fn match_head_pair(
+        &self,
+        g: usize,
+        heads: (usize, usize),
+        a: &Layer,
+        b: &Layer,
+        cancel: &Cancel,
+    ) -> Result<Solved> {
+        Ok(Solved {
+            assignment: OrientedGraph::match_head_pair(self, g, heads, a, b, cancel)?,
+            algorithm: Algorithm::Canonical,
+        })
+    }
+
+    fn pair_heads(
+        &self,
+        g: usize,
+        _heads: usize,
+        block: &[f64],
+        same: bool,
+        cancel: &Cancel,
+    ) -> Result<Vec<usize>> {
+        OrientedGraph::pair_heads(self, g, block, same, cancel)
+    }
+
+    fn in_callers_labels(&self, g: usize, matching: Vec<usize>) -> Vec<usize> {
+        OrientedGraph::in_callers_labels(self, g, matching)
     }
 }
 

@@ -326,6 +326,11 @@ impl<'g> GraphStructure<'g> {
         self.cell_of_group[g]
     }
 
+    /// The cell of the heads of group `g`'s head set (`None`: a group without heads).
+    pub(crate) fn head_cell_of_group(&self, g: usize) -> Option<usize> {
+        self.heads_of_group[g].map(|(cell, _)| cell)
+    }
+
     /// The graph with every free group's units in `order` (the cells of [`Self::cell_of_group`]).
     pub(crate) fn relabelled_graph(&self, form: Vec<Csc>) -> Result<Graph> {
         let writers = self
