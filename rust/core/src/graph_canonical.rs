@@ -283,11 +283,16 @@ pub(crate) mod tests {
     /// a head set of query-key 3 and value 4 (2 heads of 3) reading the stream, and outputs 5
     /// (3) reading the stream and the value units.
     pub(crate) fn random_graph(seed: u64, fill: usize, fixed_outputs: bool) -> Graph {
+        sized_graph(seed, fill, fixed_outputs, 7)
+    }
+
+    /// [`random_graph`] with `hidden` units in group 2 (free groups may differ in size).
+    fn sized_graph(seed: u64, fill: usize, fixed_outputs: bool, hidden: usize) -> Graph {
         let mut next = numbers(seed);
         let groups = vec![
             group(5, GroupKind::Input, 1, None),
             group(6, GroupKind::Hidden, 1, None),
-            group(7, GroupKind::Hidden, 1, None),
+            group(hidden, GroupKind::Hidden, 1, None),
             group(6, GroupKind::Hidden, 2, Some(0)),
             group(6, GroupKind::Hidden, 2, Some(0)),
             group(3, GroupKind::Output, 1, None),
@@ -467,6 +472,39 @@ pub(crate) mod tests {
             for (x, y) in ab.iter().zip(&ba) {
                 let n_a = x.matching.len();
                 assert_eq!(x.matching, invert_matching(&y.matching, n_a), "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn groups_of_unequal_sizes_are_matched_alike_whatever_the_names() {
+        for seed in 0..60u64 {
+            let fill = [100, 300][seed as usize % 2];
+            let a = sized_graph(seed, fill, false, 7);
+            let b = sized_graph(seed + 900, fill, false, 9 + seed as usize % 3);
+            let bits = |d: &[crate::network::LayerMatch]| -> Vec<u64> {
+                d.iter().map(|m| m.cost.to_bits()).collect()
+            };
+            for (x, y) in [(&a, &b), (&b, &a)] {
+                let d = canonical(x, y);
+                assert_eq!(
+                    bits(&d),
+                    bits(&canonical(x, &renamed(y, seed))),
+                    "seed {seed}"
+                );
+                assert_eq!(
+                    bits(&d),
+                    bits(&canonical(&renamed(x, seed), y)),
+                    "seed {seed}"
+                );
+                let n_b: Vec<usize> = y.groups().iter().map(|g| g.size).collect();
+                for (m, k) in d.iter().zip(y.reported()) {
+                    // B's units matched at most once, within B's group.
+                    let mut seen = vec![false; n_b[k]];
+                    for &j in m.matching.iter().filter(|&&j| j != UNMATCHED) {
+                        assert!(!std::mem::replace(&mut seen[j], true), "seed {seed}");
+                    }
+                }
             }
         }
     }
