@@ -30,17 +30,26 @@ struct Adjacency {
 }
 
 impl Adjacency {
-    /// From `(vertex, other, tag)` triples, for `n` vertices.
-    fn new(n: usize, mut edges: Vec<(u32, u32, u32)>) -> Adjacency {
-        edges.sort_unstable();
+    /// From `(vertex, other, tag)` triples, for `n` vertices: placed by vertex (a counting
+    /// sort), then each vertex's short list sorted.
+    fn new(n: usize, edges: &[(u32, u32, u32)]) -> Adjacency {
         let mut ptr = vec![0usize; n + 1];
-        for &(x, _, _) in &edges {
+        for &(x, _, _) in edges {
             ptr[x as usize + 1] += 1;
         }
         for x in 0..n {
             ptr[x + 1] += ptr[x];
         }
-        let items = edges.into_iter().map(|(_, y, t)| (y, t)).collect();
+        let mut next = ptr.clone();
+        let mut items = vec![(0u32, 0u32); edges.len()];
+        for &(x, y, t) in edges {
+            let slot = &mut next[x as usize];
+            items[*slot] = (y, t);
+            *slot += 1;
+        }
+        for x in 0..n {
+            items[ptr[x]..ptr[x + 1]].sort_unstable();
+        }
         Adjacency { ptr, items }
     }
 
@@ -147,15 +156,16 @@ impl<'g> GraphStructure<'g> {
             n_free,
             fixed_base,
             fixed_colours,
-            ins: Adjacency::new(0, Vec::new()),
-            outs: Adjacency::new(0, Vec::new()),
+            ins: Adjacency::new(0, &[]),
+            outs: Adjacency::new(0, &[]),
             tag_hash: Vec::new(),
             fixed_items: Vec::new(),
         };
         let (edges, tags) = structure.edges();
         let n = n_free + structure.fixed_colours.len();
-        structure.outs = Adjacency::new(n, edges.clone());
-        structure.ins = Adjacency::new(n, edges.into_iter().map(|(x, y, t)| (y, x, t)).collect());
+        structure.outs = Adjacency::new(n, &edges);
+        let reversed: Vec<(u32, u32, u32)> = edges.into_iter().map(|(x, y, t)| (y, x, t)).collect();
+        structure.ins = Adjacency::new(n, &reversed);
         structure.tag_hash = tags.iter().map(|t| t.hash).collect();
         // The fixed units' column in their read: unit * width + position.
         let mut fixed_unit = vec![0usize; structure.fixed_colours.len()];
