@@ -150,7 +150,11 @@ pub fn solve_with_duals(
 /// The assignment of `cost` (no empty neurons paired up front) that the canonical mode's
 /// tie-breaking is defined by (docs/definition.md#canonical-choice): this module's choice of
 /// method, with the row-by-row searches in their [`Procedure::Reference`] order. Fixed: the
-/// canonical mode's results depend on it.
+/// canonical mode's results depend on it. That includes the phased method and its auction
+/// start, which both procedures share on wide layers: a change to their path (the auction's
+/// tie order, say) changes canonical matchings, even when every optimum stays the same
+/// (tried: candidate lists for the auction's bids moved 1,785 of ER 4,096's second-layer
+/// canonical pairs). Make such a change for [`Procedure::Fastest`] alone.
 pub fn solve_reference(cost: &SparseCost) -> Result<Assignment> {
     Ok(solve_by(cost, &[], &[], Procedure::Reference, &Cancel::new())?.0)
 }
