@@ -35,23 +35,15 @@ def graphs(models: list[tuple[Any, Any]]) -> list[nnstd.Network]:
     return [nnstd.torch.to_network(m, example_inputs=x) for m, x in models]
 
 
-def expected_or_refused(graphs: list[nnstd.Network], solver: str) -> np.ndarray | None:
-    """`pairwise` in memory (ordered), or None where the solver does not take graphs yet (the
-    canonical mode, before it is defined on graphs): then every route must refuse alike."""
-    try:
-        return nnstd.pairwise(graphs, solver=solver, ordered=True)  # type: ignore[arg-type]
-    except nnstd.TopologyError as exc:
-        assert "chains only" in str(exc)
-        return None
+def expected_pairwise(graphs: list[nnstd.Network], solver: str) -> np.ndarray:
+    """`pairwise` in memory (ordered): every solver takes graphs, the default canonical mode
+    included (test_graph_canonical.py)."""
+    return nnstd.pairwise(graphs, solver=solver, ordered=True)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_cross_and_to_reference_equal_pairwise(graphs: list[nnstd.Network], solver: str) -> None:
-    expected = expected_or_refused(graphs, solver)
-    if expected is None:
-        with pytest.raises(nnstd.TopologyError, match="chains only"):
-            nnstd.cross(graphs[:2], graphs, solver=solver)  # type: ignore[arg-type]
-        return
+    expected = expected_pairwise(graphs, solver)
     assert expected.shape == (4, 4, len(graphs[0].groups))
     got = nnstd.cross(graphs[:2], graphs[1:], solver=solver)  # type: ignore[arg-type]
     np.testing.assert_array_equal(got, expected[:2, 1:])
@@ -67,9 +59,7 @@ def test_cross_and_to_reference_equal_pairwise(graphs: list[nnstd.Network], solv
 def test_a_store_and_its_shards_equal_pairwise(
     graphs: list[nnstd.Network], solver: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expected = expected_or_refused(graphs, solver)
-    if expected is None:
-        return
+    expected = expected_pairwise(graphs, solver)
     unordered = nnstd.pairwise(graphs, solver=solver)  # type: ignore[arg-type]
     np.testing.assert_array_equal(unordered[3, 1], expected[3, 1])
     store = tmp_path / "store"
@@ -194,12 +184,8 @@ def test_cli_reads_checkpoints_with_a_spec(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     spec, files, graphs = checkpoints
-    expected = expected_or_refused(graphs, solver)
+    expected = expected_pairwise(graphs, solver)
     common = ["--spec", spec, "--solver", solver, "-q"]
-    if expected is None:
-        code, _, err = run_cli(capsys, "matrix", *files, *common)
-        assert code == 1 and "chains only" in err
-        return
     last = len(graphs[0].groups) - 1
     code, out, err = run_cli(
         capsys, "convergence", *files, *common, "--layer", last, "--cumulative", "--json"
