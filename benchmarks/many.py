@@ -29,7 +29,7 @@ from pathlib import Path
 
 import nnstd
 import numpy as np
-from nnstd import _many
+from nnstd import _cluster, _many, _tiles
 from nnstd.generate import SetConfig, initial_network, rewired, save_snapshot
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--networks", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--tile", type=int, default=_many.DEFAULT_TILE)
+    parser.add_argument("--tile", type=int, default=_tiles.DEFAULT_TILE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="also write the table (Markdown)")
     args = parser.parse_args()
@@ -71,7 +71,8 @@ def main() -> None:
     print(f"{n} networks, {pairs} pairs, {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_chain(Path(tmp) / "nets", n, args.seed)
-        _many.DEFAULT_TILE = args.tile
+        # The default tile where it is read: in-process runs (`_many`) and on Dask (`_cluster`).
+        _many.DEFAULT_TILE = _cluster.DEFAULT_TILE = args.tile
         reference, t_here = timed("in-process", lambda: nnstd.pairwise(paths))
         tiles, t_tiles = timed(
             "in-process tiles", lambda: nnstd.pairwise(paths, store=Path(tmp) / "store")

@@ -18,7 +18,7 @@ import nnstd
 import numpy as np
 import pytest
 from networks import random_network, save_paper_folder
-from nnstd import _many
+from nnstd import _tiles
 from nnstd._many import paired_matrix
 from nnstd._options import Options
 
@@ -146,12 +146,12 @@ def slow_down_pairs(delay: float) -> None:
     enough for a worker to be killed while it holds tiles."""
     import time
 
-    real = _many.tile_distances
+    real = _tiles.tile_distances
 
     def slow(
         nets: list[nnstd.Network],
         pairs: np.ndarray,
-        mode: _many.Mode,
+        mode: _tiles.Mode,
         threads: int | None,
         progress: object,
     ) -> np.ndarray:
@@ -159,11 +159,11 @@ def slow_down_pairs(delay: float) -> None:
         return real(nets, pairs, mode, threads, progress)  # type: ignore[arg-type]
 
     slow.real = real  # type: ignore[attr-defined]
-    _many.tile_distances = slow  # type: ignore[assignment]
+    _tiles.tile_distances = slow  # type: ignore[assignment]
 
 
 def restore_pairs() -> None:
-    _many.tile_distances = getattr(_many.tile_distances, "real", _many.tile_distances)
+    _tiles.tile_distances = getattr(_tiles.tile_distances, "real", _tiles.tile_distances)
 
 
 def test_a_worker_lost_mid_run(
@@ -345,15 +345,15 @@ import time
 import numpy as np
 import distributed
 import nnstd
-from nnstd import _many
+from nnstd import _tiles
 
-real = _many.tile_distances
+real = _tiles.tile_distances
 
 def slow(nets, pairs, mode, threads, progress):
     time.sleep(0.05 * len(pairs))
     return real(nets, pairs, mode, threads, progress)
 
-_many.tile_distances = slow
+_tiles.tile_distances = slow
 rng = np.random.default_rng(0)
 nets = [nnstd.Network([rng.random((30, 20)) < 0.2]) for _ in range(12)]
 cluster = distributed.LocalCluster(

@@ -13,9 +13,10 @@ import nnstd
 import nnstd.torch
 import numpy as np
 import pytest
-from nnstd import _many
-from nnstd._many import network_key, paired_matrix
+from nnstd import _tiles
+from nnstd._many import paired_matrix
 from nnstd._options import DEFAULT_SOLVER, Options
+from nnstd._tiles import network_key
 
 torch = pytest.importorskip("torch")
 
@@ -70,9 +71,9 @@ def test_a_store_and_its_shards_equal_pairwise(
     for shard in ((0, 2), (1, 2)):
         run(shard, graphs)
     calls = []
-    real = _many.tile_distances
+    real = _tiles.tile_distances
     monkeypatch.setattr(
-        _many, "tile_distances", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k)
+        _tiles, "tile_distances", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k)
     )
     np.testing.assert_array_equal(run(None, graphs), unordered)  # read back, none computed
     assert calls == []
@@ -105,9 +106,9 @@ def test_a_store_never_resumes_with_networks_of_another_spec(
     store = tmp_path / "store"
     nnstd.pairwise(graphs, solver="paper", store=store)
     calls = []
-    real = _many.tile_distances
+    real = _tiles.tile_distances
     monkeypatch.setattr(
-        _many, "tile_distances", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k)
+        _tiles, "tile_distances", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k)
     )
     for nets in (other, fixed):
         calls.clear()

@@ -9,7 +9,7 @@ import nnstd
 import numpy as np
 import pytest
 from networks import WIDTHS, random_network, save_paper_folder
-from nnstd import _many
+from nnstd import _cluster, _store, _tiles
 from nnstd._many import paired_matrix
 from nnstd._options import Options
 
@@ -25,7 +25,7 @@ def paths(tmp_path: Path, nets: list[nnstd.Network]) -> list[Path]:
     return [save_paper_folder(n, tmp_path / "nets" / f"n{k}") for k, n in enumerate(nets)]
 
 
-REAL_TILE_DISTANCES = _many.tile_distances
+REAL_TILE_DISTANCES = _tiles.tile_distances
 
 
 class Interrupted(Exception):
@@ -45,7 +45,7 @@ class Counting:
         self,
         nets: list[nnstd.Network],
         pairs: np.ndarray,
-        mode: _many.Mode,
+        mode: _tiles.Mode,
         threads: int | None,
         progress: object,
     ) -> np.ndarray:
@@ -58,7 +58,7 @@ class Counting:
 
 def counting(monkeypatch: pytest.MonkeyPatch, stop_after: int | None = None) -> Counting:
     counter = Counting(stop_after)
-    monkeypatch.setattr(_many, "tile_distances", counter)
+    monkeypatch.setattr(_tiles, "tile_distances", counter)
     return counter
 
 
@@ -196,7 +196,7 @@ def test_store_is_keyed_by_mode_and_survives_a_damaged_tile(
     assert counter.calls == 12  # another depth: nothing reused
     (tile,) = [p for p in store.glob("mode-*/tiles/*.npz") if _solver_of(p) == "paper"]
     tile.write_bytes(b"not a zip file")
-    with pytest.warns(_many.StoreWarning, match=rf"skipped a tile.*{tile.name}.*not a zip file"):
+    with pytest.warns(_store.StoreWarning, match=rf"skipped a tile.*{tile.name}.*not a zip file"):
         again = nnstd.pairwise(nets[:4], store=store, solver="exact")
     assert counter.calls == 18  # the damaged tile's pairs computed again
     np.testing.assert_array_equal(again, nnstd.pairwise(nets[:4], solver="exact"))
@@ -318,9 +318,9 @@ def test_cluster_tiles_shrink_to_keep_every_worker_busy() -> None:
 
     client = TwoWorkers()
     # 20 x 20 in tiles of 16 is 4 tiles for 2 threads: too few; tiles of 8 make 9.
-    assert _many.cluster_tile(np.ones((20, 20), dtype=bool), client) == 8  # type: ignore[arg-type]
-    assert _many.cluster_tile(np.ones((200, 200), dtype=bool), client) == 16  # type: ignore[arg-type]
-    assert _many.cluster_tile(np.ones((2, 2), dtype=bool), client) == _many.MIN_CLUSTER_TILE  # type: ignore[arg-type]
+    assert _cluster.cluster_tile(np.ones((20, 20), dtype=bool), client) == 8  # type: ignore[arg-type]
+    assert _cluster.cluster_tile(np.ones((200, 200), dtype=bool), client) == 16  # type: ignore[arg-type]
+    assert _cluster.cluster_tile(np.ones((2, 2), dtype=bool), client) == _cluster.MIN_CLUSTER_TILE  # type: ignore[arg-type]
 
 
 # ---- the store's path, permissions and load budget -----------------------------------------
@@ -357,7 +357,7 @@ def test_a_relative_store_is_made_absolute_before_the_run(
     tmp_path: Path, nets: list[nnstd.Network], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    store = _many.Store("rel", _many.make_mode(nets[0], Options())[0])
+    store = _store.Store("rel", _tiles.make_mode(nets[0], Options())[0])
     assert store.root == tmp_path / "rel"
     nnstd.pairwise(nets[:2], store="rel")
     assert len(list(tmp_path.glob("rel/mode-*/tiles/*.npz"))) == 1

@@ -222,8 +222,9 @@ def _tiled_matrix(
     items: Sequence[Network | Path], label: str, args: argparse.Namespace
 ) -> npt.NDArray[np.float64] | None:
     """The matrix through tiles (stored, on a cluster, or one shard of them: None)."""
-    from nnstd._many import StoreWarning, paired_matrix
+    from nnstd._many import paired_matrix
     from nnstd._options import Options
+    from nnstd._store import StoreWarning
 
     if args.shard is not None and (args.store is None or args.scheduler is not None):
         raise UsageError(
