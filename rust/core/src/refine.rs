@@ -20,7 +20,17 @@ pub(crate) fn mix(mut x: u64) -> u64 {
 }
 
 pub(crate) fn combine(seed: u64, value: u64) -> u64 {
-    mix(seed ^ mix(value).wrapping_add(0x9e37_79b9_7f4a_7c15))
+    combine_keyed(seed, key(value))
+}
+
+/// `value`'s part of [`combine`], for values combined with many seeds (computed once).
+pub(crate) fn key(value: u64) -> u64 {
+    mix(value).wrapping_add(0x9e37_79b9_7f4a_7c15)
+}
+
+/// [`combine`] of `seed` with the value whose [`key`] is `key`.
+pub(crate) fn combine_keyed(seed: u64, key: u64) -> u64 {
+    mix(seed ^ key)
 }
 
 /// The hash of a multiset from the wrapping sum of its mixed items (independent of their

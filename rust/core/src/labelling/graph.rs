@@ -17,7 +17,9 @@
 
 use super::*;
 use crate::graph::Graph;
-use crate::refine::{class_count, combine, mix, multiset, FIXED, FROM, HEAD, INPUT, LAYER, TO};
+use crate::refine::{
+    class_count, combine, combine_keyed, key, mix, multiset, FIXED, FROM, HEAD, INPUT, LAYER, TO,
+};
 
 /// One vertex's connections, as (other vertex, tag).
 type Edges<'a> = &'a [(u32, u32)];
@@ -91,7 +93,9 @@ pub(crate) struct GraphStructure<'g> {
     /// read) among those writing into the destination's group, `position + (place << 32)` (a
     /// head joint: its group's place in the set, with the top bit set). On a chain (one writer
     /// and one read per group) this is the position alone, as `crate::refine` hashes it.
-    tag_hash: Vec<u64>,
+    /// Kept as its [`key`], the part of `combine` that does not depend on the colour (a round
+    /// combines it with one colour per connection).
+    tag_key: Vec<u64>,
     /// For each incoming connection (aligned with `ins.items`) from a fixed unit, its item in
     /// the multiset: the unit's column in its read, with the tag's place, hashed as a chain
     /// hashes its input features (0 for connections from free vertices).
@@ -158,7 +162,7 @@ impl<'g> GraphStructure<'g> {
             fixed_colours,
             ins: Adjacency::new(0, &[]),
             outs: Adjacency::new(0, &[]),
-            tag_hash: Vec::new(),
+            tag_key: Vec::new(),
             fixed_items: Vec::new(),
         };
         let (edges, tags) = structure.edges();
@@ -166,7 +170,7 @@ impl<'g> GraphStructure<'g> {
         structure.outs = Adjacency::new(n, &edges);
         let reversed: Vec<(u32, u32, u32)> = edges.into_iter().map(|(x, y, t)| (y, x, t)).collect();
         structure.ins = Adjacency::new(n, &reversed);
-        structure.tag_hash = tags.iter().map(|t| t.hash).collect();
+        structure.tag_key = tags.iter().map(|t| key(t.hash)).collect();
         // The fixed units' column in their read: unit * width + position.
         let mut fixed_unit = vec![0usize; structure.fixed_colours.len()];
         for (g, group) in groups.iter().enumerate() {
@@ -280,7 +284,7 @@ impl<'g> GraphStructure<'g> {
     pub(crate) fn round(&self, current: &[Vec<u64>]) -> Vec<Vec<u64>> {
         let mut flat: Vec<u64> = current.concat();
         flat.extend_from_slice(&self.fixed_colours);
-        let item = |y: u32, t: u32| mix(combine(flat[y as usize], self.tag_hash[t as usize]));
+        let item = |y: u32, t: u32| mix(combine_keyed(flat[y as usize], self.tag_key[t as usize]));
         let from_sum = |x: usize| {
             let span = self.ins.ptr[x]..self.ins.ptr[x + 1];
             self.ins.items[span.clone()]
