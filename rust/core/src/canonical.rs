@@ -122,21 +122,12 @@ impl<'p> Oriented<'p> {
     /// Layer `k`'s `matching` (the first network's canonical labels to the second's) in the
     /// callers' labels, from their A's neurons to their B's (step 3).
     pub fn in_callers_labels(&self, k: usize, matching: Vec<usize>) -> Vec<usize> {
-        let (from, to) = (
+        in_callers_labels(
             &self.first.labelled.order[k],
             &self.second.labelled.order[k],
-        );
-        let mut own = vec![UNMATCHED; from.len()];
-        for (i, &j) in matching.iter().enumerate() {
-            if j != UNMATCHED {
-                own[from[i]] = to[j];
-            }
-        }
-        if self.swapped {
-            invert_matching(&own, to.len())
-        } else {
-            own
-        }
+            matching,
+            self.swapped,
+        )
     }
 }
 
@@ -340,6 +331,29 @@ fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
         sum = t;
     }
     sum + compensation
+}
+
+/// A matching between two networks' canonical labels (`from[i]`: the first network's unit
+/// with canonical label `i`; `to[j]` likewise for the second) in the callers' labels, from
+/// their A's units to their B's: read backwards when the pair was `swapped` (the second
+/// network is the caller's A). Shared by chains (per layer) and graphs (per group).
+pub(crate) fn in_callers_labels(
+    from: &[usize],
+    to: &[usize],
+    matching: Vec<usize>,
+    swapped: bool,
+) -> Vec<usize> {
+    let mut own = vec![UNMATCHED; from.len()];
+    for (i, &j) in matching.iter().enumerate() {
+        if j != UNMATCHED {
+            own[from[i]] = to[j];
+        }
+    }
+    if swapped {
+        invert_matching(&own, to.len())
+    } else {
+        own
+    }
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use std::cmp::Ordering;
 
 use crate::assign::choice::{choose, Criteria};
 use crate::assign::duals::DenseStored;
-use crate::assign::{invert_matching, lapjv, scipy_order, Assignment, UNMATCHED};
+use crate::assign::{lapjv, scipy_order, Assignment, UNMATCHED};
 use crate::cancel::Cancel;
-use crate::canonical::{choose_layer, colour_rounds, Structure};
+use crate::canonical::{self, choose_layer, colour_rounds, Structure};
 use crate::error::Result;
 use crate::graph::Graph;
 use crate::labelling::graph::{label_graph, GraphStructure, LabelledGraph};
@@ -223,24 +223,19 @@ impl<'p> OrientedGraph<'p> {
     /// Group `g`'s `matching` (the first graph's canonical labels to the second's) in the
     /// callers' labels, from their A's units to their B's.
     pub fn in_callers_labels(&self, g: usize, matching: Vec<usize>) -> Vec<usize> {
-        let (from, to) = (self.first.order(g), self.second.order(g));
-        let mut own = vec![UNMATCHED; from.len()];
-        for (i, &j) in matching.iter().enumerate() {
-            if j != UNMATCHED {
-                own[from[i]] = to[j];
-            }
-        }
-        if self.swapped {
-            invert_matching(&own, to.len())
-        } else {
-            own
-        }
+        canonical::in_callers_labels(
+            self.first.order(g),
+            self.second.order(g),
+            matching,
+            self.swapped,
+        )
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::assign::invert_matching;
     use crate::graph::{Group, GroupKind, Read, Writer};
     use crate::testing::numbers;
     use crate::topology::{Idx, Layer};
