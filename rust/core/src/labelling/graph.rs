@@ -32,25 +32,31 @@ struct Adjacency {
 }
 
 impl Adjacency {
-    /// From `(vertex, other, tag)` triples, for `n` vertices: placed by vertex (a counting
-    /// sort), then each vertex's short list sorted.
-    fn new(n: usize, edges: &[(u32, u32, u32)]) -> Adjacency {
+    /// From `(vertex, other, tag)` triples (`(other, vertex, tag)` when `reversed`, which
+    /// spares a reversed copy of the connections), for `n` vertices: placed by vertex (a
+    /// counting sort), then each vertex's short list sorted (most come sorted already).
+    fn new(n: usize, edges: &[(u32, u32, u32)], reversed: bool) -> Adjacency {
+        let orient = |&(x, y, t): &(u32, u32, u32)| if reversed { (y, x, t) } else { (x, y, t) };
         let mut ptr = vec![0usize; n + 1];
-        for &(x, _, _) in edges {
-            ptr[x as usize + 1] += 1;
+        for e in edges {
+            ptr[orient(e).0 as usize + 1] += 1;
         }
         for x in 0..n {
             ptr[x + 1] += ptr[x];
         }
         let mut next = ptr.clone();
         let mut items = vec![(0u32, 0u32); edges.len()];
-        for &(x, y, t) in edges {
+        for e in edges {
+            let (x, y, t) = orient(e);
             let slot = &mut next[x as usize];
             items[*slot] = (y, t);
             *slot += 1;
         }
         for x in 0..n {
-            items[ptr[x]..ptr[x + 1]].sort_unstable();
+            let list = &mut items[ptr[x]..ptr[x + 1]];
+            if !list.is_sorted() {
+                list.sort_unstable();
+            }
         }
         Adjacency { ptr, items }
     }
@@ -160,16 +166,16 @@ impl<'g> GraphStructure<'g> {
             n_free,
             fixed_base,
             fixed_colours,
-            ins: Adjacency::new(0, &[]),
-            outs: Adjacency::new(0, &[]),
+            ins: Adjacency::new(0, &[], false),
+            outs: Adjacency::new(0, &[], false),
             tag_key: Vec::new(),
             fixed_items: Vec::new(),
         };
         let (edges, tags) = structure.edges();
         let n = n_free + structure.fixed_colours.len();
-        structure.outs = Adjacency::new(n, &edges);
-        let reversed: Vec<(u32, u32, u32)> = edges.into_iter().map(|(x, y, t)| (y, x, t)).collect();
-        structure.ins = Adjacency::new(n, &reversed);
+        structure.outs = Adjacency::new(n, &edges, false);
+        structure.ins = Adjacency::new(n, &edges, true);
+        drop(edges);
         structure.tag_key = tags.iter().map(|t| key(t.hash)).collect();
         // The fixed units' column in their read: unit * width + position.
         let mut fixed_unit = vec![0usize; structure.fixed_colours.len()];
@@ -210,7 +216,17 @@ impl<'g> GraphStructure<'g> {
     /// head vertex to its units (a tag per group of a head set, after the writers').
     fn edges(&self) -> (Vec<(u32, u32, u32)>, Vec<Tag>) {
         let groups = self.graph.groups();
-        let mut edges = Vec::new();
+        let heads: usize = (self.heads_of_group.iter().zip(groups))
+            .filter(|(h, _)| h.is_some())
+            .map(|(_, group)| group.size)
+            .sum();
+        let writes: usize = self
+            .graph
+            .writers()
+            .iter()
+            .map(|w| w.layer.n_connections())
+            .sum();
+        let mut edges = Vec::with_capacity(writes + heads);
         let mut tags = Vec::new();
         let mut places = vec![0u64; groups.len()]; // (writer, read) pairs into each group
         for writer in self.graph.writers() {
