@@ -158,16 +158,7 @@ impl<'a> Refiner<'a> {
     /// Rounds until the partition into colour classes stops splitting (the coarsest equitable
     /// partition finer than `colours`), in place.
     pub(crate) fn refine_to_stable(&self, colours: &mut Vec<Vec<u64>>) {
-        let mut classes = class_count(colours);
-        loop {
-            let next = self.round(colours);
-            let after = class_count(&next);
-            *colours = next;
-            if after == classes {
-                return;
-            }
-            classes = after;
-        }
+        until_stable(colours, |current| self.round(current));
     }
 }
 
@@ -246,6 +237,25 @@ fn from_multiset(items: &[u64], inputs: &[u32]) -> u64 {
         .iter()
         .fold(0u64, |s, &r| s.wrapping_add(items[r as usize]));
     multiset(FROM, sum, inputs.len())
+}
+
+/// Applies `round` to `colours` until the number of colour classes stops growing: a round
+/// only splits classes, so an unchanged count means a stable partition. Shared by the chain's
+/// refiner and the graph structure, whose rounds differ but whose stopping rule is this one.
+pub(crate) fn until_stable(
+    colours: &mut Vec<Vec<u64>>,
+    round: impl Fn(&[Vec<u64>]) -> Vec<Vec<u64>>,
+) {
+    let mut classes = class_count(colours);
+    loop {
+        let next = round(colours);
+        let after = class_count(&next);
+        *colours = next;
+        if after == classes {
+            return;
+        }
+        classes = after;
+    }
 }
 
 /// The number of colour classes over all layers.

@@ -18,7 +18,7 @@
 use super::*;
 use crate::graph::Graph;
 use crate::refine::{
-    class_count, combine, combine_keyed, key, mix, multiset, FIXED, FROM, HEAD, INPUT, LAYER, TO,
+    combine, combine_keyed, key, mix, multiset, until_stable, FIXED, FROM, HEAD, INPUT, LAYER, TO,
 };
 
 /// One vertex's connections, as (other vertex, tag).
@@ -419,16 +419,7 @@ impl Structure for GraphStructure<'_> {
     }
 
     fn refine_to_stable(&self, colours: &mut Vec<Vec<u64>>) {
-        let mut classes = class_count(colours);
-        loop {
-            let next = self.round(colours);
-            let after = class_count(&next);
-            *colours = next;
-            if after == classes {
-                return;
-            }
-            classes = after;
-        }
+        until_stable(colours, |current| self.round(current));
     }
 
     fn twin_classes(&self, colours: &[Vec<u64>]) -> Vec<Vec<usize>> {
