@@ -16,12 +16,12 @@ def python_blocks(path: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
 
 
-def test_readme_first_example_runs_as_written_from_the_checkout(
-    monkeypatch: pytest.MonkeyPatch,
+def test_readme_first_example_runs_as_written_from_an_empty_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     block = python_blocks(ROOT / "README.md")[0]
     assert "nnstd.distance" in block and "shared" not in block  # what a fresh clone has
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
     exec(compile(block, "README.md", "exec"), namespace)
     assert np.asarray(namespace["m"]).shape == (3, 3, 4)

@@ -241,18 +241,20 @@ fn check_writer(w: usize, writer: &Writer, groups: &[Group]) -> Result<()> {
     Ok(())
 }
 
+/// A group without heads, for the tests of the graph modules.
+#[cfg(test)]
+pub(crate) fn group(size: usize, kind: GroupKind) -> Group {
+    Group {
+        size,
+        kind,
+        heads: 1,
+        head_set: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn group(size: usize, kind: GroupKind) -> Group {
-        Group {
-            size,
-            kind,
-            heads: 1,
-            head_set: None,
-        }
-    }
 
     fn writer(group: usize, reads: &[(usize, usize)], n_in: usize, cols: &[Vec<u32>]) -> Writer {
         Writer {

@@ -270,20 +270,11 @@ fn neurons(layer: &Layer, first: usize, count: usize) -> Layer {
 mod tests {
     use super::*;
     use crate::assign::invert_matching;
-    use crate::graph::{Group, GroupKind, Read, Writer};
+    use crate::graph::{group, GroupKind, Read, Writer};
     use crate::mode::{Options, Solver};
     use crate::network::layer_distance;
     use crate::pairwise::distance;
     use crate::topology::Network;
-
-    fn group(size: usize, kind: GroupKind) -> Group {
-        Group {
-            size,
-            kind,
-            heads: 1,
-            head_set: None,
-        }
-    }
 
     /// A chain as a graph: groups input, hidden..., output; writer k reads group k.
     fn chain_graph(net: &Network) -> Graph {
